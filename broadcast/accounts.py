@@ -1,0 +1,134 @@
+"""Users, roles, password hashing and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from broadcast import audit
+from broadcast.errors import NotFound, ValidationFailed
+from broadcast.models import ApiToken, Carrier, Role, User
+
+MIN_PASSWORD_LENGTH = 10
+TOKEN_PREFIX = "loa_"  # noqa: S105 (a marker, not a secret)
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def verify_password(user: User, password: str) -> bool:
+    return check_password_hash(user.password_hash, password)
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    display_name: str = "",
+    carrier_code: str | None = None,
+    actor: User | str | None = "system",
+) -> User:
+    """Create a user; a carrier user is bound to exactly one carrier."""
+    problems: dict[str, list[str]] = {}
+    if not username or len(username) > 80:
+        problems["username"] = ["1 to 80 characters"]
+    elif session.scalar(select(User).where(User.username == username)) is not None:
+        problems["username"] = [f"{username!r} is taken"]
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems["password"] = [f"at least {MIN_PASSWORD_LENGTH} characters"]
+    carrier = None
+    if role == Role.CARRIER:
+        if not carrier_code:
+            problems["carrier"] = ["a carrier user needs a carrier"]
+        else:
+            carrier = session.scalar(select(Carrier).where(Carrier.code == carrier_code))
+            if carrier is None:
+                problems["carrier"] = [f"unknown carrier {carrier_code!r}"]
+    elif carrier_code:
+        problems["carrier"] = ["only carrier users belong to a carrier"]
+    if problems:
+        raise ValidationFailed("user refused", problems)
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        password_hash=hash_password(password),
+        role=role,
+        carrier_id=carrier.id if carrier else None,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        after={"username": username, "role": role.value, "carrier": carrier_code},
+    )
+    return user
+
+
+def set_password(session: Session, user: User, password: str, *, actor: User | str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            "password refused", {"password": [f"at least {MIN_PASSWORD_LENGTH} characters"]}
+        )
+    user.password_hash = hash_password(password)
+    audit.record(
+        session, actor=actor, action="user.set_password", object_type="user", object_id=user.id
+    )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, user: User, name: str, *, actor: User | str) -> str:
+    """Create an API token; the plain token is returned once and never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(token), prefix=token[:12])
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="token.create",
+        object_type="api_token",
+        object_id=row.id,
+        after={"user": user.username, "name": name, "prefix": row.prefix},
+    )
+    return token
+
+
+def revoke_token(session: Session, token_id: int, *, actor: User | str) -> None:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"API token {token_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        audit.record(
+            session, actor=actor, action="token.revoke", object_type="api_token", object_id=row.id
+        )
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The active user behind a token that is not revoked, or None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    row.last_used_at = datetime.now(UTC)
+    return row.user

@@ -1,0 +1,39 @@
+"""The exception family of the broadcast core. The web and CLI turn these into clear messages."""
+
+from __future__ import annotations
+
+
+class LoaError(Exception):
+    """Root of Loa's own errors; its message is meant for the person who caused it."""
+
+    code = "error"
+
+
+class ConfigError(LoaError):
+    """A configuration file or LOA_* variable is missing or malformed; names the key."""
+
+    code = "config_error"
+
+
+class NotFound(LoaError):
+    code = "not_found"
+
+
+class PermissionDenied(LoaError):
+    code = "forbidden"
+
+
+class InvalidTransition(LoaError):
+    """An alert cannot move from its current state by the action asked."""
+
+    code = "invalid_transition"
+
+
+class ValidationFailed(LoaError):
+    """Input was refused; `details` maps field names to messages."""
+
+    code = "validation_failed"
+
+    def __init__(self, message: str, details: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}

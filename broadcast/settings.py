@@ -1,0 +1,404 @@
+"""Settings: read once at start-up into a frozen object and passed down.
+
+Order: the embedded defaults in config/defaults.toml and config/carriers.toml, then the TOML
+file named by LOA_CONFIG, then LOA_* environment variables. Validation is done by marshmallow
+schemas so that every refusal names the key (``delivery.batch_size: Not a valid integer.``).
+Nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+from broadcast.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEV_SECRET_KEY = "dev-insecure-secret-change-me"  # noqa: S105 (refused in production)
+CARRIER_CODES = ("viettel", "vinaphone", "mobifone", "vietnamobile", "gmobile", "itelecom", "reddi")
+ENV_PREFIX = "LOA_"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """One carrier's SMSC; field names match smpp_gateway.GatewayConfig."""
+
+    host: str
+    port: int
+    system_id: str
+    password: str
+    system_type: str = ""
+    bind_mode: str = "transceiver"
+    source_addr: str = ""
+    source_addr_ton: int = 5
+    source_addr_npi: int = 0
+    dest_addr_ton: int = 1
+    dest_addr_npi: int = 1
+    data_coding_gsm: int = 0
+    concatenation: str = "udh"
+    receipt_id_format: str = "hex"
+    enquire_link_interval: float = 30.0
+    response_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class CarrierSettings:
+    code: str
+    name: str
+    mps: int
+    binds: int
+    window: int
+    gateway: GatewaySettings
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    max_file_mb: int = 200
+    max_rows: int = 5_000_000
+    chunk_rows: int = 250_000
+    retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    batch_size: int = 500
+    lease_seconds: int = 120
+    max_attempts: int = 5
+    retry_backoff_initial: float = 2.0
+    retry_backoff_max: float = 300.0
+    reconcile_interval: float = 60.0
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    quiet_hours_start: str = "22:00"
+    quiet_hours_end: str = "07:00"
+    daily_cap: int = 3
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    login_attempts_per_minute: int = 5
+    session_hours: int = 12
+    default_locale: str = "vi"
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str
+    secret_key: str
+    instance_path: Path
+    database_url: str
+    redis_url: str
+    log_level: str
+    log_format: str
+    timezone: str
+    config_dir: Path
+    carriers_file: Path
+    number_ranges_file: Path
+    number_conversions_file: Path
+    areas_file: Path
+    imports: ImportSettings = field(default_factory=ImportSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    carriers: tuple[CarrierSettings, ...] = ()
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver SQLAlchemy should use."""
+        if not self.database_url:
+            return f"sqlite:///{self.instance_path / 'loa.db'}"
+        return normalise_database_url(self.database_url)
+
+    def carrier(self, code: str) -> CarrierSettings:
+        for carrier in self.carriers:
+            if carrier.code == code:
+                return carrier
+        raise ConfigError(f"unknown carrier {code!r}; configured: {', '.join(self.carrier_codes)}")
+
+    @property
+    def carrier_codes(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.carriers)
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL whatever scheme the operator wrote."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+# --- schemas -------------------------------------------------------------------------------
+
+_HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="Expected HH:MM.")
+_POSITIVE = validate.Range(min=1)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class GatewaySchema(_Strict):
+    host = fields.String(required=True, validate=validate.Length(min=1))
+    port = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=65535))
+    system_id = fields.String(required=True, validate=validate.Length(min=1, max=15))
+    password = fields.String(required=True, validate=validate.Length(max=8 * 8))
+    system_type = fields.String(load_default="")
+    bind_mode = fields.String(
+        load_default="transceiver",
+        validate=validate.OneOf(["transceiver", "transmitter", "receiver"]),
+    )
+    source_addr = fields.String(load_default="")
+    source_addr_ton = fields.Integer(load_default=5, validate=validate.Range(min=0, max=6))
+    source_addr_npi = fields.Integer(load_default=0, validate=validate.Range(min=0, max=18))
+    dest_addr_ton = fields.Integer(load_default=1, validate=validate.Range(min=0, max=6))
+    dest_addr_npi = fields.Integer(load_default=1, validate=validate.Range(min=0, max=18))
+    data_coding_gsm = fields.Integer(load_default=0, validate=validate.OneOf([0, 1, 3]))
+    concatenation = fields.String(
+        load_default="udh", validate=validate.OneOf(["udh", "udh16", "sar", "payload"])
+    )
+    receipt_id_format = fields.String(
+        load_default="hex", validate=validate.OneOf(["hex", "dec", "as_is"])
+    )
+    enquire_link_interval = fields.Float(load_default=30.0, validate=validate.Range(min=1))
+    response_timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> GatewaySettings:
+        return GatewaySettings(**data)
+
+
+class CarrierSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    mps = fields.Integer(required=True, validate=_POSITIVE)
+    binds = fields.Integer(load_default=1, validate=validate.Range(min=1, max=64))
+    window = fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000))
+    enabled = fields.Boolean(load_default=True)
+    gateway = fields.Nested(GatewaySchema, required=True)
+
+
+class ImportSchema(_Strict):
+    max_file_mb = fields.Integer(validate=_POSITIVE)
+    max_rows = fields.Integer(validate=_POSITIVE)
+    chunk_rows = fields.Integer(validate=validate.Range(min=1000))
+    retention_days = fields.Integer(validate=validate.Range(min=0))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> ImportSettings:
+        return ImportSettings(**data)
+
+
+class DeliverySchema(_Strict):
+    batch_size = fields.Integer(validate=validate.Range(min=1, max=100_000))
+    lease_seconds = fields.Integer(validate=_POSITIVE)
+    max_attempts = fields.Integer(validate=_POSITIVE)
+    retry_backoff_initial = fields.Float(validate=validate.Range(min=0))
+    retry_backoff_max = fields.Float(validate=validate.Range(min=0))
+    reconcile_interval = fields.Float(validate=validate.Range(min=1))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> DeliverySettings:
+        return DeliverySettings(**data)
+
+
+class PolicySchema(_Strict):
+    quiet_hours_start = fields.String(validate=_HHMM)
+    quiet_hours_end = fields.String(validate=_HHMM)
+    daily_cap = fields.Integer(validate=validate.Range(min=0))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> PolicySettings:
+        return PolicySettings(**data)
+
+
+class WebSchema(_Strict):
+    host = fields.String()
+    port = fields.Integer(validate=validate.Range(min=0, max=65535))
+    login_attempts_per_minute = fields.Integer(validate=_POSITIVE)
+    session_hours = fields.Integer(validate=_POSITIVE)
+    default_locale = fields.String(validate=validate.OneOf(["vi", "en"]))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> WebSettings:
+        return WebSettings(**data)
+
+
+class SettingsSchema(_Strict):
+    mode = fields.String(required=True, validate=validate.OneOf(["development", "production"]))
+    secret_key = fields.String(required=True)
+    instance_path = fields.String(required=True, validate=validate.Length(min=1))
+    database_url = fields.String(required=True)
+    redis_url = fields.String(required=True)
+    log_level = fields.String(
+        required=True, validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
+    )
+    log_format = fields.String(required=True, validate=validate.OneOf(["text", "json"]))
+    timezone = fields.String(required=True)
+    carriers_file = fields.String(required=True)
+    number_ranges_file = fields.String(required=True)
+    number_conversions_file = fields.String(required=True)
+    areas_file = fields.String(required=True)
+    imports = fields.Nested(ImportSchema, required=True)
+    delivery = fields.Nested(DeliverySchema, required=True)
+    policy = fields.Nested(PolicySchema, required=True)
+    web = fields.Nested(WebSchema, required=True)
+    carriers = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,31}$")),
+        values=fields.Nested(CarrierSchema),
+        required=True,
+    )
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what}: {path} is not valid TOML: {exc}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """LOA_DATABASE_URL -> database_url; LOA_DELIVERY__BATCH_SIZE -> delivery.batch_size."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "LOA_CONFIG":
+            continue
+        if name.startswith(("LOA_TEST_", "LOA_ADMIN_", "LOA_REQUIRE_")):
+            continue  # read by tests and `loa init`, not settings
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: conflicts with another LOA_ variable")
+        node[path[-1]] = value
+    return tree
+
+
+def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            label = f"{prefix}.{key}" if prefix else str(key)
+            if key == "value" and prefix:
+                label = prefix
+            out.extend(_flatten_errors(value, label))
+    elif isinstance(messages, list):
+        out.append(f"{prefix}: {' '.join(str(m) for m in messages)}")
+    else:
+        out.append(f"{prefix}: {messages}")
+    return out
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else base / path
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    config_dir: Path | None = None,
+) -> Settings:
+    """Build the one Settings object. `environ` defaults to os.environ (read now, not at import).
+
+    `overrides` is a nested mapping applied last (tests and embedded tools use it).
+    Raises ConfigError naming every bad key.
+    """
+    env = dict(os.environ if environ is None else environ)
+    cdir = config_dir or CONFIG_DIR
+    data = _read_toml(cdir / "defaults.toml", "embedded defaults")
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if env.get("LOA_CONFIG"):
+        layers.append(("LOA_CONFIG", _read_toml(Path(env["LOA_CONFIG"]), "LOA_CONFIG")))
+    layers.append(("environment", _env_overrides(env)))
+    if overrides:
+        layers.append(("overrides", overrides))
+
+    carriers_name = data.get("carriers_file", "carriers.toml")
+    for _, layer in layers:
+        carriers_name = layer.get("carriers_file", carriers_name)
+    data["carriers"] = _read_toml(_resolve(cdir, str(carriers_name)), "carriers_file")
+    for _, layer in layers:
+        data = _merge(data, layer)
+
+    try:
+        loaded = SettingsSchema().load(data)
+    except ValidationError as exc:
+        problems = "; ".join(_flatten_errors(exc.messages))
+        raise ConfigError(f"invalid configuration: {problems}") from None
+
+    carriers = tuple(
+        CarrierSettings(code=code, **values) for code, values in sorted(loaded["carriers"].items())
+    )
+    settings = Settings(
+        mode=loaded["mode"],
+        secret_key=loaded["secret_key"],
+        instance_path=Path(loaded["instance_path"]).expanduser().resolve(),
+        database_url=loaded["database_url"],
+        redis_url=loaded["redis_url"],
+        log_level=loaded["log_level"],
+        log_format=loaded["log_format"],
+        timezone=loaded["timezone"],
+        config_dir=cdir,
+        carriers_file=_resolve(cdir, loaded["carriers_file"]),
+        number_ranges_file=_resolve(cdir, loaded["number_ranges_file"]),
+        number_conversions_file=_resolve(cdir, loaded["number_conversions_file"]),
+        areas_file=_resolve(cdir, loaded["areas_file"]),
+        imports=loaded["imports"],
+        delivery=loaded["delivery"],
+        policy=loaded["policy"],
+        web=loaded["web"],
+        carriers=carriers,
+    )
+    check_production(settings)
+    return settings
+
+
+def check_production(settings: Settings) -> None:
+    """Production refuses to start with a missing or development secret key."""
+    if not settings.production:
+        return
+    if not settings.secret_key or settings.secret_key == DEV_SECRET_KEY:
+        raise ConfigError(
+            "secret_key: production mode needs LOA_SECRET_KEY set to a long random value "
+            "(the development default is refused)"
+        )
+    if len(settings.secret_key) < 32:
+        raise ConfigError("secret_key: production mode needs at least 32 characters")

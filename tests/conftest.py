@@ -1,0 +1,198 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, a real Redis server, settings.
+
+- `database` is parametrised over SQLite and PostgreSQL: every test that takes it runs on both.
+  Each test gets a freshly migrated database (SQLite: a copy of a migrated file; PostgreSQL: a
+  database created from a migrated template).
+- PostgreSQL comes from LOA_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test,
+  used only to create and drop private databases). When it cannot be reached the PostgreSQL
+  variants are skipped with the reason, unless LOA_REQUIRE_POSTGRES=1 (CI), where they fail.
+- `redis_url` is a private redis-server started for the test session (LOA_TEST_REDIS_URL uses an
+  existing server instead; its database is flushed before and after each test).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy.engine import make_url
+
+from broadcast.areas import load_area_file
+from broadcast.bootstrap import sync_carriers
+from broadcast.db import Database, make_engine, upgrade
+from broadcast.redis_server import PrivateRedis
+from broadcast.settings import Settings, load_settings
+
+PG_ADMIN_URL = os.environ.get(
+    "LOA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_PG = os.environ.get("LOA_REQUIRE_POSTGRES") == "1"
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _pg_conninfo(url: str, dbname: str | None = None) -> str:
+    parsed = make_url(url.replace("postgresql+psycopg://", "postgresql://"))
+    if dbname:
+        parsed = parsed.set(database=dbname)
+    return parsed.render_as_string(hide_password=False).replace("postgresql+psycopg", "postgresql")
+
+
+def _sqlalchemy_pg(url: str, dbname: str) -> str:
+    return _pg_conninfo(url, dbname).replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+class PostgresTemplates:
+    """Creates one migrated template database per test session and cheap copies of it."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.template = f"loa_tpl_{RUN_ID}"
+        self.created: list[str] = []
+        self.error: str | None = None
+        self.ready = False
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(_pg_conninfo(self.admin_url), autocommit=True, connect_timeout=3)
+
+    def prepare(self) -> None:
+        if self.ready or self.error:
+            return
+        try:
+            with self._admin() as conn:
+                conn.execute(f'CREATE DATABASE "{self.template}"')
+        except psycopg.Error as exc:
+            self.error = f"PostgreSQL not reachable at {self.admin_url}: {exc}".strip()
+            return
+        engine = make_engine(_sqlalchemy_pg(self.admin_url, self.template))
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        self.ready = True
+
+    def new_database(self) -> str:
+        name = f"loa_t_{RUN_ID}_{len(self.created)}"
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        self.created.append(name)
+        return _sqlalchemy_pg(self.admin_url, name)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        if not self.ready:
+            return
+        with self._admin() as conn:
+            for name in [*self.created, self.template]:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_templates() -> Iterator[PostgresTemplates]:
+    templates = PostgresTemplates(PG_ADMIN_URL)
+    yield templates
+    templates.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        engine.dispose()
+    return path
+
+
+def _postgres_or_skip(pg_templates: PostgresTemplates) -> None:
+    pg_templates.prepare()
+    if pg_templates.error:
+        if REQUIRE_PG:
+            pytest.fail(f"LOA_REQUIRE_POSTGRES=1 but {pg_templates.error}")
+        pytest.skip(pg_templates.error)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    pg_templates: PostgresTemplates,
+) -> Iterator[str]:
+    """A freshly migrated, empty database URL on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "loa.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    _postgres_or_skip(pg_templates)
+    url = pg_templates.new_database()
+    yield url
+    pg_templates.drop(url)
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("LOA_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    yield redis_server
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a test: instance folder under tmp_path; nested overrides allowed."""
+    env = {"LOA_INSTANCE_PATH": str(tmp_path / "instance")}
+    return load_settings(env, overrides=overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
+    return make_settings(tmp_path, database_url=database_url, redis_url=redis_url)
+
+
+@pytest.fixture
+def seeded_database(database: Database, settings: Settings) -> Database:
+    """A migrated database with the configured carriers and the Ha Tinh areas."""
+    with database.session() as session:
+        sync_carriers(session, settings)
+        load_area_file(session, settings.areas_file)
+    return database
