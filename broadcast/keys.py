@@ -1,0 +1,56 @@
+"""Every Redis key and RQ queue name Loa uses, built in one place (RQ's `key_for` habit).
+
+No RQ import here: the names are plain strings so the core and the web can use them, and the
+web enqueues jobs by dotted path ("workers.jobs.fan_out") on these queues.
+"""
+
+from __future__ import annotations
+
+PREFIX = "loa"
+
+# Queue for alert-level jobs: fan-out, reconcile, expiry sweeps.
+CONTROL_QUEUE = "loa-control"
+
+# Dotted paths of jobs the web and the CLI enqueue (they never import workers code).
+FAN_OUT_JOB = "workers.jobs.fan_out"
+RECONCILE_JOB = "workers.jobs.reconcile"
+IMPORT_JOB = "workers.jobs.run_import"
+
+# Send queues: one per carrier and priority; an emergency batch goes ahead of every pending
+# batch of lower categories on the same carrier (workers listen to `send_queues` in order).
+PRIORITIES = ("emergency", "normal")
+
+
+def send_queue(carrier_code: str, priority: str = "normal") -> str:
+    if priority not in PRIORITIES:
+        raise ValueError(f"unknown priority {priority!r}")
+    return f"loa-send-{carrier_code}-{priority}"
+
+
+def send_queues(carrier_code: str) -> list[str]:
+    """A carrier's send queues, highest priority first (the order a worker listens in)."""
+    return [send_queue(carrier_code, p) for p in PRIORITIES]
+
+
+def key(*parts: object) -> str:
+    """loa:<part>:<part>… — the only way a Redis key is built."""
+    return ":".join([PREFIX, *(str(p) for p in parts)])
+
+
+def rate_key(carrier_code: str) -> str:
+    """The shared rate limiter state of one carrier (every process, every host)."""
+    return key("rate", carrier_code)
+
+
+def alert_control_key(alert_id: int) -> str:
+    """"sending" | "paused" | "cancelled": read by every worker before each block it sends."""
+    return key("alert", alert_id, "control")
+
+
+def alert_counters_key(alert_id: int, carrier_code: str) -> str:
+    """Hash of live counters per alert and carrier (queued, submitted, delivered, failed…)."""
+    return key("alert", alert_id, "carrier", carrier_code, "counters")
+
+
+def import_progress_key(import_token: str) -> str:
+    return key("import", import_token, "progress")
