@@ -36,4 +36,13 @@ class ValidationFailed(LoaError):
 
     def __init__(self, message: str, details: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)
+        self.message = message
         self.details = details or {}
+
+    def __str__(self) -> str:
+        if not self.details:
+            return self.message
+        parts = "; ".join(
+            f"{field}: {', '.join(map(str, msgs))}" for field, msgs in self.details.items()
+        )
+        return f"{self.message} ({parts})"

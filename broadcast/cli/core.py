@@ -203,8 +203,7 @@ def users_add(
                 actor="loa users add",
             )
     except LoaError as exc:
-        details = getattr(exc, "details", None)
-        fail(f"{exc}: {details}" if details else str(exc))
+        fail(str(exc))
     shown = f"; password: {password}" if generated else ""
     click.echo(f"user {username} ({role}) created{shown}")
 
