@@ -113,6 +113,10 @@ class ReceivedPdu:
     registered_delivery: int | None = None
     short_message: bytes | None = None
     tlvs: Mapping[int, bytes] = field(default_factory=dict)
+    source_addr_ton: int | None = None
+    source_addr_npi: int | None = None
+    dest_addr_ton: int | None = None
+    dest_addr_npi: int | None = None
     message_id: str | None = None
     error: int | None = None
 
@@ -141,8 +145,10 @@ def _cstring(data: bytes | memoryview, pos: int) -> tuple[str, int]:
 def _parse_submit(body: bytes) -> dict[str, Any]:
     """submit_sm body fields, by the SMPP 3.4 layout (section 4.4.1)."""
     _, p = _cstring(body, 0)  # service_type
+    source_ton, source_npi = body[p], body[p + 1]
     p += 2
     source, p = _cstring(body, p)
+    dest_ton, dest_npi = body[p], body[p + 1]
     p += 2
     dest, p = _cstring(body, p)
     esm_class = body[p]
@@ -161,6 +167,10 @@ def _parse_submit(body: bytes) -> dict[str, Any]:
         tlvs[tag] = bytes(body[p + 4 : p + 4 + length])
         p += 4 + length
     return {
+        "source_addr_ton": source_ton,
+        "source_addr_npi": source_npi,
+        "dest_addr_ton": dest_ton,
+        "dest_addr_npi": dest_npi,
         "source_addr": source,
         "destination_addr": dest,
         "esm_class": esm_class,

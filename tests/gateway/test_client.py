@@ -238,3 +238,20 @@ def test_segments_follow_the_gateway_method(start_simulator, open_session):
     sim = start_simulator()
     assert open_session(sim, connect=False).segments("x" * 306) == 2
     assert open_session(sim, connect=False, concatenation="udh16").segments("x" * 306) == 3
+
+
+@pytest.mark.parametrize(
+    ("source", "ton", "npi"), [("", 5, 0), ("LOA HT", 5, 0), ("8491", 3, 0), ("84912345678", 1, 1)]
+)
+def test_sender_address_forms_reach_the_smsc(start_simulator, open_session, source, ton, npi):
+    sim = start_simulator()
+    session = open_session(sim, source_addr=source)
+    outcomes = session.submit_many(msgs(3))
+    assert {o.kind for o in outcomes} == {OutcomeKind.ACCEPTED}
+    recs = sim.submits()
+    assert [r.source_addr for r in recs] == [source] * 3
+    assert [r.destination_addr for r in recs] == [f"849{i:08d}" for i in range(3)]
+    assert [r.registered_delivery for r in recs] == [1] * 3
+    assert {
+        (r.source_addr_ton, r.source_addr_npi, r.dest_addr_ton, r.dest_addr_npi) for r in recs
+    } == {(ton, npi, 1, 1)}
