@@ -1,0 +1,134 @@
+"""Administration pages: users, API tokens, the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from broadcast import accounts, audit
+from broadcast.errors import LoaError
+from broadcast.models import ApiToken, AuditEntry, Carrier, Role, User
+from broadcast.web.api.schemas import TokenIn, UserIn
+from broadcast.web.context import services
+from broadcast.web.security import client_ip, roles_required
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _problems(exc: Exception) -> str:
+    details = getattr(exc, "details", None) or getattr(exc, "messages", None) or {}
+    parts = [
+        f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in dict(details).items()
+    ]
+    return f"{exc}" + (f" — {', '.join(parts)}" if parts else "")
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def users():  # type: ignore[no-untyped-def]
+    db = services().database
+    if request.method == "POST":
+        try:
+            data = UserIn().load(
+                {
+                    k: v
+                    for k, v in request.form.items()
+                    if k != "csrf_token" and (v or k in ("username", "password", "role"))
+                }
+            )
+            with db.session() as session:
+                accounts.create_user(
+                    session,
+                    username=data["username"],
+                    password=data["password"],
+                    role=Role(data["role"]),
+                    display_name=data["display_name"],
+                    carrier_code=data["carrier"],
+                    actor=current_user.db_user(session),
+                )
+            flash(_("User %(name)s created.", name=data["username"]), "success")
+            return redirect(url_for("admin.users"))
+        except (LoaError, ValidationError) as exc:
+            flash(_problems(exc), "error")
+    with db.session() as session:
+        rows = session.scalars(select(User).order_by(User.username)).all()
+        carriers = session.scalars(select(Carrier).order_by(Carrier.code)).all()
+        tokens = session.scalars(select(ApiToken).order_by(ApiToken.id.desc())).all()
+        for t in tokens:
+            assert t.user is not None  # load while the session is open
+        for u in rows:
+            assert u.carrier is None or u.carrier.code
+        return render_template(
+            "admin/users.html", users=rows, carriers=carriers, tokens=tokens, roles=list(Role)
+        )
+
+
+@bp.route("/users/<int:user_id>/active", methods=["POST"])
+@roles_required(Role.ADMIN)
+def set_active(user_id: int):  # type: ignore[no-untyped-def]
+    active = request.form.get("active") == "1"
+    with services().database.session() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            abort(404)
+        if user.id == current_user.id and not active:
+            flash(_("You cannot deactivate yourself."), "error")
+            return redirect(url_for("admin.users"))
+        before = {"active": user.active}
+        user.active = active
+        audit.record(
+            session,
+            actor=current_user.db_user(session),
+            action="user.update",
+            object_type="user",
+            object_id=user.id,
+            before=before,
+            after={"active": active},
+            ip=client_ip(),
+        )
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/tokens", methods=["POST"])
+@roles_required(Role.ADMIN)
+def create_token():  # type: ignore[no-untyped-def]
+    try:
+        data = TokenIn().load(
+            {"name": request.form.get("name", ""), "user_id": request.form.get("user_id") or None}
+        )
+    except ValidationError as exc:
+        flash(_problems(exc), "error")
+        return redirect(url_for("admin.users"))
+    with services().database.session() as session:
+        owner = session.get(User, data["user_id"]) if data["user_id"] else None
+        if owner is None:
+            abort(404)
+        token = accounts.create_token(
+            session, owner, data["name"], actor=current_user.db_user(session)
+        )
+        return render_template("admin/token_created.html", token=token, owner=owner.username)
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@roles_required(Role.ADMIN)
+def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        accounts.revoke_token(session, token_id, actor=current_user.db_user(session))
+    flash(_("Token revoked."), "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/audit")
+@roles_required(Role.ADMIN, Role.AUDITOR)
+def audit_log():  # type: ignore[no-untyped-def]
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    size = 100
+    with services().database.session() as session:
+        rows = session.scalars(
+            select(AuditEntry).order_by(AuditEntry.id.desc()).limit(size).offset((page - 1) * size)
+        ).all()
+    return render_template("admin/audit.html", entries=rows, page=page, size=size)

@@ -1,0 +1,3 @@
+"""Alerts API: lands with broadcast.alerts."""
+
+from __future__ import annotations

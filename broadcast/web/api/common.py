@@ -1,0 +1,64 @@
+"""Helpers every API module uses: JSON in through a schema, JSON out, endpoint documentation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from flask import request
+from marshmallow import Schema
+
+from broadcast.errors import ValidationFailed
+from broadcast.models import Role
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BadRequest(ValidationFailed):
+    """The body is not a JSON object at all (as opposed to a field being refused)."""
+
+    code = "bad_json"
+    http_status = 400
+
+
+@dataclass
+class EndpointDoc:
+    summary: str
+    roles: tuple[Role, ...]
+    tag: str
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    response: type[Schema] | None = None
+    many: bool = False
+    status: int = 200
+    multipart: bool = False
+    produces: str = "application/json"
+    errors: tuple[int, ...] = field(default=(401, 403))
+
+
+DOCS: dict[str, EndpointDoc] = {}
+
+
+def document(summary: str, *, roles: tuple[Role, ...], tag: str, **kwargs: Any) -> Callable[[F], F]:
+    """Record what the OpenAPI document says about an endpoint (built from these records)."""
+
+    def decorate(view: F) -> F:
+        DOCS[f"api.{view.__name__}"] = EndpointDoc(summary, roles, tag, **kwargs)
+        return view
+
+    return decorate
+
+
+def load_json(schema: Schema) -> dict[str, Any]:
+    """Parse the body as a JSON object and load it; 400 if not JSON, 422 naming bad fields."""
+    data = request.get_json(force=True, silent=True)
+    if data is None:
+        raise BadRequest("the request body must be JSON", {"body": ["not valid JSON"]})
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object", {"body": ["not an object"]})
+    return schema.load(data)
+
+
+def load_query(schema: Schema) -> dict[str, Any]:
+    return schema.load(request.args.to_dict())

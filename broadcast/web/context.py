@@ -1,0 +1,36 @@
+"""What the factory builds once and every view reaches: settings, storage, Redis, queues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from flask import current_app
+from rq import Queue
+
+from broadcast import keys
+from broadcast.db import Database
+from broadcast.settings import Settings
+
+
+@dataclass
+class Services:
+    """The composition root's handles, kept in app.extensions["loa"]."""
+
+    settings: Settings
+    database: Database
+    redis: redis.Redis
+    queues: dict[str, Queue] = field(default_factory=dict)
+
+    @property
+    def control_queue(self) -> Queue:
+        return self.queues[keys.CONTROL_QUEUE]
+
+    def enqueue(self, dotted_path: str, *args: object, **kwargs: object) -> str:
+        """Enqueue a job by dotted path (the web never imports workers); returns the job id."""
+        job = self.control_queue.enqueue(dotted_path, *args, **kwargs)
+        return job.id
+
+
+def services() -> Services:
+    return current_app.extensions["loa"]

@@ -1,0 +1,129 @@
+"""One way to say no: `{"error": {"code", "message", "details"}}` under /api, a page elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from broadcast.errors import (
+    InvalidTransition,
+    LoaError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+
+STATUS_FOR = {
+    NotFound: 404,
+    PermissionDenied: 403,
+    InvalidTransition: 409,
+    ValidationFailed: 422,
+}
+
+CODE_FOR_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int, message: str, *, code: str | None = None, details: Any = None
+) -> Response:
+    """The one JSON error body of the API."""
+    body = {
+        "error": {
+            "code": code or CODE_FOR_STATUS.get(status, "error"),
+            "message": message,
+            "details": details if details is not None else {},
+        }
+    }
+    response = jsonify(body)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="loa"'
+    return response
+
+
+def status_for(exc: LoaError) -> int:
+    explicit = getattr(exc, "http_status", None)
+    if explicit:
+        return int(explicit)
+    for cls in type(exc).__mro__:
+        if cls in STATUS_FOR:
+            return STATUS_FOR[cls]
+    return 400
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _page(status: int, title: str, message: str, details: Any = None) -> tuple[str, int]:
+    return (
+        render_template(
+            "errors/error.html", status=status, title=title, message=message, details=details
+        ),
+        status,
+    )
+
+
+def init_errors(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Any:
+        if _wants_json():
+            return error_response(400, exc.description, code="csrf_failed")
+        return _page(400, _("The form has expired"), _("Reload the page and submit it again."))
+
+    @app.errorhandler(ValidationError)
+    def schema_error(exc: ValidationError) -> Any:
+        if _wants_json():
+            return error_response(422, "invalid input", details=exc.messages)
+        return _page(422, _("Invalid input"), _("Some fields were refused."), exc.messages)
+
+    @app.errorhandler(LoaError)
+    def loa_error(exc: LoaError) -> Any:
+        status = status_for(exc)
+        details = getattr(exc, "details", None) or {}
+        if _wants_json():
+            return error_response(status, str(exc), code=exc.code, details=details)
+        return _page(status, _("Refused"), str(exc), details)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        if _wants_json():
+            message = exc.description or exc.name
+            if status == 401:
+                message = "authentication required: send 'Authorization: Bearer <token>'"
+            return error_response(status, message)
+        titles = {
+            403: _("Not allowed"),
+            404: _("Not found"),
+            401: _("Please log in"),
+            429: _("Too many attempts"),
+        }
+        return _page(status, titles.get(status, exc.name), exc.description or "")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        if app.testing and app.config.get("PROPAGATE_UNEXPECTED", True):
+            raise exc
+        if _wants_json():
+            return error_response(500, "internal error")
+        return _page(500, _("Something went wrong"), _("The error has been logged."))

@@ -1,0 +1,92 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import func, select, text
+
+from broadcast import keys
+from broadcast.models import Alert
+from broadcast.web.context import Services, services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.route("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    return jsonify(status="ok")
+
+
+@bp.route("/readyz")
+def readyz():  # type: ignore[no-untyped-def]
+    svc = services()
+    checks: dict[str, str] = {}
+    try:
+        with svc.database.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # readiness reports any failure, it never raises
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        svc.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+
+class _StateCollector:
+    """Alerts per status and control-queue depth, read when Prometheus scrapes."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    def collect(self) -> Iterator[Any]:
+        alerts = GaugeMetricFamily("loa_alerts", "Alerts by status", labels=["status"])
+        try:
+            with self.svc.database.session() as s:
+                rows = s.execute(select(Alert.status, func.count()).group_by(Alert.status))
+                for status, count in rows:
+                    alerts.add_metric([getattr(status, "value", str(status))], count)
+        except Exception:  # noqa: S110 - a scrape must not fail because the database is down
+            pass
+        yield alerts
+        depth = GaugeMetricFamily("loa_queue_length", "Jobs waiting", labels=["queue"])
+        with contextlib.suppress(Exception):  # Redis down: report no depth, not a failure
+            depth.add_metric([keys.CONTROL_QUEUE], len(self.svc.control_queue))
+        yield depth
+
+
+def init_metrics(app: Flask) -> None:
+    registry = CollectorRegistry()
+    requests = Counter(
+        "loa_http_requests", "HTTP requests", ["endpoint", "status"], registry=registry
+    )
+    latency = Histogram("loa_http_request_seconds", "Request time", registry=registry)
+    registry.register(_StateCollector(app.extensions["loa"]))
+    app.extensions["loa_metrics"] = registry
+
+    @app.before_request
+    def _start() -> None:
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        started = g.get("request_started")
+        if started is not None:
+            latency.observe(time.perf_counter() - started)
+        requests.labels(request.endpoint or "-", str(response.status_code)).inc()
+        return response
+
+    @app.route("/metrics")
+    def metrics():  # type: ignore[no-untyped-def]
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

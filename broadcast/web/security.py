@@ -1,0 +1,184 @@
+"""Who is asking and what they may do: sessions, API tokens, roles, carrier scope, headers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Flask, Response, abort, g, request
+from flask_login import AnonymousUserMixin, LoginManager, current_user
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcast import keys
+from broadcast.models import Carrier, Role, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.session_protection = "strong"
+
+READ_ALERTS = (Role.ADMIN, Role.DRAFTER, Role.APPROVER, Role.AUDITOR)
+DRAFT = (Role.DRAFTER,)
+DECIDE = (Role.APPROVER,)
+IMPORT = (Role.CARRIER, Role.ADMIN)
+READ_CARRIERS = (Role.CARRIER, Role.ADMIN, Role.AUDITOR, Role.DRAFTER, Role.APPROVER)
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """A detached snapshot of the user for one request; views reload the row when they act."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    carrier_id: int | None
+    carrier_code: str | None
+    locale: str
+    via_token: bool = False
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def has(self, *roles: Role) -> bool:
+        return self.role in roles
+
+    def db_user(self, session: Session) -> User:
+        user = session.get(User, self.id)
+        if user is None:  # deleted while logged in
+            abort(401)
+        return user
+
+    @classmethod
+    def of(cls, user: User, *, via_token: bool = False) -> CurrentUser:
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name or user.username,
+            role=Role(user.role),
+            carrier_id=user.carrier_id,
+            carrier_code=user.carrier.code if user.carrier else None,
+            locale=user.locale or "",
+            via_token=via_token,
+        )
+
+
+class Anonymous(AnonymousUserMixin):
+    role = None
+    carrier_id = None
+    carrier_code = None
+    locale = ""
+
+    def has(self, *roles: Role) -> bool:
+        return False
+
+
+login_manager.anonymous_user = Anonymous
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> CurrentUser | None:
+    from broadcast.web.context import services
+
+    try:
+        uid = int(user_id)
+    except ValueError:
+        return None
+    with services().database.session() as session:
+        user = session.get(User, uid)
+        if user is None or not user.active:
+            return None
+        return CurrentUser.of(user)
+
+
+def roles_required(*roles: Role) -> Callable[[F], F]:
+    """Refuse (403) anyone whose role is not listed; anonymous users go to the login page."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                if request.blueprint == "api":
+                    abort(401)
+                return login_manager.unauthorized()
+            if not current_user.has(*roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.roles = roles  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def carrier_in_scope(session: Session, code: str) -> Carrier:
+    """The carrier named in the URL, if the current user may see it (404 for other carriers).
+
+    A carrier user (or token) never learns whether another carrier's object exists.
+    """
+    carrier = session.scalar(select(Carrier).where(Carrier.code == code))
+    if carrier is None:
+        abort(404)
+    if current_user.role == Role.CARRIER and current_user.carrier_id != carrier.id:
+        abort(404)
+    return carrier
+
+
+def client_ip() -> str:
+    return request.remote_addr or "-"
+
+
+class LoginThrottle:
+    """Failed logins per username and IP in a one-minute Redis window."""
+
+    def __init__(self, redis_client: Any, per_minute: int) -> None:
+        self.redis = redis_client
+        self.per_minute = per_minute
+
+    def _key(self, username: str, ip: str) -> str:
+        return keys.key("login", "attempts", username.lower(), ip)
+
+    def blocked(self, username: str, ip: str) -> bool:
+        count = self.redis.get(self._key(username, ip))
+        return count is not None and int(count) >= self.per_minute
+
+    def failed(self, username: str, ip: str) -> None:
+        key = self._key(username, ip)
+        pipe = self.redis.pipeline()
+        pipe.set(key, 0, ex=60, nx=True)  # the window starts at the first failure
+        pipe.incr(key)
+        pipe.execute()
+
+    def clear(self, username: str, ip: str) -> None:
+        self.redis.delete(self._key(username, ip))
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def add_security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if getattr(g, "no_store", True) and request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_security(app: Flask) -> None:
+    login_manager.init_app(app)
+    app.after_request(add_security_headers)

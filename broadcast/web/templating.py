@@ -1,0 +1,71 @@
+"""Template helpers: labels for statuses and roles, the test-alert marker, local times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from broadcast.models import AlertCategory, AlertStatus, Role
+
+STATUS_LABELS = {
+    AlertStatus.DRAFT: _l("Draft"),
+    AlertStatus.PENDING_APPROVAL: _l("Awaiting approval"),
+    AlertStatus.APPROVED: _l("Approved"),
+    AlertStatus.SCHEDULED: _l("Scheduled"),
+    AlertStatus.SENDING: _l("Sending"),
+    AlertStatus.PAUSED: _l("Paused"),
+    AlertStatus.COMPLETED: _l("Completed"),
+    AlertStatus.CANCELLED: _l("Cancelled"),
+}
+CATEGORY_LABELS = {
+    AlertCategory.EMERGENCY: _l("Emergency"),
+    AlertCategory.WARNING: _l("Warning"),
+    AlertCategory.INFORMATION: _l("Information"),
+    AlertCategory.TEST: _l("Test"),
+}
+ROLE_LABELS = {
+    Role.ADMIN: _l("Administrator"),
+    Role.DRAFTER: _l("Drafter"),
+    Role.APPROVER: _l("Approver"),
+    Role.CARRIER: _l("Carrier"),
+    Role.AUDITOR: _l("Auditor"),
+}
+# Shown in both languages whatever the locale: nobody may mistake a test for a real alert.
+TEST_MARK = "THỬ NGHIỆM / TEST"
+
+
+def init_templating(app: Flask) -> None:
+    tz = ZoneInfo(app.extensions["loa"].settings.timezone)
+
+    def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        if value is None:
+            return "—"
+        if value.tzinfo is None:
+            from datetime import UTC
+
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(tz).strftime(fmt)
+
+    def _label(mapping: dict[Any, Any], value: Any) -> str:
+        for key, label in mapping.items():
+            if key == value or getattr(key, "value", None) == value:
+                return str(label)
+        return str(getattr(value, "value", value))
+
+    app.jinja_env.filters["localtime"] = local_time
+    app.jinja_env.filters["status_label"] = lambda v: _label(STATUS_LABELS, v)
+    app.jinja_env.filters["category_label"] = lambda v: _label(CATEGORY_LABELS, v)
+    app.jinja_env.filters["role_label"] = lambda v: _label(ROLE_LABELS, v)
+    app.jinja_env.globals.update(
+        get_locale=get_locale, TEST_MARK=TEST_MARK, Role=Role, AlertStatus=AlertStatus
+    )
+
+    @app.context_processor
+    def _user() -> dict[str, Any]:
+        return {"me": current_user}
