@@ -5,7 +5,26 @@ Imports only the standard library and smpplib: it knows nothing of alerts or sto
 
 from __future__ import annotations
 
+from smpp_gateway.client import (
+    OutboundMessage,
+    OutcomeKind,
+    Receipt,
+    ReceiptState,
+    SmppSession,
+    SubmitOutcome,
+)
 from smpp_gateway.config import GatewayConfig
 from smpp_gateway.errors import BindError, EncodingError, GatewayError
 
-__all__ = ["BindError", "EncodingError", "GatewayConfig", "GatewayError"]
+__all__ = [
+    "BindError",
+    "EncodingError",
+    "GatewayConfig",
+    "GatewayError",
+    "OutboundMessage",
+    "OutcomeKind",
+    "Receipt",
+    "ReceiptState",
+    "SmppSession",
+    "SubmitOutcome",
+]
