@@ -1,0 +1,66 @@
+"""The exception family of subscriber_import: a refused file, with a reason people can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broadcast.errors import LoaError
+
+
+class ImportRejected(LoaError):
+    """The whole file was refused and nothing changed; `details` names the offending values.
+
+    `import_id` is set by the service once the refusal is recorded as an Import row.
+    """
+
+    code = "import_rejected"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.import_id: int | None = None
+
+
+class UnknownCarrier(ImportRejected):
+    code = "unknown_carrier"
+
+
+class FileTooLarge(ImportRejected):
+    code = "file_too_large"
+
+
+class TooManyRows(ImportRejected):
+    code = "too_many_rows"
+
+
+class EmptyFile(ImportRejected):
+    code = "empty_file"
+
+
+class WrongFileType(ImportRejected):
+    """The content is not what the extension says (a CSV named .xlsx, binary named .csv)."""
+
+    code = "wrong_file_type"
+
+
+class MalformedFile(ImportRejected):
+    """The file's structure is broken part-way (a row with too many fields, a bad workbook)."""
+
+    code = "malformed_file"
+
+
+class SheetNotFound(ImportRejected):
+    code = "sheet_not_found"
+
+
+class UnknownLayout(ImportRejected):
+    """No column could be mapped to a required role; details list found and expected names."""
+
+    code = "unknown_layout"
+
+
+class NoValidRows(ImportRejected):
+    """Refused rather than replace a carrier's list with an empty one."""
+
+    code = "no_valid_rows"

@@ -1,0 +1,305 @@
+"""Read carrier files in chunks: CSV in any of the encodings and delimiters carriers use, and
+workbooks (XLSX and friends) through python-calamine (Rust), never cell by cell in Python.
+
+Every value comes out as text or the spreadsheet's own type; interpretation is left to the
+normalisers. The content is checked against the extension before anything is parsed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from python_calamine import CalamineError, CalamineWorkbook
+
+from subscriber_import.errors import (
+    EmptyFile,
+    FileTooLarge,
+    MalformedFile,
+    SheetNotFound,
+    WrongFileType,
+)
+
+CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
+WORKBOOK_EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+SAMPLE_BYTES = 64 * 1024
+
+
+@dataclass
+class Table:
+    """A file opened for reading: its header and an iterator of DataFrame chunks.
+
+    Each chunk's index is the row's line in the file (the header is line 1; in CSV, blank
+    lines are skipped and not counted; in a sheet, the row number Excel shows).
+    """
+
+    columns: list[str]
+    chunks: Iterator[pd.DataFrame]
+    total_rows: int | None
+    format: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+
+
+def open_table(
+    path: Path,
+    *,
+    filename: str | None = None,
+    sheet: str | None = None,
+    chunk_rows: int = 250_000,
+    max_bytes: int | None = None,
+) -> Table:
+    """Check size and type, then open; raises an ImportRejected subclass naming the problem."""
+    name = filename or path.name
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyFile(f"{name} is empty (0 bytes)", {"file": name})
+    if max_bytes is not None and size > max_bytes:
+        raise FileTooLarge(
+            f"{name} is {size / 1048576:.1f} MB; the limit is {max_bytes / 1048576:.0f} MB",
+            {"file": name, "bytes": size, "limit_bytes": max_bytes},
+        )
+    ext = Path(name).suffix.lower()
+    with path.open("rb") as fh:
+        head = fh.read(SAMPLE_BYTES)
+    is_workbook = head.startswith(ZIP_MAGIC) or head.startswith(OLE_MAGIC)
+    if ext in WORKBOOK_EXTENSIONS:
+        if not is_workbook:
+            kind = "text (CSV?)" if _looks_like_text(head) else "not a workbook"
+            raise WrongFileType(
+                f"{name} is named {ext} but its content is {kind}; "
+                "save it as a real workbook or name it .csv",
+                {"file": name, "extension": ext},
+            )
+        return _open_workbook(path, name, sheet, chunk_rows)
+    if ext in CSV_EXTENSIONS or ext == "":
+        if is_workbook:
+            raise WrongFileType(
+                f"{name} is named {ext or 'without extension'} but is a spreadsheet workbook; "
+                "name it .xlsx (or export it as CSV)",
+                {"file": name, "extension": ext},
+            )
+        if sheet:
+            raise WrongFileType(
+                f"--sheet {sheet!r} was given but {name} is a CSV file, which has no sheets",
+                {"sheet": sheet},
+            )
+        return _open_csv(path, name, head, chunk_rows)
+    raise WrongFileType(
+        f"{name}: extension {ext!r} is not accepted; use one of "
+        f"{', '.join(CSV_EXTENSIONS + WORKBOOK_EXTENSIONS)}",
+        {"file": name, "extension": ext},
+    )
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def _looks_like_text(sample: bytes) -> bool:
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _utf16_order(sample):
+        return True
+    controls = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    return controls <= max(1, len(sample) // 1000)
+
+
+def _utf16_order(sample: bytes) -> str | None:
+    """UTF-16 without a BOM: ASCII text then has a NUL in every other byte."""
+    pairs = sample[: len(sample) // 2 * 2]
+    if len(pairs) < 4:
+        return None
+    even = pairs[0::2].count(0)
+    odd = pairs[1::2].count(0)
+    half = len(pairs) // 2
+    if odd > half * 0.4 and even < half * 0.05:
+        return "utf-16-le"
+    if even > half * 0.4 and odd < half * 0.05:
+        return "utf-16-be"
+    return None
+
+
+def detect_encoding(path: Path, head: bytes) -> str:
+    """BOM first; then UTF-16 by its NULs; then UTF-8 if the whole file decodes; else
+    Windows-1258 (Vietnamese Windows), which decodes what older Excel exports write."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    order = _utf16_order(head)
+    if order:
+        return order
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp1258"
+    return "utf-8"
+
+
+def _detect_delimiter(first_line: str) -> str:
+    counts = {d: _count_outside_quotes(first_line, d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _count_outside_quotes(line: str, char: str) -> int:
+    count, quoted = 0, False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == char and not quoted:
+            count += 1
+    return count
+
+
+def _open_csv(path: Path, name: str, head: bytes, chunk_rows: int) -> Table:
+    if not _looks_like_text(head):
+        raise WrongFileType(
+            f"{name} does not look like a text (CSV) file: it has binary content",
+            {"file": name},
+        )
+    encoding = detect_encoding(path, head)
+    text = head.decode(encoding, errors="ignore").lstrip("\ufeff")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise EmptyFile(f"{name} has no header and no rows", {"file": name})
+    delimiter = _detect_delimiter(lines[0])
+    common: dict[str, Any] = {
+        "sep": delimiter,
+        "encoding": encoding,
+        "dtype": str,
+        "keep_default_na": False,
+        "na_filter": False,
+        "skipinitialspace": True,
+        "skip_blank_lines": True,
+        "engine": "c",
+        "quotechar": '"',
+    }
+    try:
+        header = pd.read_csv(path, nrows=0, **common)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise MalformedFile(f"{name}: cannot read the header: {_first_line(exc)}") from None
+    columns = [str(c).strip() for c in header.columns]
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        try:
+            reader = pd.read_csv(path, chunksize=chunk_rows, **common)
+            for chunk in reader:
+                chunk.columns = columns
+                chunk.index = chunk.index + 2  # file line numbers; the header is line 1
+                yield chunk
+        except pd.errors.ParserError as exc:
+            raise MalformedFile(
+                f"{name}: the file is broken part-way: {_first_line(exc)}; nothing was imported",
+                {"file": name},
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise MalformedFile(f"{name}: undecodable bytes ({encoding}): {exc}") from None
+
+    return Table(
+        columns=columns,
+        chunks=chunks(),
+        total_rows=None,
+        format="csv",
+        encoding=encoding,
+        delimiter=delimiter,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+# --- workbooks -----------------------------------------------------------------------------
+
+
+def _open_workbook(path: Path, name: str, sheet: str | None, chunk_rows: int) -> Table:
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+    except (CalamineError, ValueError, OSError) as exc:
+        raise WrongFileType(f"{name} is not a readable workbook: {_first_line(exc)}") from None
+    names = list(workbook.sheet_names)
+    if sheet is not None and sheet not in names:
+        raise SheetNotFound(
+            f"{name} has no sheet {sheet!r}; sheets: {', '.join(repr(n) for n in names)}",
+            {"sheet": sheet, "sheets": names},
+        )
+    if not names:
+        raise EmptyFile(f"{name} has no sheets", {"file": name})
+    chosen = sheet if sheet is not None else names[0]
+    try:
+        data = workbook.get_sheet_by_name(chosen)
+        rows = data.iter_rows()
+        header: list[Any] | None = None
+        skipped = 0
+        for row in rows:
+            skipped += 1
+            if any(_filled(v) for v in row):
+                header = row
+                break
+    except (CalamineError, ValueError) as exc:
+        raise MalformedFile(f"{name}, sheet {chosen!r}: {_first_line(exc)}") from None
+    if header is None:
+        raise EmptyFile(f"{name}: sheet {chosen!r} is empty", {"sheet": chosen})
+    width = len(header)
+    while width and not _filled(header[width - 1]):
+        width -= 1
+    columns = [_cell_text(v) or f"column_{i + 1}" for i, v in enumerate(header[:width])]
+    total = max(0, data.height - skipped)
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        batch: list[list[Any]] = []
+        line = skipped
+        start = line + 1
+        try:
+            for row in rows:
+                line += 1
+                cells = list(row[:width])
+                if len(cells) < width:
+                    cells.extend([""] * (width - len(cells)))
+                batch.append(cells)
+                if len(batch) >= chunk_rows:
+                    yield _frame(batch, columns, start)
+                    batch, start = [], line + 1
+        except (CalamineError, ValueError) as exc:
+            raise MalformedFile(f"{name}, sheet {chosen!r}: {_first_line(exc)}") from None
+        if batch:
+            yield _frame(batch, columns, start)
+
+    return Table(
+        columns=columns,
+        chunks=chunks(),
+        total_rows=total,
+        format="xlsx",
+        sheet=chosen,
+    )
+
+
+def _filled(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return "" if value is None else str(value).strip()
+
+
+def _frame(batch: list[list[Any]], columns: list[str], start: int) -> pd.DataFrame:
+    index = pd.RangeIndex(start, start + len(batch))
+    frame = pd.DataFrame(batch, columns=columns, index=index, dtype=object)
+    # Blank rows in a sheet are skipped, as in CSV.
+    filled = frame.ne("").any(axis=1) & frame.notna().any(axis=1)
+    return frame[filled] if not filled.all() else frame

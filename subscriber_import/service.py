@@ -1,0 +1,669 @@
+"""Import a carrier's file: the one service behind the console, the API and `loa import`.
+
+A list import reads the file in chunks, normalises and validates each chunk with vectorised
+pandas/arrow code, bulk-loads the accepted numbers (PostgreSQL COPY, SQLite executemany) into a
+new list version, and in the same transaction supersedes the carrier's previous list. Any
+refusal rolls the whole transaction back: a bad file changes nothing. The Import row that
+records the attempt is written in transactions of its own, so a refusal is still on record.
+
+Conflicts: a number may sit in several carriers' active lists (porting, stale lists). Lists
+stay immutable; the owner of such a number is the carrier whose list was uploaded most
+recently (the higher list id). Both carriers see the conflict: the importer in its report,
+the other in `coverage()`; `active_count()` counts each number once, for its owner.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from broadcast import audit
+from broadcast.db import Database
+from broadcast.models import (
+    Area,
+    Carrier,
+    CountReport,
+    Import,
+    ImportKind,
+    ImportStatus,
+    ListStatus,
+    Subscriber,
+    SubscriberList,
+)
+from broadcast.settings import Settings
+from subscriber_import.area_lookup import AreaInfo, AreaLookup
+from subscriber_import.columns import map_columns
+from subscriber_import.errors import ImportRejected, NoValidRows, TooManyRows, UnknownCarrier
+from subscriber_import.numbers import NumberPlan, Reason, normalise
+from subscriber_import.readers import Table, open_table
+from subscriber_import.report import ImportReport, RejectsWriter
+
+Progress = Callable[[int, int | None], None]
+DUPLICATE = "duplicate"  # written in the rejects CSV, counted in `duplicates`, not `rejected`
+
+
+def import_file(
+    database: Database,
+    settings: Settings,
+    *,
+    carrier_code: str,
+    kind: str,
+    path: Path,
+    filename: str | None = None,
+    sheet: str | None = None,
+    user_id: int | None = None,
+    progress: Progress | None = None,
+    as_of: date | None = None,
+) -> ImportReport:
+    """Import a list (replaces the carrier's list) or counts (appended). Raises ImportRejected."""
+    started = time.perf_counter()
+    name = filename or Path(path).name
+    try:
+        kind_enum = ImportKind(kind)
+    except ValueError:
+        raise ImportRejected(
+            f"kind must be 'list' or 'counts', not {kind!r}", {"kind": kind}
+        ) from None
+    with database.session() as session:
+        carrier = session.scalar(select(Carrier).where(Carrier.code == carrier_code))
+        if carrier is None or not carrier.active:
+            known = session.scalars(
+                select(Carrier.code).where(Carrier.active).order_by(Carrier.code)
+            )
+            raise UnknownCarrier(
+                f"unknown carrier {carrier_code!r}; known: {', '.join(known)}",
+                {"carrier": carrier_code},
+            )
+        record = Import(
+            carrier_id=carrier.id,
+            kind=kind_enum,
+            status=ImportStatus.RUNNING,
+            filename=name[:255],
+            created_by=user_id,
+        )
+        session.add(record)
+        session.flush()
+        import_id, carrier_id = record.id, carrier.id
+
+    report = ImportReport(import_id=import_id, carrier=carrier_code, kind=kind_enum.value)
+    report.filename = name
+    rejects = RejectsWriter(settings.instance_path / "imports" / f"{import_id}-rejects.csv")
+    try:
+        table = open_table(
+            Path(path),
+            filename=name,
+            sheet=sheet,
+            chunk_rows=settings.imports.chunk_rows,
+            max_bytes=settings.imports.max_file_mb * 1024 * 1024,
+        )
+        report.format = table.format
+        if table.total_rows is not None and table.total_rows > settings.imports.max_rows:
+            raise _too_many(name, table.total_rows, settings)
+        with database.session() as session:
+            if kind_enum is ImportKind.LIST:
+                _import_list(
+                    session, settings, table, report, rejects, carrier_id, user_id, progress
+                )
+            else:
+                _import_counts(
+                    session, settings, table, report, rejects, carrier_id, progress, as_of
+                )
+            report.rejects_csv = str(rejects.path)
+            report.seconds = round(time.perf_counter() - started, 3)
+            record = session.get(Import, import_id)
+            assert record is not None
+            record.status = ImportStatus.SUCCEEDED
+            record.finished_at = datetime.now(UTC)
+            record.list_id = report.list_id
+            record.rejects_path = str(rejects.path)
+            record.report = report.to_json()
+            audit.record(
+                session,
+                actor=None if user_id is None else f"user:{user_id}",
+                action=f"import.{kind_enum.value}",
+                object_type="import",
+                object_id=import_id,
+                after={k: record.report[k] for k in ("rows", "accepted", "list_id", "version")},
+            )
+    except ImportRejected as exc:
+        _record_refusal(database, import_id, exc.code, exc.message, exc.details, rejects)
+        exc.import_id = import_id
+        raise
+    except Exception as exc:
+        _record_refusal(
+            database, import_id, "internal_error", f"internal error: {exc}", {}, rejects
+        )
+        raise
+    return report
+
+
+def _record_refusal(
+    database: Database,
+    import_id: int,
+    code: str,
+    message: str,
+    details: dict[str, Any],
+    rejects: RejectsWriter,
+) -> None:
+    rejects.discard()
+    with database.session() as session:
+        record = session.get(Import, import_id)
+        if record is None:
+            return
+        record.status = ImportStatus.REJECTED
+        record.finished_at = datetime.now(UTC)
+        record.error = message
+        record.report = {"error": {"code": code, "message": message, "details": _plain(details)}}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _too_many(name: str, rows: int, settings: Settings) -> TooManyRows:
+    return TooManyRows(
+        f"{name} has more than {settings.imports.max_rows:,} rows ({rows:,} read); "
+        "split the file or raise imports.max_rows",
+        {"rows": rows, "limit": settings.imports.max_rows},
+    )
+
+
+def load_plan(settings: Settings) -> NumberPlan:
+    return NumberPlan.from_files(settings.number_ranges_file, settings.number_conversions_file)
+
+
+# --- lists ---------------------------------------------------------------------------------
+
+
+def _import_list(
+    session: Session,
+    settings: Settings,
+    table: Table,
+    report: ImportReport,
+    rejects: RejectsWriter,
+    carrier_id: int,
+    user_id: int | None,
+    progress: Progress | None,
+) -> None:
+    columns = map_columns(table.columns, "list")
+    number_col, area_cols = columns["msisdn"][0], columns.get("area", [])
+    plan = load_plan(settings)
+    areas = AreaLookup.load(session)
+    carriers = dict(session.execute(select(Carrier.id, Carrier.code)).all())
+    own_code = carriers[carrier_id]
+
+    # One import per carrier at a time (PostgreSQL; SQLite has one writer anyway).
+    session.execute(select(Carrier.id).where(Carrier.id == carrier_id).with_for_update())
+    version = (
+        session.scalar(
+            select(func.max(SubscriberList.version)).where(SubscriberList.carrier_id == carrier_id)
+        )
+        or 0
+    ) + 1
+    new_list = SubscriberList(
+        carrier_id=carrier_id,
+        version=version,
+        status=ListStatus.IMPORTING,
+        filename=report.filename[:255],
+        created_by=user_id,
+    )
+    session.add(new_list)
+    session.flush()
+    report.list_id, report.version = new_list.id, version
+
+    seen = np.empty(0, dtype=np.int64)
+    per_area: Counter[int] = Counter()
+    ported: Counter[str] = Counter()
+    writer = _BulkWriter(session)
+    for chunk in table.chunks:
+        report.rows += len(chunk)
+        if report.rows > settings.imports.max_rows:
+            raise _too_many(report.filename, report.rows, settings)
+        numbers = normalise(chunk[number_col], plan)
+        reason = numbers["reason"].to_numpy(dtype=object)
+        if area_cols:
+            area_ids, unknown = areas.resolve(chunk, area_cols)
+            reason = np.where((reason == None) & unknown, Reason.UNKNOWN_AREA.value, reason)  # noqa: E711
+        else:
+            area_ids = np.full(len(chunk), -1, dtype=np.int64)
+        valid = reason == None  # noqa: E711
+        values = numbers["msisdn"].to_numpy(dtype=object, na_value="0")
+        as_int = np.where(valid, values, "0").astype(np.int64)
+        dup = (
+            valid
+            & pd.Series(np.where(valid, as_int, -np.arange(len(chunk)) - 1)).duplicated().to_numpy()
+        )
+        dup |= valid & np.isin(as_int, seen, assume_unique=False)
+        accepted = valid & ~dup
+        reason = np.where(dup, DUPLICATE, reason)
+
+        keep = as_int[accepted]
+        seen = np.union1d(seen, keep)
+        writer.write(new_list.id, values[accepted], area_ids[accepted])
+        report.accepted += int(accepted.sum())
+        report.duplicates += int(dup.sum())
+        report.converted += int(numbers["converted"].to_numpy()[accepted].sum())
+        foreign = numbers["carrier"].to_numpy(dtype=object)[accepted]
+        ported.update(foreign[foreign != own_code].tolist())
+        per_area.update(area_ids[accepted].tolist())
+        refused = ~accepted
+        if refused.any():
+            bad = pd.Series(reason[refused & ~dup])
+            report.count_rejects(bad)
+            area_cells = chunk[area_cols[0]][refused] if area_cols else None
+            rejects.write(
+                chunk.index[refused], chunk[number_col][refused], area_cells, reason[refused]
+            )
+        if progress is not None:
+            progress(report.rows, table.total_rows)
+
+    if report.accepted == 0:
+        raise NoValidRows(
+            f"{report.filename}: no valid number in {report.rows:,} rows "
+            f"({_reasons(report.rejected)}); the current list is kept",
+            {"rows": report.rows, "rejected": report.rejected},
+        )
+    report.possible_ported = sum(ported.values())
+    report.possible_ported_by_carrier = dict(sorted(ported.items()))
+
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        session.execute(_sql("ANALYZE subscribers"))
+    others = dict(
+        session.execute(
+            select(SubscriberList.id, SubscriberList.carrier_id).where(
+                SubscriberList.status == ListStatus.ACTIVE, SubscriberList.carrier_id != carrier_id
+            )
+        ).all()
+    )
+    if others:
+        mine, theirs = aliased(Subscriber), aliased(Subscriber)
+        rows = session.execute(
+            select(SubscriberList.carrier_id, func.count())
+            .select_from(mine)
+            .join(theirs, theirs.msisdn == mine.msisdn)
+            .join(SubscriberList, SubscriberList.id == theirs.list_id)
+            .where(mine.list_id == new_list.id, theirs.list_id.in_(list(others)))
+            .group_by(SubscriberList.carrier_id)
+        ).all()
+        report.conflicts_by_carrier = {carriers[c]: int(n) for c, n in sorted(rows)}
+        report.conflicts = sum(report.conflicts_by_carrier.values())
+
+    now = datetime.now(UTC)
+    report.replaced_list_id = session.scalar(
+        select(SubscriberList.id).where(
+            SubscriberList.carrier_id == carrier_id, SubscriberList.status == ListStatus.ACTIVE
+        )
+    )
+    session.execute(
+        update(SubscriberList)
+        .where(SubscriberList.carrier_id == carrier_id, SubscriberList.status == ListStatus.ACTIVE)
+        .values(status=ListStatus.SUPERSEDED, superseded_at=now)
+    )
+    new_list.status = ListStatus.ACTIVE
+    new_list.activated_at = now
+    new_list.row_count = report.accepted
+    session.flush()
+    latest = _latest_counts(session, carrier_id)
+    report.per_area = _area_rows(areas, per_area, latest)
+
+
+def _reasons(rejected: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v:,}" for k, v in sorted(rejected.items())) or "no data rows"
+
+
+def _sql(text: str) -> Any:
+    from sqlalchemy import text as sql_text
+
+    return sql_text(text)
+
+
+class _BulkWriter:
+    """COPY on PostgreSQL, executemany on SQLite, on the session's own connection so the rows
+    belong to the import's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.connection = session.connection()
+        self.dialect = self.connection.dialect.name
+        self.raw = self.connection.connection.driver_connection
+
+    def write(self, list_id: int, msisdn: np.ndarray, area_ids: np.ndarray) -> None:
+        if len(msisdn) == 0:
+            return
+        if self.dialect == "postgresql":
+            frame = pd.DataFrame(
+                {
+                    "list_id": list_id,
+                    "msisdn": msisdn,
+                    "area_id": pd.array(np.where(area_ids < 0, 0, area_ids), dtype="Int64"),
+                }
+            )
+            frame.loc[area_ids < 0, "area_id"] = pd.NA
+            data = frame.to_csv(sep="\t", header=False, index=False, na_rep="\\N")
+            with (
+                self.raw.cursor() as cursor,
+                cursor.copy("COPY subscribers (list_id, msisdn, area_id) FROM STDIN") as copy,
+            ):
+                copy.write(data)
+        else:
+            areas = np.where(area_ids < 0, None, area_ids).tolist()
+            cursor = self.raw.cursor()
+            try:
+                cursor.executemany(
+                    "INSERT INTO subscribers (list_id, msisdn, area_id) VALUES (?, ?, ?)",
+                    zip(repeat(list_id), msisdn.tolist(), areas, strict=False),
+                )
+            finally:
+                cursor.close()
+
+
+# --- counts --------------------------------------------------------------------------------
+
+
+def _import_counts(
+    session: Session,
+    settings: Settings,
+    table: Table,
+    report: ImportReport,
+    rejects: RejectsWriter,
+    carrier_id: int,
+    progress: Progress | None,
+    as_of: date | None,
+) -> None:
+    columns = map_columns(table.columns, "counts")
+    area_cols, count_col = columns["area"], columns["count"][0]
+    date_col = columns.get("as_of", [None])[0]
+    default_date = as_of or datetime.now(UTC).date()
+    report.as_of = default_date
+    areas = AreaLookup.load(session)
+    seen: set[tuple[int, date]] = set()
+    rows: list[dict[str, Any]] = []
+    for chunk in table.chunks:
+        report.rows += len(chunk)
+        if report.rows > settings.imports.max_rows:
+            raise _too_many(report.filename, report.rows, settings)
+        area_ids, unknown = areas.resolve(chunk, area_cols)
+        counts, bad_count = parse_counts(chunk[count_col])
+        if date_col is not None:
+            dates, bad_date = parse_dates(chunk[date_col], default_date)
+        else:
+            dates, bad_date = (
+                np.full(len(chunk), default_date, dtype=object),
+                np.zeros(len(chunk), bool),
+            )
+        reason = np.select(
+            [area_ids == -1, unknown, bad_count, bad_date],
+            [
+                Reason.UNKNOWN_AREA.value,
+                Reason.UNKNOWN_AREA.value,
+                Reason.INVALID_COUNT.value,
+                Reason.INVALID_DATE.value,
+            ],
+            default="",
+        ).astype(object)
+        for i in np.flatnonzero(reason == ""):
+            key = (int(area_ids[i]), dates[i])
+            if key in seen:
+                reason[i] = DUPLICATE
+                continue
+            seen.add(key)
+            rows.append(
+                {
+                    "carrier_id": carrier_id,
+                    "area_id": key[0],
+                    "as_of": key[1],
+                    "count": int(counts[i]),
+                    "import_id": report.import_id,
+                }
+            )
+        refused = reason != ""
+        report.duplicates += int((reason == DUPLICATE).sum())
+        report.count_rejects(pd.Series(reason[refused & (reason != DUPLICATE)]))
+        if refused.any():
+            rejects.write(
+                chunk.index[refused],
+                chunk[count_col][refused],
+                chunk[area_cols[0]][refused],
+                reason[refused],
+            )
+        if progress is not None:
+            progress(report.rows, table.total_rows)
+    report.accepted = len(rows)
+    if not rows:
+        raise NoValidRows(
+            f"{report.filename}: no valid count in {report.rows:,} rows "
+            f"({_reasons(report.rejected)}); nothing was recorded",
+            {"rows": report.rows, "rejected": report.rejected},
+        )
+    session.execute(insert(CountReport), rows)
+    dates = {r["as_of"] for r in rows}
+    report.as_of = rows[0]["as_of"] if len(dates) == 1 else None  # per_area has each date
+    listed = _active_area_counts(session, carrier_id)
+    latest = _latest_counts(session, carrier_id)
+    reported_ids = {r["area_id"] for r in rows}
+    rows_out = _area_rows(areas, listed, latest)
+    report.per_area = [r for r in rows_out if r["area_id"] in reported_ids]
+    for row in report.per_area:
+        row.pop("area_id", None)
+
+
+def parse_counts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Whole numbers >= 0; accepts "1.234", "1,234", "1 234" and Excel's 1234.0."""
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    text = text.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    grouped = text.str.fullmatch(r"\d{1,3}(?:[.,\s\u00a0]\d{3})+")
+    text = text.where(~grouped, text.str.replace(r"[.,\s\u00a0]", "", regex=True))
+    good = text.str.fullmatch(r"\d{1,15}").to_numpy(dtype=bool)
+    counts = np.where(good, text.where(good, "0"), "0").astype(np.int64)
+    return counts, ~good
+
+
+def parse_dates(values: pd.Series, default: date) -> tuple[np.ndarray, np.ndarray]:
+    """ISO dates, dd/mm/yyyy (Vietnamese order) and spreadsheet dates; blank → default."""
+    raw = values.astype(object)
+    text = raw.map(lambda v: v.isoformat()[:10] if isinstance(v, date) else v)
+    text = text.where(text.notna(), "").astype(str).str.strip()
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y/%m/%d"):
+        parsed = parsed.fillna(pd.to_datetime(text, format=fmt, errors="coerce"))
+    blank = (text == "").to_numpy()
+    bad = parsed.isna().to_numpy() & ~blank
+    out = np.array([d.date() if not pd.isna(d) else default for d in parsed], dtype=object)
+    return out, bad
+
+
+# --- coverage and counts -------------------------------------------------------------------
+
+
+def _latest_counts(session: Session, carrier_id: int) -> dict[int, tuple[int, date]]:
+    """area id → (count, as_of) of the carrier's most recent report for that area."""
+    latest: dict[int, tuple[int, date]] = {}
+    rows = session.execute(
+        select(CountReport.area_id, CountReport.count, CountReport.as_of)
+        .where(CountReport.carrier_id == carrier_id)
+        .order_by(CountReport.as_of, CountReport.id)
+    )
+    for area_id, count, as_of in rows:
+        latest[area_id] = (int(count), as_of)
+    return latest
+
+
+def _active_area_counts(session: Session, carrier_id: int) -> Counter[int]:
+    rows = session.execute(
+        select(Subscriber.area_id, func.count())
+        .join(SubscriberList, SubscriberList.id == Subscriber.list_id)
+        .where(SubscriberList.carrier_id == carrier_id, SubscriberList.status == ListStatus.ACTIVE)
+        .group_by(Subscriber.area_id)
+    )
+    return Counter({(-1 if a is None else int(a)): int(n) for a, n in rows})
+
+
+def _area_rows(
+    areas: AreaLookup,
+    listed: Counter[int],
+    latest: dict[int, tuple[int, date]],
+    extra: dict[int, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per area with numbers or a reported count; `accepted` includes the subtree."""
+    subtree: Counter[int] = Counter()
+    for area_id, n in listed.items():
+        info = areas.areas.get(area_id)
+        if info is None:
+            continue
+        for code in info.path.strip("/").split("/"):
+            ancestor = areas.by_code.get(code)
+            if ancestor is not None:
+                subtree[ancestor.id] += n
+    shown = {a for a in listed if a in areas.areas} | set(latest)
+    out: list[dict[str, Any]] = []
+    for area_id in sorted(shown, key=lambda a: areas.areas[a].path if a in areas.areas else ""):
+        info: AreaInfo | None = areas.areas.get(area_id)
+        if info is None:
+            continue
+        reported = latest.get(area_id)
+        row = {
+            "area_id": area_id,
+            "area_code": info.code,
+            "area_name": info.name,
+            "accepted": subtree.get(area_id, 0),
+            "reported": reported[0] if reported else None,
+            "as_of": reported[1] if reported else None,
+        }
+        if extra is not None:
+            row.update(extra.get(area_id, {}))
+        out.append(row)
+    if listed.get(-1):
+        out.append(
+            {"area_id": None, "area_code": None, "area_name": "", "accepted": listed[-1],
+             "reported": None, "as_of": None, **({"conflicts": 0} if extra is not None else {})}
+        )  # fmt: skip
+    return out
+
+
+def coverage(session: Session, carrier_code: str) -> list[dict[str, Any]]:
+    """Per area: numbers in the carrier's active list (subtree) against its latest reported
+    count, and `conflicts`: numbers there that another carrier's active list also holds."""
+    carrier_id = _carrier_id(session, carrier_code)
+    areas = AreaLookup.load(session)
+    listed = _active_area_counts(session, carrier_id)
+    latest = _latest_counts(session, carrier_id)
+    mine, theirs, their_list = aliased(Subscriber), aliased(Subscriber), aliased(SubscriberList)
+    rows = session.execute(
+        select(mine.area_id, func.count(func.distinct(mine.msisdn)))
+        .join(SubscriberList, SubscriberList.id == mine.list_id)
+        .join(theirs, theirs.msisdn == mine.msisdn)
+        .join(their_list, their_list.id == theirs.list_id)
+        .where(
+            SubscriberList.carrier_id == carrier_id,
+            SubscriberList.status == ListStatus.ACTIVE,
+            their_list.status == ListStatus.ACTIVE,
+            their_list.carrier_id != carrier_id,
+        )
+        .group_by(mine.area_id)
+    ).all()
+    conflicts = {(-1 if a is None else int(a)): int(n) for a, n in rows}
+    out = _area_rows(areas, listed, latest, {a: {"conflicts": n} for a, n in conflicts.items()})
+    for row in out:
+        row.setdefault("conflicts", 0)
+        if row["area_id"] is None:
+            row["conflicts"] = conflicts.get(-1, 0)
+        row.pop("area_id", None)
+    return out
+
+
+def _carrier_id(session: Session, carrier_code: str) -> int:
+    carrier_id = session.scalar(select(Carrier.id).where(Carrier.code == carrier_code))
+    if carrier_id is None:
+        known = session.scalars(select(Carrier.code).order_by(Carrier.code))
+        raise UnknownCarrier(
+            f"unknown carrier {carrier_code!r}; known: {', '.join(known)}",
+            {"carrier": carrier_code},
+        )
+    return carrier_id
+
+
+def active_count(
+    session: Session, *, carrier_code: str | None = None, area_code: str | None = None
+) -> int:
+    """Numbers in active lists, each counted once for its owner (the most recent upload);
+    an area includes its whole subtree."""
+    lst, newer, newer_list = aliased(SubscriberList), aliased(Subscriber), aliased(SubscriberList)
+    query = (
+        select(func.count())
+        .select_from(Subscriber)
+        .join(lst, lst.id == Subscriber.list_id)
+        .where(lst.status == ListStatus.ACTIVE)
+        .where(
+            ~exists().where(
+                and_(
+                    newer.msisdn == Subscriber.msisdn,
+                    newer_list.id == newer.list_id,
+                    newer_list.status == ListStatus.ACTIVE,
+                    newer_list.id > lst.id,
+                )
+            )
+        )
+    )
+    if carrier_code is not None:
+        query = query.where(lst.carrier_id == _carrier_id(session, carrier_code))
+    if area_code is not None:
+        path = session.scalar(select(Area.path).where(Area.code == area_code))
+        if path is None:
+            raise ImportRejected(f"unknown area {area_code!r}", {"area": area_code})
+        query = query.join(Area, Area.id == Subscriber.area_id).where(Area.path.startswith(path))
+    return int(session.scalar(query) or 0)
+
+
+def purge_superseded(database: Database, settings: Settings, *, now: datetime | None = None) -> int:
+    """Delete the numbers of lists superseded more than retention_days ago (personal data has a
+    retention limit), and old rejects files. The list rows stay, marked deleted, for the record
+    and for alerts that reference them. Returns the number of lists purged."""
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(days=settings.imports.retention_days)
+    with database.session() as session:
+        ids = list(
+            session.scalars(
+                select(SubscriberList.id).where(
+                    SubscriberList.status == ListStatus.SUPERSEDED,
+                    SubscriberList.superseded_at <= cutoff,
+                )
+            )
+        )
+        if ids:
+            session.execute(Subscriber.__table__.delete().where(Subscriber.list_id.in_(ids)))
+            session.execute(
+                update(SubscriberList)
+                .where(SubscriberList.id.in_(ids))
+                .values(status=ListStatus.DELETED)
+            )
+            audit.record(
+                session,
+                actor="system",
+                action="subscribers.purge",
+                object_type="subscriber_list",
+                after={"lists": ids, "retention_days": settings.imports.retention_days},
+            )
+        old = session.execute(
+            select(Import.id, Import.rejects_path).where(
+                Import.rejects_path.is_not(None), Import.finished_at <= cutoff
+            )
+        ).all()
+        for import_id, rejects_path in old:
+            Path(rejects_path).unlink(missing_ok=True)
+            session.execute(update(Import).where(Import.id == import_id).values(rejects_path=None))
+    return len(ids)

@@ -1,0 +1,146 @@
+"""Number normalisation: every accepted form maps to one E.164 value; every refusal has a reason."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broadcast.settings import CONFIG_DIR
+from subscriber_import.numbers import NumberPlan, normalise, normalise_one
+
+PLAN = NumberPlan.from_files(
+    CONFIG_DIR / "number_ranges.csv", CONFIG_DIR / "number_conversions.csv"
+)
+NEW_TO_OLD = {new: old for old, new in PLAN.conversions.items()}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0912345678", "84912345678"),
+        ("84912345678", "84912345678"),
+        ("+84 91 234 5678", "84912345678"),
+        ("(+84) 912-345-678", "84912345678"),
+        ("0084912345678", "84912345678"),
+        ("84 0912 345 678", "84912345678"),
+        ("912345678", "84912345678"),  # leading zero lost
+        (912345678.0, "84912345678"),  # Excel float
+        ("912345678.0", "84912345678"),
+        ("9.12345678E+8", "84912345678"),
+        ("8.4912345678E10", "84912345678"),
+        (912345678, "84912345678"),
+        ("0912.345.678", "84912345678"),
+        ("'0912345678", "84912345678"),  # Excel text marker
+        ("0912\u00a0345\u00a0678", "84912345678"),
+        ("0841234567", "84841234567"),  # VinaPhone 084, not the country code
+        ("841234567", "84841234567"),
+        ("01621234567", "84321234567"),  # Viettel 0162 → 032
+        ("1621234567", "84321234567"),
+        ("+84 162 123 4567", "84321234567"),
+        ("01201234567", "84701234567"),  # MobiFone 0120 → 070
+        ("01991234567", "84591234567"),  # Gmobile 0199 → 059
+        ("0121 012 3456", "84790123456"),  # old 0121 (11 digits) → 079
+        ("0993123456", "84993123456"),
+        ("0559123456", "84559123456"),
+    ],
+)
+def test_accepted_forms(raw: object, expected: str) -> None:
+    assert normalise_one(raw, PLAN) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty"),
+        (None, "empty"),
+        ("   ", "empty"),
+        ("09l2345678", "invalid"),
+        ("=HYPERLINK(1)", "invalid"),
+        ("0239 3855 555", "landline"),  # Ha Tinh fixed line
+        ("+1 555 123 4567", "not_mobile"),
+        ("0991234567", "not_mobile"),  # 099 alone is not a range
+        ("0112345678", "not_mobile"),
+        ("091234567", "too_short"),
+        ("0911", "too_short"),
+        ("09123456789", "too_long"),
+        ("0912345678901234", "too_long"),
+    ],
+)
+def test_refused_with_reason(raw: object, reason: str) -> None:
+    frame = normalise(pd.Series([raw], dtype=object), PLAN)
+    assert frame["reason"].iloc[0] == reason
+    assert pd.isna(frame["msisdn"].iloc[0])
+
+
+def test_converted_and_carrier_columns() -> None:
+    frame = normalise(pd.Series(["01651234567", "0351234567", "0701234567"]), PLAN)
+    assert frame["msisdn"].tolist() == ["84351234567", "84351234567", "84701234567"]
+    assert frame["converted"].tolist() == [True, False, False]
+    assert frame["carrier"].tolist() == ["viettel", "viettel", "mobifone"]
+
+
+def _national_numbers() -> st.SearchStrategy[str]:
+    prefixes = sorted(PLAN.ranges)
+    return st.sampled_from(prefixes).flatmap(
+        lambda p: st.text("0123456789", min_size=PLAN.ranges[p][1] - len(p),
+                          max_size=PLAN.ranges[p][1] - len(p)).map(lambda rest, p=p: p + rest)
+    )  # fmt: skip
+
+
+def _group(digits: str, sep: str, size: int) -> str:
+    return sep.join(digits[i : i + size] for i in range(0, len(digits), size))
+
+
+FORMS = [
+    lambda n, sep, size: "0" + n,
+    lambda n, sep, size: "84" + n,
+    lambda n, sep, size: "+84" + sep + _group(n, sep, size),
+    lambda n, sep, size: "0" + _group(n, sep, size),
+    lambda n, sep, size: n,
+    lambda n, sep, size: n + ".0",
+    lambda n, sep, size: f"{float(n):.{len(n) - 1}E}",
+    lambda n, sep, size: float(n),
+    lambda n, sep, size: float("84" + n),
+    lambda n, sep, size: "0084" + n,
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    national=_national_numbers(),
+    form=st.integers(0, len(FORMS) - 1),
+    sep=st.sampled_from([" ", ".", "-", ""]),
+    size=st.integers(2, 4),
+)
+def test_any_valid_number_in_any_form_maps_to_one_e164(
+    national: str, form: int, sep: str, size: int
+) -> None:
+    raw = FORMS[form](national, sep, size)
+    assert normalise_one(raw, PLAN) == "84" + national, raw
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rest=st.text("0123456789", min_size=7, max_size=7),
+    old=st.sampled_from(sorted(PLAN.conversions)),
+)
+def test_eleven_digit_numbers_convert_to_their_new_range(rest: str, old: str) -> None:
+    expected = "84" + PLAN.conversions[old] + rest
+    for raw in ("0" + old + rest, old + rest, "84" + old + rest, "+84 " + old + " " + rest):
+        frame = normalise(pd.Series([raw]), PLAN)
+        assert frame["msisdn"].iloc[0] == expected, raw
+        assert bool(frame["converted"].iloc[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.text(max_size=20), st.floats(), st.integers(), st.none()), max_size=30)
+)
+def test_never_crashes_and_always_gives_a_number_or_a_reason(values: list[object]) -> None:
+    frame = normalise(pd.Series(values, dtype=object), PLAN)
+    assert len(frame) == len(values)
+    assert (frame["msisdn"].isna() == frame["reason"].notna()).all()
+    accepted = frame["msisdn"].dropna()
+    assert accepted.str.fullmatch(r"84\d{9}").all()
