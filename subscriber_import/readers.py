@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,15 +190,12 @@ def _open_csv(path: Path, name: str, head: bytes, chunk_rows: int) -> Table:
         header = pd.read_csv(path, nrows=0, **common)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise MalformedFile(f"{name}: cannot read the header: {_first_line(exc)}") from None
-    columns = [str(c).strip() for c in header.columns]
+    columns = [unicodedata.normalize("NFC", str(c)).strip() for c in header.columns]
 
     def chunks() -> Iterator[pd.DataFrame]:
         try:
-            reader = pd.read_csv(path, chunksize=chunk_rows, **common)
-            for chunk in reader:
-                chunk.columns = columns
-                chunk.index = chunk.index + 2  # file line numbers; the header is line 1
-                yield chunk
+            with pd.read_csv(path, chunksize=chunk_rows, **common) as reader:
+                yield from _chunks_of(reader, columns, encoding)
         except pd.errors.ParserError as exc:
             raise MalformedFile(
                 f"{name}: the file is broken part-way: {_first_line(exc)}; nothing was imported",
@@ -214,6 +212,17 @@ def _open_csv(path: Path, name: str, head: bytes, chunk_rows: int) -> Table:
         encoding=encoding,
         delimiter=delimiter,
     )
+
+
+def _chunks_of(reader: Any, columns: list[str], encoding: str) -> Iterator[pd.DataFrame]:
+    for chunk in reader:
+        chunk.columns = columns
+        chunk.index = chunk.index + 2  # file line numbers; the header is line 1
+        if encoding == "cp1258":
+            # Windows-1258 writes tone marks as combining characters: compose them.
+            for column in columns:
+                chunk[column] = chunk[column].str.normalize("NFC")
+        yield chunk
 
 
 def _first_line(exc: BaseException) -> str:
@@ -273,6 +282,8 @@ def _open_workbook(path: Path, name: str, sheet: str | None, chunk_rows: int) ->
                     batch, start = [], line + 1
         except (CalamineError, ValueError) as exc:
             raise MalformedFile(f"{name}, sheet {chosen!r}: {_first_line(exc)}") from None
+        finally:
+            workbook.close()
         if batch:
             yield _frame(batch, columns, start)
 

@@ -98,6 +98,7 @@ def import_file(
     report = ImportReport(import_id=import_id, carrier=carrier_code, kind=kind_enum.value)
     report.filename = name
     rejects = RejectsWriter(settings.instance_path / "imports" / f"{import_id}-rejects.csv")
+    table: Table | None = None
     try:
         table = open_table(
             Path(path),
@@ -136,15 +137,23 @@ def import_file(
                 after={k: record.report[k] for k in ("rows", "accepted", "list_id", "version")},
             )
     except ImportRejected as exc:
+        _close(table)
         _record_refusal(database, import_id, exc.code, exc.message, exc.details, rejects)
         exc.import_id = import_id
         raise
     except Exception as exc:
+        _close(table)
         _record_refusal(
             database, import_id, "internal_error", f"internal error: {exc}", {}, rejects
         )
         raise
     return report
+
+
+def _close(table: Table | None) -> None:
+    """Stop reading now (closes the file) rather than when the generator is collected."""
+    if table is not None:
+        table.chunks.close()  # type: ignore[attr-defined]
 
 
 def _record_refusal(

@@ -1,0 +1,220 @@
+"""The import service on SQLite and PostgreSQL: lists, counts, conflicts, atomic refusals."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from broadcast.db import Database
+from broadcast.models import (
+    CountReport,
+    Import,
+    ImportStatus,
+    ListStatus,
+    Subscriber,
+    SubscriberList,
+)
+from broadcast.settings import Settings
+from subscriber_import.errors import (
+    ImportRejected,
+    MalformedFile,
+    NoValidRows,
+    TooManyRows,
+    UnknownCarrier,
+)
+from subscriber_import.service import active_count, coverage, import_file, purge_superseded
+from tests.conftest import make_settings
+from tests.imports.files import write_csv, write_xlsx
+
+
+def _import(db: Database, settings: Settings, carrier: str, path: Path, kind: str = "list", **kw):  # type: ignore[no-untyped-def]
+    return import_file(db, settings, carrier_code=carrier, kind=kind, path=path, **kw)
+
+
+def _lists(db: Database, carrier_code: str | None = None) -> list[tuple[int, str, int]]:
+    with db.session() as session:
+        rows = session.execute(
+            select(
+                SubscriberList.version, SubscriberList.status, SubscriberList.row_count
+            ).order_by(SubscriberList.id)
+        ).all()
+    return [(v, s.value, n) for v, s, n in rows]
+
+
+def test_list_import_report_adds_up(
+    seeded_database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "list.csv",
+        [
+            ["Số thuê bao", "Huyện"],
+            ["0912345678", "Huyện Can Lộc"],
+            ["+84 91 234 5679", "436"],
+            ["01621234567", ""],  # converted, possible ported (Viettel range)
+            ["0912345678", "436"],  # duplicate
+            ["=1+1", "436"],  # invalid, and a formula
+            ["0239 3855 555", "436"],  # landline
+            ["0981234567", "Nowhere"],  # unknown area
+            ["091234", "436"],
+        ],
+        delimiter=";",
+    )
+    progress: list[tuple[int, int | None]] = []
+    report = _import(
+        seeded_database, settings, "vinaphone", path, progress=lambda d, t: progress.append((d, t))
+    )
+    assert (report.rows, report.accepted, report.duplicates, report.converted) == (8, 3, 1, 1)
+    assert report.rejected == {"invalid": 1, "landline": 1, "unknown_area": 1, "too_short": 1}
+    assert report.rows == report.accepted + report.duplicates + sum(report.rejected.values())
+    assert report.possible_ported_by_carrier == {"viettel": 1}
+    assert progress[-1] == (8, None)
+    areas = {r["area_code"]: r["accepted"] for r in report.per_area}
+    assert areas == {"436": 1, "443": 1, None: 1}
+    data = report.to_json()
+    assert data["rejected"]["invalid"] == 1 and data["list_id"] == report.list_id
+
+    with open(report.rejects_csv, encoding="utf-8-sig", newline="") as fh:
+        rejects = list(csv.DictReader(fh))
+    assert {"line": "6", "value": "'=1+1", "area": "436", "reason": "invalid"} in rejects
+    assert {r["reason"] for r in rejects} >= {"duplicate", "landline", "unknown_area"}
+    with seeded_database.session() as session:
+        assert sorted(session.scalars(select(Subscriber.msisdn))) == [
+            "84321234567", "84912345678", "84912345679",
+        ]  # fmt: skip
+        record = session.get(Import, report.import_id)
+        assert record.status is ImportStatus.SUCCEEDED and record.report["accepted"] == 3
+        assert active_count(session, carrier_code="vinaphone", area_code="42") == 2
+
+
+def test_new_version_supersedes_and_failure_half_way_changes_nothing(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    small = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000}
+    )
+    first = write_csv(tmp_path / "v1.csv", [["msisdn"]] + [[f"09120{i:05d}"] for i in range(1200)])
+    second = write_csv(tmp_path / "v2.csv", [["msisdn"]] + [[f"09130{i:05d}"] for i in range(500)])
+    assert _import(seeded_database, small, "vinaphone", first).version == 1
+    report = _import(seeded_database, small, "vinaphone", second)
+    assert (report.version, report.replaced_list_id) == (2, 1)
+    assert _lists(seeded_database) == [(1, "superseded", 1200), (2, "active", 500)]
+
+    rows: list[list[object]] = [["msisdn"]] + [[f"09140{i:05d}"] for i in range(2500)]
+    rows.insert(2001, ["0914000001", "extra", "field"])
+    broken = write_csv(tmp_path / "v3.csv", rows)
+    with pytest.raises(MalformedFile, match="broken part-way") as info:
+        _import(seeded_database, small, "vinaphone", broken)
+    assert _lists(seeded_database) == [(1, "superseded", 1200), (2, "active", 500)]
+    with seeded_database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Subscriber)) == 1700
+        record = session.get(Import, info.value.import_id)
+        assert record.status is ImportStatus.REJECTED and "broken part-way" in record.error
+        assert active_count(session, carrier_code="vinaphone") == 500
+    assert not (small.instance_path / "imports" / f"{info.value.import_id}-rejects.csv").exists()
+
+
+def test_limits_unknown_carrier_and_empty_lists_change_nothing(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    path = write_csv(tmp_path / "list.csv", [["msisdn"], ["0912345678"], ["0912345679"]])
+    with pytest.raises(UnknownCarrier, match="unknown carrier 'acme'; known: gmobile"):
+        _import(seeded_database, settings, "acme", path)
+    limited = make_settings(tmp_path, database_url=settings.database_url, imports={"max_rows": 1})
+    with pytest.raises(TooManyRows, match="more than 1 rows"):
+        _import(seeded_database, limited, "vinaphone", path)
+    bad = write_csv(tmp_path / "bad.csv", [["msisdn"], ["hello"], ["0239 3855 555"]])
+    with pytest.raises(NoValidRows, match=r"no valid number in 2 rows \(invalid: 1, landline: 1\)"):
+        _import(seeded_database, settings, "vinaphone", bad)
+    with pytest.raises(ImportRejected, match="kind must be"):
+        _import(seeded_database, settings, "vinaphone", path, kind="people")
+    with seeded_database.session() as session:
+        assert session.scalar(select(func.count()).select_from(SubscriberList)) == 0
+        statuses = session.scalars(select(Import.status)).all()
+    assert statuses == [ImportStatus.REJECTED, ImportStatus.REJECTED]
+
+
+def test_conflict_newer_upload_wins_and_both_carriers_see_it(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    vina = write_csv(
+        tmp_path / "v.csv", [["msisdn", "area"], ["0912345678", "436"], ["0912345679", "436"]]
+    )
+    viettel = write_csv(
+        tmp_path / "t.csv", [["msisdn", "area"], ["0912345678", "436"], ["0981234567", "443"]]
+    )
+    _import(seeded_database, settings, "vinaphone", vina)
+    report = _import(seeded_database, settings, "viettel", viettel)
+    assert report.conflicts == 1 and report.conflicts_by_carrier == {"vinaphone": 1}
+    with seeded_database.session() as session:
+        assert active_count(session) == 3
+        assert active_count(session, carrier_code="viettel") == 2
+        assert active_count(session, carrier_code="vinaphone") == 1
+        vina_cov = {r["area_code"]: r for r in coverage(session, "vinaphone")}
+        assert vina_cov["436"]["conflicts"] == 1 and vina_cov["436"]["accepted"] == 2
+
+
+def test_counts_appended_and_coverage(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    path = write_xlsx(
+        tmp_path / "counts.xlsx",
+        {
+            "Số liệu": [
+                ["Mã huyện", "Số lượng thuê bao", "Ngày báo cáo"],
+                [436, 1000, date(2026, 1, 1)],
+                ["Huyện Can Lộc", "2.500", "15/01/2026"],
+                ["999", 5, None],
+                [436, -3, None],
+                [436, 1000, date(2026, 1, 1)],
+                [437, 7, "not a date"],
+            ]
+        },
+    )
+    report = _import(seeded_database, settings, "viettel", path, kind="counts", sheet="Số liệu")
+    assert (report.rows, report.accepted, report.duplicates) == (6, 2, 1)
+    assert report.rejected == {"unknown_area": 1, "invalid_count": 1, "invalid_date": 1}
+    again = write_csv(tmp_path / "c.csv", [["area_code", "count"], ["436", "1200"]])
+    _import(seeded_database, settings, "viettel", again, kind="counts", as_of=date(2026, 2, 1))
+    with seeded_database.session() as session:
+        assert session.scalar(select(func.count()).select_from(CountReport)) == 3
+        rows = {r["area_code"]: r for r in coverage(session, "viettel")}
+    assert rows["436"]["reported"] == 1200 and rows["436"]["as_of"] == date(2026, 2, 1)
+    assert rows["443"]["reported"] == 2500
+
+
+def test_xlsx_list_with_excel_float_damage(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    path = write_xlsx(
+        tmp_path / "list.xlsx",
+        {
+            "Danh sách": [
+                ["Phone", "District"],
+                [912345678, 436],
+                [84981234567, "Can Loc"],
+                ["9.12345677E+8", 443],
+            ]
+        },
+    )
+    report = _import(seeded_database, settings, "vinaphone", path, sheet="Danh sách")
+    assert (report.accepted, report.rejected) == (3, {})
+    with seeded_database.session() as session:
+        assert active_count(session, area_code="443") == 2
+
+
+def test_purge_superseded_after_retention(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    for n in range(2):
+        path = write_csv(tmp_path / f"l{n}.csv", [["msisdn"], [f"091234567{n}"]])
+        _import(seeded_database, settings, "vinaphone", path)
+    assert purge_superseded(seeded_database, settings) == 0
+    later = datetime.now(UTC) + timedelta(days=settings.imports.retention_days + 1)
+    assert purge_superseded(seeded_database, settings, now=later) == 1
+    assert [s for _, s, _ in _lists(seeded_database)] == [ListStatus.DELETED.value, "active"]
+    with seeded_database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
