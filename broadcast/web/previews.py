@@ -1,22 +1,27 @@
-"""The draft page's live preview: the text as each encoding sends it, audience and ETA.
+"""The draft page's live preview: the text as it goes on the air, audience and ETA.
 
-Shared by the API endpoint and the console; the arithmetic lives in smpp_gateway.encoding and
-broadcast.audience, this only puts their answers side by side.
+Shared by the API endpoint and the console; the arithmetic lives in smpp_gateway.encoding,
+broadcast.alerts and broadcast.audience, this only puts their answers side by side.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broadcast import audience
+from broadcast.alerts import CONCATENATION, sms_text
+from broadcast.models import AlertCategory, Carrier
 from broadcast.settings import Settings
 from smpp_gateway import encoding
 
 
 def _text_info(text: str, fold: bool) -> dict[str, Any]:
-    info = asdict(encoding.preview(text, fold=fold))
+    info = asdict(encoding.preview(text, fold=fold, concatenation=CONCATENATION))
     info["ucs2_chars"] = list(info["ucs2_chars"])
     return info
 
@@ -31,12 +36,48 @@ def build_preview(
     carriers: list[str] | None = None,
     category: str = "information",
 ) -> dict[str, Any]:
-    shown = _text_info(text, fold)
-    return {
+    on_air = sms_text(body=text, category=AlertCategory(category))
+    shown = _text_info(on_air, fold)
+    result: dict[str, Any] = {
         "preview": shown,
-        "folded": _text_info(text, True),
+        "folded": _text_info(on_air, True),
         "audience": [],
         "audience_total": None,
         "eta_seconds": None,
         "audience_available": False,
     }
+    known = {code: name for code, name in session.execute(select(Carrier.code, Carrier.name))}
+    chosen = [c for c in (carriers or []) if c in known]
+    if not chosen or (not areas and category != AlertCategory.TEST.value):
+        return result
+    test = category == AlertCategory.TEST.value
+    counts = audience.audience_counts(
+        session, area_codes=areas or [], carrier_codes=chosen, test=test
+    )
+    reported = (
+        {c: None for c in chosen}
+        if test
+        else audience.reported_counts(session, area_codes=areas or [], carrier_codes=chosen)
+    )
+    mps = {c.code: c.mps for c in settings.carriers}
+    parts = max(shown["parts"], 1)
+    rows = []
+    for code in chosen:
+        eta = audience.eta_seconds({code: counts.get(code, 0)}, parts, mps)
+        rows.append(
+            {
+                "carrier": code,
+                "name": known[code],
+                "audience": counts.get(code, 0),
+                "reported": reported.get(code),
+                "eta_seconds": None if math.isinf(eta) else eta,
+            }
+        )
+    eta = audience.eta_seconds(counts, parts, mps)
+    result.update(
+        audience=rows,
+        audience_total=sum(counts.values()),
+        eta_seconds=None if math.isinf(eta) else eta,
+        audience_available=True,
+    )
+    return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from broadcast.models import Role
+from broadcast.models import AlertStatus, Role
 
 
 class Strict(Schema):
@@ -144,3 +144,127 @@ class TestRecipientOut(Schema):
     msisdn = fields.String()
     carrier = fields.Function(lambda t: t.carrier_code)
     name = fields.String()
+
+
+CATEGORIES = ["emergency", "warning", "information", "test"]
+
+
+class AlertIn(Strict):
+    title = fields.String(required=True)
+    body = fields.String(required=True)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    areas = fields.List(fields.String(), required=True)
+    carriers = fields.List(fields.String(), required=True)
+    brandname = fields.String(required=True)
+    fold = fields.Boolean(load_default=False)
+    schedule_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    event = fields.String(load_default="")
+    urgency = fields.String(load_default="Unknown")
+    severity = fields.String(load_default="Unknown")
+    certainty = fields.String(load_default="Unknown")
+    instruction = fields.String(load_default="")
+    web = fields.String(load_default="")
+
+
+class AreaRef(Schema):
+    code = fields.String()
+    name = fields.String()
+
+
+class AlertOut(Schema):
+    id = fields.Integer()
+    identifier = fields.String()
+    title = fields.String()
+    body = fields.String()
+    text = fields.String()
+    encoding = fields.String()
+    parts = fields.Integer()
+    fold = fields.Boolean()
+    category = fields.String()
+    test = fields.Boolean()
+    status = fields.String()
+    allowed_actions = fields.List(fields.String())
+    msg_type = fields.String()
+    references_id = fields.Integer(allow_none=True)
+    brandname = fields.String()
+    areas = fields.List(fields.Nested(AreaRef))
+    carriers = fields.List(fields.String())
+    event = fields.String()
+    urgency = fields.String()
+    severity = fields.String()
+    certainty = fields.String()
+    instruction = fields.String()
+    web = fields.String()
+    schedule_at = fields.String(allow_none=True)
+    expires_at = fields.String(allow_none=True)
+    waive_quiet_hours = fields.Boolean()
+    waive_daily_cap = fields.Boolean()
+    version = fields.Integer()
+    created_by = fields.Integer()
+    approved_by = fields.Integer(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    submitted_at = fields.String(allow_none=True)
+    approved_at = fields.String(allow_none=True)
+    started_at = fields.String(allow_none=True)
+    completed_at = fields.String(allow_none=True)
+    cancelled_at = fields.String(allow_none=True)
+
+
+class AlertListQuery(Strict):
+    status = fields.String(
+        load_default=None, validate=validate.OneOf([s.value for s in AlertStatus])
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class ApproveIn(Strict):
+    waive_quiet_hours = fields.Boolean(load_default=False)
+    waive_daily_cap = fields.Boolean(load_default=False)
+
+
+class RejectIn(Strict):
+    reason = fields.String(required=True)
+
+
+class DeriveIn(Strict):
+    kind = fields.String(
+        required=True, validate=validate.OneOf(["update", "correction", "all_clear"])
+    )
+
+
+class CarrierProgress(Schema):
+    total = fields.Integer()
+    pending = fields.Integer()
+    queued = fields.Integer()
+    submitted = fields.Integer()
+    delivered = fields.Integer()
+    failed = fields.Integer()
+    cancelled = fields.Integer()
+    rate_now = fields.Float()
+    eta_seconds = fields.Float(allow_none=True)
+    percent = fields.Float()
+
+
+class ProgressOut(Schema):
+    id = fields.Integer()
+    status = fields.String()
+    test = fields.Boolean()
+    carriers = fields.Dict(keys=fields.String(), values=fields.Nested(CarrierProgress))
+    total = fields.Integer()
+    done = fields.Integer()
+    percent = fields.Float()
+    rate_now = fields.Float()
+    eta_seconds = fields.Float(allow_none=True)
+    at = fields.Float()
+
+
+class TemplateOut(Schema):
+    key = fields.String()
+    name = fields.String()
+    category = fields.String()
+    fields_ = fields.List(fields.String(), data_key="fields", attribute="fields")
+    event = fields.String()
+    urgency = fields.String()
+    severity = fields.String()
+    certainty = fields.String()
