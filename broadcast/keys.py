@@ -15,6 +15,10 @@ CONTROL_QUEUE = "loa-control"
 FAN_OUT_JOB = "workers.jobs.fan_out"
 RECONCILE_JOB = "workers.jobs.reconcile"
 IMPORT_JOB = "workers.jobs.run_import"
+# One batch of one alert on one carrier (ids only); enqueued by fan-out and reconcile.
+SEND_BATCH_JOB = "workers.jobs.send_batch"
+# After set_control(..., "sending") on a paused alert: re-queue its parked batches.
+RESUME_JOB = "workers.jobs.resume"
 
 # Send queues: one per carrier and priority; an emergency batch goes ahead of every pending
 # batch of lower categories on the same carrier (workers listen to `send_queues` in order).
@@ -43,7 +47,7 @@ def rate_key(carrier_code: str) -> str:
 
 
 def alert_control_key(alert_id: int) -> str:
-    """"sending" | "paused" | "cancelled": read by every worker before each block it sends."""
+    """ "sending" | "paused" | "cancelled": read by every worker before each block it sends."""
     return key("alert", alert_id, "control")
 
 
@@ -54,3 +58,23 @@ def alert_counters_key(alert_id: int, carrier_code: str) -> str:
 
 def import_progress_key(import_token: str) -> str:
     return key("import", import_token, "progress")
+
+
+def alert_batches_key(alert_id: int) -> str:
+    """Set of "carrier:batch" with a send job waiting in a queue (reconcile skips these)."""
+    return key("alert", alert_id, "batches")
+
+
+def alert_counters_built_key(alert_id: int) -> str:
+    """Present while the counters of an alert mirror the database (absent after a flush)."""
+    return key("alert", alert_id, "counters-built")
+
+
+def alert_rate_key(alert_id: int, carrier_code: str, second: int) -> str:
+    """Segments submitted in one wall-clock second (a short-lived bucket for `rate_now`)."""
+    return key("alert", alert_id, "carrier", carrier_code, "rate", second)
+
+
+def rq_queue_key(queue_name: str) -> str:
+    """The Redis list RQ keeps a queue in (read by senders to see waiting emergencies)."""
+    return f"rq:queue:{queue_name}"

@@ -1,0 +1,176 @@
+"""Live state of sending alerts in Redis, cheap for the console and the API to read.
+
+- The control key of an alert ("sending" | "paused" | "cancelled") is read by every sender
+  before each block of messages, so pause and cancel take effect within a second.
+- Counters per alert and carrier (one hash each) mirror the deliveries' states; senders move
+  them with pipelined HINCRBY as they write the database. When Redis has lost them (flush,
+  restart) the next read rebuilds them from the database with one GROUP BY: Redis is never
+  the only copy of anything.
+- `rate_now` comes from one-second buckets of submitted segments; the ETA divides what is left
+  by it (or by the carrier's limit before anything has been sent).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcast import keys
+from broadcast.models import Alert, AlertCarrier, AlertStatus, Carrier, Delivery
+
+CONTROL_VALUES = ("sending", "paused", "cancelled")
+STATES = (
+    "pending",
+    "queued",
+    "submitted",
+    "delivered",
+    "undeliverable",
+    "expired",
+    "rejected",
+    "cancelled",
+)
+FAILED_STATES = ("undeliverable", "expired", "rejected")
+RATE_BUCKET_TTL = 15
+CONTROL_FOR_STATUS = {
+    AlertStatus.SENDING: "sending",
+    AlertStatus.APPROVED: "sending",
+    AlertStatus.PAUSED: "paused",
+    AlertStatus.CANCELLED: "cancelled",
+}
+
+
+def set_control(connection: redis.Redis, alert_id: int, value: str) -> None:
+    """Tell every worker to send, pause or cancel an alert (they look before each block)."""
+    if value not in CONTROL_VALUES:
+        raise ValueError(f"control must be one of {CONTROL_VALUES}, not {value!r}")
+    connection.set(keys.alert_control_key(alert_id), value)
+
+
+def get_control(connection: redis.Redis, alert_id: int) -> str | None:
+    raw = connection.get(keys.alert_control_key(alert_id))
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def restore_control(connection: redis.Redis, alert_id: int, status: AlertStatus | str) -> None:
+    """After Redis lost it: the control key from the database status, unless a newer one is
+    already there (set by the console since)."""
+    value = CONTROL_FOR_STATUS.get(AlertStatus(status))
+    if value:
+        connection.set(keys.alert_control_key(alert_id), value, nx=True)
+
+
+def apply_transitions(
+    connection: redis.Redis,
+    moved: Mapping[tuple[int, str, str, str], int],
+    *,
+    submitted_segments: Mapping[tuple[int, str], int] | None = None,
+) -> None:
+    """Move counters (alert_id, carrier_code, from_state, to_state) -> n in one pipeline.
+
+    from_state "open" means pending or queued (a cancel); "new" means rows just written."""
+    if not moved and not submitted_segments:
+        return
+    pipe = connection.pipeline(transaction=False)
+    for (alert_id, carrier, before, after), n in moved.items():
+        if not n:
+            continue
+        key = keys.alert_counters_key(alert_id, carrier)
+        if before == "open":
+            before = "queued"
+        if before != "new":  # "new": rows just written by the snapshot
+            pipe.hincrby(key, before, -n)
+        pipe.hincrby(key, after, n)
+    second = int(time.time())
+    for (alert_id, carrier), n in (submitted_segments or {}).items():
+        key = keys.alert_rate_key(alert_id, carrier, second)
+        pipe.incrby(key, n)
+        pipe.expire(key, RATE_BUCKET_TTL)
+    pipe.execute()
+
+
+def rebuild_counters(connection: redis.Redis, session: Session, alert_id: int) -> None:
+    """Counters of one alert from the database (one GROUP BY), written in one pipeline."""
+    rows = session.execute(
+        select(Carrier.code, Delivery.state, func.count())
+        .join(Carrier, Carrier.id == Delivery.carrier_id)
+        .where(Delivery.alert_id == alert_id)
+        .group_by(Carrier.code, Delivery.state)
+    ).all()
+    per: dict[str, dict[str, int]] = {}
+    for code, state, n in rows:
+        value = state.value if hasattr(state, "value") else str(state)
+        per.setdefault(code, dict.fromkeys(STATES, 0))[value] = n
+    pipe = connection.pipeline(transaction=True)
+    for code, counts in per.items():
+        key = keys.alert_counters_key(alert_id, code)
+        pipe.delete(key)
+        pipe.hset(key, mapping=counts)
+    pipe.set(keys.alert_counters_built_key(alert_id), 1)
+    pipe.execute()
+
+
+def _carriers_of(connection: redis.Redis, session: Session, alert_id: int) -> list[str]:
+    if not connection.exists(keys.alert_counters_built_key(alert_id)):
+        rebuild_counters(connection, session, alert_id)
+    return list(
+        session.scalars(
+            select(Carrier.code)
+            .join(AlertCarrier, AlertCarrier.carrier_id == Carrier.id)
+            .where(AlertCarrier.alert_id == alert_id)
+            .order_by(Carrier.code)
+        )
+    )
+
+
+def alert_progress(
+    connection: redis.Redis, session: Session, alert_id: int
+) -> dict[str, dict[str, Any]]:
+    """Per carrier: total, pending, queued, submitted, delivered, failed, cancelled, rate_now
+    (segments/s over the last 3 s) and eta_seconds. A few Redis reads; the database only when
+    Redis lost the counters."""
+    carriers = _carriers_of(connection, session, alert_id)
+    if not carriers:
+        return {}
+    now = int(time.time())
+    pipe = connection.pipeline(transaction=False)
+    for code in carriers:
+        pipe.hgetall(keys.alert_counters_key(alert_id, code))
+        pipe.mget([keys.alert_rate_key(alert_id, code, now - i) for i in (1, 2, 3)])
+    raw = pipe.execute()
+    limits = dict(
+        session.execute(select(Carrier.code, Carrier.mps).where(Carrier.code.in_(carriers))).all()
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for i, code in enumerate(carriers):
+        counts = {k.decode(): int(v) for k, v in raw[2 * i].items()}
+        rates = [int(v) for v in raw[2 * i + 1] if v is not None]
+        counts = {state: max(0, counts.get(state, 0)) for state in STATES}
+        total = sum(counts.values())
+        rate_now = sum(rates) / 3.0
+        left = counts["pending"] + counts["queued"]
+        pace = rate_now or float(limits.get(code) or 0)
+        out[code] = {
+            "total": total,
+            "pending": counts["pending"],
+            "queued": counts["queued"],
+            "submitted": counts["submitted"],
+            "delivered": counts["delivered"],
+            "failed": sum(counts[s] for s in FAILED_STATES),
+            "cancelled": counts["cancelled"],
+            "rate_now": rate_now,
+            "eta_seconds": (left / pace) if left and pace else (0.0 if not left else None),
+        }
+    return out
+
+
+def alert_status_controls(session: Session) -> list[tuple[int, AlertStatus]]:
+    return list(
+        session.execute(
+            select(Alert.id, Alert.status).where(Alert.status.in_(list(CONTROL_FOR_STATUS)))
+        )
+    )

@@ -1,0 +1,24 @@
+"""Prometheus collectors for operators: queue depth, messages per second, receipts, errors, binds.
+
+Counters are per process (prometheus_client's default registry); each sender process serves
+them with `start_http_server` when `loa worker --metrics-port` is given. Rates per carrier
+are `rate(loa_submitted_total[1m])` in Prometheus.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+SUBMITTED = Counter(
+    "loa_submitted", "Messages accepted by the SMSC (submit_sm_resp OK)", ["carrier"]
+)
+RECEIPTS = Counter("loa_receipts", "Delivery receipts received", ["carrier"])
+ERRORS = Counter(
+    "loa_send_errors", "Failed submits by kind (transient, permanent, link)", ["carrier", "kind"]
+)
+RESENT = Counter(
+    "loa_resent", "Rows re-claimed after a sender died holding them (possible duplicates)",
+    ["carrier"],
+)  # fmt: skip
+QUEUE_DEPTH = Gauge("loa_queue_depth", "Batches waiting in the carrier's send queues", ["carrier"])
+BIND_STATE = Gauge("loa_binds_open", "SMPP binds this process holds open", ["carrier"])

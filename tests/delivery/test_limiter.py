@@ -1,0 +1,70 @@
+"""The shared rate limiter: a hard ceiling over any one-second window, whoever asks."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from workers.limiter import RedisRateLimiter
+
+
+def _max_in_any_window(events: list[tuple[float, int]], width: float = 1.0) -> int:
+    events.sort()
+    best = 0
+    total = 0
+    start = 0
+    for i, (t, n) in enumerate(events):
+        total += n
+        while events[start][0] <= t - width:
+            total -= events[start][1]
+            start += 1
+        best = max(best, total)
+        del i
+    return best
+
+
+def test_three_concurrent_users_never_exceed_the_limit(redis_url: str) -> None:
+    limit = 200
+    events: list[tuple[float, int]] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + 3.0
+
+    def user(unit: int) -> None:
+        conn = redis.Redis.from_url(redis_url)
+        limiter = RedisRateLimiter(conn, "viettel", limit)
+        while time.monotonic() < stop_at:
+            got = limiter.acquire(10, unit, deadline=stop_at)
+            if got:
+                with lock:
+                    events.append((time.time(), got))
+        conn.close()
+
+    threads = [threading.Thread(target=user, args=(u,)) for u in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert _max_in_any_window(events) <= limit
+    granted = sum(n for _, n in events)
+    # Three seconds at the limit, less the margin the window keeps for jitter.
+    assert granted >= 0.85 * limit * 3
+
+
+def test_grants_are_multiples_of_a_message_parts(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client, "gmobile", 10, block=10)
+    assert limiter.try_acquire(10, 3).granted == 9
+    refused = limiter.try_acquire(10, 3)
+    assert refused.granted == 0
+    assert 0 < refused.wait <= 1.1
+    assert limiter.try_acquire(10, 1).granted == 1
+
+
+def test_a_message_longer_than_the_limit_is_refused_clearly(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client, "reddi", 2)
+    with pytest.raises(ValueError, match="3 segments can never pass a limit of 2/s"):
+        limiter.try_acquire(3, 3)
+    with pytest.raises(ValueError, match="limit must be at least 1"):
+        RedisRateLimiter(redis_client, "reddi", 0)

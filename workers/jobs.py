@@ -1,0 +1,209 @@
+"""RQ jobs, enqueued by dotted path (broadcast.keys) with ids only: each loads current state,
+so a retried or re-queued job does the right thing.
+
+- `fan_out(alert_id)`: snapshot the audience in chunks (INSERT … SELECT) and enqueue each
+  chunk's batches at once, so sending starts while the snapshot is still being written.
+- `send_batch(alert_id, carrier_code, batch_no)`: run by a sender process of that carrier.
+- `reconcile()`: the database is the truth. Restore control keys and counters Redis lost,
+  re-queue batches no live sender holds (expired leases, lost queues), cancel what a cancelled
+  alert still holds, expire what is past its expiry, match late receipts, complete alerts.
+- `resume(alert_id)`: after a pause, put the parked batches back on their queues.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from rq import Queue
+
+from broadcast import alerts, audience, keys, live
+from broadcast.errors import InvalidTransition
+from broadcast.models import Alert, AlertCategory, AlertStatus
+from workers import runtime as rt_mod
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SEND_JOB_TIMEOUT = 6 * 3600  # a batch paced at a few messages per second can take long
+FAN_OUT_CHUNK_ROWS = 20_000
+
+
+def priority_of(category: str | AlertCategory) -> str:
+    return "emergency" if AlertCategory(category) == AlertCategory.EMERGENCY else "normal"
+
+
+def enqueue_batches(
+    rt: Runtime,
+    alert_id: int,
+    priority: str,
+    batches: Iterable[tuple[str, int]],
+    *,
+    at_front: bool = False,
+) -> int:
+    """Enqueue send jobs (ids only) on each carrier's queue, marking them as waiting."""
+    by_carrier: dict[str, list[int]] = {}
+    for code, batch_no in batches:
+        by_carrier.setdefault(code, []).append(batch_no)
+    count = 0
+    for code, numbers in by_carrier.items():
+        queue = Queue(keys.send_queue(code, priority), connection=rt.redis)
+        pipe = rt.redis.pipeline()
+        pipe.sadd(keys.alert_batches_key(alert_id), *(f"{code}:{n}" for n in numbers))
+        datas = [
+            Queue.prepare_data(
+                keys.SEND_BATCH_JOB,
+                args=(alert_id, code, n),
+                timeout=SEND_JOB_TIMEOUT,
+                result_ttl=0,
+                failure_ttl=24 * 3600,
+                at_front=at_front,
+            )
+            for n in numbers
+        ]
+        for start in range(0, len(datas), 1000):
+            queue.enqueue_many(datas[start : start + 1000], pipeline=pipe)
+        pipe.execute()
+        count += len(numbers)
+    return count
+
+
+def _codes(rt: Runtime) -> dict[int, str]:
+    return {v: k for k, v in rt.store.carrier_ids().items()}
+
+
+def fan_out(alert_id: int) -> dict[str, Any]:
+    """Snapshot the audience and enqueue its batches, chunk by chunk."""
+    rt = rt_mod.current()
+    settings = rt.settings
+    batch_size = settings.delivery.batch_size
+    with rt.database.session() as s:
+        alert = s.get(Alert, alert_id)
+        if alert is None:
+            return {"result": "no such alert"}
+        if alert.status not in (AlertStatus.APPROVED, AlertStatus.SCHEDULED,
+                                AlertStatus.SENDING, AlertStatus.PAUSED):  # fmt: skip
+            return {"result": f"alert is {alert.status.value}"}
+        alerts.mark_sending(s, alert_id)
+        priority = priority_of(alert.category)
+    live.restore_control(rt.redis, alert_id, AlertStatus.SENDING)
+    with rt.database.session() as s:
+        live.rebuild_counters(rt.redis, s, alert_id)
+    codes = _codes(rt)
+    enqueued = 0
+
+    with rt.database.sessions() as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+
+        def on_chunk(plan: audience.CarrierSnapshot, rows: int, batches: range) -> None:
+            nonlocal enqueued
+            session.commit()
+            pairs, count = rt.store.queue_pending(alert_id, batch_size, plan.carrier_id)
+            live.apply_transitions(
+                rt.redis, {(alert_id, plan.carrier_code, "new", "queued"): count}
+            )
+            enqueued += enqueue_batches(rt, alert_id, priority, [(codes[c], b) for c, b in pairs])
+
+        audience.snapshot(
+            session,
+            alert,
+            batch_size=batch_size,
+            settings=settings,
+            chunk_rows=FAN_OUT_CHUNK_ROWS,
+            on_chunk=on_chunk,
+        )
+        session.commit()
+    # Rows written before a crash of an earlier run, or by a caller that snapshotted itself.
+    enqueued += _queue_leftovers(rt, alert_id, priority, codes)
+    complete_if_done(rt, alert_id)
+    counts = rt.store.state_counts(alert_id)
+    written = {codes[c]: sum(v.values()) for c, v in counts.items()}
+    return {"result": "fanned out", "written": written, "batches": enqueued}
+
+
+def _queue_leftovers(rt: Runtime, alert_id: int, priority: str, codes: dict[int, str]) -> int:
+    pairs, _ = rt.store.queue_pending(alert_id, rt.settings.delivery.batch_size)
+    if not pairs:
+        return 0
+    with rt.database.session() as s:
+        live.rebuild_counters(rt.redis, s, alert_id)
+    return enqueue_batches(rt, alert_id, priority, [(codes[c], b) for c, b in pairs])
+
+
+def send_batch(alert_id: int, carrier_code: str, batch_no: int) -> dict[str, Any]:
+    from workers.sender import sender_for
+
+    rt = rt_mod.current()
+    return sender_for(rt, carrier_code).send_batch(alert_id, batch_no)
+
+
+def complete_if_done(rt: Runtime, alert_id: int) -> bool:
+    """Mark the alert completed when every delivery is final (cancelled alerts stay so)."""
+    if rt.store.has_open(alert_id):
+        return False
+    with rt.database.session() as s:
+        alert = s.get(Alert, alert_id)
+        if alert is None or alert.status not in (AlertStatus.SENDING, AlertStatus.PAUSED):
+            return False
+        try:
+            alerts.mark_completed(s, alert_id)
+        except InvalidTransition:
+            return False
+    return True
+
+
+def requeue_alert(rt: Runtime, alert_id: int, priority: str) -> Counter[str]:
+    """Enqueue every batch with queued rows that no live sender holds and no queue has."""
+    codes = _codes(rt)
+    waiting = {
+        m.decode() if isinstance(m, bytes) else m
+        for m in rt.redis.smembers(keys.alert_batches_key(alert_id))
+    }
+    todo: list[tuple[str, int]] = []
+    stats: Counter[str] = Counter()
+    for carrier_id, batch_no, lease_expired in rt.store.batches_to_queue(alert_id):
+        member = f"{codes[carrier_id]}:{batch_no}"
+        if member in waiting and not lease_expired:
+            continue
+        todo.append((codes[carrier_id], batch_no))
+        stats["expired_leases" if lease_expired else "lost_batches"] += 1
+    stats["pending_batches"] = _queue_leftovers(rt, alert_id, priority, codes)
+    enqueue_batches(rt, alert_id, priority, todo)
+    return stats
+
+
+def resume(alert_id: int) -> dict[str, Any]:
+    """The console resumed a paused alert: say so to the workers and re-queue its batches."""
+    rt = rt_mod.current()
+    live.set_control(rt.redis, alert_id, "sending")
+    message = rt.store.alert_message(alert_id)
+    if message is None:
+        return {"result": "no such alert"}
+    return dict(requeue_alert(rt, alert_id, message.priority))
+
+
+def reconcile() -> dict[str, Any]:
+    """Make Redis agree with the database and finish what was left; safe to run any time."""
+    rt = rt_mod.current()
+    report: Counter[str] = Counter()
+    report["expired_alerts"] = len(rt.store.expire_overdue())
+    moved = rt.store.match_receipts()
+    report["receipts_matched"] = sum(moved.values())
+    for alert_id, status in rt.store.active_alerts():
+        live.restore_control(rt.redis, alert_id, status)
+        control = live.get_control(rt.redis, alert_id)
+        if not rt.store.has_open(alert_id):
+            complete_if_done(rt, alert_id)
+        elif control == "cancelled" or status == AlertStatus.CANCELLED.value:
+            report["cancelled_rows"] += sum(rt.store.cancel_unsent(alert_id).values())
+        elif control == "sending" and status in ("sending", "approved"):
+            message = rt.store.alert_message(alert_id)
+            if message is not None:
+                report.update(requeue_alert(rt, alert_id, message.priority))
+        with rt.database.session() as s:
+            live.rebuild_counters(rt.redis, s, alert_id)
+        report["alerts"] += 1
+    return dict(report)

@@ -1,0 +1,373 @@
+"""The long-lived sender process of one carrier.
+
+A `CarrierSender` holds its SMPP binds open across jobs (no fork per job) and sends one batch
+at a time: it claims the batch's rows with a lease, paces with the shared `RedisRateLimiter`
+(charged per segment, tokens in small blocks), keeps a window of submit_sm outstanding per
+bind, and writes outcomes and receipts in bulk every few hundred messages or quarter second.
+
+Before each block it reads the alert's control key (pause, cancel) and, for a normal batch,
+whether an emergency batch is waiting on the carrier: then it gives its unsent rows back,
+re-queues itself at the front of its queue and returns, so the emergency goes next.
+
+`SenderWorker` is an RQ SimpleWorker listening to the carrier's send queues, emergency first;
+while no job is waiting it keeps servicing the binds (receipts, enquire_link).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from rq import Queue, SimpleWorker
+
+from broadcast import keys, live, metrics
+from smpp_gateway.client import OutboundMessage, OutcomeKind, SmppSession, SubmitOutcome
+from smpp_gateway.config import GatewayConfig
+from smpp_gateway.errors import GatewayError
+from smpp_gateway.receipts import Receipt
+from workers.limiter import RedisRateLimiter
+from workers.runtime import Runtime
+from workers.store import Claimed, Outcomes, ReceiptIn, utcnow
+
+log = logging.getLogger(__name__)
+
+CHECK_INTERVAL = 0.1  # seconds between control/emergency checks while sending
+FLUSH_INTERVAL = 0.25  # seconds between bulk writes of outcomes
+
+
+class CarrierSender:
+    """Binds to one carrier and sends batches of any alert through them."""
+
+    def __init__(self, runtime: Runtime, carrier_code: str, *, flush_size: int = 500) -> None:
+        self.runtime = runtime
+        self.carrier = runtime.settings.carrier(carrier_code)
+        self.code = carrier_code
+        ids = runtime.store.carrier_ids()
+        if carrier_code not in ids:
+            raise GatewayError(f"carrier {carrier_code!r} is not in the database (run loa init)")
+        self.carrier_id = ids[carrier_code]
+        gw = asdict(self.carrier.gateway)
+        self.gateway = GatewayConfig(**gw, window=self.carrier.window)
+        self.sessions = [
+            SmppSession(self.gateway, on_receipt=self._on_receipt, name=f"{carrier_code}-{i}")
+            for i in range(self.carrier.binds)
+        ]
+        self._next_session = itertools.cycle(self.sessions)
+        self.limiter = RedisRateLimiter(runtime.redis, carrier_code, self.carrier.mps)
+        self.flush_size = flush_size
+        self._receipts: list[ReceiptIn] = []
+        self._receipts_at = 0.0
+        self._open_alerts: set[int] = set()
+        self.stats: Counter[str] = Counter()
+        self.stop_requested = False
+
+    # -- binds ------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        for session in self.sessions:
+            session.connect()
+        metrics.BIND_STATE.labels(self.code).set(len(self.sessions))
+
+    def close(self) -> None:
+        for session in self.sessions:
+            try:
+                session.flush(5)
+                session.close()
+            except GatewayError:
+                log.warning("closing %s failed", session.name, exc_info=True)
+        self.flush_receipts()
+        metrics.BIND_STATE.labels(self.code).set(0)
+
+    def _on_receipt(self, receipt: Receipt) -> None:
+        self._receipts.append(
+            ReceiptIn(receipt.message_id, receipt.state.value, receipt.error_code,
+                      receipt.done_at)
+        )  # fmt: skip
+        self._receipts_at = time.monotonic()
+
+    def poll(self, seconds: float) -> None:
+        """Service every bind for about `seconds` (responses, receipts, keepalive)."""
+        per = max(0.0, seconds / len(self.sessions))
+        for session in self.sessions:
+            try:
+                session.poll(per)
+            except GatewayError:
+                log.warning("bind %s is down", session.name, exc_info=True)
+                metrics.ERRORS.labels(self.code, "link").inc()
+
+    def idle(self, seconds: float) -> None:
+        """Between jobs: read receipts, write them, finish alerts whose rows are all final."""
+        self.poll(seconds)
+        self.flush_receipts()
+
+    def flush_receipts(self, *, force_match: bool = False) -> None:
+        store = self.runtime.store
+        received = self._receipts
+        if received:
+            self._receipts = []
+            store.store_receipts(self.carrier_id, received)
+            metrics.RECEIPTS.labels(self.code).inc(len(received))
+        # Receipts that came before their submit response was stored are matched later.
+        recent = time.monotonic() - self._receipts_at < 30
+        if received or force_match or recent:
+            moved = store.match_receipts(self.carrier_id)
+            self._apply(moved)
+            for alert_id in {a for a, *_ in moved}:
+                self._open_alerts.add(alert_id)
+        for alert_id in list(self._open_alerts):
+            if not store.has_open(alert_id):
+                self._open_alerts.discard(alert_id)
+                from workers.jobs import complete_if_done
+
+                complete_if_done(self.runtime, alert_id)
+
+    def _apply(self, moved: Counter, segments: int = 0, alert_id: int | None = None) -> None:
+        codes = {self.carrier_id: self.code}
+        named = Counter()
+        for (a, cid, before, after), n in moved.items():
+            named[(a, codes.get(cid, str(cid)), before, after)] += n
+        seg = {(alert_id, self.code): segments} if segments and alert_id is not None else None
+        live.apply_transitions(self.runtime.redis, named, submitted_segments=seg)
+
+    # -- one batch --------------------------------------------------------------------------
+
+    def _control(self, alert_id: int, status: str, priority: str) -> str:
+        pipe = self.runtime.redis.pipeline(transaction=False)
+        pipe.get(keys.alert_control_key(alert_id))
+        if priority != "emergency":
+            pipe.llen(keys.rq_queue_key(keys.send_queue(self.code, "emergency")))
+        got = pipe.execute()
+        control = got[0].decode() if got[0] is not None else None
+        if control is None:  # Redis lost it: the database says
+            live.restore_control(self.runtime.redis, alert_id, status)
+            control = live.get_control(self.runtime.redis, alert_id) or "sending"
+        if control != "sending":
+            return control
+        if priority != "emergency" and got[1]:
+            return "yield"
+        return "sending"
+
+    def send_batch(self, alert_id: int, batch_no: int) -> dict[str, Any]:
+        rt = self.runtime
+        store = rt.store
+        settings = rt.settings.delivery
+        rt.redis.srem(keys.alert_batches_key(alert_id), f"{self.code}:{batch_no}")
+        message = store.alert_message(alert_id)
+        if message is None:
+            return {"result": "no such alert"}
+        priority = message.priority
+        control = self._control(alert_id, message.status, "emergency")
+        if control == "cancelled":
+            self._apply(store.cancel_unsent(alert_id))
+            self._open_alerts.add(alert_id)
+            self.flush_receipts()
+            return {"result": "cancelled"}
+        if control == "paused":
+            return {"result": "paused"}
+        claim = store.claim(alert_id, self.carrier_id, batch_no)
+        if claim.reclaimed:
+            # Rows a dead sender held: some may have reached the SMSC already.
+            self.stats["reclaimed"] += claim.reclaimed
+            metrics.RESENT.labels(self.code).inc(claim.reclaimed)
+            counters = keys.alert_counters_key(alert_id, self.code)
+            rt.redis.hincrby(counters, "resent", claim.reclaimed)
+        if not claim.rows:
+            self._open_alerts.add(alert_id)
+            self.flush_receipts()
+            return {"result": "nothing to send"}
+        self._open_alerts.add(alert_id)
+        parts = self.sessions[0].segments(message.text)
+        if parts > self.limiter.limit:
+            failed = Outcomes(failed=[(r.id, f"{parts} parts exceed the carrier limit of "
+                                       f"{self.limiter.limit}/s") for r in claim.rows])  # fmt: skip
+            self._apply(store.record(alert_id, self.carrier_id, failed))
+            return {"result": "too long"}
+
+        todo: deque[Claimed] = deque(claim.rows)
+        attempts = {r.id: r.attempts for r in claim.rows}
+        retry: list[tuple[float, int, Claimed]] = []
+        inflight: dict[int, Claimed] = {}
+        outcomes = Outcomes()
+        block = max(1, min(self.limiter.block, self.carrier.window * len(self.sessions)))
+        seen = {"sent": 0}
+        segments_since_flush = 0
+        stop = ""
+        last_check = 0.0
+        last_flush = last_renew = time.monotonic()
+
+        def handle(outcome: SubmitOutcome) -> None:
+            row = inflight.pop(outcome.key, None)
+            if row is None:
+                return
+            if outcome.kind is OutcomeKind.ACCEPTED:
+                outcomes.accepted.append((row.id, outcome.message_ids))
+                return
+            attempts[row.id] += 1
+            error = outcome.error or "unknown error"
+            metrics.ERRORS.labels(self.code, outcome.kind.value).inc()
+            if outcome.kind is OutcomeKind.PERMANENT:
+                outcomes.failed.append((row.id, error))
+            elif attempts[row.id] >= settings.max_attempts:
+                outcomes.failed.append((row.id, f"gave up after {attempts[row.id]} attempts: "
+                                        f"{error}"))  # fmt: skip
+            else:
+                delay = min(
+                    settings.retry_backoff_initial * 2 ** (attempts[row.id] - 1),
+                    settings.retry_backoff_max,
+                )
+                due = time.monotonic() + delay
+                outcomes.retry.append((row.id, error, utcnow() + timedelta(seconds=delay)))
+                heapq.heappush(retry, (due, row.id, row))
+
+        def flush() -> None:
+            nonlocal outcomes, segments_since_flush, last_flush
+            if outcomes:
+                moved = store.record(alert_id, self.carrier_id, outcomes)
+                self._apply(moved, segments_since_flush, alert_id)
+                metrics.SUBMITTED.labels(self.code).inc(len(outcomes.accepted))
+                outcomes = Outcomes()
+                segments_since_flush = 0
+            self.flush_receipts()
+            last_flush = time.monotonic()
+
+        try:
+            while todo or retry or inflight:
+                now = time.monotonic()
+                while retry and retry[0][0] <= now:
+                    todo.append(heapq.heappop(retry)[2])
+                if todo and now - last_check >= CHECK_INTERVAL:
+                    last_check = now
+                    control = self._control(alert_id, message.status, priority)
+                    if control != "sending" or self.stop_requested:
+                        stop = control if control != "sending" else "stopping"
+                        break
+                if todo:
+                    want = min(block, len(todo)) * parts
+                    grant = self.limiter.try_acquire(want, parts)
+                    if grant.granted:
+                        for _ in range(grant.granted // parts):
+                            row = todo.popleft()
+                            inflight[row.id] = row
+                            next(self._next_session).submit(
+                                OutboundMessage(row.id, row.msisdn, message.text, message.source)
+                            )
+                        seen["sent"] += grant.granted // parts
+                        segments_since_flush += grant.granted
+                    else:
+                        self.poll(min(grant.wait, 0.02))
+                        last_check = 0.0 if grant.wait > CHECK_INTERVAL else last_check
+                elif inflight:
+                    self.poll(0.005)
+                else:
+                    self.poll(min(0.05, max(0.0, retry[0][0] - now)))
+                for session in self.sessions:
+                    for outcome in session.collect():
+                        handle(outcome)
+                now = time.monotonic()
+                if len(outcomes) >= self.flush_size or (
+                    outcomes and now - last_flush >= FLUSH_INTERVAL
+                ):
+                    flush()
+                if now - last_renew >= settings.lease_seconds / 3:
+                    store.renew([*attempts])
+                    last_renew = now
+            # Stopping early (or done): wait for what is on the wire, then account for it.
+            for session in self.sessions:
+                for outcome in session.flush(self.gateway.response_timeout):
+                    handle(outcome)
+            for row in list(inflight.values()):  # no answer at all: try again later
+                outcomes.retry.append((row.id, "no response", utcnow()))
+            flush()
+        except GatewayError:
+            unsent = [r.id for r in todo] + [r for _, r, _ in retry]
+            store.release(unsent)
+            raise
+        unsent = [r.id for r in todo] + [rid for _, rid, _ in retry] + list(inflight)
+        if stop == "cancelled":
+            self._apply(store.cancel_unsent(alert_id, unsent))
+        elif unsent:
+            store.release(unsent)
+            if stop in ("yield", "stopping", ""):
+                from workers.jobs import enqueue_batches
+
+                enqueue_batches(rt, alert_id, priority, [(self.code, batch_no)], at_front=True)
+        self.flush_receipts()
+        return {"result": stop or "sent", "sent": seen["sent"], "reclaimed": claim.reclaimed}
+
+    def drain(self, alert_id: int, timeout: float) -> bool:
+        """Keep reading receipts until the alert has no open row (tests, `loa send`)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.idle(0.05)
+            self.flush_receipts(force_match=True)
+            if not self.runtime.store.has_open(alert_id):
+                return True
+        return False
+
+
+_senders: dict[str, CarrierSender] = {}
+
+
+def register(sender: CarrierSender) -> None:
+    _senders[sender.code] = sender
+
+
+def forget(carrier_code: str) -> None:
+    _senders.pop(carrier_code, None)
+
+
+def sender_for(runtime: Runtime, carrier_code: str) -> CarrierSender:
+    """This process's sender for a carrier, opened on first use and kept across jobs."""
+    sender = _senders.get(carrier_code)
+    if sender is None:
+        sender = CarrierSender(runtime, carrier_code)
+        sender.open()
+        _senders[carrier_code] = sender
+    return sender
+
+
+class SenderWorker(SimpleWorker):
+    """RQ worker of one carrier's send queues, emergency first; no fork, binds kept open."""
+
+    def __init__(self, sender: CarrierSender, **kwargs: Any) -> None:
+        conn = sender.runtime.redis
+        queues = [Queue(name, connection=conn) for name in keys.send_queues(sender.code)]
+        super().__init__(queues, connection=conn, **kwargs)
+        self.sender = sender
+        self._last_beat = 0.0
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> Any:
+        while True:
+            now = time.monotonic()
+            if now - self._last_beat > 5:
+                self.heartbeat()
+                self._last_beat = now
+            result = self.queue_class.dequeue_any(
+                self._ordered_queues,
+                None,
+                connection=self.connection,
+                job_class=self.job_class,
+                serializer=self.serializer,
+                death_penalty_class=self.death_penalty_class,
+            )
+            if result is not None:
+                self.heartbeat()
+                return result
+            if timeout is None or self._stop_requested:
+                return None
+            self.sender.idle(0.2)
+            metrics.QUEUE_DEPTH.labels(self.sender.code).set(
+                sum(q.count for q in self._ordered_queues)
+            )
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.sender.stop_requested = True
+        super().request_stop(signum, frame)

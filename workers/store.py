@@ -1,0 +1,468 @@
+"""SqlDeliveryStore: every state change of deliveries, written in bulk.
+
+A batch of outcomes is one executemany per kind of change (pipelined by psycopg, in-process for
+SQLite), never one round trip per message. Receipts are inserted as they come and matched to
+`delivery_parts` by (carrier, message_id); a receipt whose submit response is not stored yet
+stays unmatched in `receipts` and is matched by a later call (or by reconcile).
+
+Every method returns the state transitions it made, as a Counter of
+(alert_id, carrier_id, from_state, to_state) -> rows, so the live counters in Redis follow the
+database without a second query.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+
+from broadcast.alerts import alert_text
+from broadcast.db import Database
+from broadcast.models import (
+    Alert,
+    AlertStatus,
+    Carrier,
+    Delivery,
+    DeliveryPart,
+    DeliveryState,
+    Receipt,
+)
+from broadcast.settings import DeliverySettings
+
+Transitions = Counter  # Counter[tuple[int, int, str, str]]
+
+D = Delivery.__table__
+P = DeliveryPart.__table__
+R = Receipt.__table__
+
+OPEN_STATES = (DeliveryState.PENDING.value, DeliveryState.QUEUED.value)
+NOT_FINAL = (*OPEN_STATES, DeliveryState.SUBMITTED.value)
+# Receipt states (smpp_gateway.ReceiptState values) -> the delivery state they end in.
+RECEIPT_FINAL = {
+    "delivered": DeliveryState.DELIVERED.value,
+    "undeliverable": DeliveryState.UNDELIVERABLE.value,
+    "expired": DeliveryState.EXPIRED.value,
+    "rejected": DeliveryState.REJECTED.value,
+    "deleted": DeliveryState.UNDELIVERABLE.value,
+    "unknown": DeliveryState.UNDELIVERABLE.value,
+}
+# When parts end differently, the delivery takes the worst.
+_SEVERITY = {"delivered": 0, "expired": 1, "undeliverable": 2, "rejected": 3}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """What a sender needs of an alert: the text as sent, the sender name, the state."""
+
+    id: int
+    text: str
+    source: str
+    category: str
+    status: str
+    expires_at: datetime | None
+
+    @property
+    def priority(self) -> str:
+        return "emergency" if self.category == "emergency" else "normal"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    msisdn: str
+    parts: int
+    attempts: int
+
+
+@dataclass
+class Claim:
+    rows: list[Claimed]
+    reclaimed: int  # rows whose earlier lease had expired: possibly sent before a crash
+
+
+@dataclass
+class Outcomes:
+    """Results of one flush: accepted (id, message ids), retry (id, error), failed (id, error)."""
+
+    accepted: list[tuple[int, Sequence[str]]] = field(default_factory=list)
+    retry: list[tuple[int, str, datetime]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.accepted) + len(self.retry) + len(self.failed)
+
+
+@dataclass(frozen=True)
+class ReceiptIn:
+    message_id: str
+    state: str
+    error_code: str | None
+    done_at: datetime | None
+
+
+class SqlDeliveryStore:
+    def __init__(self, database: Database, settings: DeliverySettings) -> None:
+        self.database = database
+        self.settings = settings
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def alert_message(self, alert_id: int) -> AlertMessage | None:
+        with self.database.session() as s:
+            alert = s.get(Alert, alert_id)
+            if alert is None:
+                return None
+            text = alert_text(alert)
+            return AlertMessage(
+                id=alert.id,
+                text=text,
+                source=alert.brandname,
+                category=alert.category.value,
+                status=alert.status.value,
+                expires_at=alert.expires_at,
+            )
+
+    def carrier_ids(self) -> dict[str, int]:
+        with self.database.session() as s:
+            return dict(s.execute(select(Carrier.code, Carrier.id)).all())
+
+    def state_counts(self, alert_id: int) -> dict[int, dict[str, int]]:
+        """carrier_id -> state -> rows, in one GROUP BY (the database is the truth)."""
+        out: dict[int, dict[str, int]] = {}
+        with self.database.session() as s:
+            rows = s.execute(
+                select(D.c.carrier_id, D.c.state, func.count())
+                .where(D.c.alert_id == alert_id)
+                .group_by(D.c.carrier_id, D.c.state)
+            )
+            for carrier_id, state, n in rows:
+                value = state.value if hasattr(state, "value") else str(state)
+                out.setdefault(carrier_id, {})[value] = n
+        return out
+
+    def has_open(self, alert_id: int) -> bool:
+        with self.database.session() as s:
+            return (
+                s.execute(
+                    select(D.c.id)
+                    .where(D.c.alert_id == alert_id, D.c.state.in_(NOT_FINAL))
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
+    # -- batching -----------------------------------------------------------------------------
+
+    def queue_pending(
+        self, alert_id: int, batch_size: int, carrier_id: int | None = None
+    ) -> tuple[list[tuple[int, int]], int]:
+        """Number pending rows into batches per carrier (after the highest batch already
+        queued) and mark them queued; returns the new (carrier_id, batch_no) to enqueue and
+        the number of rows."""
+        now = utcnow()
+        cond = [D.c.alert_id == alert_id, D.c.state == DeliveryState.PENDING.value]
+        if carrier_id is not None:
+            cond.append(D.c.carrier_id == carrier_id)
+        new: list[tuple[int, int]] = []
+        with self.database.session() as s:
+            pending = s.execute(
+                select(D.c.carrier_id, D.c.id).where(*cond).order_by(D.c.carrier_id, D.c.id)
+            ).all()
+            if not pending:
+                return new, 0
+            tops = dict(
+                s.execute(
+                    select(D.c.carrier_id, func.max(D.c.batch_no))
+                    .where(D.c.alert_id == alert_id, D.c.state != DeliveryState.PENDING.value)
+                    .group_by(D.c.carrier_id)
+                ).all()
+            )
+            params = []
+            seen: Counter[int] = Counter()
+            for cid, delivery_id in pending:
+                n = seen[cid]
+                batch_no = (tops.get(cid) or 0) + 1 + n // batch_size
+                if n % batch_size == 0:
+                    new.append((cid, batch_no))
+                seen[cid] += 1
+                params.append({"b_id": delivery_id, "b_batch": batch_no})
+            s.execute(
+                update(D)
+                .where(D.c.id == bindparam("b_id"), D.c.state == DeliveryState.PENDING.value)
+                .values(batch_no=bindparam("b_batch"), state=DeliveryState.QUEUED.value,
+                        queued_at=now),
+                params,
+            )  # fmt: skip
+        return new, len(params)
+
+    def batches_to_queue(self, alert_id: int) -> list[tuple[int, int, bool]]:
+        """(carrier_id, batch_no, lease_expired) of queued rows that no live sender holds."""
+        now = utcnow()
+        with self.database.session() as s:
+            rows = s.execute(
+                select(
+                    D.c.carrier_id,
+                    D.c.batch_no,
+                    func.max(D.c.lease_until),
+                )
+                .where(
+                    D.c.alert_id == alert_id,
+                    D.c.state == DeliveryState.QUEUED.value,
+                    or_(D.c.lease_until.is_(None), D.c.lease_until < now),
+                )
+                .group_by(D.c.carrier_id, D.c.batch_no)
+            ).all()
+        return [(c, b, lease is not None) for c, b, lease in rows]
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def claim(self, alert_id: int, carrier_id: int, batch_no: int) -> Claim:
+        """Take the open rows of one batch with a lease, so no other sender sends them."""
+        now = utcnow()
+        lease = now + timedelta(seconds=self.settings.lease_seconds)
+        where = and_(
+            D.c.alert_id == alert_id,
+            D.c.carrier_id == carrier_id,
+            D.c.batch_no == batch_no,
+            D.c.state == DeliveryState.QUEUED.value,
+            or_(D.c.lease_until.is_(None), D.c.lease_until < now),
+        )
+        with self.database.session() as s:
+            reclaimed = s.execute(
+                select(func.count()).where(where, D.c.lease_until.is_not(None))
+            ).scalar_one()
+            rows = s.execute(
+                update(D)
+                .where(where)
+                .values(lease_until=lease)
+                .returning(D.c.id, D.c.msisdn, D.c.parts, D.c.attempts)
+            ).all()
+        claimed = sorted((Claimed(*r) for r in rows), key=lambda c: c.id)
+        return Claim(claimed, int(reclaimed))
+
+    def renew(self, ids: Iterable[int]) -> None:
+        lease = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+        params = [{"b_id": i} for i in ids]
+        if not params:
+            return
+        with self.database.session() as s:
+            s.execute(
+                update(D)
+                .where(D.c.id == bindparam("b_id"), D.c.state == DeliveryState.QUEUED.value)
+                .values(lease_until=lease),
+                params,
+            )
+
+    def release(self, ids: Iterable[int]) -> None:
+        """Give rows back unsent (pause, yield to an emergency): queued, no lease."""
+        params = [{"b_id": i} for i in ids]
+        if not params:
+            return
+        with self.database.session() as s:
+            s.execute(
+                update(D)
+                .where(D.c.id == bindparam("b_id"), D.c.state == DeliveryState.QUEUED.value)
+                .values(lease_until=None),
+                params,
+            )
+
+    def record(self, alert_id: int, carrier_id: int, outcomes: Outcomes) -> Transitions:
+        """One flush of submit outcomes: a few executemany statements in one transaction."""
+        now = utcnow()
+        moved: Transitions = Counter()
+        queued, submitted = DeliveryState.QUEUED.value, DeliveryState.SUBMITTED.value
+        rejected = DeliveryState.REJECTED.value
+        with self.database.session() as s:
+            if outcomes.accepted:
+                s.execute(
+                    update(D)
+                    .where(D.c.id == bindparam("b_id"), D.c.state == queued)
+                    .values(state=submitted, submitted_at=now, attempts=D.c.attempts + 1,
+                            lease_until=None, last_error=None),
+                    [{"b_id": i} for i, _ in outcomes.accepted],
+                )  # fmt: skip
+                s.execute(
+                    insert(P),
+                    [
+                        {"delivery_id": i, "seq": n, "carrier_id": carrier_id, "message_id": m}
+                        for i, ids in outcomes.accepted
+                        for n, m in enumerate(ids, 1)
+                    ],
+                )
+                moved[(alert_id, carrier_id, queued, submitted)] += len(outcomes.accepted)
+            if outcomes.retry:
+                s.execute(
+                    update(D)
+                    .where(D.c.id == bindparam("b_id"), D.c.state == queued)
+                    .values(attempts=D.c.attempts + 1, last_error=bindparam("b_error"),
+                            next_attempt_at=bindparam("b_next")),
+                    [{"b_id": i, "b_error": e[:200], "b_next": t} for i, e, t in outcomes.retry],
+                )  # fmt: skip
+            if outcomes.failed:
+                s.execute(
+                    update(D)
+                    .where(D.c.id == bindparam("b_id"), D.c.state == queued)
+                    .values(state=rejected, final_at=now, attempts=D.c.attempts + 1,
+                            lease_until=None, last_error=bindparam("b_error")),
+                    [{"b_id": i, "b_error": e[:200]} for i, e in outcomes.failed],
+                )  # fmt: skip
+                moved[(alert_id, carrier_id, queued, rejected)] += len(outcomes.failed)
+        return moved
+
+    # -- receipts -----------------------------------------------------------------------------
+
+    def store_receipts(self, carrier_id: int, receipts: Sequence[ReceiptIn]) -> None:
+        if not receipts:
+            return
+        now = utcnow()
+        with self.database.session() as s:
+            s.execute(
+                insert(R),
+                [
+                    {
+                        "carrier_id": carrier_id,
+                        "message_id": r.message_id,
+                        "state": r.state,
+                        "error_code": r.error_code,
+                        "done_at": r.done_at,
+                        "received_at": now,
+                        "matched": False,
+                    }
+                    for r in receipts
+                ],
+            )
+
+    def match_receipts(self, carrier_id: int | None = None, limit: int = 20_000) -> Transitions:
+        """Match stored, unmatched receipts to parts; finish deliveries whose parts are all
+        final. Unmatched receipts (submit response not stored yet) wait for the next call."""
+        moved: Transitions = Counter()
+        now = utcnow()
+        with self.database.session() as s:
+            q = (
+                select(R.c.id, R.c.state, P.c.id, P.c.delivery_id)
+                .join(P, and_(P.c.carrier_id == R.c.carrier_id, P.c.message_id == R.c.message_id))
+                .where(R.c.matched.is_(False))
+                .limit(limit)
+            )
+            if carrier_id is not None:
+                q = q.where(R.c.carrier_id == carrier_id)
+            rows = s.execute(q).all()
+            if not rows:
+                return moved
+            final = [(pid, RECEIPT_FINAL[st]) for _, st, pid, _ in rows if st in RECEIPT_FINAL]
+            if final:
+                s.execute(
+                    update(P)
+                    .where(P.c.id == bindparam("b_id"), P.c.state.is_(None))
+                    .values(state=bindparam("b_state"), final_at=now),
+                    [{"b_id": pid, "b_state": st} for pid, st in final],
+                )
+            s.execute(
+                update(R).where(R.c.id == bindparam("b_id")).values(matched=True),
+                [{"b_id": rid} for rid, *_ in rows],
+            )
+            touched = sorted({did for *_, did in rows})
+            moved = self._finish_deliveries(s, touched, now)
+        return moved
+
+    def _finish_deliveries(self, s: object, ids: list[int], now: datetime) -> Transitions:
+        moved: Transitions = Counter()
+        updates = []
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            rows = s.execute(  # type: ignore[attr-defined]
+                select(D.c.id, D.c.alert_id, D.c.carrier_id, D.c.parts, D.c.state, P.c.state)
+                .join(P, P.c.delivery_id == D.c.id)
+                .where(D.c.id.in_(chunk))
+            ).all()
+            per: dict[int, list] = {}
+            for did, alert_id, carrier_id, parts, state, part_state in rows:
+                entry = per.setdefault(did, [alert_id, carrier_id, parts, state, []])
+                if part_state is not None:
+                    entry[4].append(part_state)
+            for did, (alert_id, carrier_id, parts, state, states) in per.items():
+                state = state.value if hasattr(state, "value") else state
+                done = len(states) >= parts
+                new_state = state
+                if done and state == DeliveryState.SUBMITTED.value:
+                    new_state = max(states, key=lambda x: _SEVERITY.get(x, 2))
+                    moved[(alert_id, carrier_id, state, new_state)] += 1
+                updates.append(
+                    {"b_id": did, "b_final": len(states), "b_state": new_state,
+                     "b_at": now if new_state != state else None}
+                )  # fmt: skip
+        if updates:
+            s.execute(  # type: ignore[attr-defined]
+                update(D)
+                .where(D.c.id == bindparam("b_id"))
+                .values(parts_final=bindparam("b_final"), state=bindparam("b_state"),
+                        final_at=func.coalesce(bindparam("b_at"), D.c.final_at)),
+                updates,
+            )  # fmt: skip
+        return moved
+
+    # -- alert-wide ---------------------------------------------------------------------------
+
+    def cancel_unsent(self, alert_id: int, ids: Iterable[int] = ()) -> Transitions:
+        """Cancel every open row no live sender holds, plus `ids` (the caller's own claim)."""
+        now = utcnow()
+        moved: Transitions = Counter()
+        own = list(ids)
+        with self.database.session() as s:
+            cond = or_(D.c.lease_until.is_(None), D.c.lease_until < now)
+            if own:
+                cond = or_(cond, D.c.id.in_(own))
+            rows = s.execute(
+                update(D)
+                .where(D.c.alert_id == alert_id, D.c.state.in_(OPEN_STATES), cond)
+                .values(state=DeliveryState.CANCELLED.value, final_at=now, lease_until=None)
+                .returning(D.c.carrier_id, D.c.state)
+            ).all()
+            # RETURNING gives the new state; the old one was pending or queued: recount.
+        for carrier_id, _ in rows:
+            moved[(alert_id, carrier_id, "open", DeliveryState.CANCELLED.value)] += 1
+        return moved
+
+    def expire_overdue(self) -> list[int]:
+        """Rows of alerts past their expiry that are not final become expired."""
+        now = utcnow()
+        with self.database.session() as s:
+            alert_ids = s.scalars(
+                select(Alert.id).where(
+                    Alert.expires_at.is_not(None),
+                    Alert.expires_at < now,
+                    Alert.status.in_(
+                        [AlertStatus.SENDING, AlertStatus.PAUSED, AlertStatus.CANCELLED]
+                    ),
+                )
+            ).all()
+            touched = []
+            for alert_id in alert_ids:
+                result = s.execute(
+                    update(D)
+                    .where(D.c.alert_id == alert_id, D.c.state.in_(NOT_FINAL))
+                    .values(state=DeliveryState.EXPIRED.value, final_at=now, lease_until=None)
+                )
+                if result.rowcount:
+                    touched.append(alert_id)
+        return touched
+
+    def active_alerts(self) -> list[tuple[int, str]]:
+        """(id, status) of alerts a worker may still have to act on."""
+        with self.database.session() as s:
+            rows = s.execute(
+                select(Alert.id, Alert.status).where(
+                    Alert.status.in_(
+                        [AlertStatus.SENDING, AlertStatus.PAUSED, AlertStatus.CANCELLED,
+                         AlertStatus.APPROVED]
+                    )
+                )
+            ).all()  # fmt: skip
+        return [(i, st.value) for i, st in rows]
