@@ -1,0 +1,164 @@
+"""Import throughput: a generated N-row CSV list into PostgreSQL (and SQLite) through
+subscriber_import.service.import_file, against a bare baseline measured in the same run
+(pandas.read_csv of the same file + COPY of the same rows into a bare table).
+
+Peak memory is measured in a child process (resource.getrusage of the child) importing
+--rss-rows rows. Progress goes to stderr; the last stdout line is one JSON object.
+
+    .venv/bin/python benchmarks/import_throughput.py --rows 1000000 --rss-rows 2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from broadcast.areas import load_area_file  # noqa: E402
+from broadcast.bootstrap import sync_carriers  # noqa: E402
+from broadcast.db import Database  # noqa: E402
+from broadcast.settings import load_settings  # noqa: E402
+from subscriber_import.service import import_file  # noqa: E402
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def make_csv(path: Path, rows: int) -> None:
+    rng = np.random.default_rng(7)
+    prefixes = np.array(["091", "094", "088", "083", "0162", "+84 98", "086", "032"])
+    pick = rng.integers(0, len(prefixes), rows)
+    body = rng.permutation(10_000_000)[: rows % 10_000_000] if rows <= 10_000_000 else None
+    body = rng.integers(0, 10_000_000, rows) if body is None or len(body) < rows else body
+    numbers = np.char.add(prefixes[pick], np.char.zfill(body.astype(str), 7))
+    areas = rng.choice(np.array(["436", "437", "443", "Huyện Can Lộc", "18070", ""]), rows)
+    pd.DataFrame({"Số thuê bao": numbers, "Huyện": areas}).to_csv(path, index=False)
+
+
+def settings_for(url: str, instance: Path):  # type: ignore[no-untyped-def]
+    return load_settings({"LOA_INSTANCE_PATH": str(instance)}, overrides={"database_url": url})
+
+
+def prepare(url: str, instance: Path):  # type: ignore[no-untyped-def]
+    settings = settings_for(url, instance)
+    db = Database(settings.sqlalchemy_url)
+    db.upgrade()
+    with db.session() as session:
+        sync_carriers(session, settings)
+        load_area_file(session, settings.areas_file)
+    return db, settings
+
+
+def baseline_pg(conninfo: str, path: Path) -> float:
+    start = time.perf_counter()
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    data = frame.to_csv(sep="\t", header=False, index=False)
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE bare (msisdn text, area text)")
+        with cur.copy("COPY bare (msisdn, area) FROM STDIN") as copy:
+            copy.write(data)
+        conn.commit()
+    return time.perf_counter() - start
+
+
+def ours(url: str, instance: Path, path: Path) -> tuple[float, dict]:
+    db, settings = prepare(url, instance)
+    start = time.perf_counter()
+    report = import_file(
+        db, settings, carrier_code="vinaphone", kind="list", path=path,
+        progress=lambda done, total: log(f"  {done:,} rows"),
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    db.dispose()
+    return seconds, report.to_json()
+
+
+def child(url: str, instance: str, path: str) -> None:
+    seconds, report = ours(url, Path(instance), Path(path))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {"seconds": seconds, "peak_rss_mb": round(peak, 1), "accepted": report["accepted"]}
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rss-rows", type=int, default=2_000_000)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    work = Path(tempfile.mkdtemp(prefix="loa-bench-"))
+    dbname = f"loa_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    conninfo = ADMIN.rsplit("/", 1)[0] + "/" + dbname
+    url = conninfo.replace("postgresql://", "postgresql+psycopg://")
+    result: dict = {"rows": args.rows}
+    try:
+        csv_path = work / "list.csv"
+        log(f"writing {args.rows:,} rows to {csv_path}")
+        make_csv(csv_path, args.rows)
+        log("baseline: pandas.read_csv + COPY into a bare table")
+        base = baseline_pg(conninfo, csv_path)
+        log(f"  {base:.2f} s")
+        log("ours on PostgreSQL")
+        pg_seconds, report = ours(url, work / "pg", csv_path)
+        log(f"  {pg_seconds:.2f} s, {report['accepted']:,} accepted")
+        log("ours on SQLite")
+        lite_seconds, _ = ours(f"sqlite:///{work / 'loa.db'}", work / "lite", csv_path)
+        log(f"  {lite_seconds:.2f} s")
+        result.update(
+            baseline_s=round(base, 2),
+            postgres_s=round(pg_seconds, 2),
+            sqlite_s=round(lite_seconds, 2),
+            ratio=round(pg_seconds / base, 2),
+            sqlite_ratio=round(lite_seconds / base, 2),
+            rows_per_s_postgres=round(args.rows / pg_seconds),
+            rows_per_s_sqlite=round(args.rows / lite_seconds),
+            rows_per_s_baseline=round(args.rows / base),
+            accepted=report["accepted"],
+        )
+        big = work / "big.csv"
+        log(f"peak memory: {args.rss_rows:,} rows imported into PostgreSQL in a child process")
+        make_csv(big, args.rss_rows)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("TRUNCATE subscribers, subscriber_lists, imports CASCADE")
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", url, str(work / "rss"), str(big)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        measured = json.loads(out.stdout.strip().splitlines()[-1])
+        result.update(rss_rows=args.rss_rows, peak_rss_mb=measured["peak_rss_mb"],
+                      rss_import_s=round(measured["seconds"], 2))  # fmt: skip
+    finally:
+        with psycopg.connect(ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        for item in sorted(work.rglob("*"), reverse=True):
+            item.unlink() if item.is_file() else item.rmdir()
+        work.rmdir()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
