@@ -1,0 +1,763 @@
+"""Alert rules: the state machine, validation, roles and the services the console calls.
+
+Every service takes the caller's session and changes nothing on refusal (it raises before
+writing, and the caller's transaction rolls back anyway). Every transition writes an audit
+entry in the same transaction. Queues and Redis are the caller's business: after `approve` the
+web enqueues keys.FAN_OUT_JOB; after pause/resume/cancel it flips keys.alert_control_key.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcast import audit, templates
+from broadcast.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from broadcast.models import (
+    Alert,
+    AlertCategory,
+    AlertStatus,
+    AlertVersion,
+    Approval,
+    Area,
+    Brandname,
+    Carrier,
+    MsgType,
+    Role,
+    User,
+)
+from broadcast.policy import Policy, as_utc, check_quiet_hours
+from smpp_gateway.encoding import Preview, preview
+
+if TYPE_CHECKING:
+    from broadcast.settings import Settings
+
+SYSTEM = "system"
+MAX_PARTS = 10  # a public alert should fit 1–2 parts; 10 UCS-2 parts is already 670 characters
+TEST_PREFIX = "[TEST - THU NGHIEM] "  # GSM-7 only, so it never forces UCS-2 on its own
+CONCATENATION = "udh"  # the parts figure stored on the alert; senders recount per gateway
+
+URGENCY = ("Immediate", "Expected", "Future", "Past", "Unknown")
+SEVERITY = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+CERTAINTY = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
+BRANDNAME_RE = re.compile(r"^[A-Za-z0-9\-_. ]{1,11}$")
+
+
+class Action(str, Enum):
+    SUBMIT = "submit"
+    WITHDRAW = "withdraw"  # the drafter takes a submitted alert back to draft
+    APPROVE = "approve"
+    SCHEDULE = "schedule"  # approve, with a schedule time in the future
+    REJECT = "reject"
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    COMPLETE = "complete"
+
+
+S = AlertStatus
+TRANSITIONS: dict[tuple[AlertStatus, Action], AlertStatus] = {
+    (S.DRAFT, Action.SUBMIT): S.PENDING_APPROVAL,
+    (S.DRAFT, Action.CANCEL): S.CANCELLED,
+    (S.PENDING_APPROVAL, Action.WITHDRAW): S.DRAFT,
+    (S.PENDING_APPROVAL, Action.APPROVE): S.APPROVED,
+    (S.PENDING_APPROVAL, Action.SCHEDULE): S.SCHEDULED,
+    (S.PENDING_APPROVAL, Action.REJECT): S.DRAFT,
+    (S.PENDING_APPROVAL, Action.CANCEL): S.CANCELLED,
+    (S.APPROVED, Action.START): S.SENDING,
+    (S.APPROVED, Action.CANCEL): S.CANCELLED,
+    (S.SCHEDULED, Action.START): S.SENDING,
+    (S.SCHEDULED, Action.CANCEL): S.CANCELLED,
+    (S.SENDING, Action.PAUSE): S.PAUSED,
+    (S.SENDING, Action.CANCEL): S.CANCELLED,
+    (S.SENDING, Action.COMPLETE): S.COMPLETED,
+    (S.PAUSED, Action.RESUME): S.SENDING,
+    (S.PAUSED, Action.CANCEL): S.CANCELLED,
+    (S.PAUSED, Action.COMPLETE): S.COMPLETED,  # everything reached a final state while paused
+}
+FINAL_STATUSES = frozenset({S.COMPLETED, S.CANCELLED})
+# Statuses in which the alert went (or goes) out: it can be updated, corrected or cleared.
+RELEASED_STATUSES = frozenset({S.APPROVED, S.SCHEDULED, S.SENDING, S.PAUSED, S.COMPLETED})
+
+DRAFT_ROLES = frozenset({Role.DRAFTER, Role.APPROVER, Role.ADMIN})
+APPROVE_ROLES = frozenset({Role.APPROVER})
+CONTROL_ROLES = frozenset({Role.APPROVER, Role.ADMIN})
+
+
+def next_status(status: AlertStatus, action: Action) -> AlertStatus:
+    """The state machine, pure: the status after `action`, or InvalidTransition."""
+    try:
+        return TRANSITIONS[(AlertStatus(status), Action(action))]
+    except (KeyError, ValueError):
+        allowed = sorted(a.value for (s, a) in TRANSITIONS if s == status)
+        status_name = getattr(status, "value", status)
+        action_name = getattr(action, "value", action)
+        raise InvalidTransition(
+            f"an alert in status {status_name!r} cannot {action_name!r}; "
+            f"allowed: {', '.join(allowed) or 'nothing (final)'}"
+        ) from None
+
+
+def allowed_actions(status: AlertStatus) -> list[Action]:
+    """Actions the console may offer for an alert in this status (roles aside)."""
+    return [a for (s, a) in TRANSITIONS if s == status]
+
+
+# --- drafts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """What a drafter submits; validated by validate_draft before anything is stored."""
+
+    title: str
+    body: str
+    category: AlertCategory
+    area_codes: tuple[str, ...]
+    carrier_codes: tuple[str, ...]
+    brandname: str
+    fold: bool = False
+    schedule_at: datetime | None = None
+    expires_at: datetime | None = None
+    event: str = ""
+    urgency: str = "Unknown"
+    severity: str = "Unknown"
+    certainty: str = "Unknown"
+    instruction: str = ""
+    web: str = ""
+
+    def content(self) -> dict[str, Any]:
+        """JSON-able content, as stored in AlertVersion and the audit log."""
+        data = asdict(self)
+        data["category"] = AlertCategory(self.category).value
+        data["area_codes"] = list(self.area_codes)
+        data["carrier_codes"] = list(self.carrier_codes)
+        for key in ("schedule_at", "expires_at"):
+            value = data[key]
+            data[key] = as_utc(value).isoformat() if value else None
+        return data
+
+
+def sms_text(*, body: str, category: AlertCategory) -> str:
+    """The text that goes on the air: test alerts carry an unmistakable prefix."""
+    if AlertCategory(category) == AlertCategory.TEST:
+        return TEST_PREFIX + body
+    return body
+
+
+def preview_draft(draft: AlertDraft) -> Preview:
+    """Encoding, parts and characters left, as the sender will send it."""
+    return preview(
+        sms_text(body=draft.body, category=draft.category),
+        fold=draft.fold,
+        concatenation=CONCATENATION,
+    )
+
+
+def alert_text(alert: Alert) -> str:
+    """The exact text the senders split and send (folded when the alert says so)."""
+    text = sms_text(body=alert.body, category=alert.category)
+    return preview(text, fold=alert.fold, concatenation=CONCATENATION).text
+
+
+def validate_brandname(name: str) -> list[str]:
+    """Decree 91/2020: ≤ 11 of Latin letters, digits, - _ . and space; not all digits."""
+    if not name or not name.strip():
+        return ["a sender brandname is required"]
+    problems = []
+    if len(name) > 11:
+        problems.append(f"{name!r} is {len(name)} characters; at most 11")
+    if not BRANDNAME_RE.fullmatch(name[:11] or " "):
+        bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9\-_. ]", c)})
+        problems.append(f"{name!r} has characters not allowed: {' '.join(bad)}")
+    if name.replace(" ", "").isdigit():
+        problems.append(f"{name!r} is all digits")
+    return problems
+
+
+def _aware(value: datetime | None, field_name: str, problems: dict[str, list[str]]) -> bool:
+    if value is not None and value.tzinfo is None:
+        problems.setdefault(field_name, []).append("needs a time zone offset")
+        return False
+    return True
+
+
+def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> None:
+    """Refuse a draft with every problem at once, keyed by field (ValidationFailed.details)."""
+    p: dict[str, list[str]] = {}
+
+    def add(key: str, message: str) -> None:
+        p.setdefault(key, []).append(message)
+
+    if not draft.title.strip():
+        add("title", "a title is required")
+    elif len(draft.title) > 200:
+        add("title", f"{len(draft.title)} characters; at most 200")
+    try:
+        category = AlertCategory(draft.category)
+    except ValueError:
+        category = None
+        add(
+            "category",
+            f"unknown category {draft.category!r}; one of "
+            + ", ".join(c.value for c in AlertCategory),
+        )
+    if not draft.body.strip():
+        add("body", "a message text is required")
+    elif category is not None:
+        shown = preview_draft(draft)
+        if shown.parts > MAX_PARTS:
+            add(
+                "body",
+                f"the text needs {shown.parts} SMS parts ({shown.encoding}); "
+                f"at most {MAX_PARTS}: shorten it or fold it (không dấu)",
+            )
+
+    area_codes = list(dict.fromkeys(draft.area_codes))
+    if not area_codes:
+        add("area_codes", "choose at least one area")
+    else:
+        known = set(session.scalars(select(Area.code).where(Area.code.in_(area_codes))))
+        unknown = [c for c in area_codes if c not in known]
+        if unknown:
+            add("area_codes", f"unknown area code(s): {', '.join(unknown)}")
+
+    carrier_codes = list(dict.fromkeys(draft.carrier_codes))
+    if not carrier_codes:
+        add("carrier_codes", "choose at least one carrier")
+    else:
+        rows = {
+            c.code: c
+            for c in session.scalars(select(Carrier).where(Carrier.code.in_(carrier_codes)))
+        }
+        unknown = [c for c in carrier_codes if c not in rows]
+        inactive = [c for c in carrier_codes if c in rows and not rows[c].active]
+        if unknown:
+            add("carrier_codes", f"unknown carrier(s): {', '.join(unknown)}")
+        if inactive:
+            add("carrier_codes", f"carrier(s) not active: {', '.join(inactive)}")
+
+    for message in validate_brandname(draft.brandname):
+        add("brandname", message)
+    if "brandname" not in p:
+        registered = set(session.scalars(select(Brandname.name).where(Brandname.active)))
+        if registered and draft.brandname not in registered:
+            add(
+                "brandname",
+                f"{draft.brandname!r} is not a registered brandname; registered: "
+                + ", ".join(sorted(registered)),
+            )
+
+    now = as_utc(now)
+    if _aware(draft.schedule_at, "schedule_at", p) and draft.schedule_at is not None:  # noqa: SIM102
+        if as_utc(draft.schedule_at) < now:
+            add("schedule_at", f"{draft.schedule_at.isoformat()} is in the past")
+    if _aware(draft.expires_at, "expires_at", p) and draft.expires_at is not None:
+        expires = as_utc(draft.expires_at)
+        if expires <= now:
+            add("expires_at", f"{draft.expires_at.isoformat()} is in the past")
+        elif (
+            draft.schedule_at is not None
+            and draft.schedule_at.tzinfo is not None
+            and expires <= as_utc(draft.schedule_at)
+        ):
+            add("expires_at", "the alert would expire before it is sent (expires_at ≤ schedule_at)")
+
+    for name, allowed in (("urgency", URGENCY), ("severity", SEVERITY), ("certainty", CERTAINTY)):
+        value = getattr(draft, name)
+        if value not in allowed:
+            add(name, f"{value!r} is not a CAP {name}; one of {', '.join(allowed)}")
+    if len(draft.event) > 200:
+        add("event", f"{len(draft.event)} characters; at most 200")
+    if draft.web and (len(draft.web) > 500 or not re.match(r"^https?://\S+$", draft.web)):
+        add("web", f"{draft.web[:80]!r} is not an http(s) address of at most 500 characters")
+
+    if p:
+        fields = ", ".join(p)
+        raise ValidationFailed(f"alert refused: check {fields}", p)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _now(now: datetime | None = None) -> datetime:
+    return as_utc(now) if now is not None else datetime.now(UTC)
+
+
+def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
+    """The alert, locked FOR UPDATE on PostgreSQL when it is about to change."""
+    alert = session.get(Alert, alert_id, with_for_update=lock or None, populate_existing=lock)
+    if alert is None:
+        raise NotFound(f"alert {alert_id} not found")
+    return alert
+
+
+def _require_active(user: User) -> None:
+    if not user.active:
+        raise PermissionDenied(f"user {user.username!r} is deactivated")
+
+
+def _require_role(user: User, roles: frozenset[Role], what: str) -> None:
+    _require_active(user)
+    if user.role not in roles:
+        names = " or ".join(sorted(r.value for r in roles))
+        raise PermissionDenied(
+            f"{what} needs the {names} role; {user.username!r} is {Role(user.role).value}"
+        )
+
+
+def _apply(session: Session, alert: Alert, draft: AlertDraft) -> None:
+    areas = list(session.scalars(select(Area).where(Area.code.in_(draft.area_codes))))
+    carriers = list(session.scalars(select(Carrier).where(Carrier.code.in_(draft.carrier_codes))))
+    alert.title = draft.title.strip()
+    alert.body = draft.body
+    alert.fold = draft.fold
+    alert.category = AlertCategory(draft.category)
+    alert.brandname = draft.brandname
+    alert.event = draft.event
+    alert.urgency, alert.severity, alert.certainty = draft.urgency, draft.severity, draft.certainty
+    alert.instruction = draft.instruction
+    alert.web = draft.web
+    alert.schedule_at = as_utc(draft.schedule_at) if draft.schedule_at else None
+    alert.expires_at = as_utc(draft.expires_at) if draft.expires_at else None
+    alert.parts = preview_draft(draft).parts
+    alert.areas = sorted(areas, key=lambda a: a.path)
+    alert.carriers = sorted(carriers, key=lambda c: c.code)
+
+
+def draft_of(alert: Alert) -> AlertDraft:
+    """The alert's content as a draft: what an edit form starts from."""
+    return AlertDraft(
+        title=alert.title,
+        body=alert.body,
+        category=AlertCategory(alert.category),
+        area_codes=tuple(a.code for a in alert.areas),
+        carrier_codes=tuple(c.code for c in alert.carriers),
+        brandname=alert.brandname,
+        fold=alert.fold,
+        schedule_at=as_utc(alert.schedule_at) if alert.schedule_at else None,
+        expires_at=as_utc(alert.expires_at) if alert.expires_at else None,
+        event=alert.event,
+        urgency=alert.urgency,
+        severity=alert.severity,
+        certainty=alert.certainty,
+        instruction=alert.instruction,
+        web=alert.web,
+    )
+
+
+def _save_version(session: Session, alert: Alert, draft: AlertDraft, user: User) -> None:
+    session.add(
+        AlertVersion(
+            alert_id=alert.id, version=alert.version, content=draft.content(), created_by=user.id
+        )
+    )
+
+
+def _transition(
+    session: Session,
+    alert: Alert,
+    action: Action,
+    actor: User | str,
+    *,
+    now: datetime,
+    after: dict[str, Any] | None = None,
+) -> Alert:
+    before_status = AlertStatus(alert.status)
+    new_status = next_status(before_status, action)
+    alert.status = new_status
+    stamps = {
+        Action.SUBMIT: "submitted_at",
+        Action.START: "started_at",
+        Action.COMPLETE: "completed_at",
+        Action.CANCEL: "cancelled_at",
+    }
+    if action in stamps:
+        setattr(alert, stamps[action], now)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"alert.{action.value}",
+        object_type="alert",
+        object_id=alert.id,
+        before={"status": before_status.value},
+        after={"status": new_status.value, **(after or {})},
+    )
+    session.flush()
+    return alert
+
+
+# --- services --------------------------------------------------------------------------------
+
+
+def create_draft(
+    session: Session,
+    draft: AlertDraft,
+    *,
+    user: User,
+    now: datetime | None = None,
+    msg_type: MsgType = MsgType.ALERT,
+    references: Alert | None = None,
+) -> Alert:
+    """A new alert in draft, version 1; drafters, approvers and admins may draft."""
+    _require_role(user, DRAFT_ROLES, "drafting an alert")
+    validate_draft(session, draft, now=_now(now))
+    alert = Alert(
+        identifier=f"loa-{uuid.uuid4()}",
+        status=AlertStatus.DRAFT,
+        msg_type=msg_type,
+        references_id=references.id if references else None,
+        version=1,
+        created_by=user.id,
+    )
+    _apply(session, alert, draft)
+    session.add(alert)
+    session.flush()
+    _save_version(session, alert, draft, user)
+    audit.record(
+        session,
+        actor=user,
+        action="alert.create",
+        object_type="alert",
+        object_id=alert.id,
+        after={
+            "status": "draft",
+            "msg_type": MsgType(msg_type).value,
+            "references_id": alert.references_id,
+            **draft.content(),
+        },
+    )
+    session.flush()
+    return alert
+
+
+def update_draft(
+    session: Session, alert_id: int, draft: AlertDraft, *, user: User, now: datetime | None = None
+) -> Alert:
+    """Edit a draft; only its author edits it (nobody changes someone's text silently)."""
+    alert = get_alert(session, alert_id, lock=True)
+    _require_role(user, DRAFT_ROLES, "editing an alert")
+    if alert.created_by != user.id:
+        raise PermissionDenied("only the author of a draft can edit it; derive an update instead")
+    if alert.status != AlertStatus.DRAFT:
+        raise InvalidTransition(
+            f"alert {alert.id} is {AlertStatus(alert.status).value}; only a draft can be edited"
+        )
+    validate_draft(session, draft, now=_now(now))
+    before = draft_of(alert).content()
+    _apply(session, alert, draft)
+    alert.version += 1
+    _save_version(session, alert, draft, user)
+    audit.record(
+        session,
+        actor=user,
+        action="alert.update",
+        object_type="alert",
+        object_id=alert.id,
+        before={"version": alert.version - 1, **before},
+        after={"version": alert.version, **draft.content()},
+    )
+    session.flush()
+    return alert
+
+
+def submit_for_approval(
+    session: Session, alert_id: int, *, user: User, now: datetime | None = None
+) -> Alert:
+    alert = get_alert(session, alert_id, lock=True)
+    _require_active(user)
+    if alert.created_by != user.id:
+        raise PermissionDenied("only the author of a draft can submit it for approval")
+    now = _now(now)
+    next_status(AlertStatus(alert.status), Action.SUBMIT)
+    validate_draft(session, draft_of(alert), now=now)  # a schedule may have gone stale
+    return _transition(
+        session, alert, Action.SUBMIT, user, now=now, after={"version": alert.version}
+    )
+
+
+def withdraw(session: Session, alert_id: int, *, user: User, now: datetime | None = None) -> Alert:
+    """The author takes a submitted alert back to draft (e.g. to fix a typo before approval)."""
+    alert = get_alert(session, alert_id, lock=True)
+    _require_active(user)
+    if alert.created_by != user.id:
+        raise PermissionDenied("only the author can withdraw an alert from approval")
+    return _transition(session, alert, Action.WITHDRAW, user, now=_now(now))
+
+
+def _require_second_person(alert: Alert, user: User, what: str) -> None:
+    _require_role(user, APPROVE_ROLES, what)
+    if alert.created_by == user.id:
+        if what.startswith("reject"):
+            raise PermissionDenied("a drafter cannot reject their own alert; withdraw it instead")
+        raise PermissionDenied("a drafter cannot approve their own alert")
+
+
+def approve(
+    session: Session,
+    alert_id: int,
+    *,
+    user: User,
+    waive_quiet_hours: bool = False,
+    waive_daily_cap: bool = False,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+) -> Alert:
+    """A second person approves: → approved, or scheduled when schedule_at is in the future.
+
+    Quiet hours are checked at the moment sending would start. The caller then enqueues the
+    fan-out job (keys.FAN_OUT_JOB), at schedule_at for a scheduled alert.
+    """
+    alert = get_alert(session, alert_id, lock=True)
+    _require_second_person(alert, user, "approving an alert")
+    now = _now(now)
+    policy = Policy.from_settings(settings)
+    if alert.expires_at is not None and as_utc(alert.expires_at) <= now:
+        raise ValidationFailed(
+            "the alert has already expired; edit its expiry or derive a new one",
+            {"expires_at": ["already expired"]},
+        )
+    scheduled = alert.schedule_at is not None and as_utc(alert.schedule_at) > now
+    send_at = as_utc(alert.schedule_at) if scheduled and alert.schedule_at else now
+    next_status(AlertStatus(alert.status), Action.APPROVE)  # wrong status before policy errors
+    check_quiet_hours(alert.category, send_at, policy, waived=waive_quiet_hours)
+    alert.waive_quiet_hours = waive_quiet_hours
+    alert.waive_daily_cap = waive_daily_cap
+    alert.approved_by = user.id
+    alert.approved_at = now
+    session.add(
+        Approval(
+            alert_id=alert.id,
+            alert_version=alert.version,
+            user_id=user.id,
+            decision="approved",
+            waive_quiet_hours=waive_quiet_hours,
+            waive_daily_cap=waive_daily_cap,
+        )
+    )
+    return _transition(
+        session,
+        alert,
+        Action.SCHEDULE if scheduled else Action.APPROVE,
+        user,
+        now=now,
+        after={
+            "version": alert.version,
+            "waive_quiet_hours": waive_quiet_hours,
+            "waive_daily_cap": waive_daily_cap,
+            "schedule_at": send_at.isoformat() if scheduled else None,
+        },
+    )
+
+
+def reject(
+    session: Session, alert_id: int, *, user: User, reason: str, now: datetime | None = None
+) -> Alert:
+    """Back to draft with a reason the author will read."""
+    alert = get_alert(session, alert_id, lock=True)
+    _require_second_person(alert, user, "rejecting an alert")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("a rejection needs a reason", {"reason": ["a reason is required"]})
+    next_status(AlertStatus(alert.status), Action.REJECT)
+    session.add(
+        Approval(
+            alert_id=alert.id,
+            alert_version=alert.version,
+            user_id=user.id,
+            decision="rejected",
+            reason=reason,
+        )
+    )
+    return _transition(
+        session,
+        alert,
+        Action.REJECT,
+        user,
+        now=_now(now),
+        after={"reason": reason, "version": alert.version},
+    )
+
+
+def _control(
+    session: Session, alert_id: int, action: Action, user: User, now: datetime | None
+) -> Alert:
+    alert = get_alert(session, alert_id, lock=True)
+    own_unreleased = (
+        action == Action.CANCEL
+        and alert.created_by == user.id
+        and alert.status in (AlertStatus.DRAFT, AlertStatus.PENDING_APPROVAL)
+    )
+    if own_unreleased:
+        _require_active(user)  # an author may discard their own unapproved alert
+    else:
+        _require_role(user, CONTROL_ROLES, f"{action.value} of an alert")
+    return _transition(session, alert, action, user, now=_now(now))
+
+
+def pause(session: Session, alert_id: int, *, user: User, now: datetime | None = None) -> Alert:
+    return _control(session, alert_id, Action.PAUSE, user, now)
+
+
+def resume(session: Session, alert_id: int, *, user: User, now: datetime | None = None) -> Alert:
+    return _control(session, alert_id, Action.RESUME, user, now)
+
+
+def cancel(session: Session, alert_id: int, *, user: User, now: datetime | None = None) -> Alert:
+    return _control(session, alert_id, Action.CANCEL, user, now)
+
+
+def mark_sending(session: Session, alert_id: int, *, now: datetime | None = None) -> Alert:
+    """Workers: the fan-out started. Idempotent when already sending or paused."""
+    alert = get_alert(session, alert_id, lock=True)
+    if alert.status in (AlertStatus.SENDING, AlertStatus.PAUSED):
+        return alert
+    return _transition(session, alert, Action.START, SYSTEM, now=_now(now))
+
+
+def mark_completed(session: Session, alert_id: int, *, now: datetime | None = None) -> Alert:
+    """Workers: every delivery is final. Idempotent on completed; a cancelled alert stays so."""
+    alert = get_alert(session, alert_id, lock=True)
+    if alert.status in FINAL_STATUSES:
+        return alert
+    return _transition(session, alert, Action.COMPLETE, SYSTEM, now=_now(now))
+
+
+DERIVED = {"update": MsgType.UPDATE, "correction": MsgType.UPDATE, "all_clear": MsgType.CANCEL}
+
+
+def sent_at(alert: Alert) -> datetime:
+    """The CAP `sent` time of an alert: its approval, or its creation while unapproved."""
+    return as_utc(alert.approved_at or alert.created_at or datetime.now(UTC))
+
+
+def derive(
+    session: Session,
+    alert_id: int,
+    *,
+    kind: str,
+    user: User,
+    now: datetime | None = None,
+    timezone: str = "Asia/Ho_Chi_Minh",
+) -> Alert:
+    """A new draft that references an alert: update, correction or all-clear (CAP Cancel).
+
+    Same areas, carriers, brandname and category (an emergency's correction must not wait for
+    quiet hours), text prefilled from the templates; it still needs a second person to approve.
+    """
+    if kind not in DERIVED:
+        raise ValidationFailed(
+            f"unknown kind {kind!r}; one of {', '.join(DERIVED)}",
+            {"kind": [f"unknown kind {kind!r}"]},
+        )
+    original = get_alert(session, alert_id)
+    _require_role(user, DRAFT_ROLES, "drafting an update")
+    if original.approved_at is None:
+        raise InvalidTransition(
+            f"alert {original.id} was never approved; edit it instead of issuing an {kind}"
+        )
+    local_sent = sent_at(original).astimezone(ZoneInfo(timezone))
+    text = templates.render(
+        kind,
+        sender=original.brandname,
+        title=original.title,
+        body=original.body,
+        sent=f"{local_sent:%H:%M %d/%m/%Y}",
+        instruction=original.instruction,
+    )
+    expires = original.expires_at
+    if expires is not None and as_utc(expires) <= _now(now):
+        expires = None
+    draft = replace(
+        draft_of(original),
+        title=text["title"][:200],
+        body=text["body"],
+        instruction=text["instruction"],
+        schedule_at=None,
+        expires_at=as_utc(expires) if expires else None,
+    )
+    return create_draft(
+        session, draft, user=user, now=now, msg_type=DERIVED[kind], references=original
+    )
+
+
+def alert_summary(alert: Alert) -> dict[str, Any]:
+    """A JSON-able view for the API and the console."""
+
+    def iso(value: datetime | None) -> str | None:
+        return as_utc(value).isoformat() if value else None
+
+    shown = preview(
+        sms_text(body=alert.body, category=alert.category),
+        fold=alert.fold,
+        concatenation=CONCATENATION,
+    )
+    status = AlertStatus(alert.status)
+    return {
+        "id": alert.id,
+        "identifier": alert.identifier,
+        "title": alert.title,
+        "body": alert.body,
+        "text": shown.text,
+        "encoding": shown.encoding,
+        "parts": alert.parts,
+        "fold": alert.fold,
+        "category": AlertCategory(alert.category).value,
+        "test": AlertCategory(alert.category) == AlertCategory.TEST,
+        "status": status.value,
+        "allowed_actions": [a.value for a in allowed_actions(status)],
+        "msg_type": MsgType(alert.msg_type).value,
+        "references_id": alert.references_id,
+        "brandname": alert.brandname,
+        "areas": [{"code": a.code, "name": a.name} for a in alert.areas],
+        "carriers": [c.code for c in alert.carriers],
+        "event": alert.event,
+        "urgency": alert.urgency,
+        "severity": alert.severity,
+        "certainty": alert.certainty,
+        "instruction": alert.instruction,
+        "web": alert.web,
+        "schedule_at": iso(alert.schedule_at),
+        "expires_at": iso(alert.expires_at),
+        "waive_quiet_hours": alert.waive_quiet_hours,
+        "waive_daily_cap": alert.waive_daily_cap,
+        "version": alert.version,
+        "created_by": alert.created_by,
+        "approved_by": alert.approved_by,
+        "created_at": iso(alert.created_at),
+        "submitted_at": iso(alert.submitted_at),
+        "approved_at": iso(alert.approved_at),
+        "started_at": iso(alert.started_at),
+        "completed_at": iso(alert.completed_at),
+        "cancelled_at": iso(alert.cancelled_at),
+    }
+
+
+def versions(session: Session, alert_id: int) -> list[dict[str, Any]]:
+    """Every saved content of an alert, oldest first (no edit is silent)."""
+    rows = session.scalars(
+        select(AlertVersion).where(AlertVersion.alert_id == alert_id).order_by(AlertVersion.version)
+    )
+    return [
+        {
+            "version": v.version,
+            "content": v.content,
+            "created_by": v.created_by,
+            "created_at": as_utc(v.created_at).isoformat() if v.created_at else None,
+        }
+        for v in rows
+    ]
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Alert.status, func.count()).group_by(Alert.status))
+    return {AlertStatus(s).value: n for s, n in rows}

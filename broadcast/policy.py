@@ -1,0 +1,141 @@
+"""Sending policy: quiet hours and the per-subscriber daily cap.
+
+Decree 91/2020 sets both for advertising SMS; public notices are believed to be outside it, but
+Loa applies them to the non-emergency public categories by choice (DOMAIN.md) and lets an
+approver waive them. Emergencies are never held back, and test alerts are exempt because they
+go only to the test group, whose members asked for them.
+
+The time arithmetic is pure; `capped_numbers` is the SQL the audience snapshot filters with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, select
+
+from broadcast.errors import ValidationFailed
+from broadcast.models import AlertCategory, Delivery
+
+if TYPE_CHECKING:
+    from broadcast.settings import Settings
+
+# Categories the quiet hours and the daily cap apply to.
+POLICED = frozenset({AlertCategory.WARNING, AlertCategory.INFORMATION})
+CAP_WINDOW = timedelta(hours=24)
+
+
+class PolicyViolation(ValidationFailed):
+    """An approval would break quiet hours (or another sending rule) and was not waived."""
+
+    code = "policy_violation"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The policy settings plus the time zone they are read in (settings.policy + timezone)."""
+
+    quiet_start: time = time(22, 0)
+    quiet_end: time = time(7, 0)
+    daily_cap: int = 3
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None) -> Policy:
+        if settings is None:
+            return cls()
+        p = settings.policy
+        return cls(
+            quiet_start=parse_hhmm(p.quiet_hours_start),
+            quiet_end=parse_hhmm(p.quiet_hours_end),
+            daily_cap=p.daily_cap,
+            timezone=settings.timezone,
+        )
+
+    @property
+    def quiet_hours_enabled(self) -> bool:
+        return self.quiet_start != self.quiet_end
+
+
+def parse_hhmm(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def applies(category: AlertCategory) -> bool:
+    """True when quiet hours and the daily cap apply to this category."""
+    return AlertCategory(category) in POLICED
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive value is taken as UTC (SQLite hands back naive UTC timestamps)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def in_quiet_hours(moment: datetime, policy: Policy) -> bool:
+    """Is `moment` inside [quiet_start, quiet_end) local time? The window may wrap midnight."""
+    if not policy.quiet_hours_enabled:
+        return False
+    local = as_utc(moment).astimezone(ZoneInfo(policy.timezone)).time().replace(tzinfo=None)
+    start, end = policy.quiet_start, policy.quiet_end
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def quiet_hours_end(moment: datetime, policy: Policy) -> datetime:
+    """The first moment at or after `moment` that is outside quiet hours (aware, local zone)."""
+    zone = ZoneInfo(policy.timezone)
+    local = as_utc(moment).astimezone(zone)
+    if not in_quiet_hours(moment, policy):
+        return local
+    candidate = datetime.combine(local.date(), policy.quiet_end, tzinfo=zone)
+    if candidate <= local:
+        candidate += timedelta(days=1)
+    return candidate
+
+
+def check_quiet_hours(
+    category: AlertCategory, send_at: datetime, policy: Policy, *, waived: bool
+) -> None:
+    """Refuse a policed alert whose sending would start inside quiet hours, unless waived."""
+    if waived or not applies(category) or not in_quiet_hours(send_at, policy):
+        return
+    local = as_utc(send_at).astimezone(ZoneInfo(policy.timezone))
+    resume = quiet_hours_end(send_at, policy)
+    window = f"{policy.quiet_start:%H:%M}–{policy.quiet_end:%H:%M}"
+    message = (
+        f"quiet hours {window} ({policy.timezone}): a {AlertCategory(category).value} alert "
+        f"cannot start sending at {local:%H:%M}; schedule it for {resume:%Y-%m-%d %H:%M} "
+        "or waive quiet hours"
+    )
+    raise PolicyViolation(message, {"quiet_hours": [message]})
+
+
+def daily_cap_applies(category: AlertCategory, policy: Policy, *, waived: bool) -> bool:
+    return applies(category) and not waived and policy.daily_cap > 0
+
+
+def capped_numbers(*, alert_id: int, now: datetime, cap: int) -> Select[tuple[str]]:
+    """Numbers that were sent `cap` or more other alerts in the 24 h before `now`.
+
+    "Sent" means a delivery with a submit time in the window, whatever its fate: the carrier
+    charged it and the phone most likely rang. The snapshot excludes these numbers with
+    `msisdn NOT IN (this)`, which both backends run as one hashed anti-join.
+    """
+    since = as_utc(now) - CAP_WINDOW
+    return (
+        select(Delivery.msisdn)
+        .where(
+            Delivery.submitted_at.is_not(None),
+            Delivery.submitted_at >= since,
+            Delivery.alert_id != alert_id,
+        )
+        .group_by(Delivery.msisdn)
+        .having(func.count() >= cap)
+    )

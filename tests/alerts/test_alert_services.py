@@ -1,0 +1,474 @@
+"""Alert services on SQLite and PostgreSQL: roles, validation, approval, audit, derive."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcast import alerts
+from broadcast.alerts import AlertDraft
+from broadcast.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from broadcast.models import (
+    Alert,
+    AlertCategory,
+    AlertStatus,
+    AlertVersion,
+    Approval,
+    AuditEntry,
+    Brandname,
+    Carrier,
+    MsgType,
+)
+from broadcast.policy import PolicyViolation
+from tests.alerts.conftest import DAYTIME, People
+
+NIGHT = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)  # 23:00 in Ha Tinh
+
+
+def _audit(session: Session, alert_id: int) -> list[tuple[str, str, Any, Any]]:
+    rows = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.object_type == "alert", AuditEntry.object_id == str(alert_id))
+        .order_by(AuditEntry.id)
+    )
+    return [(r.actor, r.action, r.before, r.after) for r in rows]
+
+
+def _count(session: Session, model: Any) -> int:
+    return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def _pending(session: Session, people: People, draft: AlertDraft) -> Alert:
+    alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
+    return alerts.submit_for_approval(session, alert.id, user=people["drafter"], now=DAYTIME)
+
+
+# --- drafting and roles ----------------------------------------------------------------------
+
+
+def test_drafter_creates_version_one_audited(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
+    assert alert.status == AlertStatus.DRAFT
+    assert alert.msg_type == MsgType.ALERT
+    assert [a.code for a in alert.areas] == ["436"]
+    assert [c.code for c in alert.carriers] == ["viettel", "vinaphone"]
+    assert alert.parts == 1  # 68 characters of UCS-2 (Vietnamese with diacritics): one part
+    version = session.scalar(select(AlertVersion).where(AlertVersion.alert_id == alert.id))
+    assert version is not None and version.version == 1
+    assert version.content["body"] == draft.body
+    [(actor, action, _, after)] = _audit(session, alert.id)
+    assert (actor, action, after["status"], after["title"]) == (
+        "drafter",
+        "alert.create",
+        "draft",
+        draft.title,
+    )
+
+
+@pytest.mark.parametrize("role", ["carrier", "auditor"])
+def test_carrier_and_auditor_cannot_draft(
+    session: Session, people: People, draft: AlertDraft, role: str
+) -> None:
+    user = people[role]
+    with pytest.raises(PermissionDenied, match=f"'{role}' is {role}"):
+        alerts.create_draft(session, draft, user=user, now=DAYTIME)
+    assert _count(session, Alert) == 0
+
+
+def test_deactivated_user_cannot_draft(session: Session, people: People, draft: AlertDraft) -> None:
+    user = people["drafter"]
+    user.active = False
+    with pytest.raises(PermissionDenied, match="deactivated"):
+        alerts.create_draft(session, draft, user=user, now=DAYTIME)
+
+
+BAD_DRAFTS: list[tuple[dict[str, Any], str, str]] = [
+    ({"title": "  "}, "title", "required"),
+    ({"title": "x" * 201}, "title", "at most 200"),
+    ({"body": ""}, "body", "required"),
+    ({"body": "ạ" * 700}, "body", "at most 10"),
+    ({"area_codes": ()}, "area_codes", "at least one"),
+    ({"area_codes": ("436", "99999")}, "area_codes", "99999"),
+    ({"carrier_codes": ()}, "carrier_codes", "at least one"),
+    ({"carrier_codes": ("viettel", "orange")}, "carrier_codes", "orange"),
+    ({"brandname": ""}, "brandname", "required"),
+    ({"brandname": "UBND Ha Tinh1"}, "brandname", "at most 11"),
+    ({"brandname": "UBND HàTĩnh"}, "brandname", "à ĩ"),
+    ({"brandname": "19001234"}, "brandname", "all digits"),
+    ({"urgency": "Soon"}, "urgency", "'Soon'"),
+    ({"severity": "Bad"}, "severity", "Extreme"),
+    ({"certainty": "Sure"}, "certainty", "Observed"),
+    ({"web": "javascript:alert(1)"}, "web", "http"),
+    ({"schedule_at": datetime(2026, 11, 21, 10, 0)}, "schedule_at", "time zone"),
+    ({"schedule_at": DAYTIME - timedelta(hours=1)}, "schedule_at", "past"),
+    ({"expires_at": DAYTIME - timedelta(hours=1)}, "expires_at", "past"),
+    (
+        {
+            "schedule_at": DAYTIME + timedelta(hours=5),
+            "expires_at": DAYTIME + timedelta(hours=4),
+        },
+        "expires_at",
+        "before it is sent",
+    ),
+]
+
+
+def test_bad_draft_refused_by_field_and_nothing_written(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    user = people["drafter"]
+    for changes, field, words in BAD_DRAFTS:
+        with pytest.raises(ValidationFailed) as err:
+            alerts.create_draft(session, make_draft(**changes), user=user, now=DAYTIME)
+        assert field in str(err.value), changes
+        assert any(words in m for m in err.value.details[field]), (changes, err.value.details)
+    assert _count(session, Alert) == 0
+
+
+def test_every_problem_reported_at_once(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    bad = make_draft(title="", body="", area_codes=(), carrier_codes=(), brandname="1")
+    with pytest.raises(ValidationFailed) as err:
+        alerts.create_draft(session, bad, user=people["drafter"], now=DAYTIME)
+    assert set(err.value.details) == {"title", "body", "area_codes", "carrier_codes", "brandname"}
+
+
+def test_long_text_fits_when_folded(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    body = "Đường ngập sâu, không đi qua. " * 25  # 750 characters: 12 UCS-2 parts, 5 folded
+    with pytest.raises(ValidationFailed, match="body"):
+        alerts.validate_draft(session, make_draft(body=body), now=DAYTIME)
+    alert = alerts.create_draft(session, make_draft(body=body, fold=True), user=people["drafter"])
+    assert alert.parts == 5
+    assert alerts.alert_text(alert).startswith("Duong ngap sau")
+
+
+def test_registered_brandnames_are_enforced_once_any_exist(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    alerts.validate_draft(session, make_draft(brandname="Anything"), now=DAYTIME)  # none yet
+    session.add(Brandname(name="UBND HaTinh"))
+    session.flush()
+    alerts.validate_draft(session, make_draft(), now=DAYTIME)
+    with pytest.raises(ValidationFailed) as err:
+        alerts.validate_draft(session, make_draft(brandname="Anything"), now=DAYTIME)
+    assert "not a registered brandname" in err.value.details["brandname"][0]
+
+
+def test_inactive_carrier_refused(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    carrier = session.scalar(select(Carrier).where(Carrier.code == "gmobile"))
+    assert carrier is not None
+    carrier.active = False
+    with pytest.raises(ValidationFailed, match="carrier_codes") as err:
+        alerts.validate_draft(session, make_draft(carrier_codes=("gmobile",)), now=DAYTIME)
+    assert "not active: gmobile" in err.value.details["carrier_codes"][0]
+
+
+def test_update_draft_versions_and_audits_before_after(
+    session: Session, people: People, draft: AlertDraft, make_draft: Callable[..., AlertDraft]
+) -> None:
+    alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
+    new = make_draft(title="Cảnh báo lũ khẩn", area_codes=("436", "437"))
+    alerts.update_draft(session, alert.id, new, user=people["drafter"], now=DAYTIME)
+    assert alert.version == 2 and alert.title == "Cảnh báo lũ khẩn"
+    assert sorted(a.code for a in alert.areas) == ["436", "437"]
+    assert [v["version"] for v in alerts.versions(session, alert.id)] == [1, 2]
+    _, action, before, after = _audit(session, alert.id)[-1]
+    assert action == "alert.update"
+    assert (before["title"], before["area_codes"], before["version"]) == ("Cảnh báo lũ", ["436"], 1)
+    assert (after["title"], after["area_codes"], after["version"]) == (
+        "Cảnh báo lũ khẩn",
+        ["436", "437"],
+        2,
+    )
+
+
+def test_only_the_author_edits_and_only_a_draft(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
+    with pytest.raises(PermissionDenied, match="only the author"):
+        alerts.update_draft(session, alert.id, draft, user=people["approver"], now=DAYTIME)
+    alerts.submit_for_approval(session, alert.id, user=people["drafter"], now=DAYTIME)
+    with pytest.raises(InvalidTransition, match="pending_approval"):
+        alerts.update_draft(session, alert.id, draft, user=people["drafter"], now=DAYTIME)
+    assert alert.version == 1
+
+
+def test_missing_alert_is_not_found(session: Session, people: People) -> None:
+    with pytest.raises(NotFound, match="alert 999"):
+        alerts.submit_for_approval(session, 999, user=people["drafter"])
+
+
+# --- approval --------------------------------------------------------------------------------
+
+
+def test_full_life_every_transition_audited(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    alert = _pending(session, people, draft)
+    alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)
+    assert alert.status == AlertStatus.APPROVED and alert.approved_by == people["approver"].id
+    alerts.mark_sending(session, alert.id, now=DAYTIME)
+    alerts.mark_sending(session, alert.id, now=DAYTIME)  # idempotent: a retried fan-out
+    alerts.pause(session, alert.id, user=people["approver"])
+    alerts.resume(session, alert.id, user=people["admin"])
+    alerts.mark_completed(session, alert.id)
+    alerts.mark_completed(session, alert.id)  # idempotent
+    assert alert.status == AlertStatus.COMPLETED and alert.completed_at is not None
+    trail = [
+        (actor, action, before, after["status"])
+        for actor, action, before, after in _audit(session, alert.id)
+    ]
+    assert trail == [
+        ("drafter", "alert.create", None, "draft"),
+        ("drafter", "alert.submit", {"status": "draft"}, "pending_approval"),
+        ("approver", "alert.approve", {"status": "pending_approval"}, "approved"),
+        ("system", "alert.start", {"status": "approved"}, "sending"),
+        ("approver", "alert.pause", {"status": "sending"}, "paused"),
+        ("admin", "alert.resume", {"status": "paused"}, "sending"),
+        ("system", "alert.complete", {"status": "sending"}, "completed"),
+    ]
+    [approval] = session.scalars(select(Approval).where(Approval.alert_id == alert.id))
+    assert (approval.decision, approval.user_id, approval.alert_version) == (
+        "approved",
+        people["approver"].id,
+        1,
+    )
+
+
+def test_drafter_cannot_approve_own_alert(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    approver = people["approver"]
+    alert = alerts.create_draft(session, draft, user=approver, now=DAYTIME)  # approvers draft too
+    alerts.submit_for_approval(session, alert.id, user=approver, now=DAYTIME)
+    with pytest.raises(PermissionDenied, match="a drafter cannot approve their own alert"):
+        alerts.approve(session, alert.id, user=approver, now=DAYTIME)
+    with pytest.raises(PermissionDenied, match="own alert"):
+        alerts.reject(session, alert.id, user=approver, reason="oops")
+    assert alert.status == AlertStatus.PENDING_APPROVAL
+    assert _count(session, Approval) == 0
+    alerts.approve(session, alert.id, user=people["approver2"], now=DAYTIME)
+    assert alert.status == AlertStatus.APPROVED
+
+
+@pytest.mark.parametrize("role", ["drafter2", "admin", "auditor", "carrier"])
+def test_only_approvers_approve(
+    session: Session, people: People, draft: AlertDraft, role: str
+) -> None:
+    alert = _pending(session, people, draft)
+    with pytest.raises(PermissionDenied, match="approver role"):
+        alerts.approve(session, alert.id, user=people[role], now=DAYTIME)
+    assert alert.status == AlertStatus.PENDING_APPROVAL
+
+
+def test_reject_needs_a_reason_and_returns_to_draft(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    alert = _pending(session, people, draft)
+    with pytest.raises(ValidationFailed, match="reason") as err:
+        alerts.reject(session, alert.id, user=people["approver"], reason="   ")
+    assert err.value.details == {"reason": ["a reason is required"]}
+    assert alert.status == AlertStatus.PENDING_APPROVAL
+    alerts.reject(session, alert.id, user=people["approver"], reason="Sai địa bàn")
+    assert alert.status == AlertStatus.DRAFT
+    [approval] = session.scalars(select(Approval).where(Approval.alert_id == alert.id))
+    assert (approval.decision, approval.reason) == ("rejected", "Sai địa bàn")
+    _, action, _, after = _audit(session, alert.id)[-1]
+    assert (action, after["status"], after["reason"]) == ("alert.reject", "draft", "Sai địa bàn")
+    # the author fixes it and asks again
+    alerts.update_draft(session, alert.id, draft, user=people["drafter"], now=DAYTIME)
+    alerts.submit_for_approval(session, alert.id, user=people["drafter"], now=DAYTIME)
+    assert alert.status == AlertStatus.PENDING_APPROVAL and alert.version == 2
+
+
+def test_withdraw_is_for_the_author(session: Session, people: People, draft: AlertDraft) -> None:
+    alert = _pending(session, people, draft)
+    with pytest.raises(PermissionDenied, match="only the author"):
+        alerts.withdraw(session, alert.id, user=people["drafter2"])
+    with pytest.raises(PermissionDenied, match="only the author"):
+        alerts.submit_for_approval(session, alert.id, user=people["drafter2"])
+    alerts.withdraw(session, alert.id, user=people["drafter"])
+    assert alert.status == AlertStatus.DRAFT
+
+
+def test_approving_a_draft_is_an_invalid_transition(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
+    with pytest.raises(InvalidTransition, match="'draft' cannot 'approve'"):
+        alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)
+    with pytest.raises(InvalidTransition, match="'draft' cannot 'pause'"):
+        alerts.pause(session, alert.id, user=people["approver"])
+    with pytest.raises(InvalidTransition, match="'draft' cannot 'start'"):
+        alerts.mark_sending(session, alert.id)
+    alerts.submit_for_approval(session, alert.id, user=people["drafter"], now=DAYTIME)
+    with pytest.raises(InvalidTransition, match="'pending_approval' cannot 'submit'"):
+        alerts.submit_for_approval(session, alert.id, user=people["drafter"], now=DAYTIME)
+
+
+def test_future_schedule_is_scheduled_then_started(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    at = DAYTIME + timedelta(hours=2)
+    alert = _pending(session, people, make_draft(schedule_at=at))
+    alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)
+    assert alert.status == AlertStatus.SCHEDULED
+    _, action, _, after = _audit(session, alert.id)[-1]
+    assert (action, after["status"], after["schedule_at"]) == (
+        "alert.schedule",
+        "scheduled",
+        at.isoformat(),
+    )
+    alerts.mark_sending(session, alert.id, now=at)
+    assert alert.status == AlertStatus.SENDING
+
+
+def test_expired_alert_cannot_be_approved(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    alert = _pending(session, people, make_draft(expires_at=DAYTIME + timedelta(hours=1)))
+    with pytest.raises(ValidationFailed, match="expired"):
+        alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME + timedelta(hours=2))
+    assert alert.status == AlertStatus.PENDING_APPROVAL
+
+
+# --- quiet hours -----------------------------------------------------------------------------
+
+
+def test_quiet_hours_refuse_a_warning_at_23h_unless_waived(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    alert = _pending(session, people, draft)
+    with pytest.raises(PolicyViolation) as err:
+        alerts.approve(session, alert.id, user=people["approver"], now=NIGHT)
+    assert "quiet hours 22:00–07:00" in str(err.value)
+    assert "at 23:00" in str(err.value) and "2026-11-21 07:00" in str(err.value)
+    assert err.value.code == "policy_violation" and "quiet_hours" in err.value.details
+    assert alert.status == AlertStatus.PENDING_APPROVAL and _count(session, Approval) == 0
+    alerts.approve(session, alert.id, user=people["approver"], now=NIGHT, waive_quiet_hours=True)
+    assert alert.status == AlertStatus.APPROVED and alert.waive_quiet_hours
+    assert _audit(session, alert.id)[-1][3]["waive_quiet_hours"] is True
+
+
+@pytest.mark.parametrize("category", [AlertCategory.EMERGENCY, AlertCategory.TEST])
+def test_emergency_and_test_go_at_night(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft], category: AlertCategory
+) -> None:
+    alert = _pending(session, people, make_draft(category=category))
+    alerts.approve(session, alert.id, user=people["approver"], now=NIGHT)
+    assert alert.status == AlertStatus.APPROVED
+
+
+def test_quiet_hours_judge_the_scheduled_time(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft], tmp_path: Any
+) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, policy={"quiet_hours_start": "21:00"})
+    at = datetime(2026, 11, 20, 21, 30, tzinfo=timezone(timedelta(hours=7)))
+    alert = _pending(session, people, make_draft(schedule_at=at))
+    with pytest.raises(PolicyViolation, match="quiet hours 21:00–07:00"):
+        alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME, settings=settings)
+    alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)  # default 22:00
+    assert alert.status == AlertStatus.SCHEDULED
+
+
+# --- control ---------------------------------------------------------------------------------
+
+
+def test_cancel_pause_resume_need_approver_or_admin(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    alert = _pending(session, people, draft)
+    alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)
+    alerts.mark_sending(session, alert.id)
+    for action in (alerts.pause, alerts.cancel):
+        with pytest.raises(PermissionDenied, match="admin or approver role"):
+            action(session, alert.id, user=people["drafter"])
+    alerts.cancel(session, alert.id, user=people["admin"])
+    assert alert.status == AlertStatus.CANCELLED and alert.cancelled_at is not None
+    alerts.mark_completed(session, alert.id)  # workers finishing after a cancel change nothing
+    assert alert.status == AlertStatus.CANCELLED
+    with pytest.raises(InvalidTransition, match="'cancelled' cannot 'resume'"):
+        alerts.resume(session, alert.id, user=people["approver"])
+    with pytest.raises(InvalidTransition, match="'cancelled' cannot 'start'"):
+        alerts.mark_sending(session, alert.id)
+
+
+def test_author_discards_own_draft_but_not_anothers(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
+    with pytest.raises(PermissionDenied):
+        alerts.cancel(session, alert.id, user=people["drafter2"])
+    alerts.cancel(session, alert.id, user=people["drafter"])
+    assert alert.status == AlertStatus.CANCELLED
+    assert _audit(session, alert.id)[-1][:2] == ("drafter", "alert.cancel")
+
+
+# --- derive ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "msg_type", "words"),
+    [
+        ("update", MsgType.UPDATE, "CẬP NHẬT"),
+        ("correction", MsgType.UPDATE, "ĐÍNH CHÍNH"),
+        ("all_clear", MsgType.CANCEL, "đã kết thúc"),
+    ],
+)
+def test_derive_references_the_original(
+    session: Session, people: People, draft: AlertDraft, kind: str, msg_type: MsgType, words: str
+) -> None:
+    original = _pending(session, people, draft)
+    alerts.approve(session, original.id, user=people["approver"], now=DAYTIME)
+    derived = alerts.derive(session, original.id, kind=kind, user=people["approver"], now=DAYTIME)
+    assert derived.id != original.id and derived.status == AlertStatus.DRAFT
+    assert (derived.msg_type, derived.references_id) == (msg_type, original.id)
+    assert words in derived.body and "UBND HaTinh" in derived.body
+    assert "10:00 20/11/2026" in derived.body  # the original's time, local
+    assert [a.code for a in derived.areas] == ["436"]
+    assert [c.code for c in derived.carriers] == ["viettel", "vinaphone"]
+    assert derived.category == original.category and derived.created_by == people["approver"].id
+    # a second person approves it: here the drafter of the original, an approver it is not
+    alerts.submit_for_approval(session, derived.id, user=people["approver"], now=DAYTIME)
+    alerts.approve(session, derived.id, user=people["approver2"], now=DAYTIME)
+    assert derived.status == AlertStatus.APPROVED
+
+
+def test_derive_needs_an_approved_original(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
+    with pytest.raises(InvalidTransition, match="never approved"):
+        alerts.derive(session, alert.id, kind="all_clear", user=people["drafter"])
+    with pytest.raises(ValidationFailed, match="unknown kind"):
+        alerts.derive(session, alert.id, kind="retract", user=people["drafter"])
+    with pytest.raises(PermissionDenied):
+        alerts.derive(session, alert.id, kind="update", user=people["auditor"])
+    assert _count(session, Alert) == 1
+
+
+def test_summary_is_json(session: Session, people: People, make_draft: Any) -> None:
+    alert = alerts.create_draft(
+        session, make_draft(category=AlertCategory.TEST, body="Thu nghiem"), user=people["drafter"]
+    )
+    summary = alerts.alert_summary(alert)
+    json.dumps(summary)
+    assert summary["test"] is True and summary["text"] == "[TEST - THU NGHIEM] Thu nghiem"
+    assert summary["allowed_actions"] == ["submit", "cancel"]
+    assert summary["areas"] == [{"code": "436", "name": "Thành phố Hà Tĩnh"}]
