@@ -30,9 +30,7 @@ from broadcast.db import Database, make_engine, upgrade
 from broadcast.redis_server import PrivateRedis
 from broadcast.settings import Settings, load_settings
 
-PG_ADMIN_URL = os.environ.get(
-    "LOA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+PG_ADMIN_URL = os.environ.get("LOA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("LOA_REQUIRE_POSTGRES") == "1"
 RUN_ID = uuid.uuid4().hex[:8]
 
