@@ -1,21 +1,298 @@
-"""Console pages for alerts: list, draft, approve, watch, export."""
+"""Console pages for alerts: list, draft with live preview, approve, watch, export.
+
+Views parse the form, call broadcast.alerts and render; refusals come back as flashed
+messages naming the field, and nothing changes.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from broadcast.web.security import DRAFT, READ_ALERTS, roles_required
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from broadcast import alerts as core
+from broadcast import templates
+from broadcast.errors import LoaError, PermissionDenied
+from broadcast.models import (
+    Alert,
+    AlertCategory,
+    AlertStatus,
+    Approval,
+    Area,
+    Brandname,
+    Carrier,
+    Role,
+    User,
+)
+from broadcast.web import alertio, dispatch
+from broadcast.web.api.alerts import report_response
+from broadcast.web.api.schemas import AlertIn
+from broadcast.web.context import services
+from broadcast.web.security import READ_ALERTS, roles_required
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
+
+DRAFTERS = tuple(core.DRAFT_ROLES)
+CAP_CHOICES = {"urgency": core.URGENCY, "severity": core.SEVERITY, "certainty": core.CERTAINTY}
+
+
+def _refusal(exc: Exception) -> str:
+    details = getattr(exc, "details", None) or getattr(exc, "messages", None) or {}
+    parts = [
+        f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in dict(details).items()
+    ]
+    return str(exc) + (" — " + " | ".join(parts) if parts else "")
+
+
+def _local_to_aware(value: str) -> str | None:
+    """<input type=datetime-local> has no zone: it means the province's local time."""
+    if not value:
+        return None
+    tz = ZoneInfo(services().settings.timezone)
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=tz).isoformat()
+    except ValueError:
+        return value  # the schema refuses it, naming the field
+
+
+def _form_input() -> dict[str, Any]:
+    form = request.form
+    return {
+        "title": form.get("title", ""),
+        "body": form.get("body", ""),
+        "category": form.get("category", ""),
+        "areas": form.getlist("areas"),
+        "carriers": form.getlist("carriers"),
+        "brandname": form.get("brandname", ""),
+        "fold": form.get("fold") == "1",
+        "schedule_at": _local_to_aware(form.get("schedule_at", "")),
+        "expires_at": _local_to_aware(form.get("expires_at", "")),
+        "event": form.get("event", ""),
+        "urgency": form.get("urgency", "Unknown"),
+        "severity": form.get("severity", "Unknown"),
+        "certainty": form.get("certainty", "Unknown"),
+        "instruction": form.get("instruction", ""),
+        "web": form.get("web", ""),
+    }
+
+
+def _with_local(values: dict[str, Any]) -> dict[str, Any]:
+    """Aware ISO times back into the local datetime-local values the form shows."""
+    tz = ZoneInfo(services().settings.timezone)
+    for key in ("schedule_at", "expires_at"):
+        raw = values.get(key)
+        try:
+            moment = datetime.fromisoformat(raw) if raw else None
+        except (TypeError, ValueError):
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            values[f"{key}_local"] = moment.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
+    return values
+
+
+def _form_context(session: Any) -> dict[str, Any]:
+    areas = session.scalars(select(Area).order_by(Area.path)).all()
+    tree: list[dict[str, Any]] = []
+    nodes: dict[int, dict[str, Any]] = {}
+    for area in areas:
+        node = {"code": area.code, "name": area.name, "level": area.level, "children": []}
+        nodes[area.id] = node
+        parent = nodes.get(area.parent_id) if area.parent_id else None
+        (parent["children"] if parent else tree).append(node)
+    return {
+        "area_tree": tree,
+        "carriers": session.scalars(
+            select(Carrier).where(Carrier.active).order_by(Carrier.code)
+        ).all(),
+        "brandnames": session.scalars(select(Brandname.name).where(Brandname.active)).all(),
+        "categories": list(AlertCategory),
+        "cap_choices": CAP_CHOICES,
+        "templates": templates.catalogue("vi"),
+    }
 
 
 @bp.route("/")
 @roles_required(*READ_ALERTS)
 def index():  # type: ignore[no-untyped-def]
-    return render_template("alerts/index.html", alerts=[])
+    with services().database.session() as session:
+        rows = session.scalars(select(Alert).order_by(Alert.id.desc()).limit(200)).all()
+        authors = dict(session.execute(select(User.id, User.username)).all())
+        return render_template("alerts/index.html", alerts=rows, authors=authors)
 
 
-@bp.route("/new")
-@roles_required(*DRAFT)
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(*DRAFTERS)
 def new():  # type: ignore[no-untyped-def]
-    return render_template("alerts/index.html", alerts=[])
+    svc = services()
+    values: dict[str, Any] = {"category": "warning", "carriers": [], "areas": []}
+    if request.method == "GET" and request.args.get("template"):
+        try:
+            values.update(templates.render(request.args["template"]))
+        except LoaError as exc:
+            flash(str(exc), "error")
+    if request.method == "POST":
+        values = _form_input()
+        try:
+            draft = alertio.draft_from(AlertIn().load(values))
+            with svc.database.session() as session:
+                alert = core.create_draft(session, draft, user=current_user.db_user(session))
+                alert_id = alert.id
+            flash(_("Draft saved."), "success")
+            return redirect(url_for("alerts.show", alert_id=alert_id))
+        except (LoaError, ValidationError) as exc:
+            flash(_refusal(exc), "error")
+    with svc.database.session() as session:
+        return render_template(
+            "alerts/form.html", values=_with_local(values), alert=None, **_form_context(session)
+        )
+
+
+@bp.route("/<int:alert_id>/edit", methods=["GET", "POST"])
+@roles_required(*DRAFTERS)
+def edit(alert_id: int):  # type: ignore[no-untyped-def]
+    svc = services()
+    with svc.database.session() as session:
+        alert = core.get_alert(session, alert_id)
+        summary = core.alert_summary(alert)
+    values: dict[str, Any] = {**summary, "areas": [a["code"] for a in summary["areas"]]}
+    if request.method == "POST":
+        values = _form_input()
+        try:
+            draft = alertio.draft_from(AlertIn().load(values))
+            with svc.database.session() as session:
+                core.update_draft(session, alert_id, draft, user=current_user.db_user(session))
+            flash(_("Draft saved."), "success")
+            return redirect(url_for("alerts.show", alert_id=alert_id))
+        except (LoaError, ValidationError) as exc:
+            flash(_refusal(exc), "error")
+    with svc.database.session() as session:
+        return render_template(
+            "alerts/form.html", values=_with_local(values), alert=summary, **_form_context(session)
+        )
+
+
+@bp.route("/<int:alert_id>")
+@roles_required(*READ_ALERTS)
+def show(alert_id: int):  # type: ignore[no-untyped-def]
+    svc = services()
+    with svc.database.session() as session:
+        alert = core.get_alert(session, alert_id)
+        summary = core.alert_summary(alert)
+        people = dict(session.execute(select(User.id, User.username)).all())
+        decisions = session.scalars(
+            select(Approval).where(Approval.alert_id == alert_id).order_by(Approval.id)
+        ).all()
+        progress = alertio.progress(svc.redis, session, alert)
+    return render_template(
+        "alerts/show.html",
+        alert=summary,
+        people=people,
+        decisions=decisions,
+        progress=progress,
+        can=_abilities(summary),
+        cap_available="alerts.cap" in current_app.view_functions,
+    )
+
+
+def _abilities(summary: dict[str, Any]) -> dict[str, bool]:
+    """Which buttons to show; the services decide again (and refuse) when they are pressed."""
+    allowed = set(summary["allowed_actions"])
+    mine = summary["created_by"] == current_user.id
+    role = current_user.role
+    return {
+        "edit": "submit" in allowed and mine,
+        "submit": "submit" in allowed and mine,
+        "withdraw": "withdraw" in allowed and mine,
+        "decide": "approve" in allowed and role in core.APPROVE_ROLES and not mine,
+        "pause": "pause" in allowed and role in core.CONTROL_ROLES,
+        "resume": "resume" in allowed and role in core.CONTROL_ROLES,
+        "cancel": "cancel" in allowed
+        and (
+            role in core.CONTROL_ROLES
+            or (mine and summary["status"] in ("draft", "pending_approval"))
+        ),
+        "derive": summary["approved_at"] is not None and role in core.DRAFT_ROLES,
+    }
+
+
+ACTIONS = {
+    "submit": (core.submit_for_approval, tuple(core.DRAFT_ROLES)),
+    "withdraw": (core.withdraw, tuple(core.DRAFT_ROLES)),
+    "approve": (core.approve, tuple(core.APPROVE_ROLES)),
+    "reject": (core.reject, tuple(core.APPROVE_ROLES)),
+    "pause": (core.pause, tuple(core.CONTROL_ROLES)),
+    "resume": (core.resume, tuple(core.CONTROL_ROLES)),
+    "cancel": (core.cancel, tuple(core.DRAFT_ROLES)),
+}
+
+
+@bp.route("/<int:alert_id>/<action>", methods=["POST"])
+@roles_required(Role.DRAFTER, Role.APPROVER, Role.ADMIN)
+def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
+    if action not in ACTIONS:
+        abort(404)
+    service, roles = ACTIONS[action]
+    if current_user.role not in roles:
+        abort(403)
+    svc = services()
+    kwargs: dict[str, Any] = {}
+    if action == "approve":
+        kwargs = {
+            "waive_quiet_hours": request.form.get("waive_quiet_hours") == "1",
+            "waive_daily_cap": request.form.get("waive_daily_cap") == "1",
+            "settings": svc.settings,
+        }
+    elif action == "reject":
+        kwargs = {"reason": request.form.get("reason", "")}
+    try:
+        with svc.database.session() as session:
+            alert = service(session, alert_id, user=current_user.db_user(session), **kwargs)
+            status, schedule_at = AlertStatus(alert.status), alert.schedule_at
+    except LoaError as exc:
+        if isinstance(exc, PermissionDenied):
+            raise
+        flash(_refusal(exc), "error")
+        return redirect(url_for("alerts.show", alert_id=alert_id))
+    dispatch.after_transition(svc, alert_id, status, schedule_at=schedule_at)
+    if action == "resume":
+        dispatch.resumed(svc, alert_id)
+    flash(_("Done: %(status)s.", status=status.value), "success")
+    return redirect(url_for("alerts.show", alert_id=alert_id))
+
+
+@bp.route("/<int:alert_id>/derive", methods=["POST"])
+@roles_required(*DRAFTERS)
+def derive(alert_id: int):  # type: ignore[no-untyped-def]
+    svc = services()
+    try:
+        with svc.database.session() as session:
+            alert = core.derive(
+                session,
+                alert_id,
+                kind=request.form.get("kind", ""),
+                user=current_user.db_user(session),
+                timezone=svc.settings.timezone,
+            )
+            new_id = alert.id
+    except LoaError as exc:
+        if isinstance(exc, PermissionDenied):
+            raise
+        flash(_refusal(exc), "error")
+        return redirect(url_for("alerts.show", alert_id=alert_id))
+    flash(_("A new draft references the alert. Check it and ask for approval."), "success")
+    return redirect(url_for("alerts.edit", alert_id=new_id))
+
+
+@bp.route("/<int:alert_id>/report.<fmt>")
+@roles_required(*READ_ALERTS)
+def report(alert_id: int, fmt: str):  # type: ignore[no-untyped-def]
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    return report_response(alert_id, fmt)

@@ -1,10 +1,28 @@
-"""Console pages for carriers: uploads with progress, import reports, coverage."""
+"""Console pages for carriers: uploads with progress, import reports, coverage.
+
+A carrier user sees only its own carrier; another carrier's pages answer 404.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
 
-from broadcast.web.security import READ_CARRIERS, roles_required
+from broadcast.errors import LoaError
+from broadcast.models import Carrier, Import, Role
+from broadcast.web import uploads
+from broadcast.web.api.imports import (
+    COVERAGE_READERS,
+    READERS,
+    UPLOADERS,
+    import_view,
+    visible_import,
+)
+from broadcast.web.context import services
+from broadcast.web.security import READ_CARRIERS, carrier_in_scope, roles_required
+from subscriber_import import service
 
 bp = Blueprint("carriers", __name__, url_prefix="/carriers")
 
@@ -12,4 +30,75 @@ bp = Blueprint("carriers", __name__, url_prefix="/carriers")
 @bp.route("/")
 @roles_required(*READ_CARRIERS)
 def index():  # type: ignore[no-untyped-def]
-    return render_template("carriers/index.html")
+    if current_user.role == Role.CARRIER:
+        return redirect(url_for("carriers.show", code=current_user.carrier_code))
+    with services().database.session() as session:
+        rows = session.scalars(select(Carrier).order_by(Carrier.code)).all()
+        return render_template("carriers/index.html", carriers=rows)
+
+
+@bp.route("/<code>")
+@roles_required(*COVERAGE_READERS)
+def show(code: str):  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        carrier = carrier_in_scope(session, code)
+        imports = []
+        if current_user.role in READERS:
+            rows = session.scalars(
+                select(Import)
+                .where(Import.carrier_id == carrier.id)
+                .order_by(Import.id.desc())
+                .limit(50)
+            ).all()
+            imports = [import_view(r, code) for r in rows]
+        coverage = service.coverage(session, code)
+        biggest = max([1] + [max(r["accepted"], r["reported"] or 0) for r in coverage])
+        return render_template(
+            "carriers/show.html",
+            carrier=carrier,
+            imports=imports,
+            coverage=coverage,
+            biggest=biggest,
+            can_upload=current_user.role in UPLOADERS,
+        )
+
+
+@bp.route("/<code>/upload", methods=["POST"])
+@roles_required(*UPLOADERS)
+def upload(code: str):  # type: ignore[no-untyped-def]
+    svc = services()
+    with svc.database.session() as session:
+        carrier_in_scope(session, code)
+    wants_json = request.accept_mimetypes.best == "application/json"
+    try:
+        report = uploads.run_upload(
+            svc,
+            carrier_code=code,
+            upload=request.files.get("file"),
+            kind=request.form.get("kind", ""),
+            sheet=request.form.get("sheet"),
+            user_id=current_user.id,
+            token=request.form.get("progress_token"),
+        )
+    except LoaError as exc:
+        import_id = getattr(exc, "import_id", None)
+        if wants_json:
+            target = url_for("carriers.import_report", import_id=import_id) if import_id else None
+            return jsonify(ok=False, message=str(exc), url=target), 422
+        flash(str(exc), "error")
+        if import_id:
+            return redirect(url_for("carriers.import_report", import_id=import_id))
+        return redirect(url_for("carriers.show", code=code))
+    target = url_for("carriers.import_report", import_id=report["import_id"])
+    if wants_json:
+        return jsonify(ok=True, url=target)
+    flash(_("Import finished."), "success")
+    return redirect(target)
+
+
+@bp.route("/imports/<int:import_id>")
+@roles_required(*READERS)
+def import_report(import_id: int):  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        row, code = visible_import(session, import_id)
+        return render_template("carriers/import.html", imp=import_view(row, code))

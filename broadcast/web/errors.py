@@ -17,8 +17,11 @@ from broadcast.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from subscriber_import.errors import FileTooLarge, ImportRejected
 
 STATUS_FOR = {
+    FileTooLarge: 413,
+    ImportRejected: 422,
     NotFound: 404,
     PermissionDenied: 403,
     InvalidTransition: 409,
@@ -98,7 +101,9 @@ def init_errors(app: Flask) -> None:
     @app.errorhandler(LoaError)
     def loa_error(exc: LoaError) -> Any:
         status = status_for(exc)
-        details = getattr(exc, "details", None) or {}
+        details = dict(getattr(exc, "details", None) or {})
+        if getattr(exc, "import_id", None) is not None:
+            details["import_id"] = exc.import_id  # the refusal is on record as this import
         if _wants_json():
             return error_response(status, str(exc), code=exc.code, details=details)
         return _page(status, _("Refused"), str(exc), details)

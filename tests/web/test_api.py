@@ -58,6 +58,11 @@ ENDPOINTS: list[tuple[str, str, Any]] = [
     ("GET", "/api/v1/alerts/1/report.csv", None),
     ("GET", "/api/v1/alerts/1/report.xlsx", None),
     ("GET", "/api/v1/templates", None),
+    ("POST", "/api/v1/carriers/viettel/imports", None),
+    ("GET", "/api/v1/carriers/viettel/imports", None),
+    ("GET", "/api/v1/imports/1", None),
+    ("GET", "/api/v1/imports/progress/abcdefgh", None),
+    ("GET", "/api/v1/carriers/viettel/coverage", None),
 ]
 
 

@@ -268,3 +268,32 @@ class TemplateOut(Schema):
     urgency = fields.String()
     severity = fields.String()
     certainty = fields.String()
+
+
+class ImportOut(Schema):
+    id = fields.Integer()
+    carrier = fields.String()
+    kind = fields.String()
+    status = fields.String()
+    filename = fields.String()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    error = fields.String(allow_none=True)
+    report = fields.Dict()
+
+
+class ImportProgress(Schema):
+    state = fields.String()
+    rows = fields.Integer(allow_none=True)
+    total = fields.Integer(allow_none=True)
+    import_id = fields.Integer(allow_none=True)
+    message = fields.String(allow_none=True)
+
+
+class CoverageRow(Schema):
+    area_code = fields.String(allow_none=True)
+    area_name = fields.String()
+    accepted = fields.Integer()
+    reported = fields.Integer(allow_none=True)
+    as_of = fields.String(allow_none=True)
+    conflicts = fields.Integer()

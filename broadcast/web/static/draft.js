@@ -1,0 +1,104 @@
+/* Draft page: live preview while typing (encoding, parts, UCS-2 characters, folded variant,
+   audience and ETA from /api/v1/preview), test banner, all-carriers button. No framework. */
+(function () {
+  "use strict";
+  var form = document.getElementById("draft-form");
+  if (!form) { return; }
+  var box = document.getElementById("preview");
+  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  var body = document.getElementById("body");
+  var fold = document.getElementById("fold");
+  var category = document.getElementById("category");
+  var timer = null;
+  var seq = 0;
+
+  function $(id) { return document.getElementById(id); }
+  function checked(selector) {
+    return Array.prototype.map.call(form.querySelectorAll(selector + ":checked"), function (el) { return el.value; });
+  }
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) { return "—"; }
+    if (seconds < 60) { return Math.ceil(seconds) + " s"; }
+    if (seconds < 3600) { return Math.floor(seconds / 60) + " min " + Math.round(seconds % 60) + " s"; }
+    return Math.floor(seconds / 3600) + " h " + Math.round((seconds % 3600) / 60) + " min";
+  }
+  function number(n) { return (n === null || n === undefined) ? "—" : n.toLocaleString("vi-VN"); }
+
+  function showText(info) {
+    var out = $("pv-text");
+    out.textContent = "";
+    var bad = {};
+    info.ucs2_chars.forEach(function (c) { bad[c] = true; });
+    Array.from(info.text).forEach(function (ch) {
+      if (bad[ch]) {
+        var mark = document.createElement("mark");
+        mark.textContent = ch;
+        out.appendChild(mark);
+      } else {
+        out.appendChild(document.createTextNode(ch));
+      }
+    });
+  }
+
+  function render(data) {
+    var p = data.preview;
+    $("pv-encoding").textContent = p.encoding === "gsm7" ? "GSM 7-bit" : "UCS-2";
+    $("pv-parts").textContent = p.parts;
+    $("pv-left").textContent = p.chars_left;
+    showText(p);
+    $("pv-ucs2").hidden = p.ucs2_chars.length === 0;
+    $("pv-ucs2-list").textContent = p.ucs2_chars.join(" ");
+    var f = data.folded;
+    $("pv-folded").hidden = fold.checked || f.parts >= p.parts && f.encoding === p.encoding;
+    $("pv-folded-parts").textContent = f.parts;
+    var tbody = document.querySelector("#pv-audience tbody");
+    tbody.textContent = "";
+    data.audience.forEach(function (row) {
+      var tr = document.createElement("tr");
+      [row.name, number(row.audience), number(row.reported), duration(row.eta_seconds)].forEach(function (v, i) {
+        var td = document.createElement("td");
+        td.textContent = v;
+        if (i > 0) { td.className = "num"; }
+        tr.appendChild(td);
+      });
+      tbody.appendChild(tr);
+    });
+    $("pv-eta").textContent = duration(data.eta_seconds);
+  }
+
+  function refresh() {
+    var mine = ++seq;
+    fetch(box.getAttribute("data-url"), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify({
+        text: body.value, fold: fold.checked, category: category.value,
+        areas: checked("input[data-area]"), carriers: checked("input[data-carrier]")
+      })
+    }).then(function (r) { return r.json(); }).then(function (data) {
+      if (mine === seq && data.preview) { render(data); box.setAttribute("data-ready", String(mine)); }
+    });
+  }
+  function later() { clearTimeout(timer); timer = setTimeout(refresh, 200); }
+
+  form.addEventListener("input", later);
+  form.addEventListener("change", function () {
+    $("test-banner").hidden = category.value !== "test";
+    document.body.classList.toggle("test-alert", category.value === "test");
+    later();
+  });
+  $("use-folded").addEventListener("click", function () { fold.checked = true; refresh(); });
+  $("all-carriers").addEventListener("click", function () {
+    form.querySelectorAll("input[data-carrier]").forEach(function (el) { el.checked = true; });
+    refresh();
+  });
+  /* Ticking an area ticks what lies inside it: the tree is a picker, not a form of its own. */
+  form.querySelectorAll("input[data-area]").forEach(function (el) {
+    el.addEventListener("change", function () {
+      var li = el.closest("li");
+      li.querySelectorAll("ul input[data-area]").forEach(function (child) { child.checked = false; child.disabled = el.checked; });
+    });
+  });
+  refresh();
+})();

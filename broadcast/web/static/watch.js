@@ -1,0 +1,94 @@
+/* Watch page: poll the progress JSON every second, move the bars, draw messages/s and
+   receipts/s over the last minutes as an SVG line chart. Stops when the alert is final. */
+(function () {
+  "use strict";
+  var box = document.getElementById("watch");
+  if (!box) { return; }
+  var url = box.getAttribute("data-url");
+  var svg = document.getElementById("w-chart");
+  var NS = "http://www.w3.org/2000/svg";
+  var points = [];
+  var last = null;
+  var FINAL = { completed: true, cancelled: true, draft: true, pending_approval: true };
+
+  function duration(s) {
+    if (s === null || s === undefined) { return "—"; }
+    if (s < 60) { return Math.ceil(s) + " s"; }
+    return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
+  }
+  function row(code) {
+    var tr = box.querySelector('tr[data-carrier="' + code + '"]');
+    if (tr) { return tr; }
+    tr = document.createElement("tr");
+    tr.setAttribute("data-carrier", code);
+    var name = document.createElement("td"); name.textContent = code; tr.appendChild(name);
+    var bar = document.createElement("td");
+    var outer = document.createElement("div"); outer.className = "progress";
+    var inner = document.createElement("span"); inner.setAttribute("data-bar", "");
+    outer.appendChild(inner); bar.appendChild(outer); tr.appendChild(bar);
+    ["total", "submitted", "delivered", "failed", "percent"].forEach(function (k) {
+      var td = document.createElement("td"); td.className = "num"; td.setAttribute("data-k", k); tr.appendChild(td);
+    });
+    box.querySelector("tbody").appendChild(tr);
+    return tr;
+  }
+  function line(cls, values, max) {
+    var path = document.createElementNS(NS, "polyline");
+    var step = 600 / Math.max(values.length - 1, 1);
+    path.setAttribute("class", cls);
+    path.setAttribute("points", values.map(function (v, i) {
+      return (i * step).toFixed(1) + "," + (190 - 180 * v / max).toFixed(1);
+    }).join(" "));
+    svg.appendChild(path);
+  }
+  function draw() {
+    while (svg.firstChild) { svg.removeChild(svg.firstChild); }
+    var axis = document.createElementNS(NS, "line");
+    axis.setAttribute("class", "axis");
+    axis.setAttribute("x1", "0"); axis.setAttribute("y1", "190"); axis.setAttribute("x2", "600"); axis.setAttribute("y2", "190");
+    svg.appendChild(axis);
+    if (points.length < 2) { return; }
+    var max = 1;
+    points.forEach(function (p) { max = Math.max(max, p.rate, p.receipts); });
+    line("rate", points.map(function (p) { return p.rate; }), max);
+    line("receipts", points.map(function (p) { return p.receipts; }), max);
+    var label = document.createElementNS(NS, "text");
+    label.setAttribute("x", "4"); label.setAttribute("y", "12");
+    label.textContent = Math.round(max) + "/s";
+    svg.appendChild(label);
+  }
+  function update(data) {
+    document.getElementById("w-percent").textContent = data.percent;
+    document.getElementById("w-eta").textContent = duration(data.eta_seconds);
+    document.getElementById("w-rate").textContent = Math.round(data.rate_now);
+    var receipts = 0;
+    Object.keys(data.carriers).forEach(function (code) {
+      var f = data.carriers[code];
+      var tr = row(code);
+      tr.querySelector("[data-bar]").style.width = f.percent + "%";
+      ["total", "submitted", "delivered", "failed", "percent"].forEach(function (k) {
+        tr.querySelector('[data-k="' + k + '"]').textContent = f[k];
+      });
+      receipts += f.delivered + f.failed;
+    });
+    var perSecond = last ? Math.max(0, (receipts - last.receipts) / Math.max(data.at - last.at, 0.001)) : 0;
+    last = { receipts: receipts, at: data.at };
+    points.push({ rate: data.rate_now, receipts: perSecond });
+    if (points.length > 300) { points.shift(); }
+    draw();
+    var status = document.getElementById("alert-status");
+    if (status.getAttribute("data-status") !== data.status) {
+      status.setAttribute("data-status", data.status);
+      status.textContent = data.status;
+    }
+    box.setAttribute("data-percent", String(data.percent));
+    return !FINAL[data.status];
+  }
+  function poll() {
+    fetch(url, { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (data) { if (update(data)) { setTimeout(poll, 1000); } })
+      .catch(function () { setTimeout(poll, 3000); });
+  }
+  poll();
+})();
