@@ -4,7 +4,9 @@ The ceiling is hard: over ANY window of `window` seconds (1 s plus a small margi
 jitter between a grant and the message's arrival at the SMSC) the grants never add up to more
 than the limit. The state is a log of grants (time, count) in one Redis list plus a running
 sum; one Lua script trims the log, checks the sum and appends a grant, atomically, using the
-Redis server's clock so that hosts with different clocks share one timeline.
+Redis server's clock so that hosts with different clocks share one timeline. A GCRA term in the
+same script spreads the grants evenly (at most one block ahead of the pace), so a window is
+never spent in one burst at its start.
 
 Tokens are charged per segment and taken in small blocks (a few per cent of the limit), so the
 log stays short and a sender makes a handful of round trips per second, not one per message.
@@ -19,8 +21,8 @@ import redis
 
 from broadcast import keys
 
-# KEYS[1] = log list, KEYS[2] = running sum
-# ARGV: limit, window_us, want, unit   -> {granted, wait_us}
+# KEYS[1] = log list, KEYS[2] = running sum, KEYS[3] = GCRA theoretical arrival time
+# ARGV: limit, window_us, want, unit, block   -> {granted, wait_us}
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -41,6 +43,12 @@ end
 if used < 0 then used = 0 end
 local free = limit - used
 local granted = 0
+-- Smoothness (GCRA): at most one block ahead of an even pace of limit per window.
+local interval = window / limit
+local tat = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tat < now then tat = now end
+local early = tat - now - tonumber(ARGV[5]) * interval
+if early > 0 then free = 0 end
 if free >= unit then
   granted = math.min(want, free)
   granted = granted - (granted % unit)
@@ -48,13 +56,16 @@ end
 if granted > 0 then
   redis.call('RPUSH', KEYS[1], now .. ':' .. granted)
   used = used + granted
+  redis.call('SET', KEYS[3], string.format('%d', tat + granted * interval), 'PX', math.floor(window / 1000) + 1000)
 end
 redis.call('SET', KEYS[2], used)
 local ttl = math.floor(window / 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 local wait = 0
-if granted == 0 then
+if granted == 0 and early > 0 then
+  wait = math.max(early, 1000)
+elseif granted == 0 then
   -- the earliest time enough of the log has aged out to free one unit
   local need = unit - free
   local freed = 0
@@ -104,6 +115,7 @@ class RedisRateLimiter:
         self.block = block or max(1, min(100, self.limit // 25))
         self._log_key = keys.rate_key(carrier_code)
         self._sum_key = keys.rate_key(carrier_code) + ":sum"
+        self._tat_key = keys.rate_key(carrier_code) + ":tat"
         self._script = connection.register_script(_SCRIPT)
 
     def try_acquire(self, want: int, unit: int = 1) -> Grant:
@@ -114,8 +126,8 @@ class RedisRateLimiter:
             )
         want = max(unit, min(want, self.limit))
         granted, wait_us = self._script(
-            keys=[self._log_key, self._sum_key],
-            args=[self.limit, int(self.window * 1_000_000), want, unit],
+            keys=[self._log_key, self._sum_key, self._tat_key],
+            args=[self.limit, int(self.window * 1_000_000), want, unit, max(self.block, unit)],
         )
         return Grant(int(granted), int(wait_us) / 1_000_000)
 
@@ -146,4 +158,4 @@ class RedisRateLimiter:
             time.sleep(pause)
 
     def reset(self) -> None:
-        self.connection.delete(self._log_key, self._sum_key)
+        self.connection.delete(self._log_key, self._sum_key, self._tat_key)

@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from rq import Queue, SimpleWorker
+from rq.exceptions import DequeueTimeout
 
 from broadcast import keys, live, metrics
 from smpp_gateway.client import OutboundMessage, OutcomeKind, SmppSession, SubmitOutcome
@@ -371,3 +372,42 @@ class SenderWorker(SimpleWorker):
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.sender.stop_requested = True
         super().request_stop(signum, frame)
+
+
+class ControlWorker(SimpleWorker):
+    """RQ worker of the control queue (fan-out, resume, reconcile) that also runs reconcile
+    at start and every `delivery.reconcile_interval` seconds."""
+
+    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+        conn = runtime.redis
+        super().__init__([Queue(keys.CONTROL_QUEUE, connection=conn)], connection=conn, **kwargs)
+        self.runtime = runtime
+        self._next_reconcile = 0.0
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> Any:
+        from workers.jobs import reconcile
+
+        while True:
+            now = time.monotonic()
+            if now >= self._next_reconcile:
+                self._next_reconcile = now + self.runtime.settings.delivery.reconcile_interval
+                try:
+                    log.info("reconcile: %s", reconcile())
+                except Exception:  # a failed pass must not stop the worker; the next one retries
+                    log.exception("reconcile failed")
+                self.heartbeat()
+            try:
+                result = self.queue_class.dequeue_any(
+                    self._ordered_queues,
+                    None if timeout is None else 1,
+                    connection=self.connection,
+                    job_class=self.job_class,
+                    serializer=self.serializer,
+                    death_penalty_class=self.death_penalty_class,
+                )
+            except DequeueTimeout:
+                result = None
+            if result is not None or timeout is None or self._stop_requested:
+                return result

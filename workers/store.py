@@ -280,6 +280,15 @@ class SqlDeliveryStore:
         queued, submitted = DeliveryState.QUEUED.value, DeliveryState.SUBMITTED.value
         rejected = DeliveryState.REJECTED.value
         with self.database.session() as s:
+            # Retries first: a row retried and then accepted in one flush counts both.
+            if outcomes.retry:
+                s.execute(
+                    update(D)
+                    .where(D.c.id == bindparam("b_id"), D.c.state == queued)
+                    .values(attempts=D.c.attempts + 1, last_error=bindparam("b_error"),
+                            next_attempt_at=bindparam("b_next")),
+                    [{"b_id": i, "b_error": e[:200], "b_next": t} for i, e, t in outcomes.retry],
+                )  # fmt: skip
             if outcomes.accepted:
                 s.execute(
                     update(D)
@@ -297,14 +306,6 @@ class SqlDeliveryStore:
                     ],
                 )
                 moved[(alert_id, carrier_id, queued, submitted)] += len(outcomes.accepted)
-            if outcomes.retry:
-                s.execute(
-                    update(D)
-                    .where(D.c.id == bindparam("b_id"), D.c.state == queued)
-                    .values(attempts=D.c.attempts + 1, last_error=bindparam("b_error"),
-                            next_attempt_at=bindparam("b_next")),
-                    [{"b_id": i, "b_error": e[:200], "b_next": t} for i, e, t in outcomes.retry],
-                )  # fmt: skip
             if outcomes.failed:
                 s.execute(
                     update(D)

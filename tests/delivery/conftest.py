@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_settings
 from sqlalchemy import select
 
 from broadcast.db import Database
@@ -26,7 +27,6 @@ from broadcast.models import (
     User,
 )
 from smpp_gateway.simulator import SimulatorConfig, SmscSimulator
-from conftest import make_settings
 from workers import runtime as rt_mod
 from workers import sender as sender_mod
 from workers.runtime import Runtime, build_runtime
@@ -74,27 +74,22 @@ class World:
             for code, msisdns in audience.items():
                 carrier = s.scalar(select(Carrier).where(Carrier.code == code))
                 carriers.append(carrier)
-                lst = s.scalar(
-                    select(SubscriberList).where(
-                        SubscriberList.carrier_id == carrier.id,
-                        SubscriberList.status == ListStatus.ACTIVE,
-                    )
+                # Each alert gets a fresh list version (the old one superseded), so its
+                # audience is exactly these numbers.
+                previous = s.scalars(
+                    select(SubscriberList).where(SubscriberList.carrier_id == carrier.id)
+                ).all()
+                for old in previous:
+                    old.status = ListStatus.SUPERSEDED
+                lst = SubscriberList(
+                    carrier_id=carrier.id,
+                    version=len(previous) + 1,
+                    status=ListStatus.ACTIVE,
+                    activated_at=datetime.now(UTC),
                 )
-                if lst is None:
-                    lst = SubscriberList(
-                        carrier_id=carrier.id,
-                        version=1,
-                        status=ListStatus.ACTIVE,
-                        activated_at=datetime.now(UTC),
-                    )
-                    s.add(lst)
-                    s.flush()
-                have = set(s.scalars(select(Subscriber.msisdn).where(Subscriber.list_id == lst.id)))
-                s.add_all(
-                    Subscriber(list_id=lst.id, msisdn=m, area_id=None)
-                    for m in msisdns
-                    if m not in have
-                )
+                s.add(lst)
+                s.flush()
+                s.add_all(Subscriber(list_id=lst.id, msisdn=m, area_id=None) for m in msisdns)
             alert = Alert(
                 identifier=f"test-{next(self._numbers)}",
                 title="Test",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
+from rq import Queue
 from sqlalchemy import func, select
+
+from broadcast import keys
 
 from broadcast.db import Database
 from broadcast.models import Alert, Delivery
@@ -51,3 +56,43 @@ def alert_status(database: Database, alert_id: int) -> str:
 def accepted_numbers(sim: SmscSimulator) -> Counter[str]:
     """Numbers the simulator accepted a submit_sm for (first part only), with counts."""
     return Counter(r.destination_addr for r in sim.submits() if r.error is None)
+
+
+class ThreadSender:
+    """One carrier's sender in a background thread, taking jobs off its queues (emergency
+    first) like `loa worker` does, so a test can act while it sends."""
+
+    def __init__(self, runtime: Runtime, code: str) -> None:
+        self.runtime = runtime
+        self.code = code
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            sender = sender_for(self.runtime, self.code)
+            queues = [Queue(n, connection=self.runtime.redis) for n in keys.send_queues(self.code)]
+            while not self.stop.is_set():
+                found = Queue.dequeue_any(queues, None, connection=self.runtime.redis)
+                if found:
+                    found[0].perform()
+                else:
+                    sender.idle(0.02)
+        except BaseException as exc:  # reported by join()
+            self.errors.append(exc)
+
+    def join(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.errors, self.errors
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.02) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False

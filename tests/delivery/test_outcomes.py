@@ -1,0 +1,93 @@
+"""Errors, retries, receipts that overtake their submit response, and overlapping alerts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+
+from broadcast.models import Delivery, DeliveryState
+from delivery.conftest import World
+from delivery.helpers import drain, states, work
+from smpp_gateway.simulator import ESME_RINVDSTADR
+from workers import jobs
+from workers.store import Outcomes, ReceiptIn
+
+
+def test_throttling_and_permanent_errors_add_up(make_world: Callable[..., World]) -> None:
+    world = make_world(
+        ("viettel",),
+        sim={"receipt_delay": 0.02, "transient_error_rate": 0.05, "permanent_error_rate": 0.02},
+    )
+    numbers = world.numbers(500)
+    alert_id = world.make_alert({"viettel": numbers})
+    jobs.fan_out(alert_id)
+    work(world.runtime, ["viettel"])
+    assert drain(world.runtime, ["viettel"], alert_id)
+
+    outcomes: dict[str, list[int | None]] = defaultdict(list)
+    submits = world.sims["viettel"].submits()
+    for record in submits:
+        outcomes[record.destination_addr].append(record.error)
+    accepted = {n for n, errs in outcomes.items() if None in errs}
+    refused = {n for n, errs in outcomes.items() if ESME_RINVDSTADR in errs}
+    assert set(outcomes) == set(numbers)
+    assert all(errs.count(None) <= 1 for errs in outcomes.values())
+    assert accepted.isdisjoint(refused)
+    assert len(refused) > 0 and any(len(e) > 1 for e in outcomes.values())  # retries happened
+    counts = states(world.database, alert_id)
+    assert counts == {"delivered": len(accepted), "rejected": len(refused)}
+    with world.database.session() as s:
+        attempts = s.scalar(
+            select(func.sum(Delivery.attempts)).where(Delivery.alert_id == alert_id)
+        )
+        errors = s.scalars(
+            select(Delivery.last_error).where(Delivery.state == DeliveryState.REJECTED)
+        ).all()
+    assert attempts == len(submits)  # every submit_sm the SMSC saw is accounted for
+    assert all("0x0B" in e for e in errors)
+
+
+def test_a_number_in_two_alerts_gets_both(make_world: Callable[..., World]) -> None:
+    world = make_world(("viettel",), sim={"receipt_delay": 0.02})
+    shared = world.numbers(30)
+    first = world.make_alert({"viettel": shared + world.numbers(20)}, body="Bao so 1")
+    second = world.make_alert({"viettel": shared + world.numbers(20)}, body="Bao so 2")
+    jobs.fan_out(first)
+    jobs.fan_out(second)
+    work(world.runtime, ["viettel"])
+    assert drain(world.runtime, ["viettel"], first)
+    assert drain(world.runtime, ["viettel"], second)
+    seen: dict[tuple[str, bytes], int] = defaultdict(int)
+    for r in world.sims["viettel"].submits():
+        seen[(r.destination_addr, r.short_message)] += 1
+    assert set(seen.values()) == {1}
+    for number in shared:
+        assert {text for n, text in seen if n == number} == {b"Bao so 1", b"Bao so 2"}
+    assert states(world.database, first) == {"delivered": 50}
+    assert states(world.database, second) == {"delivered": 50}
+
+
+def test_a_receipt_before_its_submit_response_is_matched_later(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(("viettel",))
+    alert_id = world.make_alert({"viettel": world.numbers(3)})
+    jobs.fan_out(alert_id)
+    store = world.runtime.store
+    carrier_id = store.carrier_ids()["viettel"]
+    claim = store.claim(alert_id, carrier_id, 1)
+    ids = [row.id for row in claim.rows]
+    # The SMSC's receipts overtake the responses: stored, not matched, nothing lost.
+    store.store_receipts(
+        carrier_id, [ReceiptIn(f"a{i}", "delivered", "000", None) for i in range(3)]
+    )
+    assert not store.match_receipts(carrier_id)
+    store.record(
+        alert_id, carrier_id, Outcomes(accepted=[(i, (f"a{n}",)) for n, i in enumerate(ids)])
+    )
+    assert states(world.database, alert_id) == {"submitted": 3}
+    moved = store.match_receipts(carrier_id)
+    assert sum(moved.values()) == 3
+    assert states(world.database, alert_id) == {"delivered": 3}
