@@ -56,7 +56,8 @@ end
 if granted > 0 then
   redis.call('RPUSH', KEYS[1], now .. ':' .. granted)
   used = used + granted
-  redis.call('SET', KEYS[3], string.format('%d', tat + granted * interval), 'PX', math.floor(window / 1000) + 1000)
+  local ttl_ms = math.floor(window / 1000) + 1000
+  redis.call('SET', KEYS[3], string.format('%d', tat + granted * interval), 'PX', ttl_ms)
 end
 redis.call('SET', KEYS[2], used)
 local ttl = math.floor(window / 1000) + 1000

@@ -11,7 +11,6 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from broadcast import keys
-
 from broadcast.db import Database
 from broadcast.models import Alert, Delivery
 from smpp_gateway.simulator import SmscSimulator
