@@ -54,8 +54,13 @@ def init_database(
     *,
     admin_username: str = "admin",
     admin_password: str | None = None,
+    reset_admin_password: bool = True,
 ) -> InitResult:
-    """Migrate to head, sync carriers, load the configured areas once, ensure an admin exists."""
+    """Migrate to head, sync carriers, load the configured areas once, ensure an admin exists.
+
+    A password given for an admin who already exists replaces theirs (`loa init
+    --admin-password`), unless reset_admin_password is False (the demo, on every start).
+    """
     database.upgrade()
     generated: str | None = None
     with database.session() as session:
@@ -76,7 +81,7 @@ def init_database(
                 display_name="Administrator",
             )
             created = True
-        elif admin_password is not None:
+        elif admin_password is not None and reset_admin_password:
             accounts.set_password(session, admin, admin_password, actor="loa init")
     return InitResult(
         revision=database.current_revision(),

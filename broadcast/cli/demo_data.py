@@ -43,6 +43,7 @@ SHARES = {
 }
 DEMO_BRANDNAME = "UBND HaTinh"
 DEMO_USERS = (
+    ("admin", Role.ADMIN, None, "Administrator"),
     ("drafter", Role.DRAFTER, None, "Cán bộ soạn thảo (Drafter)"),
     ("approver", Role.APPROVER, None, "Lãnh đạo phê duyệt (Approver)"),
     ("auditor", Role.AUDITOR, None, "Kiểm tra (Auditor)"),
@@ -118,15 +119,25 @@ def write_counts_csv(path: Path, lists: pd.DataFrame, *, seed: int, as_of: date)
     counts.to_csv(path, index=False)
 
 
-def ensure_users(database: Database, instance: Path) -> list[DemoUser]:
-    """Demo accounts, one per role; passwords generated once and kept in the instance folder."""
+def demo_passwords(instance: Path) -> dict[str, str]:
+    """The demo accounts' passwords, generated on first use and kept in the instance folder
+    (mode 0600) so that every start can print them. Demo only: real accounts keep no copy."""
     store = instance / "demo-users.json"
     known: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
+    for username, *_ in DEMO_USERS:
+        known.setdefault(username, accounts.generate_password())
+    instance.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(known, indent=2))
+    os.chmod(store, 0o600)
+    return known
+
+
+def ensure_users(database: Database, known: dict[str, str]) -> list[DemoUser]:
+    """Demo accounts, one per role (the admin is made by init_database)."""
     with database.session() as session:
         for username, role, carrier, name in DEMO_USERS:
             exists = session.scalar(select(User).where(User.username == username))
             if exists is None:
-                known[username] = known.get(username) or accounts.generate_password()
                 accounts.create_user(
                     session,
                     username=username,
@@ -152,8 +163,6 @@ def ensure_users(database: Database, instance: Path) -> list[DemoUser]:
                         msisdn=number, carrier_id=carriers[code], name=f"Test phone {i + 1}"
                     )
                 )
-    store.write_text(json.dumps(known, indent=2))
-    os.chmod(store, 0o600)
     return [
         DemoUser(username, role.value, known.get(username, "(set before this demo)"))
         for username, role, _carrier, _name in DEMO_USERS

@@ -235,7 +235,7 @@ def demo(port: int | None, subscribers: int, send_sample: bool, timeout: float) 
     """Run Loa on embedded defaults: database, Redis, one simulated SMSC per carrier, sender
     workers, demo data and the console. Ctrl-C stops everything it started."""
     from broadcast.bootstrap import init_database
-    from broadcast.cli.demo_data import ensure_users
+    from broadcast.cli.demo_data import demo_passwords, ensure_users
     from broadcast.db import Database
     from broadcast.redis_server import stop_embedded_redis
 
@@ -249,8 +249,11 @@ def demo(port: int | None, subscribers: int, send_sample: bool, timeout: float) 
     database = Database(settings.sqlalchemy_url)
     try:
         click.echo(f"Instance folder: {instance}")
-        init_database(database, settings)
-        users = ensure_users(database, instance)
+        passwords = demo_passwords(instance)
+        init_database(
+            database, settings, admin_password=passwords["admin"], reset_admin_password=False
+        )
+        users = ensure_users(database, passwords)
         _load_demo_data(settings, database, subscribers)
         sims = _start_simulators(settings)
         loa = str(Path(sys.executable).with_name("loa"))
