@@ -31,7 +31,7 @@ from broadcast.models import (
     User,
 )
 from broadcast.web import alertio, dispatch
-from broadcast.web.api.alerts import report_response
+from broadcast.web.api.alerts import cap_response, report_response
 from broadcast.web.api.schemas import AlertIn
 from broadcast.web.context import services
 from broadcast.web.security import READ_ALERTS, roles_required
@@ -296,3 +296,9 @@ def report(alert_id: int, fmt: str):  # type: ignore[no-untyped-def]
     if fmt not in ("csv", "xlsx"):
         abort(404)
     return report_response(alert_id, fmt)
+
+
+@bp.route("/<int:alert_id>/cap.xml")
+@roles_required(*READ_ALERTS)
+def cap(alert_id: int):  # type: ignore[no-untyped-def]
+    return cap_response(alert_id)

@@ -58,6 +58,7 @@ ENDPOINTS: list[tuple[str, str, Any]] = [
     ("GET", "/api/v1/alerts/1/report.csv", None),
     ("GET", "/api/v1/alerts/1/report.xlsx", None),
     ("GET", "/api/v1/templates", None),
+    ("GET", "/api/v1/alerts/1/cap.xml", None),
     ("POST", "/api/v1/carriers/viettel/imports", None),
     ("GET", "/api/v1/carriers/viettel/imports", None),
     ("GET", "/api/v1/imports/1", None),
@@ -322,6 +323,9 @@ def test_reports_stream_csv_and_xlsx_and_are_audited(
         book = load_workbook(io.BytesIO(xlsx.data), read_only=True)
     assert next(book.active.iter_rows(values_only=True))[:3] == ("msisdn", "carrier", "state")
     book.close()
+    cap = client.get(f"/api/v1/alerts/{aid}/cap.xml", headers=people.auth("auditor"))
+    assert cap.status_code == 200 and b"urn:oasis:names:tc:emergency:cap:1.2" in cap.data
+    assert_error(client.get("/api/v1/alerts/999/cap.xml", headers=people.auth("auditor")), 404)
     with seeded_database.session() as s:
         exports = s.scalars(select(AuditEntry).where(AuditEntry.action == "alert.export")).all()
     assert [e.after["format"] for e in exports] == ["csv", "xlsx"]

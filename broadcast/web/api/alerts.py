@@ -316,3 +316,38 @@ def report_xlsx(alert_id: int):  # type: ignore[no-untyped-def]
 def list_templates():  # type: ignore[no-untyped-def]
     language = request.args.get("language", "vi")
     return jsonify(TemplateOut(many=True).dump(templates.catalogue(language)))
+
+
+def cap_response(alert_id: int) -> Response:
+    """CAP 1.2 XML of an alert (an Update or Cancel references its original)."""
+    from broadcast import cap
+
+    svc = services()
+    with svc.database.session() as session:
+        alert = core.get_alert(session, alert_id)
+        original = core.get_alert(session, alert.references_id) if alert.references_id else None
+        xml = cap.to_cap_xml(
+            alert,
+            sender=f"loa@{request.host.split(':')[0]}",
+            references=original,
+            sender_name=alert.brandname,
+            timezone=svc.settings.timezone,
+        )
+    return Response(
+        xml,
+        mimetype="application/cap+xml",
+        headers={"Content-Disposition": f'attachment; filename="loa-alert-{alert_id}.cap.xml"'},
+    )
+
+
+@bp.get("/alerts/<int:alert_id>/cap.xml")
+@roles_required(*READ_ALERTS)
+@document(
+    "The alert as CAP 1.2 XML",
+    roles=READ_ALERTS,
+    tag="reports",
+    produces="application/cap+xml",
+    errors=(401, 403, 404),
+)
+def alert_cap(alert_id: int):  # type: ignore[no-untyped-def]
+    return cap_response(alert_id)

@@ -97,7 +97,7 @@
   form.querySelectorAll("input[data-area]").forEach(function (el) {
     el.addEventListener("change", function () {
       var li = el.closest("li");
-      li.querySelectorAll("ul input[data-area]").forEach(function (child) { child.checked = false; child.disabled = el.checked; });
+      li.querySelectorAll(":scope ul input[data-area]").forEach(function (child) { child.checked = false; child.disabled = el.checked; });
     });
   });
   refresh();
