@@ -59,6 +59,11 @@ if TYPE_CHECKING:
     from broadcast.settings import Settings
 
 DELIVERY_COLUMNS = ("alert_id", "carrier_id", "msisdn", "batch_no", "state", "parts")
+# Dialects where numbers already in deliveries are skipped by ON CONFLICT DO NOTHING on the
+# (alert_id, msisdn) unique index. A NOT EXISTS would do the same, but while a chunked snapshot
+# fills `deliveries` the planner (statistics say "empty") picks a nested loop over a table
+# that keeps growing; the arbiter index probe costs the same for every row.
+UPSERT_DIALECTS = ("postgresql", "sqlite")
 
 
 # --- areas and lists -------------------------------------------------------------------------
@@ -275,9 +280,10 @@ def snapshot_insert_select(
 ) -> Insert:
     """One INSERT … SELECT writing pending Delivery rows for one carrier (or one id chunk of it).
 
-    batch_no = batch_start + (row number - 1) // batch_size, dense within the statement; call
-    with batch_start = next_batch_no(...) for the next chunk. Numbers already in deliveries for
-    this alert are skipped (NOT EXISTS, and ON CONFLICT DO NOTHING against a concurrent run).
+    batch_no = batch_start + (row number - 1) // batch_size; call with batch_start =
+    next_batch_no(...) for the next chunk. Numbers already in deliveries for this alert are
+    skipped (ON CONFLICT DO NOTHING; NOT EXISTS on other dialects), so a re-run only fills
+    gaps, and its batches may hold fewer than batch_size rows.
     `cap` > 0 excludes numbers that were sent `cap` alerts in the 24 h before `cap_now`.
     Test alerts read the carrier's test recipients and ignore list, areas and cap.
     """
@@ -302,7 +308,8 @@ def snapshot_insert_select(
                     capped_numbers(alert_id=alert.id, now=cap_now or datetime.now(UTC), cap=cap)
                 )
             )
-    conds.append(~exists().where(d.c.alert_id == alert.id, d.c.msisdn == msisdn))
+    if dialect not in UPSERT_DIALECTS:
+        conds.append(~exists().where(d.c.alert_id == alert.id, d.c.msisdn == msisdn))
     # Plain "/" of two integers truncates on both backends (FLOOR is not in every SQLite).
     row = func.row_number().over(order_by=order) - 1
     batch_no = literal(batch_start) + row.op("/", precedence=100)(literal(batch_size))
@@ -315,7 +322,7 @@ def snapshot_insert_select(
         literal(max(alert.parts or 1, 1)),
     ).where(and_(*conds))
     stmt = _insert_for(dialect)(Delivery).from_select(list(DELIVERY_COLUMNS), sel)
-    if dialect in ("postgresql", "sqlite"):
+    if dialect in UPSERT_DIALECTS:
         stmt = stmt.on_conflict_do_nothing(index_elements=["alert_id", "msisdn"])  # type: ignore[attr-defined]
     return stmt
 
@@ -460,5 +467,7 @@ def snapshot(
             rows = result.rowcount
             written[plan.carrier_code] += rows
             if on_chunk is not None and rows:
-                on_chunk(plan, rows, range(start, start + math.ceil(rows / batch_size)))
+                on_chunk(
+                    plan, rows, range(start, next_batch_no(session, alert.id, plan.carrier_id))
+                )
     return written

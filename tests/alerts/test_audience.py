@@ -354,3 +354,35 @@ def test_list_ids_are_pinned_only_for_active_lists(
     assert by_code["vinaphone"].list_id is None  # no list uploaded yet
     active = session.scalar(select(SubscriberList.id).where(SubscriberList.status == "active"))
     assert by_code["viettel"].list_id == active
+
+
+def test_a_ported_number_is_not_sent_by_its_old_carrier(
+    session: Session,
+    people: People,
+    add_list: Callable[..., Any],
+    make_draft: Callable[..., AlertDraft],
+) -> None:
+    add_list("viettel", VT, minutes_ago=60)
+    add_list("vinaphone", {"84960000001": "436"}, minutes_ago=5)  # ported after Viettel's upload
+    alert = _approved(session, people, make_draft(carrier_codes=("viettel",)))
+    assert audience.snapshot(session, alert, batch_size=500) == {"viettel": 2}
+    assert set(_deliveries(session, alert.id)) == {"84960000002", "84960000005"}
+
+
+def test_generic_dialect_skips_existing_rows_with_not_exists(
+    session: Session,
+    people: People,
+    add_list: Callable[..., Any],
+    make_draft: Callable[..., AlertDraft],
+) -> None:
+    """The portable statement (no ON CONFLICT) gives the same rows and is safe to re-run."""
+    add_list("viettel", VT)
+    alert = _approved(session, people, make_draft(carrier_codes=("viettel",)))
+    [plan] = audience.plan_snapshot(session, alert)
+    stmt = plan.insert(alert, batch_size=2, dialect="generic")
+    assert "ON CONFLICT" not in str(stmt)
+    conn = session.connection()
+    first = conn.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+    again = conn.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+    assert (first, again) == (3, 0)
+    assert sorted(b for _, b in _deliveries(session, alert.id).values()) == [0, 0, 1]
