@@ -105,3 +105,14 @@ def test_static_assets_are_local(client: FlaskClient, people: People) -> None:
     assert "http://" not in page and "https://" not in page
     with client.get("/static/loa.css") as css:
         assert css.status_code == 200
+
+
+def test_vietnamese_catalogue_is_complete() -> None:
+    from babel.messages.pofile import read_po
+
+    from broadcast.web.i18n import SOURCE
+
+    with (SOURCE / "vi" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        catalog = read_po(fh)
+    missing = [m.id for m in catalog if m.id and not m.string]
+    assert missing == []
