@@ -61,7 +61,8 @@ def import_progress_key(import_token: str) -> str:
 
 
 def alert_batches_key(alert_id: int) -> str:
-    """Set of "carrier:batch" with a send job waiting in a queue (reconcile skips these)."""
+    """Hash "carrier:batch" -> RQ job id of a send job waiting in a queue (reconcile skips a
+    batch whose job is still queued)."""
     return key("alert", alert_id, "batches")
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rq import Queue
+from rq.job import Job, JobStatus
 
 from broadcast import alerts, audience, keys, live
 from broadcast.errors import InvalidTransition
@@ -51,7 +52,6 @@ def enqueue_batches(
     for code, numbers in by_carrier.items():
         queue = Queue(keys.send_queue(code, priority), connection=rt.redis)
         pipe = rt.redis.pipeline()
-        pipe.sadd(keys.alert_batches_key(alert_id), *(f"{code}:{n}" for n in numbers))
         datas = [
             Queue.prepare_data(
                 keys.SEND_BATCH_JOB,
@@ -63,8 +63,13 @@ def enqueue_batches(
             )
             for n in numbers
         ]
+        enqueued = []
         for start in range(0, len(datas), 1000):
-            queue.enqueue_many(datas[start : start + 1000], pipeline=pipe)
+            enqueued += queue.enqueue_many(datas[start : start + 1000], pipeline=pipe)
+        pipe.hset(
+            keys.alert_batches_key(alert_id),
+            mapping={f"{code}:{n}": job.id for n, job in zip(numbers, enqueued, strict=True)},
+        )
         pipe.execute()
         count += len(numbers)
     return count
@@ -158,9 +163,17 @@ def complete_if_done(rt: Runtime, alert_id: int) -> bool:
 def requeue_alert(rt: Runtime, alert_id: int, priority: str) -> Counter[str]:
     """Enqueue every batch with queued rows that no live sender holds and no queue has."""
     codes = _codes(rt)
+    marks = {
+        k.decode(): v.decode()
+        for k, v in rt.redis.hgetall(keys.alert_batches_key(alert_id)).items()
+    }
+    # A mark proves a waiting job only while that job is still queued (a worker that died
+    # after taking it off the queue, before claiming its rows, leaves a mark and no job).
+    found = Job.fetch_many(list(marks.values()), connection=rt.redis) if marks else []
     waiting = {
-        m.decode() if isinstance(m, bytes) else m
-        for m in rt.redis.smembers(keys.alert_batches_key(alert_id))
+        member
+        for member, job in zip(marks, found, strict=True)
+        if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED
     }
     todo: list[tuple[str, int]] = []
     stats: Counter[str] = Counter()

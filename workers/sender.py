@@ -158,7 +158,7 @@ class CarrierSender:
         rt = self.runtime
         store = rt.store
         settings = rt.settings.delivery
-        rt.redis.srem(keys.alert_batches_key(alert_id), f"{self.code}:{batch_no}")
+        rt.redis.hdel(keys.alert_batches_key(alert_id), f"{self.code}:{batch_no}")
         message = store.alert_message(alert_id)
         if message is None:
             return {"result": "no such alert"}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,27 @@ class World:
     database: Database
     tmp_path: Path
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def env(self) -> dict[str, str]:
+        """Environment for a `loa` subprocess that sees the same settings as this runtime."""
+        settings = self.runtime.settings
+        env = {
+            **os.environ,
+            "LOA_INSTANCE_PATH": str(settings.instance_path),
+            "LOA_DATABASE_URL": settings.database_url,
+            "LOA_REDIS_URL": settings.redis_url,
+            "LOA_LOG_LEVEL": "WARNING",
+        }
+        for name, value in asdict(settings.delivery).items():
+            env[f"LOA_DELIVERY__{name.upper()}"] = str(value)
+        for code in self.sims:
+            carrier = settings.carrier(code)
+            prefix = f"LOA_CARRIERS__{code.upper()}__"
+            env[prefix + "MPS"] = str(carrier.mps)
+            env[prefix + "WINDOW"] = str(carrier.window)
+            env[prefix + "GATEWAY__PORT"] = str(carrier.gateway.port)
+            env[prefix + "GATEWAY__RESPONSE_TIMEOUT"] = str(carrier.gateway.response_timeout)
+        return env
 
     def numbers(self, n: int) -> list[str]:
         return [f"8491{next(self._numbers):07d}" for _ in range(n)]
