@@ -5,7 +5,7 @@ Loa applies them to the non-emergency public categories by choice (DOMAIN.md) an
 approver waive them. Emergencies are never held back, and test alerts are exempt because they
 go only to the test group, whose members asked for them.
 
-The time arithmetic is pure; `capped_numbers` is the SQL the audience snapshot filters with.
+The time arithmetic is pure; `under_cap` is the SQL filter the audience snapshot uses.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, func, select
 
 from broadcast.errors import ValidationFailed
 from broadcast.models import AlertCategory, Delivery
@@ -121,21 +121,24 @@ def daily_cap_applies(category: AlertCategory, policy: Policy, *, waived: bool) 
     return applies(category) and not waived and policy.daily_cap > 0
 
 
-def capped_numbers(*, alert_id: int, now: datetime, cap: int) -> Select[tuple[str]]:
-    """Numbers that were sent `cap` or more other alerts in the 24 h before `now`.
+def under_cap(
+    msisdn: ColumnElement[str], *, alert_id: int, now: datetime, cap: int
+) -> ColumnElement[bool]:
+    """The snapshot's filter: fewer than `cap` other alerts submitted to `msisdn` in 24 h.
 
-    "Sent" means a delivery with a submit time in the window, whatever its fate: the carrier
-    charged it and the phone most likely rang. The snapshot excludes these numbers with
-    `msisdn NOT IN (this)`, which both backends run as one hashed anti-join.
+    A correlated count, probed per candidate row through ix_deliveries_msisdn_submitted: its
+    cost follows the chunk being written, not the size of the delivery history (a
+    `NOT IN (capped_numbers)` would scan every past delivery for every chunk).
     """
     since = as_utc(now) - CAP_WINDOW
-    return (
-        select(Delivery.msisdn)
+    sent = (
+        select(func.count())
+        .select_from(Delivery)
         .where(
-            Delivery.submitted_at.is_not(None),
+            Delivery.msisdn == msisdn,
             Delivery.submitted_at >= since,
             Delivery.alert_id != alert_id,
         )
-        .group_by(Delivery.msisdn)
-        .having(func.count() >= cap)
+        .scalar_subquery()
     )
+    return sent < cap
