@@ -29,7 +29,8 @@ from workers.runtime import Runtime
 log = logging.getLogger(__name__)
 
 SEND_JOB_TIMEOUT = 6 * 3600  # a batch paced at a few messages per second can take long
-FAN_OUT_CHUNK_ROWS = 20_000
+FAN_OUT_CHUNK_ROWS = 50_000
+FIRST_CHUNK_ROWS = 2_000
 
 
 def priority_of(category: str | AlertCategory) -> str:
@@ -102,31 +103,43 @@ def fan_out(alert_id: int) -> dict[str, Any]:
     with rt.database.sessions() as session:
         alert = session.get(Alert, alert_id)
         assert alert is not None
-
-        def on_chunk(plan: audience.CarrierSnapshot, rows: int, batches: range) -> None:
-            nonlocal enqueued
+        plans = audience.plan_snapshot(session, alert, settings=settings)
+        session.commit()
+        dialect = session.get_bind().dialect.name
+        # A small first chunk for every carrier, so the first message leaves within a second
+        # of approval whatever the audience; then big chunks, carrier after carrier.
+        rounds = [_chunks(plan, FIRST_CHUNK_ROWS, FAN_OUT_CHUNK_ROWS) for plan in plans]
+        work = [(plan, r[0]) for plan, r in zip(plans, rounds, strict=True) if r]
+        work += [(plan, c) for plan, r in zip(plans, rounds, strict=True) for c in r[1:]]
+        for plan, id_range in work:
+            if plan.list_id is None and AlertCategory(alert.category) != AlertCategory.TEST:
+                continue
+            stmt = plan.insert(alert, batch_size=batch_size, dialect=dialect, id_range=id_range)
+            session.execute(stmt)
             session.commit()
             pairs, count = rt.store.queue_pending(alert_id, batch_size, plan.carrier_id)
-            live.apply_transitions(
-                rt.redis, {(alert_id, plan.carrier_code, "new", "queued"): count}
-            )
+            moved = {(alert_id, plan.carrier_code, "new", "queued"): count}
+            live.apply_transitions(rt.redis, moved)
             enqueued += enqueue_batches(rt, alert_id, priority, [(codes[c], b) for c, b in pairs])
-
-        audience.snapshot(
-            session,
-            alert,
-            batch_size=batch_size,
-            settings=settings,
-            chunk_rows=FAN_OUT_CHUNK_ROWS,
-            on_chunk=on_chunk,
-        )
-        session.commit()
     # Rows written before a crash of an earlier run, or by a caller that snapshotted itself.
     enqueued += _queue_leftovers(rt, alert_id, priority, codes)
     complete_if_done(rt, alert_id)
     counts = rt.store.state_counts(alert_id)
     written = {codes[c]: sum(v.values()) for c, v in counts.items()}
     return {"result": "fanned out", "written": written, "batches": enqueued}
+
+
+def _chunks(plan: audience.CarrierSnapshot, first: int, rows: int) -> list[tuple[int, int] | None]:
+    """Subscriber-position ranges: `first` rows, then `rows` at a time (None: all at once)."""
+    if plan.id_min is None or plan.id_max is None:
+        return [None]
+    lo, hi = plan.id_min, plan.id_max + 1
+    out: list[tuple[int, int] | None] = [(lo, min(lo + first, hi))]
+    lo += first
+    while lo < hi:
+        out.append((lo, min(lo + rows, hi)))
+        lo += rows
+    return out
 
 
 def _queue_leftovers(rt: Runtime, alert_id: int, priority: str, codes: dict[int, str]) -> int:
@@ -220,3 +233,61 @@ def reconcile() -> dict[str, Any]:
             live.rebuild_counters(rt.redis, s, alert_id)
         report["alerts"] += 1
     return dict(report)
+
+
+def run_import(
+    *,
+    carrier_code: str,
+    kind: str,
+    path: str,
+    filename: str,
+    sheet: str | None = None,
+    user_id: int | None = None,
+    token: str,
+) -> dict[str, Any]:
+    """A carrier's uploaded file, imported off the web request (enqueued by the console and
+    the API as keys.IMPORT_JOB). Progress goes to keys.import_progress_key(token), which the
+    upload page and the API poll; the uploaded file is removed whatever happens."""
+    import json
+    from pathlib import Path
+
+    from subscriber_import import service
+    from subscriber_import.errors import ImportRejected
+
+    rt = rt_mod.current()
+    progress_key = keys.import_progress_key(token)
+    base = {"carrier": carrier_code, "filename": filename}
+
+    def store(**state: Any) -> None:
+        rt.redis.set(progress_key, json.dumps({**base, **state}), ex=24 * 3600)
+
+    store(state="running", rows=0, total=None)
+    try:
+        report = service.import_file(
+            rt.database,
+            rt.settings,
+            carrier_code=carrier_code,
+            kind=kind,
+            path=Path(path),
+            filename=filename,
+            sheet=sheet,
+            user_id=user_id,
+            progress=lambda rows, total: store(state="running", rows=rows, total=total),
+        )
+    except ImportRejected as exc:  # the file was refused and nothing changed: an answer
+        store(
+            state="rejected",
+            import_id=exc.import_id,
+            code=exc.code,
+            message=str(exc),
+            details=json.loads(json.dumps(exc.details, default=str)),
+        )
+        return {"result": "rejected", "import_id": exc.import_id}
+    except Exception as exc:
+        store(state="failed", message=f"internal error: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        Path(path).unlink(missing_ok=True)
+    out = report.to_json()
+    store(state="done", rows=out.get("rows"), total=out.get("rows"), import_id=report.import_id)
+    return {"result": "done", "import_id": report.import_id}

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 
 from broadcast.alerts import alert_text
 from broadcast.db import Database
@@ -164,43 +164,51 @@ class SqlDeliveryStore:
         self, alert_id: int, batch_size: int, carrier_id: int | None = None
     ) -> tuple[list[tuple[int, int]], int]:
         """Number pending rows into batches per carrier (after the highest batch already
-        queued) and mark them queued; returns the new (carrier_id, batch_no) to enqueue and
-        the number of rows."""
+        queued) and mark them queued, one UPDATE … FROM per carrier; returns the new
+        (carrier_id, batch_no) to enqueue and the number of rows."""
         now = utcnow()
-        cond = [D.c.alert_id == alert_id, D.c.state == DeliveryState.PENDING.value]
-        if carrier_id is not None:
-            cond.append(D.c.carrier_id == carrier_id)
         new: list[tuple[int, int]] = []
+        total = 0
         with self.database.session() as s:
-            pending = s.execute(
-                select(D.c.carrier_id, D.c.id).where(*cond).order_by(D.c.carrier_id, D.c.id)
-            ).all()
-            if not pending:
-                return new, 0
-            tops = dict(
-                s.execute(
-                    select(D.c.carrier_id, func.max(D.c.batch_no))
-                    .where(D.c.alert_id == alert_id, D.c.state != DeliveryState.PENDING.value)
-                    .group_by(D.c.carrier_id)
+            carriers = (
+                [carrier_id]
+                if carrier_id is not None
+                else s.scalars(
+                    select(D.c.carrier_id)
+                    .where(D.c.alert_id == alert_id, D.c.state == DeliveryState.PENDING.value)
+                    .distinct()
                 ).all()
             )
-            params = []
-            seen: Counter[int] = Counter()
-            for cid, delivery_id in pending:
-                n = seen[cid]
-                batch_no = (tops.get(cid) or 0) + 1 + n // batch_size
-                if n % batch_size == 0:
-                    new.append((cid, batch_no))
-                seen[cid] += 1
-                params.append({"b_id": delivery_id, "b_batch": batch_no})
-            s.execute(
-                update(D)
-                .where(D.c.id == bindparam("b_id"), D.c.state == DeliveryState.PENDING.value)
-                .values(batch_no=bindparam("b_batch"), state=DeliveryState.QUEUED.value,
-                        queued_at=now),
-                params,
-            )  # fmt: skip
-        return new, len(params)
+            for cid in carriers:
+                top = s.scalar(
+                    select(func.max(D.c.batch_no)).where(
+                        D.c.alert_id == alert_id,
+                        D.c.carrier_id == cid,
+                        D.c.state != DeliveryState.PENDING.value,
+                    )
+                )
+                base = (top or 0) + 1
+                rank = func.row_number().over(order_by=D.c.id) - 1
+                sub = (
+                    select(
+                        D.c.id.label("sid"),
+                        (literal(base) + rank.self_group().op("/")(literal(batch_size))).label("b"),
+                    )
+                    .where(
+                        D.c.alert_id == alert_id,
+                        D.c.carrier_id == cid,
+                        D.c.state == DeliveryState.PENDING.value,
+                    )
+                    .subquery()
+                )
+                count = s.execute(
+                    update(D)
+                    .where(D.c.id == sub.c.sid)
+                    .values(batch_no=sub.c.b, state=DeliveryState.QUEUED.value, queued_at=now)
+                ).rowcount
+                total += count
+                new += [(cid, base + i) for i in range(-(-count // batch_size))]
+        return new, total
 
     def batches_to_queue(self, alert_id: int) -> list[tuple[int, int, bool]]:
         """(carrier_id, batch_no, lease_expired) of queued rows that no live sender holds."""

@@ -24,9 +24,11 @@ def work(runtime: Runtime, carriers: list[str] | tuple[str, ...]) -> None:
         SenderWorker(sender_for(runtime, code)).work(burst=True, logging_level="WARNING")
 
 
-def drain(runtime: Runtime, carriers: list[str] | tuple[str, ...], alert_id: int) -> bool:
-    """Read every carrier's receipts until the alert has no open row (10 s at most)."""
-    end = time.monotonic() + 10
+def drain(
+    runtime: Runtime, carriers: list[str] | tuple[str, ...], alert_id: int, timeout: float = 10
+) -> bool:
+    """Read every carrier's receipts until the alert has no open row."""
+    end = time.monotonic() + timeout
     senders = [sender_for(runtime, code) for code in carriers]
     while time.monotonic() < end:
         for sender in senders:

@@ -83,7 +83,7 @@ def test_a_sender_killed_mid_broadcast_loses_nothing(make_world: Callable[..., W
     # The batch it held (lease run out) or had just taken off the queue (not yet claimed).
     assert report.get("expired_leases", 0) + report.get("lost_batches", 0) <= 1
     work(world.runtime, ["viettel"])
-    drain(world.runtime, ["viettel"], alert_id)
+    drain(world.runtime, ["viettel"], alert_id, timeout=2)
     # Receipts due in the receipt delay before the kill, plus what was in flight.
     counts = _finish_by_expiry(world, alert_id, 40)
     assert counts["delivered"] + counts["expired"] == 1200
@@ -109,7 +109,7 @@ def test_three_dropped_links_lose_nothing(make_world: Callable[..., World]) -> N
         assert wait_for(lambda: states(world.database, alert_id)["queued"] == 0, 30)
     finally:
         sender.join()
-    drain(world.runtime, ["viettel"], alert_id)
+    drain(world.runtime, ["viettel"], alert_id, timeout=2)
     counts = _finish_by_expiry(world, alert_id, 3 * 40)
     assert counts["delivered"] + counts["expired"] == 800
     assert set(accepted_numbers(sim)) == set(numbers)
