@@ -41,9 +41,11 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
     """Run the console and API with waitress (a production WSGI server)."""
     from waitress import serve as waitress_serve
 
+    from broadcast.logs import configure_logging
     from broadcast.web import create_app
 
     settings = _resolved(get_settings())
+    configure_logging(settings, process="loa-web")
     app = create_app(settings)
     host = host or settings.web.host
     port = port if port is not None else settings.web.port
@@ -237,9 +239,11 @@ def demo(port: int | None, subscribers: int, send_sample: bool, timeout: float) 
     from broadcast.bootstrap import init_database
     from broadcast.cli.demo_data import demo_passwords, ensure_users
     from broadcast.db import Database
+    from broadcast.logs import configure_logging
     from broadcast.redis_server import stop_embedded_redis
 
     settings = get_settings()
+    configure_logging(settings, process="loa-demo")
     started_redis = settings.embedded_redis
     try:
         settings = _resolved(settings)
