@@ -35,7 +35,7 @@ from typing import Any
 
 import psycopg
 import smpplib.client
-from rq import Queue
+from rq import Queue, Worker
 from sqlalchemy import func, select
 
 from broadcast import keys
@@ -192,6 +192,16 @@ def start_workers(env: dict[str, str], processes: dict[str, int]) -> list[subpro
     return procs
 
 
+def wait_workers(conn: Any, count: int, timeout: float = 60) -> None:
+    """Until every worker process has registered with RQ (binds open, listening)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if Worker.count(connection=conn) >= count:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"only {Worker.count(connection=conn)} of {count} workers started")
+
+
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         p.send_signal(signal.SIGTERM)
@@ -252,6 +262,9 @@ def main() -> None:
     parser.add_argument("--limited-seconds", type=float, default=10.0)
     parser.add_argument("--skip-limited", action="store_true")
     parser.add_argument(
+        "--first-audience", type=int, default=0, help="also time the first submit for this many"
+    )
+    parser.add_argument(
         "--pg-url",
         default=os.environ.get("LOA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )  # fmt: skip
@@ -287,7 +300,8 @@ def main() -> None:
         log(f"phase A: {per * len(CARRIERS):,} recipients seeded")
         unlimited = dict.fromkeys(CARRIERS, 1_000_000)
         workers = start_workers(worker_env(env, unlimited, args.window), dict.fromkeys(CARRIERS, 1))
-        time.sleep(3)  # binds up, workers listening
+        wait_workers(conn, len(workers))
+        time.sleep(0.5)
         t0 = time.time()
         Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_id)
         t_end = wait_sent(db, alert_id, per * len(CARRIERS), timeout=1800)
@@ -331,7 +345,8 @@ def main() -> None:
             workers = start_workers(
                 worker_env(env, limits, args.window), {c: v[3] for c, v in CARRIERS.items()}
             )
-            time.sleep(3)
+            wait_workers(conn, len(workers))
+            time.sleep(0.5)
             Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_b)
             wait_sent(db, alert_b, total_b, timeout=args.limited_seconds * 10 + 120)
             stop_workers(workers)
@@ -349,6 +364,31 @@ def main() -> None:
                 over[code] = max(0, max_in_window(times) - limits[code])
                 log(f"phase B: {code}: {rate:,.1f}/s of {limits[code]} "
                     f"({share[code]:.1%}), worst 1 s over limit: {over[code]}")  # fmt: skip
+        # -- phase C: time to first submit with a big audience -----------------------------
+        if args.first_audience:
+            code = "viettel"
+            audience_c = {code: [f"8497{n:07d}" for n in range(args.first_audience)]}
+            mark = len(read_records(tmp / f"{code}.jsonl"))
+            alert_c = seed_alert(db, audience_c, "first")
+            log(f"phase C: {args.first_audience:,} recipients seeded")
+            workers = start_workers(worker_env(env, unlimited, args.window), {code: 1})
+            wait_workers(conn, len(workers))
+            time.sleep(0.5)
+            t0 = time.time()
+            Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_c)
+            first_c = None
+            end = time.monotonic() + 120
+            while first_c is None and time.monotonic() < end:
+                recs = read_records(tmp / f"{code}.jsonl")[mark:]
+                times = [r["time"] for r in recs if r["destination"].startswith("8497")]
+                first_c = min(times) if times else None
+                time.sleep(0.05)
+            conn.set(keys.alert_control_key(alert_c), "cancelled")
+            stop_workers(workers)
+            workers = []
+            result["first_submit_audience"] = args.first_audience
+            result["first_submit_big_s"] = round(first_c - t0, 3) if first_c else None
+            log(f"phase C: first submit after {result['first_submit_big_s']} s")
         result["achieved_share"] = share
         result["max_1s_over_limit"] = over
         result["lost"] = lost

@@ -214,18 +214,31 @@ def resume(alert_id: int) -> dict[str, Any]:
 def reconcile() -> dict[str, Any]:
     """Make Redis agree with the database and finish what was left; safe to run any time."""
     rt = rt_mod.current()
-    report: Counter[str] = Counter()
+    names = (
+        "alerts",
+        "fan_outs",
+        "lost_batches",
+        "expired_leases",
+        "pending_batches",
+        "cancelled_rows",
+    )
+    report: Counter[str] = Counter(dict.fromkeys(names, 0))
     report["expired_alerts"] = len(rt.store.expire_overdue())
     moved = rt.store.match_receipts()
     report["receipts_matched"] = sum(moved.values())
     for alert_id, status in rt.store.active_alerts():
         live.restore_control(rt.redis, alert_id, status)
         control = live.get_control(rt.redis, alert_id)
-        if not rt.store.has_open(alert_id):
+        if status == "approved":
+            # Approved but never started (its fan-out job lost with Redis): fan out again;
+            # fan_out is idempotent (rows already written are skipped).
+            Queue(keys.CONTROL_QUEUE, connection=rt.redis).enqueue(keys.FAN_OUT_JOB, alert_id)
+            report["fan_outs"] += 1
+        elif not rt.store.has_open(alert_id):
             complete_if_done(rt, alert_id)
         elif control == "cancelled" or status == AlertStatus.CANCELLED.value:
             report["cancelled_rows"] += sum(rt.store.cancel_unsent(alert_id).values())
-        elif control == "sending" and status in ("sending", "approved"):
+        elif control == "sending" and status == "sending":
             message = rt.store.alert_message(alert_id)
             if message is not None:
                 report.update(requeue_alert(rt, alert_id, message.priority))

@@ -80,7 +80,10 @@ def worker(
     from workers.sender import ControlWorker, SenderWorker, register, sender_for
 
     if control:
-        ControlWorker(runtime).work(burst=burst, logging_level=settings.log_level)
+        # with_scheduler: fan-out jobs of scheduled alerts (enqueue_at) start on time.
+        ControlWorker(runtime).work(
+            burst=burst, logging_level=settings.log_level, with_scheduler=not burst
+        )
         return
     try:
         sender = sender_for(runtime, carrier_code)

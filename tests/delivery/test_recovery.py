@@ -144,3 +144,20 @@ def test_redis_flushed_mid_broadcast_reconcile_finishes(make_world: Callable[...
     with world.database.session() as s:
         progress = live.alert_progress(world.runtime.redis, s, alert_id)
     assert progress["viettel"]["delivered"] == 800
+
+
+def test_an_approved_alert_whose_fan_out_was_lost_is_sent(
+    make_world: Callable[..., World],
+) -> None:
+    from workers.sender import ControlWorker
+
+    world = make_world(("viettel",), sim={"receipt_delay": 0.02})
+    numbers = world.numbers(60)
+    alert_id = world.make_alert({"viettel": numbers})  # approved; its fan-out job never ran
+    assert jobs.reconcile()["fan_outs"] == 1
+    ControlWorker(world.runtime).work(burst=True, logging_level="WARNING")
+    work(world.runtime, ["viettel"])
+    assert drain(world.runtime, ["viettel"], alert_id)
+    assert states(world.database, alert_id) == {"delivered": 60}
+    received = accepted_numbers(world.sims["viettel"])
+    assert set(received) == set(numbers) and max(received.values()) == 1
