@@ -90,6 +90,9 @@ class WebSettings:
     login_attempts_per_minute: int = 5
     session_hours: int = 12
     default_locale: str = "vi"
+    # Bearer token Prometheus sends for /metrics; empty: open in development, refused in
+    # production.
+    metrics_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,7 @@ class WebSchema(_Strict):
     login_attempts_per_minute = fields.Integer(validate=_POSITIVE)
     session_hours = fields.Integer(validate=_POSITIVE)
     default_locale = fields.String(validate=validate.OneOf(["vi", "en"]))
+    metrics_token = fields.String()
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> WebSettings:

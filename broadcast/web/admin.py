@@ -1,4 +1,4 @@
-"""Administration pages: users, API tokens, the audit log."""
+"""Administration pages: users, API tokens, brandnames, the test group, the audit log."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from broadcast import accounts, audit
-from broadcast.errors import LoaError
+from broadcast import accounts, audit, registry
+from broadcast.errors import LoaError, NotFound
 from broadcast.models import ApiToken, AuditEntry, Carrier, Role, User
+from broadcast.web.api.admin import number_normaliser
 from broadcast.web.api.schemas import TokenIn, UserIn
 from broadcast.web.context import services
 from broadcast.web.security import client_ip, roles_required
@@ -132,3 +133,90 @@ def audit_log():  # type: ignore[no-untyped-def]
             select(AuditEntry).order_by(AuditEntry.id.desc()).limit(size).offset((page - 1) * size)
         ).all()
     return render_template("admin/audit.html", entries=rows, page=page, size=size)
+
+
+# -- brandnames and the test group (rules in broadcast.registry) -----------------------------
+
+
+@bp.route("/brandnames", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def brandnames():  # type: ignore[no-untyped-def]
+    db = services().database
+    if request.method == "POST":
+        try:
+            with db.session() as session:
+                row = registry.add_brandname(
+                    session,
+                    request.form.get("name", ""),
+                    actor=current_user.db_user(session),
+                    ip=client_ip(),
+                )
+                name = row.name
+            flash(_("Brandname %(name)s registered.", name=name), "success")
+            return redirect(url_for("admin.brandnames"))
+        except LoaError as exc:
+            flash(_problems(exc), "error")
+    with db.session() as session:
+        rows = registry.list_brandnames(session)
+        return render_template("admin/brandnames.html", brandnames=rows)
+
+
+@bp.route("/brandnames/<int:brandname_id>/deactivate", methods=["POST"])
+@roles_required(Role.ADMIN)
+def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
+    try:
+        with services().database.session() as session:
+            row = registry.deactivate_brandname(
+                session, brandname_id, actor=current_user.db_user(session), ip=client_ip()
+            )
+            name = row.name
+    except NotFound:
+        abort(404)
+    flash(_("Brandname %(name)s deactivated.", name=name), "success")
+    return redirect(url_for("admin.brandnames"))
+
+
+@bp.route("/test-group", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def test_group():  # type: ignore[no-untyped-def]
+    db = services().database
+    values = {"msisdn": "", "carrier": "", "name": ""}
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in values}
+        try:
+            with db.session() as session:
+                row = registry.add_test_recipient(
+                    session,
+                    msisdn=values["msisdn"],
+                    carrier_code=values["carrier"],
+                    name=values["name"],
+                    normalise=number_normaliser(),
+                    actor=current_user.db_user(session),
+                    ip=client_ip(),
+                )
+            flash(_("%(msisdn)s added to the test group.", msisdn=row.msisdn), "success")
+            return redirect(url_for("admin.test_group"))
+        except LoaError as exc:
+            flash(_problems(exc), "error")
+    with db.session() as session:
+        rows = registry.list_test_recipients(session)
+        carriers = session.scalars(
+            select(Carrier).where(Carrier.active).order_by(Carrier.code)
+        ).all()
+        return render_template(
+            "admin/test_group.html", recipients=rows, carriers=carriers, values=values
+        )
+
+
+@bp.route("/test-group/<int:recipient_id>/remove", methods=["POST"])
+@roles_required(Role.ADMIN)
+def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+    try:
+        with services().database.session() as session:
+            gone = registry.remove_test_recipient(
+                session, recipient_id, actor=current_user.db_user(session), ip=client_ip()
+            )
+    except NotFound:
+        abort(404)
+    flash(_("%(msisdn)s removed from the test group.", msisdn=gone.msisdn), "success")
+    return redirect(url_for("admin.test_group"))

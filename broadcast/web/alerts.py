@@ -35,6 +35,7 @@ from broadcast.web.api.alerts import cap_response, report_response
 from broadcast.web.api.schemas import AlertIn
 from broadcast.web.context import services
 from broadcast.web.security import READ_ALERTS, roles_required
+from broadcast.web.templating import STATUS_LABELS
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -198,6 +199,7 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
         progress=progress,
         can=_abilities(summary),
         cap_available="alerts.cap" in current_app.view_functions,
+        status_labels={s.value: str(label) for s, label in STATUS_LABELS.items()},
     )
 
 

@@ -105,8 +105,11 @@ def logout():  # type: ignore[no-untyped-def]
             object_id=current_user.id,
             ip=client_ip(),
         )
+    locale = session.get("locale")
     logout_user()
     session.clear()
+    if locale:  # the language chosen with the header switch outlives the login
+        session["locale"] = locale
     return redirect(url_for("auth.login"))
 
 

@@ -5,7 +5,7 @@ A carrier user sees only its own carrier; another carrier's pages answer 404.
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -18,6 +18,8 @@ from broadcast.web.api.imports import (
     READERS,
     UPLOADERS,
     import_view,
+    progress_in_scope,
+    rejects_response,
     visible_import,
 )
 from broadcast.web.context import services
@@ -66,12 +68,13 @@ def show(code: str):  # type: ignore[no-untyped-def]
 @bp.route("/<code>/upload", methods=["POST"])
 @roles_required(*UPLOADERS)
 def upload(code: str):  # type: ignore[no-untyped-def]
+    """Save the file and enqueue its import; the browser then follows its progress."""
     svc = services()
     with svc.database.session() as session:
         carrier_in_scope(session, code)
     wants_json = request.accept_mimetypes.best == "application/json"
     try:
-        report = uploads.run_upload(
+        token = uploads.start_upload(
             svc,
             carrier_code=code,
             upload=request.files.get("file"),
@@ -81,19 +84,33 @@ def upload(code: str):  # type: ignore[no-untyped-def]
             token=request.form.get("progress_token"),
         )
     except LoaError as exc:
-        import_id = getattr(exc, "import_id", None)
         if wants_json:
-            target = url_for("carriers.import_report", import_id=import_id) if import_id else None
-            return jsonify(ok=False, message=str(exc), url=target), 422
+            return jsonify(ok=False, message=str(exc), url=None), 422
         flash(str(exc), "error")
-        if import_id:
-            return redirect(url_for("carriers.import_report", import_id=import_id))
         return redirect(url_for("carriers.show", code=code))
-    target = url_for("carriers.import_report", import_id=report["import_id"])
+    page = url_for("carriers.upload_status", code=code, token=token)
     if wants_json:
-        return jsonify(ok=True, url=target)
-    flash(_("Import finished."), "success")
-    return redirect(target)
+        return jsonify(ok=True, token=token, url=page), 202
+    return redirect(page)
+
+
+@bp.route("/<code>/uploads/<token>")
+@roles_required(*UPLOADERS)
+def upload_status(code: str, token: str):  # type: ignore[no-untyped-def]
+    """While the job runs: its progress (the page reloads itself); then the import report."""
+    with services().database.session() as session:
+        carrier_in_scope(session, code)
+    state = progress_in_scope(token)
+    if state.get("carrier") != code:
+        abort(404)
+    if state.get("import_id"):
+        if state["state"] == "rejected":
+            flash(state.get("message") or _("The file was refused."), "error")
+        return redirect(url_for("carriers.import_report", import_id=state["import_id"]))
+    if state.get("state") in uploads.FINAL_STATES:
+        flash(state.get("message") or _("The import failed."), "error")
+        return redirect(url_for("carriers.show", code=code))
+    return render_template("carriers/upload_status.html", code=code, state=state)
 
 
 @bp.route("/imports/<int:import_id>")
@@ -102,3 +119,9 @@ def import_report(import_id: int):  # type: ignore[no-untyped-def]
     with services().database.session() as session:
         row, code = visible_import(session, import_id)
         return render_template("carriers/import.html", imp=import_view(row, code))
+
+
+@bp.route("/imports/<int:import_id>/rejects.csv")
+@roles_required(*READERS)
+def import_rejects(import_id: int):  # type: ignore[no-untyped-def]
+    return rejects_response(import_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -89,4 +90,34 @@ def init_metrics(app: Flask) -> None:
 
     @app.route("/metrics")
     def metrics():  # type: ignore[no-untyped-def]
+        refusal = metrics_refusal(app.extensions["loa"].settings.web.metrics_token)
+        if refusal is not None:
+            return refusal
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def metrics_refusal(token: str) -> Response | None:
+    """None when this request may read /metrics; else the plain-text refusal.
+
+    With web.metrics_token set, the scraper must send it as a Bearer token. Without one,
+    development serves /metrics openly and production refuses: alert counts and queue depths
+    are not for anyone who can reach the port.
+    """
+    if not token:
+        if services().settings.production:
+            return _plain(
+                403,
+                "/metrics is disabled: production mode needs web.metrics_token "
+                "(LOA_WEB__METRICS_TOKEN) and scrapers sending 'Authorization: Bearer <token>'",
+            )
+        return None
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    response = _plain(401, "/metrics needs 'Authorization: Bearer <web.metrics_token>'")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="loa-metrics"'
+    return response
+
+
+def _plain(status: int, message: str) -> Response:
+    return Response(message + "\n", status=status, mimetype="text/plain")

@@ -1,24 +1,32 @@
-"""An uploaded carrier file: saved under the instance folder, imported by subscriber_import with
-progress in Redis (polled by the upload page), then removed. A refusal changes nothing."""
+"""An uploaded carrier file becomes a background job: the request only saves it under
+<instance>/uploads/<uuid> and enqueues `keys.IMPORT_JOB` ("workers.jobs.run_import") on the
+control queue with paths and ids. The job imports it with subscriber_import, writes its
+progress to Redis under `keys.import_progress_key(token)` and removes the file. The upload page
+and the API poll that progress; a file of two million rows never runs inside a request.
+
+Progress states: queued → running → done (import_id) | rejected (import_id, message, code,
+details: the file was refused and nothing changed) | failed (an internal error).
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
+import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from werkzeug.datastructures import FileStorage
-from werkzeug.utils import secure_filename
 
 from broadcast import keys
 from broadcast.errors import ValidationFailed
 from broadcast.web.context import Services
-from subscriber_import import service
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-PROGRESS_TTL = 3600
+PROGRESS_TTL = 24 * 3600
+IMPORT_JOB_TIMEOUT = 2 * 3600  # a 2,000,000-row list takes well under a minute; margin
+FINAL_STATES = frozenset({"done", "rejected", "failed"})
 
 
 def progress_of(svc: Services, token: str) -> dict[str, Any] | None:
@@ -28,12 +36,11 @@ def progress_of(svc: Services, token: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def _store_progress(svc: Services, token: str | None, **state: Any) -> None:
-    if token:
-        svc.redis.set(keys.import_progress_key(token), json.dumps(state), ex=PROGRESS_TTL)
+def _store_progress(svc: Services, token: str, **state: Any) -> None:
+    svc.redis.set(keys.import_progress_key(token), json.dumps(state), ex=PROGRESS_TTL)
 
 
-def run_upload(
+def start_upload(
     svc: Services,
     *,
     carrier_code: str,
@@ -42,8 +49,8 @@ def run_upload(
     sheet: str | None,
     user_id: int,
     token: str | None,
-) -> dict[str, Any]:
-    """Import the file now (the request waits; the page polls progress meanwhile)."""
+) -> str:
+    """Check the form, save the file, enqueue the import; returns the progress token."""
     if token and not TOKEN_RE.fullmatch(token):
         raise ValidationFailed("bad progress token", {"progress_token": [token[:80]]})
     if upload is None or not upload.filename:
@@ -52,40 +59,43 @@ def run_upload(
         raise ValidationFailed(
             f"kind must be 'list' or 'counts', not {kind!r}", {"kind": [f"{kind!r}"]}
         )
+    token = token or secrets.token_hex(16)
     folder = svc.settings.instance_path / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
-    name = upload.filename
-    path = folder / f"{uuid.uuid4().hex}-{secure_filename(name) or 'upload'}"
+    path = folder / uuid.uuid4().hex  # never a name the client chose
     upload.save(path)
-    _store_progress(svc, token, state="running", rows=0, total=None)
-
-    def progress(rows: int, total: int | None) -> None:
-        _store_progress(svc, token, state="running", rows=rows, total=total)
-
-    try:
-        report = service.import_file(
-            svc.database,
-            svc.settings,
-            carrier_code=carrier_code,
-            kind=kind,
-            path=Path(path),
-            filename=name,
-            sheet=sheet or None,
-            user_id=user_id,
-            progress=progress,
-        )
-    except Exception as exc:
-        _store_progress(svc, token, state="rejected", message=str(exc))
-        raise
-    finally:
-        path.unlink(missing_ok=True)
-    out = report.to_json()
+    name = upload.filename
     _store_progress(
-        svc,
-        token,
-        state="done",
-        rows=out.get("rows"),
-        total=out.get("rows"),
-        import_id=out.get("import_id"),
+        svc, token, state="queued", rows=0, total=None, carrier=carrier_code, filename=name
     )
-    return out
+    try:
+        svc.control_queue.enqueue(
+            keys.IMPORT_JOB,
+            kwargs={
+                "carrier_code": carrier_code,
+                "kind": kind,
+                "path": str(path),
+                "filename": name,
+                "sheet": sheet or None,
+                "user_id": user_id,
+                "token": token,
+            },
+            job_timeout=IMPORT_JOB_TIMEOUT,
+            result_ttl=PROGRESS_TTL,
+            failure_ttl=7 * 24 * 3600,
+        )
+    except Exception:
+        path.unlink(missing_ok=True)
+        svc.redis.delete(keys.import_progress_key(token))
+        raise
+    return token
+
+
+def wait_for(svc: Services, token: str, seconds: float, step: float = 0.1) -> dict[str, Any]:
+    """The progress once final, or as it stands after `seconds` (the API's bounded wait)."""
+    end = time.monotonic() + max(0.0, seconds)
+    while True:
+        state = progress_of(svc, token) or {"state": "lost"}
+        if state.get("state") in FINAL_STATES or time.monotonic() >= end:
+            return state
+        time.sleep(step)

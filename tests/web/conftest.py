@@ -11,7 +11,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from webtools import PASSWORD
+from webtools import PASSWORD, ControlJobs
 
 from broadcast import accounts
 from broadcast.db import Database
@@ -85,3 +85,13 @@ def people(app: Flask, seeded_database: Database) -> People:
 def client(app: Flask) -> Iterator[FlaskClient]:
     with app.test_client() as client:
         yield client
+
+
+@pytest.fixture
+def control_jobs(
+    app: Flask, settings: Settings, seeded_database: Database
+) -> Iterator[ControlJobs]:
+    """A control worker in a thread: uploads' import jobs run while the request waits."""
+    jobs = ControlJobs(settings, seeded_database)
+    yield jobs
+    jobs.close()

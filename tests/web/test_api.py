@@ -64,6 +64,13 @@ ENDPOINTS: list[tuple[str, str, Any]] = [
     ("GET", "/api/v1/imports/1", None),
     ("GET", "/api/v1/imports/progress/abcdefgh", None),
     ("GET", "/api/v1/carriers/viettel/coverage", None),
+    ("GET", "/api/v1/imports/1/rejects.csv", None),
+    ("GET", "/api/v1/brandnames", None),
+    ("POST", "/api/v1/brandnames", {}),
+    ("POST", "/api/v1/brandnames/1/deactivate", None),
+    ("GET", "/api/v1/test-recipients", None),
+    ("POST", "/api/v1/test-recipients", {}),
+    ("DELETE", "/api/v1/test-recipients/1", None),
 ]
 
 
@@ -129,6 +136,13 @@ FORBIDDEN = [
     ("viettel", "GET", "/api/v1/alerts/1/report.csv", None),
     ("mobifone", "GET", "/api/v1/alerts/1/progress", None),
     ("drafter", "POST", "/api/v1/tokens", {"name": "x", "user_id": 1}),
+    ("drafter", "GET", "/api/v1/brandnames", None),
+    ("approver", "POST", "/api/v1/brandnames", {"name": "UBND HaTinh"}),
+    ("auditor", "POST", "/api/v1/brandnames/1/deactivate", None),
+    ("viettel", "GET", "/api/v1/test-recipients", None),
+    ("drafter", "POST", "/api/v1/test-recipients", {"msisdn": "0961234567", "carrier": "viettel"}),
+    ("approver", "DELETE", "/api/v1/test-recipients/1", None),
+    ("drafter", "GET", "/api/v1/imports/1/rejects.csv", None),
 ]
 
 
@@ -149,6 +163,8 @@ JSON_ENDPOINTS = [
     ("approver", "POST", "/api/v1/alerts/{alert}/approve"),
     ("approver", "POST", "/api/v1/alerts/{alert}/reject"),
     ("drafter", "POST", "/api/v1/alerts/{alert}/derive"),
+    ("admin", "POST", "/api/v1/brandnames"),
+    ("admin", "POST", "/api/v1/test-recipients"),
 ]
 
 
@@ -207,6 +223,16 @@ MISSING_AND_WRONG = [
     ("approver", "POST", "/api/v1/alerts/{alert}/reject", {}, ["reason"]),
     ("drafter", "POST", "/api/v1/alerts/{alert}/derive", {"kind": "retract"}, ["kind"]),
     ("drafter", "GET", "/api/v1/alerts?status=lost&limit=0", None, ["status", "limit"]),
+    ("admin", "POST", "/api/v1/brandnames", {}, ["name"]),
+    ("admin", "POST", "/api/v1/brandnames", {"name": 7, "colour": "red"}, ["name", "colour"]),
+    ("admin", "POST", "/api/v1/test-recipients", {}, ["msisdn", "carrier"]),
+    (
+        "admin",
+        "POST",
+        "/api/v1/test-recipients",
+        {"msisdn": 961234567, "carrier": ["viettel"]},
+        ["msisdn", "carrier"],
+    ),
 ]
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import redis
 from conftest import People
 from flask import Flask
 from flask.testing import FlaskClient
@@ -10,6 +14,7 @@ from webtools import PASSWORD, csrf_from, login
 
 from broadcast.db import Database
 from broadcast.models import AuditEntry
+from broadcast.web import create_app
 
 
 def test_health_and_readiness(client: FlaskClient) -> None:
@@ -116,3 +121,82 @@ def test_vietnamese_catalogue_is_complete() -> None:
         catalog = read_po(fh)
     missing = [m.id for m in catalog if m.id and not m.string]
     assert missing == []
+
+
+def _app_with(tmp_path: Path, database: Database, redis_url: str, **over: Any) -> Flask:
+    """An app on the same database and Redis with some settings changed."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, database_url=database.url, redis_url=redis_url, **over)
+    app = create_app(settings, database=database, redis_client=redis.Redis.from_url(redis_url))
+    app.testing = True
+    return app
+
+
+def test_metrics_need_the_bearer_token_when_one_is_set(
+    tmp_path: Path, seeded_database: Database, redis_url: str
+) -> None:
+    app = _app_with(tmp_path, seeded_database, redis_url, web={"metrics_token": "scrape-me"})
+    client = app.test_client()
+    anonymous = client.get("/metrics")
+    assert anonymous.status_code == 401
+    assert "Bearer" in anonymous.get_data(as_text=True)
+    assert "loa_http_requests" not in anonymous.get_data(as_text=True)
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer scrape-you"})
+    assert wrong.status_code == 401
+    basic = client.get("/metrics", headers={"Authorization": "Basic scrape-me"})
+    assert basic.status_code == 401
+    ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+    assert ok.status_code == 200 and "loa_http_requests_total" in ok.get_data(as_text=True)
+
+
+def test_production_refuses_metrics_without_a_token(
+    tmp_path: Path, seeded_database: Database, redis_url: str
+) -> None:
+    secret = "p" * 40
+    app = _app_with(tmp_path, seeded_database, redis_url, mode="production", secret_key=secret)
+    refused = app.test_client().get("/metrics")
+    assert refused.status_code == 403
+    assert "web.metrics_token" in refused.get_data(as_text=True)
+    app = _app_with(
+        tmp_path,
+        seeded_database,
+        redis_url,
+        mode="production",
+        secret_key=secret,
+        web={"metrics_token": "scrape-me"},
+    )
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 401
+    ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+    assert ok.status_code == 200
+
+
+ENGLISH_BROWSER = {"Accept-Language": "en-US,en;q=0.9"}
+
+
+def test_vietnamese_whatever_the_browser_asks_until_the_person_chooses(
+    client: FlaskClient, people: People
+) -> None:
+    page = client.get("/login", headers=ENGLISH_BROWSER).get_data(as_text=True)
+    assert '<html lang="vi">' in page and "Đăng nhập" in page and "Log in" not in page
+    login(client, "drafter")
+    listing = client.get("/alerts/", headers=ENGLISH_BROWSER).get_data(as_text=True)
+    assert "Soạn cảnh báo" in listing
+    token = csrf_from(listing)
+    client.post("/locale/en", data={"csrf_token": token, "next": "/alerts/"})
+    assert "New alert" in client.get("/alerts/", headers=ENGLISH_BROWSER).get_data(as_text=True)
+    # the choice outlives logging out and in again
+    client.post("/logout", data={"csrf_token": token})
+    assert "Log in" in client.get("/login").get_data(as_text=True)
+    login(client, "drafter")
+    assert "New alert" in client.get("/alerts/").get_data(as_text=True)
+    page = client.get("/alerts/").get_data(as_text=True)
+    client.post("/locale/vi", data={"csrf_token": csrf_from(page), "next": "/alerts/"})
+    assert "Soạn cảnh báo" in client.get("/alerts/").get_data(as_text=True)
+
+
+def test_unknown_locale_is_not_found(client: FlaskClient) -> None:
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    assert client.post("/locale/fr", data={"csrf_token": token}).status_code == 404
+    assert "Đăng nhập" in client.get("/login").get_data(as_text=True)

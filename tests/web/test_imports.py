@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import time
+from pathlib import Path
+from typing import Any
 
 from conftest import People
 from flask.testing import FlaskClient
-from webtools import assert_error, login, page_csrf
+from rq import Queue
+from sqlalchemy import select
+from webtools import ControlJobs, assert_error, burst_worker, login, page_csrf
+
+from broadcast import keys
+from broadcast.db import Database
+from broadcast.models import AuditEntry
+from broadcast.settings import Settings
+from workers import runtime as rt_mod
+from workers.runtime import build_runtime
 
 LIST_CSV = "so_thue_bao,ma_huyen\n0961234501,436\n0961234502,436\n84961234503,437\nabc,436\n"
 COUNTS_CSV = "ma_huyen,so_luong,ngay\n436,120000,2026-01-15\n437,45000,2026-01-15\n"
@@ -21,19 +34,23 @@ def upload(
     kind: str = "list",
     name: str = "list.csv",
     token: str | None = None,
+    wait: float | None = None,
 ):
     data = {"kind": kind, "file": (io.BytesIO(text.encode()), name)}
     if token:
         data["progress_token"] = token
+    query = "" if wait is None else f"?wait={wait}"
     return client.post(
-        f"/api/v1/carriers/{carrier}/imports",
+        f"/api/v1/carriers/{carrier}/imports{query}",
         data=data,
         headers=people.auth(who),
         content_type="multipart/form-data",
     )
 
 
-def test_carrier_uploads_its_list_and_reads_the_report(client: FlaskClient, people: People) -> None:
+def test_carrier_uploads_its_list_and_reads_the_report(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
     response = upload(client, people, "viettel", "viettel", LIST_CSV, token="tok12345abc")
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
@@ -53,7 +70,9 @@ def test_carrier_uploads_its_list_and_reads_the_report(client: FlaskClient, peop
     assert rows["436"]["accepted"] == 2 and rows["436"]["reported"] == 120000
 
 
-def test_a_carrier_never_sees_another_carriers_data(client: FlaskClient, people: People) -> None:
+def test_a_carrier_never_sees_another_carriers_data(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
     mine = upload(client, people, "viettel", "viettel", LIST_CSV).get_json()
     other = people.auth("mobifone")
     assert_error(client.get(f"/api/v1/imports/{mine['id']}", headers=other), 404)
@@ -70,7 +89,9 @@ def test_a_carrier_never_sees_another_carriers_data(client: FlaskClient, people:
     assert client.get("/carriers/viettel").status_code == 404
 
 
-def test_refused_files_say_why_and_change_nothing(client: FlaskClient, people: People) -> None:
+def test_refused_files_say_why_and_change_nothing(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
     assert_error(upload(client, people, "viettel", "viettel", LIST_CSV, kind="everything"), 422)
     missing = client.post(
         "/api/v1/carriers/viettel/imports",
@@ -93,7 +114,20 @@ def test_refused_files_say_why_and_change_nothing(client: FlaskClient, people: P
     assert_error(upload(client, people, "viettel", "viettel", LIST_CSV, token="bad token!"), 422)
 
 
-def test_console_upload_and_report_page(client: FlaskClient, people: People) -> None:
+def _follow_upload(client: FlaskClient, status_page: str) -> Any:
+    """Reload the upload's status page (as its refresh does) until it leads elsewhere."""
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        response = client.get(status_page)
+        if response.status_code != 200:
+            return response
+        time.sleep(0.1)
+    raise AssertionError(f"{status_page} still running after 20 s")
+
+
+def test_console_upload_runs_in_the_background_then_shows_the_report(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
     login(client, "viettel")
     page = client.get("/carriers/", follow_redirects=True)
     assert "upload-form" in page.get_data(as_text=True)
@@ -106,7 +140,113 @@ def test_console_upload_and_report_page(client: FlaskClient, people: People) -> 
             "file": (io.BytesIO(LIST_CSV.encode()), "ds.csv"),
         },
         content_type="multipart/form-data",
-        follow_redirects=True,
     )
-    text = response.get_data(as_text=True)
-    assert response.status_code == 200 and "ds.csv" in text and "succeeded" in text
+    assert response.status_code == 302
+    status_page = response.headers["Location"]
+    assert status_page.startswith("/carriers/viettel/uploads/")
+    done = _follow_upload(client, status_page)
+    assert done.status_code == 302 and "/carriers/imports/" in done.headers["Location"]
+    report = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "ds.csv" in report and "succeeded" in report and 'id="rejects-download"' in report
+    # the page a script-less browser sees while it waits, and another carrier's view of it
+    login(client, "mobifone")
+    assert client.get(status_page).status_code == 404
+
+
+def test_upload_waits_for_no_worker_and_answers_202(
+    client: FlaskClient, people: People, settings: Settings, redis_client: Any
+) -> None:
+    response = upload(client, people, "viettel", "viettel", LIST_CSV, token="slowtoken1", wait=0)
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert body["state"] == "queued" and body["token"] == "slowtoken1"
+    assert response.headers["Location"] == body["status_url"]
+    # on the control queue by dotted path, with paths and ids only; the file under uploads/
+    jobs = Queue(keys.CONTROL_QUEUE, connection=redis_client).jobs
+    assert [j.func_name for j in jobs] == [keys.IMPORT_JOB]
+    args = jobs[0].kwargs
+    assert args["carrier_code"] == "viettel" and args["kind"] == "list"
+    assert args["filename"] == "list.csv" and args["user_id"] == people.ids["viettel"]
+    saved = Path(args["path"])
+    assert saved.parent == settings.instance_path / "uploads" and saved.read_text() == LIST_CSV
+    assert len(saved.name) == 32  # a uuid, never the client's file name
+    polled = client.get(body["status_url"], headers=people.auth("viettel")).get_json()
+    assert polled["state"] == "queued"
+    login(client, "viettel")
+    waiting = client.get(f"/carriers/viettel/uploads/{body['token']}")
+    assert "loa worker --control" in waiting.get_data(as_text=True)
+    # another carrier never sees it
+    assert_error(client.get(body["status_url"], headers=people.auth("mobifone")), 404)
+    # a worker runs it (here: RQ's SimpleWorker, burst, in this process)
+    runtime = build_runtime(settings, client.application.extensions["loa"].database)
+    rt_mod.install(runtime)
+    try:
+        burst_worker(redis_client).work(burst=True, logging_level="WARNING")
+    finally:
+        rt_mod.install(None)
+        runtime.redis.close()
+    done = client.get(body["status_url"], headers=people.auth("viettel")).get_json()
+    assert done["state"] == "done" and done["rows"] == 4 and done["import_id"]
+    assert not saved.exists()
+    record = client.get(f"/api/v1/imports/{done['import_id']}", headers=people.auth("viettel"))
+    assert record.get_json()["report"]["accepted"] == 3
+
+
+def test_an_import_that_breaks_says_failed(
+    client: FlaskClient, people: People, settings: Settings, redis_client: Any
+) -> None:
+    body = upload(client, people, "viettel", "viettel", LIST_CSV, wait=0).get_json()
+    job = Queue(keys.CONTROL_QUEUE, connection=redis_client).jobs[0]
+    Path(job.kwargs["path"]).unlink()  # the saved file is gone before the worker starts
+    runtime = build_runtime(settings, client.application.extensions["loa"].database)
+    rt_mod.install(runtime)
+    try:
+        burst_worker(redis_client).work(burst=True, logging_level="CRITICAL")
+    finally:
+        rt_mod.install(None)
+        runtime.redis.close()
+    state = client.get(body["status_url"], headers=people.auth("viettel")).get_json()
+    assert state["state"] == "failed", state
+    assert state["message"]
+    login(client, "viettel")
+    shown = client.get(f"/carriers/viettel/uploads/{body['token']}", follow_redirects=True)
+    assert state["message"][:40] in shown.get_data(as_text=True)
+
+
+def test_rejected_rows_download(
+    client: FlaskClient, people: People, control_jobs: ControlJobs, seeded_database: Database
+) -> None:
+    mine = upload(client, people, "viettel", "viettel", LIST_CSV + "=1+2,436\n").get_json()
+    assert mine["has_rejects"] is True
+    url = f"/api/v1/imports/{mine['id']}/rejects.csv"
+    for who in ("viettel", "admin", "auditor"):
+        with client.get(url, headers=people.auth(who)) as response:
+            assert response.status_code == 200, who
+            assert response.mimetype == "text/csv"
+            assert "attachment" in response.headers["Content-Disposition"]
+            text = response.get_data().decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0][:2] == ["line", "value"] or "value" in rows[0]
+        values = {r[rows[0].index("value")]: r[rows[0].index("reason")] for r in rows[1:]}
+        assert values["abc"] == "invalid"
+        assert "=1+2" not in values and any(v.endswith("=1+2") for v in values)  # defused
+    assert_error(client.get(url, headers=people.auth("mobifone")), 404)
+    assert_error(client.get(url, headers=people.auth("drafter")), 403)
+    assert_error(client.get("/api/v1/imports/999/rejects.csv", headers=people.auth("admin")), 404)
+    refused = upload(client, people, "viettel", "viettel", "name,age\nAn,3\n")
+    refused_id = assert_error(refused, 422)["details"]["import_id"]
+    none = client.get(f"/api/v1/imports/{refused_id}/rejects.csv", headers=people.auth("viettel"))
+    assert "no rejected-rows file" in assert_error(none, 404)["message"]
+    # the console link, for the owner only
+    login(client, "viettel")
+    page = client.get(f"/carriers/imports/{mine['id']}").get_data(as_text=True)
+    assert 'id="rejects-download"' in page
+    with client.get(f"/carriers/imports/{mine['id']}/rejects.csv") as response:
+        assert response.status_code == 200 and b"abc" in response.data
+    login(client, "mobifone")
+    assert client.get(f"/carriers/imports/{mine['id']}/rejects.csv").status_code == 404
+    with seeded_database.session() as s:
+        downloads = s.scalars(
+            select(AuditEntry.actor).where(AuditEntry.action == "import.rejects_download")
+        ).all()
+    assert sorted(downloads) == ["admin", "auditor", "viettel", "viettel"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -39,3 +40,51 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+class ControlJobs:
+    """The control worker's part for web tests: RQ's SimpleWorker takes the control queue's
+    jobs (imports) in a thread, as `loa worker --control` does in its own process, so a
+    request can wait for the job it enqueued. Timer death penalty: no signals in a thread."""
+
+    def __init__(self, settings: Any, database: Any) -> None:
+        from workers import runtime as rt_mod
+
+        self.rt_mod = rt_mod
+        self.runtime = rt_mod.build_runtime(settings, database)
+        rt_mod.install(self.runtime)
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                burst_worker(self.runtime.redis).work(burst=True, logging_level="WARNING")
+                self.stop.wait(0.05)
+        except BaseException as exc:  # reported by close()
+            self.errors.append(exc)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.rt_mod.install(None)
+        self.runtime.redis.close()
+        assert not self.errors, self.errors
+
+
+def burst_worker(connection: Any) -> Any:
+    """A SimpleWorker of the control queue that runs in any thread."""
+    from rq import Queue, SimpleWorker
+    from rq.timeouts import TimerDeathPenalty
+
+    from broadcast import keys
+
+    class _Worker(SimpleWorker):
+        death_penalty_class = TimerDeathPenalty
+
+        def _install_signal_handlers(self) -> None:  # only the main thread may
+            pass
+
+    return _Worker([Queue(keys.CONTROL_QUEUE, connection=connection)], connection=connection)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from flask import abort, jsonify
+from flask import abort, current_app, jsonify
 from flask_login import current_user
 from sqlalchemy import select
 
-from broadcast import accounts, audit
+from broadcast import accounts, audit, registry
 from broadcast.models import ApiToken, Role, User
 from broadcast.web.api import bp
 from broadcast.web.api.common import document, load_json
 from broadcast.web.api.schemas import (
+    BrandnameIn,
+    BrandnameOut,
+    TestRecipientIn,
+    TestRecipientOut,
     TokenCreated,
     TokenIn,
     TokenOut,
@@ -20,6 +24,8 @@ from broadcast.web.api.schemas import (
 )
 from broadcast.web.context import services
 from broadcast.web.security import client_ip, roles_required
+from subscriber_import.numbers import normalise_one
+from subscriber_import.service import load_plan
 
 ADMIN = (Role.ADMIN,)
 ANY_ROLE = tuple(Role)
@@ -160,3 +166,123 @@ def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
             abort(404)
         accounts.revoke_token(session, token_id, actor=current_user.db_user(session))
         return jsonify(TokenOut().dump(row))
+
+
+# -- brandnames and the test group (rules in broadcast.registry) -----------------------------
+
+
+def number_normaliser() -> registry.Normaliser:
+    """subscriber_import's normaliser on the configured number plan (loaded once per app)."""
+    plan = current_app.extensions.get("loa_number_plan")
+    if plan is None:
+        plan = current_app.extensions["loa_number_plan"] = load_plan(services().settings)
+    return lambda value: normalise_one(value, plan)
+
+
+@bp.get("/brandnames")
+@roles_required(*ADMIN)
+@document(
+    "Sender brandnames, active and deactivated",
+    roles=ADMIN,
+    tag="registry",
+    response=BrandnameOut,
+    many=True,
+)
+def list_brandnames():  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        return jsonify(BrandnameOut(many=True).dump(registry.list_brandnames(session)))
+
+
+@bp.post("/brandnames")
+@roles_required(*ADMIN)
+@document(
+    "Register a brandname (Decree 91/2020 rule); a deactivated one is reactivated",
+    roles=ADMIN,
+    tag="registry",
+    body=BrandnameIn,
+    response=BrandnameOut,
+    status=201,
+    errors=(400, 401, 403, 422),
+)
+def add_brandname():  # type: ignore[no-untyped-def]
+    data = load_json(BrandnameIn())
+    with services().database.session() as session:
+        row = registry.add_brandname(
+            session, data["name"], actor=current_user.db_user(session), ip=client_ip()
+        )
+        return jsonify(BrandnameOut().dump(row)), 201
+
+
+@bp.post("/brandnames/<int:brandname_id>/deactivate")
+@roles_required(*ADMIN)
+@document(
+    "Deactivate a brandname (new drafts cannot use it; it is never deleted)",
+    roles=ADMIN,
+    tag="registry",
+    response=BrandnameOut,
+    errors=(401, 403, 404),
+)
+def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        row = registry.deactivate_brandname(
+            session, brandname_id, actor=current_user.db_user(session), ip=client_ip()
+        )
+        return jsonify(BrandnameOut().dump(row))
+
+
+@bp.get("/test-recipients")
+@roles_required(*ADMIN)
+@document(
+    "The test group (test alerts go only to these numbers)",
+    roles=ADMIN,
+    tag="registry",
+    response=TestRecipientOut,
+    many=True,
+)
+def list_test_recipients():  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        return jsonify(TestRecipientOut(many=True).dump(registry.list_test_recipients(session)))
+
+
+@bp.post("/test-recipients")
+@roles_required(*ADMIN)
+@document(
+    "Add a number to the test group (normalised to 84…; sent through the chosen carrier)",
+    roles=ADMIN,
+    tag="registry",
+    body=TestRecipientIn,
+    response=TestRecipientOut,
+    status=201,
+    errors=(400, 401, 403, 422),
+)
+def add_test_recipient():  # type: ignore[no-untyped-def]
+    data = load_json(TestRecipientIn())
+    normalise = number_normaliser()
+    with services().database.session() as session:
+        row = registry.add_test_recipient(
+            session,
+            msisdn=data["msisdn"],
+            carrier_code=data["carrier"],
+            name=data["name"],
+            normalise=normalise,
+            actor=current_user.db_user(session),
+            ip=client_ip(),
+        )
+        return jsonify(TestRecipientOut().dump(row)), 201
+
+
+@bp.delete("/test-recipients/<int:recipient_id>")
+@roles_required(*ADMIN)
+@document(
+    "Remove a number from the test group",
+    roles=ADMIN,
+    tag="registry",
+    response=TestRecipientOut,
+    errors=(401, 403, 404),
+)
+def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        row = registry.remove_test_recipient(
+            session, recipient_id, actor=current_user.db_user(session), ip=client_ip()
+        )
+        return jsonify(TestRecipientOut().dump(row))

@@ -280,14 +280,26 @@ class ImportOut(Schema):
     finished_at = fields.DateTime(allow_none=True)
     error = fields.String(allow_none=True)
     report = fields.Dict()
+    has_rejects = fields.Boolean()  # GET /api/v1/imports/<id>/rejects.csv serves them
 
 
 class ImportProgress(Schema):
+    """queued → running → done | rejected (the file was refused) | failed (internal error)."""
+
+    token = fields.String()
+    status_url = fields.String()
     state = fields.String()
+    carrier = fields.String(allow_none=True)
+    filename = fields.String(allow_none=True)
     rows = fields.Integer(allow_none=True)
     total = fields.Integer(allow_none=True)
     import_id = fields.Integer(allow_none=True)
+    code = fields.String(allow_none=True)
     message = fields.String(allow_none=True)
+
+
+class UploadQuery(Strict):
+    wait = fields.Float(load_default=20.0, validate=validate.Range(min=0, max=120))
 
 
 class CoverageRow(Schema):

@@ -1,17 +1,40 @@
-/* Upload page: send the file with XHR (upload progress from the browser), then poll the
-   import's progress (rows read) until the server answers, and open the import report. */
+/* Upload page: send the file with XHR (upload progress from the browser); the server saves it
+   and enqueues the import as a background job, so then poll the job's progress (rows read)
+   until it ends, and open the upload's status page, which leads to the import report. */
 (function () {
   "use strict";
   var form = document.getElementById("upload-form");
   if (!form) { return; }
-  var bar = document.querySelector("#upload-progress span");
+  var box = document.getElementById("upload-progress");
+  var bar = box.querySelector("span");
   var status = document.getElementById("upload-status");
-  var polling = null;
+  var FINAL = { done: true, rejected: true, failed: true };
 
   function token() {
     var a = new Uint8Array(16);
     window.crypto.getRandomValues(a);
     return Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function show(percent, text) {
+    bar.style.width = percent + "%";
+    box.setAttribute("aria-valuenow", String(percent));
+    if (text !== undefined) { status.textContent = text; }
+  }
+  function follow(progressUrl, pageUrl) {
+    fetch(progressUrl, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (p) {
+        if (p && FINAL[p.state]) { show(100); window.location.assign(pageUrl); return; }
+        if (p && p.state === "running") {
+          var rows = (p.rows || 0).toLocaleString("vi-VN");
+          show(p.total ? 30 + Math.round(70 * p.rows / p.total) : 30,
+               rows + (p.total ? " / " + p.total.toLocaleString("vi-VN") : ""));
+        } else if (p && p.state === "queued") {
+          status.textContent = form.getAttribute("data-queued");
+        }
+        setTimeout(function () { follow(progressUrl, pageUrl); }, 500);
+      })
+      .catch(function () { setTimeout(function () { follow(progressUrl, pageUrl); }, 2000); });
   }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -19,29 +42,19 @@
     document.getElementById("progress-token").value = t;
     var data = new FormData(form);
     var xhr = new XMLHttpRequest();
-    document.getElementById("upload-progress").hidden = false;
+    box.hidden = false;
     document.getElementById("upload-submit").disabled = true;
     xhr.upload.addEventListener("progress", function (e) {
-      if (e.lengthComputable) { bar.style.width = Math.round(50 * e.loaded / e.total) + "%"; status.textContent = "↑ " + Math.round(100 * e.loaded / e.total) + "%"; }
-    });
-    xhr.upload.addEventListener("load", function () {
-      var url = form.getAttribute("data-progress").replace("TOKEN", t);
-      polling = setInterval(function () {
-        fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (p) {
-          if (p && p.state === "running") {
-            status.textContent = (p.rows || 0).toLocaleString("vi-VN") + (p.total ? " / " + p.total.toLocaleString("vi-VN") : "");
-            if (p.total) { bar.style.width = (50 + Math.round(50 * p.rows / p.total)) + "%"; }
-          }
-        });
-      }, 500);
+      if (e.lengthComputable) { show(Math.round(30 * e.loaded / e.total), "↑ " + Math.round(100 * e.loaded / e.total) + "%"); }
     });
     xhr.addEventListener("load", function () {
-      clearInterval(polling);
       var answer = {};
       try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = { message: xhr.statusText }; }
-      bar.style.width = "100%";
-      if (answer.url) { window.location.assign(answer.url); return; }
-      status.textContent = answer.message || xhr.statusText;
+      if (answer.ok && answer.url) {
+        follow(form.getAttribute("data-progress").replace("TOKEN", answer.token), answer.url);
+        return;
+      }
+      show(0, answer.message || xhr.statusText);
       document.getElementById("upload-submit").disabled = false;
     });
     xhr.open("POST", form.getAttribute("action"));

@@ -10,6 +10,7 @@
   var points = [];
   var last = null;
   var FINAL = { completed: true, cancelled: true, draft: true, pending_approval: true };
+  var LABELS = JSON.parse(box.getAttribute("data-labels") || "{}");
 
   function duration(s) {
     if (s === null || s === undefined) { return "—"; }
@@ -24,6 +25,8 @@
     var name = document.createElement("td"); name.textContent = code; tr.appendChild(name);
     var bar = document.createElement("td");
     var outer = document.createElement("div"); outer.className = "progress";
+    outer.setAttribute("role", "progressbar"); outer.setAttribute("aria-label", code);
+    outer.setAttribute("aria-valuemin", "0"); outer.setAttribute("aria-valuemax", "100");
     var inner = document.createElement("span"); inner.setAttribute("data-bar", "");
     outer.appendChild(inner); bar.appendChild(outer); tr.appendChild(bar);
     ["total", "submitted", "delivered", "failed", "percent"].forEach(function (k) {
@@ -59,6 +62,9 @@
   }
   function update(data) {
     document.getElementById("w-percent").textContent = data.percent;
+    var total = document.getElementById("w-total");
+    total.setAttribute("aria-valuenow", String(data.percent));
+    total.querySelector("[data-bar]").style.width = data.percent + "%";
     document.getElementById("w-eta").textContent = duration(data.eta_seconds);
     document.getElementById("w-rate").textContent = Math.round(data.rate_now);
     var receipts = 0;
@@ -66,6 +72,7 @@
       var f = data.carriers[code];
       var tr = row(code);
       tr.querySelector("[data-bar]").style.width = f.percent + "%";
+      tr.querySelector('[role="progressbar"]').setAttribute("aria-valuenow", String(f.percent));
       ["total", "submitted", "delivered", "failed", "percent"].forEach(function (k) {
         tr.querySelector('[data-k="' + k + '"]').textContent = f[k];
       });
@@ -79,7 +86,7 @@
     var status = document.getElementById("alert-status");
     if (status.getAttribute("data-status") !== data.status) {
       status.setAttribute("data-status", data.status);
-      status.textContent = data.status;
+      status.textContent = LABELS[data.status] || data.status;
     }
     box.setAttribute("data-percent", String(data.percent));
     return !FINAL[data.status];
