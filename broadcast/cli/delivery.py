@@ -77,7 +77,7 @@ def worker(
 
         start_http_server(metrics_port, addr="127.0.0.1")
     from smpp_gateway.errors import GatewayError
-    from workers.sender import ControlWorker, SenderWorker, register, sender_for
+    from workers.sender import ControlWorker, SenderWorker, forget, register, sender_for
 
     if control:
         # with_scheduler: fan-out jobs of scheduled alerts (enqueue_at) start on time.
@@ -94,6 +94,7 @@ def worker(
         SenderWorker(sender).work(burst=burst, logging_level=settings.log_level)
     finally:
         sender.close()
+        forget(carrier_code)
 
 
 @click.command("reconcile")
@@ -117,21 +118,28 @@ def send(alert_id: int, timeout: float) -> None:
     """Send an approved alert from this process (fan-out, every carrier, receipts): for demos
     and small installations without separate workers."""
     from workers import jobs
-    from workers.sender import SenderWorker, sender_for
+    from workers.sender import SenderWorker, forget, sender_for
 
     runtime = _runtime()
     result = jobs.fan_out(alert_id)
     if result.get("result") != "fanned out":
         fail(f"alert {alert_id}: {result['result']}")
     carriers = sorted(result["written"])
-    for code in carriers:
-        SenderWorker(sender_for(runtime, code)).work(burst=True, logging_level="WARNING")
-    end = time.monotonic() + timeout
-    while runtime.store.has_open(alert_id) and time.monotonic() < end:
+    try:
         for code in carriers:
-            sender_for(runtime, code).idle(0.1)
+            SenderWorker(sender_for(runtime, code)).work(burst=True, logging_level="WARNING")
+        end = time.monotonic() + timeout
+        while runtime.store.has_open(alert_id) and time.monotonic() < end:
+            for code in carriers:
+                sender_for(runtime, code).idle(0.1)
+    finally:
+        for code in carriers:
+            sender_for(runtime, code).close()
+            forget(code)
     jobs.complete_if_done(runtime, alert_id)
-    click.echo(json.dumps(runtime.store.state_counts(alert_id)))
+    counts = runtime.store.state_counts(alert_id)
+    codes = {v: k for k, v in runtime.store.carrier_ids().items()}
+    click.echo(json.dumps({codes[c]: n for c, n in counts.items()}))
 
 
 @click.command()
