@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -216,17 +217,44 @@ class SubscriberList(Base):
     )
 
 
+def _list_position(context: Any) -> int:
+    """Default for Subscriber.id on ORM/Core inserts: the next position in that list.
+
+    The importer writes positions itself (COPY/executemany); this serves small inserts."""
+    list_id = context.get_current_parameters()["list_id"]
+    positions = context.__dict__.setdefault("_loa_list_positions", {})
+    if list_id not in positions:
+        table = Subscriber.__table__
+        positions[list_id] = context.connection.scalar(
+            select(func.coalesce(func.max(table.c.id), 0)).where(table.c.list_id == list_id)
+        )
+    positions[list_id] += 1
+    return int(positions[list_id])
+
+
 class Subscriber(Base):
+    """One number of one list version; the rows of a version never change.
+
+    On PostgreSQL the table is partitioned by list_id (migration 0001): subscriber_import
+    COPYs each version into a table of its own, builds its indexes, then attaches it, and a
+    purge drops it. Hence no foreign keys (a partition's RI checks cost more than the load;
+    the importer creates the list row and resolves area ids against `areas` itself) and no
+    surrogate key: the primary key is (msisdn, list_id), number first, so the same index
+    serves "this number in these lists" (conflicts, newer-list checks) and "this number in any
+    list". `id` is the position in the list (1..n, unique within a list), kept for chunked
+    audience snapshots.
+    """
+
     __tablename__ = "subscribers"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    list_id: Mapped[int] = mapped_column(ForeignKey("subscriber_lists.id", ondelete="CASCADE"))
-    msisdn: Mapped[str] = mapped_column(String(15))
-    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    msisdn: Mapped[str] = mapped_column(String(15), primary_key=True)
+    list_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    area_id: Mapped[int | None] = mapped_column(Integer)
+    id: Mapped[int] = mapped_column(BigInteger, default=_list_position)
     __table_args__ = (
-        UniqueConstraint("list_id", "msisdn"),
         # The audience query: subscribers of these lists in these areas.
         Index("ix_subscribers_list_area", "list_id", "area_id"),
-        Index("ix_subscribers_msisdn", "msisdn"),
+        # Position ranges of one list (chunked snapshots); rows are loaded in position order.
+        Index("ix_subscribers_list_position", "list_id", "id", postgresql_using="brin"),
     )
 
 

@@ -473,27 +473,41 @@ def upgrade() -> None:
     with op.batch_alter_table("imports", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_imports_carrier_id"), ["carrier_id"], unique=False)
 
-    op.create_table(
-        "subscribers",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("list_id", sa.Integer(), nullable=False),
-        sa.Column("msisdn", sa.String(length=15), nullable=False),
-        sa.Column("area_id", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["area_id"], ["areas.id"], name=op.f("fk_subscribers_area_id_areas")
-        ),
-        sa.ForeignKeyConstraint(
-            ["list_id"],
-            ["subscriber_lists.id"],
-            name=op.f("fk_subscribers_list_id_subscriber_lists"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscribers")),
-        sa.UniqueConstraint("list_id", "msisdn", name=op.f("uq_subscribers_list_id_msisdn")),
-    )
-    with op.batch_alter_table("subscribers", schema=None) as batch_op:
-        batch_op.create_index("ix_subscribers_list_area", ["list_id", "area_id"], unique=False)
-        batch_op.create_index("ix_subscribers_msisdn", ["msisdn"], unique=False)
+    # subscribers: no foreign keys and no surrogate key (see models.Subscriber). On PostgreSQL
+    # it is partitioned by list_id: subscriber_import attaches one partition per list version;
+    # the default partition takes rows written by plain INSERTs (small tools, tests). The
+    # partitions live in a schema of their own: storage, not part of the compared schema.
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE TABLE subscribers ("
+            " msisdn VARCHAR(15) NOT NULL,"
+            " list_id INTEGER NOT NULL,"
+            " area_id INTEGER,"
+            " id BIGINT NOT NULL,"
+            " CONSTRAINT pk_subscribers PRIMARY KEY (msisdn, list_id)"
+            ") PARTITION BY LIST (list_id)"
+        )
+        op.execute("CREATE INDEX ix_subscribers_list_area ON subscribers (list_id, area_id)")
+        op.execute(
+            "CREATE INDEX ix_subscribers_list_position ON subscribers USING brin (list_id, id)"
+        )
+        op.execute("CREATE SCHEMA IF NOT EXISTS subscriber_partitions")
+        op.execute(
+            "CREATE TABLE subscriber_partitions.subscribers_default"
+            " PARTITION OF subscribers DEFAULT"
+        )
+    else:
+        op.create_table(
+            "subscribers",
+            sa.Column("msisdn", sa.String(length=15), nullable=False),
+            sa.Column("list_id", sa.Integer(), nullable=False),
+            sa.Column("area_id", sa.Integer(), nullable=True),
+            sa.Column("id", sa.BigInteger(), nullable=False),
+            sa.PrimaryKeyConstraint("msisdn", "list_id", name=op.f("pk_subscribers")),
+        )
+        with op.batch_alter_table("subscribers", schema=None) as batch_op:
+            batch_op.create_index("ix_subscribers_list_area", ["list_id", "area_id"])
+            batch_op.create_index("ix_subscribers_list_position", ["list_id", "id"])
 
     op.create_table(
         "count_reports",
@@ -593,11 +607,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_count_reports_carrier_area_asof")
 
     op.drop_table("count_reports")
-    with op.batch_alter_table("subscribers", schema=None) as batch_op:
-        batch_op.drop_index("ix_subscribers_msisdn")
-        batch_op.drop_index("ix_subscribers_list_area")
-
+    # Drops the partitions and their indexes with it on PostgreSQL.
     op.drop_table("subscribers")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP SCHEMA IF EXISTS subscriber_partitions CASCADE")
     with op.batch_alter_table("imports", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_imports_carrier_id"))
 
