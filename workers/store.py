@@ -302,8 +302,9 @@ class SqlDeliveryStore:
                     update(D)
                     .where(D.c.id == bindparam("b_id"), D.c.state == queued)
                     .values(state=submitted, submitted_at=now, attempts=D.c.attempts + 1,
-                            lease_until=None, last_error=None),
-                    [{"b_id": i} for i, _ in outcomes.accepted],
+                            lease_until=None, last_error=None, parts=bindparam("b_parts")),
+                    # The parts this gateway really sent (SAR, UDH and payload differ).
+                    [{"b_id": i, "b_parts": max(1, len(ids))} for i, ids in outcomes.accepted],
                 )  # fmt: skip
                 s.execute(
                     insert(P),

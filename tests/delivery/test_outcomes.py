@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from sqlalchemy import func, select
@@ -91,3 +91,27 @@ def test_a_receipt_before_its_submit_response_is_matched_later(
     moved = store.match_receipts(carrier_id)
     assert sum(moved.values()) == 3
     assert states(world.database, alert_id) == {"delivered": 3}
+
+
+def test_multipart_and_receipt_states(make_world: Callable[..., World]) -> None:
+    """Two-part alerts over UDH (viettel) and SAR (vinaphone); a receipt mix with failures."""
+    world = make_world(
+        sim={"receipt_delay": 0.02, "receipt_mix": {"DELIVRD": 0.8, "UNDELIV": 0.2}},
+    )
+    body = "Canh bao lu quet tai cac xa ven song. " * 5  # 190 GSM characters: two parts
+    audience = {"viettel": world.numbers(40), "vinaphone": world.numbers(40)}
+    alert_id = world.make_alert(audience, body=body)
+    jobs.fan_out(alert_id)
+    work(world.runtime, ["viettel", "vinaphone"])
+    assert drain(world.runtime, ["viettel", "vinaphone"], alert_id)
+    for code, numbers in audience.items():
+        per_number = Counter(r.destination_addr for r in world.sims[code].submits())
+        assert per_number == dict.fromkeys(numbers, 2)
+    counts = states(world.database, alert_id)
+    assert counts["delivered"] + counts["undeliverable"] == 80
+    assert 0 < counts["undeliverable"] < 80
+    with world.database.session() as s:
+        parts = s.execute(
+            select(Delivery.parts, Delivery.parts_final).where(Delivery.alert_id == alert_id)
+        ).all()
+    assert set(parts) == {(2, 2)}
