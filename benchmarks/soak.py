@@ -359,6 +359,7 @@ class Soak:
         with self.database.session() as s:
             rows = s.execute(
                 select(Carrier.code, func.count())
+                .select_from(Delivery)
                 .join(Carrier, Carrier.id == Delivery.carrier_id)
                 .where(Delivery.alert_id == self.alert_id, Delivery.state == "queued")
                 .group_by(Carrier.code)
@@ -491,7 +492,11 @@ class Soak:
                 quiet_since = None
             last_counts = counts
             if args.chaos_interval > 0 and now >= next_chaos and (not fanned or open_rows):
-                self.chaos(chaos_n)
+                try:
+                    self.chaos(chaos_n)
+                except Exception as exc:  # the soak goes on; the event says what failed
+                    log(f"chaos event {chaos_n} failed: {exc!r}")
+                    self.events.append({"t": self.now(), "event": "failed", "error": repr(exc)})
                 chaos_n += 1
                 next_chaos = time.monotonic() + args.chaos_interval
         send_s = (sending_done_at or time.monotonic()) - self.t0
