@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter, deque
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from rq import Queue, SimpleWorker
@@ -53,6 +53,7 @@ class CarrierSender:
         if carrier_code not in ids:
             raise GatewayError(f"carrier {carrier_code!r} is not in the database (run loa init)")
         self.carrier_id = ids[carrier_code]
+        self._codes = {v: k for k, v in ids.items()}
         gw = asdict(self.carrier.gateway)
         self.gateway = GatewayConfig(**gw, window=self.carrier.window)
         self.sessions = [
@@ -129,10 +130,9 @@ class CarrierSender:
                 complete_if_done(self.runtime, alert_id)
 
     def _apply(self, moved: Counter, segments: int = 0, alert_id: int | None = None) -> None:
-        codes = {self.carrier_id: self.code}
         named = Counter()
         for (a, cid, before, after), n in moved.items():
-            named[(a, codes.get(cid, str(cid)), before, after)] += n
+            named[(a, self._codes.get(cid, str(cid)), before, after)] += n
         seg = {(alert_id, self.code): segments} if segments and alert_id is not None else None
         live.apply_transitions(self.runtime.redis, named, submitted_segments=seg)
 
@@ -171,6 +171,17 @@ class CarrierSender:
             return {"result": "cancelled"}
         if control == "paused":
             return {"result": "paused"}
+        expires = message.expires_at
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)  # SQLite returns naive UTC
+        if expires is not None and expires <= utcnow():
+            # Past its expiry nothing more is sent: open rows become expired.
+            store.expire_overdue()
+            with rt.database.session() as session:
+                live.rebuild_counters(rt.redis, session, alert_id)
+            self._open_alerts.add(alert_id)
+            self.flush_receipts()
+            return {"result": "expired"}
         claim = store.claim(alert_id, self.carrier_id, batch_no)
         if claim.reclaimed:
             # Rows a dead sender held: some may have reached the SMSC already.
@@ -242,7 +253,7 @@ class CarrierSender:
                 now = time.monotonic()
                 while retry and retry[0][0] <= now:
                     todo.append(heapq.heappop(retry)[2])
-                if todo and now - last_check >= CHECK_INTERVAL:
+                if (todo or retry) and now - last_check >= CHECK_INTERVAL:
                     last_check = now
                     control = self._control(alert_id, message.status, priority)
                     if control != "sending" or self.stop_requested:

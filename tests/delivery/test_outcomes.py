@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from broadcast.models import Delivery, DeliveryState
+from broadcast.models import Alert, Delivery, DeliveryState
 from delivery.conftest import World
-from delivery.helpers import drain, states, work
+from delivery.helpers import alert_status, drain, states, work
 from smpp_gateway.simulator import ESME_RINVDSTADR
 from workers import jobs
 from workers.store import Outcomes, ReceiptIn
@@ -115,3 +116,15 @@ def test_multipart_and_receipt_states(make_world: Callable[..., World]) -> None:
             select(Delivery.parts, Delivery.parts_final).where(Delivery.alert_id == alert_id)
         ).all()
     assert set(parts) == {(2, 2)}
+
+
+def test_nothing_is_sent_after_the_alert_expires(make_world: Callable[..., World]) -> None:
+    world = make_world(("viettel",))
+    alert_id = world.make_alert({"viettel": world.numbers(20)})
+    jobs.fan_out(alert_id)
+    with world.database.session() as s:
+        s.get(Alert, alert_id).expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    work(world.runtime, ["viettel"])
+    assert world.sims["viettel"].submits() == []
+    assert states(world.database, alert_id) == {"expired": 20}
+    assert alert_status(world.database, alert_id) == "completed"
