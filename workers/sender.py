@@ -66,6 +66,7 @@ class CarrierSender:
         self._receipts: list[ReceiptIn] = []
         self._receipts_at = 0.0
         self._open_alerts: set[int] = set()
+        self._open_checked = 0.0
         self.stats: Counter[str] = Counter()
         self.stop_requested = False
 
@@ -122,6 +123,9 @@ class CarrierSender:
             self._apply(moved)
             for alert_id in {a for a, *_ in moved}:
                 self._open_alerts.add(alert_id)
+        if not force_match and time.monotonic() - self._open_checked < 0.5:
+            return
+        self._open_checked = time.monotonic()
         for alert_id in list(self._open_alerts):
             if not store.has_open(alert_id):
                 self._open_alerts.discard(alert_id)

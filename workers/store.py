@@ -298,14 +298,17 @@ class SqlDeliveryStore:
                     [{"b_id": i, "b_error": e[:200], "b_next": t} for i, e, t in outcomes.retry],
                 )  # fmt: skip
             if outcomes.accepted:
-                s.execute(
-                    update(D)
-                    .where(D.c.id == bindparam("b_id"), D.c.state == queued)
-                    .values(state=submitted, submitted_at=now, attempts=D.c.attempts + 1,
-                            lease_until=None, last_error=None, parts=bindparam("b_parts")),
-                    # The parts this gateway really sent (SAR, UDH and payload differ).
-                    [{"b_id": i, "b_parts": max(1, len(ids))} for i, ids in outcomes.accepted],
-                )  # fmt: skip
+                # One UPDATE … WHERE id IN (…) per parts count (nearly always one).
+                by_parts: dict[int, list[int]] = {}
+                for i, ids in outcomes.accepted:
+                    by_parts.setdefault(max(1, len(ids)), []).append(i)
+                for parts, delivery_ids in by_parts.items():
+                    s.execute(
+                        update(D)
+                        .where(D.c.id.in_(delivery_ids), D.c.state == queued)
+                        .values(state=submitted, submitted_at=now, attempts=D.c.attempts + 1,
+                                lease_until=None, last_error=None, parts=parts)
+                    )  # fmt: skip
                 s.execute(
                     insert(P),
                     [
@@ -316,13 +319,16 @@ class SqlDeliveryStore:
                 )
                 moved[(alert_id, carrier_id, queued, submitted)] += len(outcomes.accepted)
             if outcomes.failed:
-                s.execute(
-                    update(D)
-                    .where(D.c.id == bindparam("b_id"), D.c.state == queued)
-                    .values(state=rejected, final_at=now, attempts=D.c.attempts + 1,
-                            lease_until=None, last_error=bindparam("b_error")),
-                    [{"b_id": i, "b_error": e[:200]} for i, e in outcomes.failed],
-                )  # fmt: skip
+                by_error: dict[str, list[int]] = {}
+                for i, e in outcomes.failed:
+                    by_error.setdefault(e[:200], []).append(i)
+                for error, delivery_ids in by_error.items():
+                    s.execute(
+                        update(D)
+                        .where(D.c.id.in_(delivery_ids), D.c.state == queued)
+                        .values(state=rejected, final_at=now, attempts=D.c.attempts + 1,
+                                lease_until=None, last_error=error)
+                    )  # fmt: skip
                 moved[(alert_id, carrier_id, queued, rejected)] += len(outcomes.failed)
         return moved
 
