@@ -301,8 +301,10 @@ class CarrierSender:
                 outcomes.retry.append((row.id, "no response", utcnow()))
             flush()
         except GatewayError:
-            unsent = [r.id for r in todo] + [r for _, r, _ in retry]
-            store.release(unsent)
+            # The link stayed down too long: keep what the SMSC accepted, give back what was
+            # not sent (re-queued by reconcile); rows on the wire keep their lease.
+            flush()
+            store.release([r.id for r in todo] + [rid for _, rid, _ in retry])
             raise
         unsent = [r.id for r in todo] + [rid for _, rid, _ in retry] + list(inflight)
         if stop == "cancelled":

@@ -59,3 +59,11 @@ def test_send_refuses_an_alert_that_is_not_approved(make_world: Callable[..., Wo
     assert result.exit_code == 2
     assert f"alert {alert_id}: alert is draft" in result.output
     assert states(world.database, alert_id) == {}
+
+
+def test_worker_with_a_refused_bind_says_why(make_world: Callable[..., World]) -> None:
+    world = make_world(("viettel",))
+    env = {**world.env(), "LOA_CARRIERS__VIETTEL__GATEWAY__PASSWORD": "wrong"}
+    result = CliRunner().invoke(cli, ["worker", "--carrier", "viettel", "--burst"], env=env)
+    assert result.exit_code == 2
+    assert "as 'loa_viettel' refused: 0x0E Invalid Password" in result.output
