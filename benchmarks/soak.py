@@ -765,6 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = {
             "benchmark": "soak",
             "backend": "sqlite" if args.sqlite else "postgresql",
+            "recipients_requested": args.recipients,
             **summary,
             "setup_s": round(setup_s, 1),
             "elapsed_s": round(time.monotonic() - started, 1),
