@@ -265,7 +265,7 @@ def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
     dispatch.after_transition(svc, alert_id, status, schedule_at=schedule_at)
     if action == "resume":
         dispatch.resumed(svc, alert_id)
-    flash(_("Done: %(status)s.", status=status.value), "success")
+    flash(_("Done: %(status)s.", status=str(STATUS_LABELS.get(status, status.value))), "success")
     return redirect(url_for("alerts.show", alert_id=alert_id))
 
 
