@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_settings
 from sqlalchemy import select
 
 from broadcast.db import Database
@@ -28,6 +27,7 @@ from broadcast.models import (
     User,
 )
 from smpp_gateway.simulator import SimulatorConfig, SmscSimulator
+from tests.conftest import make_settings
 from workers import runtime as rt_mod
 from workers import sender as sender_mod
 from workers.runtime import Runtime, build_runtime
