@@ -10,6 +10,9 @@ PREFIX = "loa"
 
 # Queue for alert-level jobs: fan-out, reconcile, expiry sweeps.
 CONTROL_QUEUE = "loa-control"
+# Carriers' uploaded files, imported off the web request by `loa worker --imports`. A queue of
+# its own so that a 2,000,000-row import never holds up an approved alert's fan-out.
+IMPORT_QUEUE = "loa-imports"
 
 # Dotted paths of jobs the web and the CLI enqueue (they never import workers code).
 FAN_OUT_JOB = "workers.jobs.fan_out"

@@ -428,3 +428,13 @@ class ControlWorker(SimpleWorker):
                 result = None
             if result is not None or timeout is None or self._stop_requested:
                 return result
+
+
+class ImportWorker(SimpleWorker):
+    """RQ worker of the imports queue: carriers' uploaded files, one at a time, apart from the
+    control queue so that a long import never delays an alert's fan-out."""
+
+    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+        conn = runtime.redis
+        super().__init__([Queue(keys.IMPORT_QUEUE, connection=conn)], connection=conn, **kwargs)
+        self.runtime = runtime

@@ -40,16 +40,23 @@ def _runtime():  # type: ignore[no-untyped-def]
 @click.command()
 @click.option("--carrier", "carrier_code", help="Send for this carrier (its SMPP binds).")
 @click.option("--control", is_flag=True, help="Run fan-out, resume and reconcile jobs instead.")
+@click.option("--imports", is_flag=True, help="Run carriers' uploaded imports instead.")
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--burst", is_flag=True, help="Quit when the queues are empty.")
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on this port.")
 def worker(
-    carrier_code: str | None, control: bool, processes: int, burst: bool, metrics_port: int | None
+    carrier_code: str | None,
+    control: bool,
+    imports: bool,
+    processes: int,
+    burst: bool,
+    metrics_port: int | None,
 ) -> None:
-    """A long-lived worker: one carrier's sender (binds kept open across jobs) or the control
-    worker. With --processes N, N such processes share the carrier's rate limit."""
-    if bool(carrier_code) == control:
-        fail("give either --carrier CODE or --control")
+    """A long-lived worker: one carrier's sender (binds kept open across jobs), the control
+    worker, or the imports worker. With --processes N, N such processes share the carrier's
+    rate limit."""
+    if [bool(carrier_code), control, imports].count(True) != 1:
+        fail("give either --carrier CODE, --control or --imports")
     settings = get_settings()
     if carrier_code:
         try:
@@ -58,7 +65,10 @@ def worker(
             fail(str(exc))
     if processes > 1:
         args = [sys.executable, "-c", "from broadcast.cli import main; main()", "worker"]
-        args += ["--carrier", carrier_code] if carrier_code else ["--control"]
+        if carrier_code:
+            args += ["--carrier", carrier_code]
+        else:
+            args += ["--control"] if control else ["--imports"]
         args += ["--burst"] if burst else []
         children = []
         for i in range(processes):
@@ -77,13 +87,23 @@ def worker(
 
         start_http_server(metrics_port, addr="127.0.0.1")
     from smpp_gateway.errors import GatewayError
-    from workers.sender import ControlWorker, SenderWorker, forget, register, sender_for
+    from workers.sender import (
+        ControlWorker,
+        ImportWorker,
+        SenderWorker,
+        forget,
+        register,
+        sender_for,
+    )
 
     if control:
         # with_scheduler: fan-out jobs of scheduled alerts (enqueue_at) start on time.
         ControlWorker(runtime).work(
             burst=burst, logging_level=settings.log_level, with_scheduler=not burst
         )
+        return
+    if imports:
+        ImportWorker(runtime).work(burst=burst, logging_level=settings.log_level)
         return
     try:
         sender = sender_for(runtime, carrier_code)

@@ -263,6 +263,7 @@ def demo(port: int | None, subscribers: int, send_sample: bool, timeout: float) 
         loa = str(Path(sys.executable).with_name("loa"))
         workers = [[loa, "worker", "--carrier", c.code] for c in settings.carriers]
         workers.append([loa, "worker", "--control"])
+        workers.append([loa, "worker", "--imports"])
         with _children(workers, _child_env(settings), instance / "logs"):
             if send_sample:
                 result = _send_sample(settings, database, timeout)

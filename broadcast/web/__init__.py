@@ -45,7 +45,10 @@ def create_app(
         redis_client = redis.Redis.from_url(
             redis_url_for(settings.redis_url, settings.instance_path)
         )
-    queues = {keys.CONTROL_QUEUE: Queue(keys.CONTROL_QUEUE, connection=redis_client)}
+    queues = {
+        name: Queue(name, connection=redis_client)
+        for name in (keys.CONTROL_QUEUE, keys.IMPORT_QUEUE)
+    }
     app.extensions["loa"] = Services(
         settings=settings, database=database, redis=redis_client, queues=queues
     )

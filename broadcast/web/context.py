@@ -26,6 +26,10 @@ class Services:
     def control_queue(self) -> Queue:
         return self.queues[keys.CONTROL_QUEUE]
 
+    @property
+    def import_queue(self) -> Queue:
+        return self.queues[keys.IMPORT_QUEUE]
+
     def enqueue(self, dotted_path: str, *args: object, **kwargs: object) -> str:
         """Enqueue a job by dotted path (the web never imports workers); returns the job id."""
         job = self.control_queue.enqueue(dotted_path, *args, **kwargs)

@@ -64,6 +64,7 @@ class _StateCollector:
         depth = GaugeMetricFamily("loa_queue_length", "Jobs waiting", labels=["queue"])
         with contextlib.suppress(Exception):  # Redis down: report no depth, not a failure
             depth.add_metric([keys.CONTROL_QUEUE], len(self.svc.control_queue))
+            depth.add_metric([keys.IMPORT_QUEUE], len(self.svc.import_queue))
         yield depth
 
 

@@ -69,7 +69,7 @@ def start_upload(
         svc, token, state="queued", rows=0, total=None, carrier=carrier_code, filename=name
     )
     try:
-        svc.control_queue.enqueue(
+        svc.import_queue.enqueue(
             keys.IMPORT_JOB,
             kwargs={
                 "carrier_code": carrier_code,

@@ -44,7 +44,7 @@ def test_worker_refuses_bad_arguments_clearly(make_world: Callable[..., World]) 
     runner = CliRunner()
     neither = runner.invoke(cli, ["worker"], env=world.env())
     assert neither.exit_code == 2
-    assert "give either --carrier CODE or --control" in neither.output
+    assert "give either --carrier CODE, --control or --imports" in neither.output
     unknown = runner.invoke(cli, ["worker", "--carrier", "nowhere"], env=world.env())
     assert unknown.exit_code == 2
     assert "unknown carrier 'nowhere'" in unknown.output

@@ -113,7 +113,7 @@ def server(tmp_path: Path, sqlite_template: Path, redis_url: str) -> Iterator[di
 
 
 class Workers:
-    """`loa worker --control` and `loa worker --carrier CODE` for each carrier, as separate
+    """`loa worker --control`, `--imports` and `--carrier CODE` for each carrier, as separate
     processes on the server's settings (what an operator runs); stopped with SIGTERM."""
 
     def __init__(self, settings: Any, carriers: tuple[str, ...]) -> None:
@@ -130,7 +130,7 @@ class Workers:
                 settings.carrier(code).gateway.port
             )
         base = [sys.executable, "-c", "from broadcast.cli import main; main()", "worker"]
-        roles = [["--control"]] + [["--carrier", code] for code in carriers]
+        roles = [["--control"], ["--imports"]] + [["--carrier", code] for code in carriers]
         self.logs = [settings.instance_path / f"worker-{i}.log" for i in range(len(roles))]
         settings.instance_path.mkdir(parents=True, exist_ok=True)
         self.children = []

@@ -161,8 +161,9 @@ def test_upload_waits_for_no_worker_and_answers_202(
     body = response.get_json()
     assert body["state"] == "queued" and body["token"] == "slowtoken1"
     assert response.headers["Location"] == body["status_url"]
-    # on the control queue by dotted path, with paths and ids only; the file under uploads/
-    jobs = Queue(keys.CONTROL_QUEUE, connection=redis_client).jobs
+    # on the imports queue by dotted path, with paths and ids only; the file under uploads/
+    assert Queue(keys.CONTROL_QUEUE, connection=redis_client).jobs == []
+    jobs = Queue(keys.IMPORT_QUEUE, connection=redis_client).jobs
     assert [j.func_name for j in jobs] == [keys.IMPORT_JOB]
     args = jobs[0].kwargs
     assert args["carrier_code"] == "viettel" and args["kind"] == "list"
@@ -174,7 +175,7 @@ def test_upload_waits_for_no_worker_and_answers_202(
     assert polled["state"] == "queued"
     login(client, "viettel")
     waiting = client.get(f"/carriers/viettel/uploads/{body['token']}")
-    assert "loa worker --control" in waiting.get_data(as_text=True)
+    assert "loa worker --imports" in waiting.get_data(as_text=True)
     # another carrier never sees it
     assert_error(client.get(body["status_url"], headers=people.auth("mobifone")), 404)
     # a worker runs it (here: RQ's SimpleWorker, burst, in this process)
@@ -196,7 +197,7 @@ def test_an_import_that_breaks_says_failed(
     client: FlaskClient, people: People, settings: Settings, redis_client: Any
 ) -> None:
     body = upload(client, people, "viettel", "viettel", LIST_CSV, wait=0).get_json()
-    job = Queue(keys.CONTROL_QUEUE, connection=redis_client).jobs[0]
+    job = Queue(keys.IMPORT_QUEUE, connection=redis_client).jobs[0]
     Path(job.kwargs["path"]).unlink()  # the saved file is gone before the worker starts
     runtime = build_runtime(settings, client.application.extensions["loa"].database)
     rt_mod.install(runtime)

@@ -43,9 +43,10 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
 
 
 class ControlJobs:
-    """The control worker's part for web tests: RQ's SimpleWorker takes the control queue's
-    jobs (imports) in a thread, as `loa worker --control` does in its own process, so a
-    request can wait for the job it enqueued. Timer death penalty: no signals in a thread."""
+    """The control and imports workers' part for web tests: RQ's SimpleWorker takes their
+    queues' jobs in a thread, as `loa worker --control` and `--imports` do in their own
+    processes, so a request can wait for the job it enqueued. Timer death penalty: no
+    signals in a thread."""
 
     def __init__(self, settings: Any, database: Any) -> None:
         from workers import runtime as rt_mod
@@ -75,7 +76,7 @@ class ControlJobs:
 
 
 def burst_worker(connection: Any) -> Any:
-    """A SimpleWorker of the control queue that runs in any thread."""
+    """A SimpleWorker of the control and imports queues that runs in any thread."""
     from rq import Queue, SimpleWorker
     from rq.timeouts import TimerDeathPenalty
 
@@ -87,4 +88,7 @@ def burst_worker(connection: Any) -> Any:
         def _install_signal_handlers(self) -> None:  # only the main thread may
             pass
 
-    return _Worker([Queue(keys.CONTROL_QUEUE, connection=connection)], connection=connection)
+    queues = [
+        Queue(name, connection=connection) for name in (keys.CONTROL_QUEUE, keys.IMPORT_QUEUE)
+    ]
+    return _Worker(queues, connection=connection)
