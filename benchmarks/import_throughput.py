@@ -2,6 +2,8 @@
 subscriber_import.service.import_file, against a bare baseline measured in the same run
 (pandas.read_csv of the same file + COPY of the same rows into a bare table).
 
+The PostgreSQL pair (baseline, then ours) runs --repeat times, each in a fresh database, and
+`ratio` is median(ours) / median(baseline): the machine is shared, one pair is noisy.
 Peak memory is measured in a child process (resource.getrusage of the child) importing
 --rss-rows rows. Progress goes to stderr; the last stdout line is one JSON object.
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,28 +106,41 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rss-rows", type=int, default=2_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
     work = Path(tempfile.mkdtemp(prefix="loa-bench-"))
-    dbname = f"loa_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    conninfo = ADMIN.rsplit("/", 1)[0] + "/" + dbname
-    url = conninfo.replace("postgresql://", "postgresql+psycopg://")
+    dbnames: list[str] = []
     result: dict = {"rows": args.rows}
     try:
         csv_path = work / "list.csv"
         log(f"writing {args.rows:,} rows to {csv_path}")
         make_csv(csv_path, args.rows)
-        log("baseline: pandas.read_csv + COPY into a bare table")
-        base = baseline_pg(conninfo, csv_path)
-        log(f"  {base:.2f} s")
-        log("ours on PostgreSQL")
-        pg_seconds, report = ours(url, work / "pg", csv_path)
-        log(f"  {pg_seconds:.2f} s, {report['accepted']:,} accepted")
+        bases: list[float] = []
+        runs: list[float] = []
+        for i in range(args.repeat):
+            dbname = f"loa_bench_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(ADMIN, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+            dbnames.append(dbname)
+            conninfo = ADMIN.rsplit("/", 1)[0] + "/" + dbname
+            url = conninfo.replace("postgresql://", "postgresql+psycopg://")
+            log(f"run {i + 1}/{args.repeat} baseline: pandas.read_csv + COPY into a bare table")
+            bases.append(baseline_pg(conninfo, csv_path))
+            log(f"  {bases[-1]:.2f} s")
+            log(f"run {i + 1}/{args.repeat} ours on PostgreSQL")
+            seconds, report = ours(url, work / f"pg{i}", csv_path)
+            runs.append(seconds)
+            log(f"  {seconds:.2f} s, {report['accepted']:,} accepted")
+        base, pg_seconds = statistics.median(bases), statistics.median(runs)
+        result.update(
+            baseline_runs_s=[round(x, 2) for x in bases],
+            postgres_runs_s=[round(x, 2) for x in runs],
+            ratios=[round(o / b, 2) for o, b in zip(runs, bases, strict=True)],
+        )
         log("ours on SQLite")
         lite_seconds, _ = ours(f"sqlite:///{work / 'loa.db'}", work / "lite", csv_path)
         log(f"  {lite_seconds:.2f} s")
@@ -153,7 +169,8 @@ def main() -> None:
                       rss_import_s=round(measured["seconds"], 2))  # fmt: skip
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            for dbname in dbnames:
+                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         for item in sorted(work.rglob("*"), reverse=True):
             item.unlink() if item.is_file() else item.rmdir()
         work.rmdir()

@@ -1,10 +1,11 @@
 """Import a carrier's file: the one service behind the console, the API and `loa import`.
 
 A list import reads the file in chunks, normalises and validates each chunk with vectorised
-pandas/arrow code, bulk-loads the accepted numbers (PostgreSQL COPY, SQLite executemany) into a
-new list version, and in the same transaction supersedes the carrier's previous list. Any
-refusal rolls the whole transaction back: a bad file changes nothing. The Import row that
-records the attempt is written in transactions of its own, so a refusal is still on record.
+pandas/arrow code, bulk-loads the accepted numbers as a new list version (PostgreSQL: COPY into
+a partition of its own, indexed, then attached; SQLite: executemany; see _BulkWriter), and in
+the same transaction supersedes the carrier's previous list. Any refusal rolls the whole
+transaction back: a bad file changes nothing. The Import row that records the attempt is
+written in transactions of its own, so a refusal is still on record.
 
 Conflicts: a number may sit in several carriers' active lists (porting, stale lists). Lists
 stay immutable; the owner of such a number is the carrier whose list was uploaded most
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import and_, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
@@ -254,26 +256,22 @@ def _import_list(
         else:
             area_ids = np.full(len(chunk), -1, dtype=np.int64)
         valid = reason == None  # noqa: E711
-        values = numbers["msisdn"].to_numpy(dtype=object, na_value="0")
-        as_int = np.where(valid, values, "0").astype(np.int64)
-        dup = (
-            valid
-            & pd.Series(np.where(valid, as_int, -np.arange(len(chunk)) - 1)).duplicated().to_numpy()
-        )
-        dup |= valid & _contains(seen, as_int)
+        as_int = _as_int64(numbers["msisdn"], valid)
+        dup, keep_sorted = _repeats(as_int, valid, seen)
         accepted = valid & ~dup
         reason = np.where(dup, DUPLICATE, reason)
 
-        keep = as_int[accepted]
-        seen = np.concatenate([seen, np.sort(keep)])
+        seen = np.concatenate([seen, keep_sorted])
         seen.sort(kind="stable")  # two sorted runs: timsort merges them in linear time
-        writer.add(keep, area_ids[accepted])
+        writer.add(as_int[accepted], area_ids[accepted])
         report.accepted += int(accepted.sum())
         report.duplicates += int(dup.sum())
         report.converted += int(numbers["converted"].to_numpy()[accepted].sum())
         foreign = numbers["carrier"].to_numpy(dtype=object)[accepted]
-        ported.update(foreign[foreign != own_code].tolist())
-        per_area.update(area_ids[accepted].tolist())
+        for code, count in pd.Series(foreign[foreign != own_code]).value_counts().items():
+            ported[str(code)] += int(count)
+        codes, counts = np.unique(area_ids[accepted], return_counts=True)
+        per_area.update(dict(zip(codes.tolist(), counts.tolist(), strict=True)))
         refused = ~accepted
         if refused.any():
             bad = pd.Series(reason[refused & ~dup])
@@ -332,6 +330,30 @@ def _import_list(
     session.flush()
     latest = _latest_counts(session, carrier_id)
     report.per_area = _area_rows(areas, per_area, latest)
+
+
+def _as_int64(msisdn: pd.Series, valid: np.ndarray) -> np.ndarray:
+    """E.164 digits (at most 15) as int64, 0 where not valid; arrow's cast, not a Python loop."""
+    ints = pc.cast(pc.fill_null(pa.array(msisdn), "0"), pa.int64())
+    return np.where(valid, ints.to_numpy(zero_copy_only=False), 0)
+
+
+def _repeats(
+    as_int: np.ndarray, valid: np.ndarray, seen: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(duplicate mask, this chunk's accepted numbers sorted). A duplicate repeats an earlier
+    row of this chunk or a number accepted from an earlier chunk (`seen`, sorted); the first
+    occurrence in file order is kept. One stable sort does both checks."""
+    key = np.where(valid, as_int, -np.arange(1, len(as_int) + 1))  # invalid rows never match
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    repeat = np.concatenate([[False], ordered[1:] == ordered[:-1]])[: len(ordered)]
+    repeat |= _contains(seen, ordered)  # ascending lookups: cache friendly
+    dup = np.empty(len(as_int), dtype=bool)
+    dup[order] = repeat
+    dup &= valid
+    keep_sorted = ordered[~repeat & valid[order]]
+    return dup, keep_sorted
 
 
 def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -398,12 +420,12 @@ class _BulkWriter:
         local = f"subscribers_l{n}"
         with self.raw.cursor() as cursor:
             cursor.execute(f"CREATE TABLE {table} (LIKE subscribers)")
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN list_id SET DEFAULT {n}")
             for start in range(0, len(numbers), self.SLICE):
                 stop = min(start + self.SLICE, len(numbers))
                 part = areas[start:stop]
                 frame = pa.table(
                     {
-                        "list_id": pa.array(np.full(stop - start, n, dtype=np.int64)),
                         "msisdn": pa.array(numbers[start:stop]).cast(pa.string()),
                         "area_id": pa.array(part, mask=part < 0, type=pa.int64()),
                         "id": pa.array(np.arange(start + 1, stop + 1, dtype=np.int64)),
@@ -414,12 +436,13 @@ class _BulkWriter:
                 options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
                 pa_csv.write_csv(frame, sink, options)
                 with cursor.copy(
-                    f"COPY {table} (list_id, msisdn, area_id, id) FROM STDIN (FORMAT csv, FREEZE)"
+                    f"COPY {table} (msisdn, area_id, id) FROM STDIN (FORMAT csv, FREEZE)"
                 ) as copy:
                     copy.write(memoryview(sink.getvalue()))
-            cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")  # sorts in memory
             cursor.execute(
-                f"ALTER TABLE {table} ADD CONSTRAINT {local}_list CHECK (list_id = {n}),"
+                f"ALTER TABLE {table} ALTER COLUMN list_id DROP DEFAULT,"
+                f" ADD CONSTRAINT {local}_list CHECK (list_id = {n}),"
                 f" ADD CONSTRAINT {local}_pkey PRIMARY KEY (msisdn, list_id)"
             )
             cursor.execute(f"CREATE INDEX {local}_list_area ON {table} (list_id, area_id)")
