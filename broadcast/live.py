@@ -93,8 +93,8 @@ def apply_transitions(
     pipe.execute()
 
 
-def rebuild_counters(connection: redis.Redis, session: Session, alert_id: int) -> None:
-    """Counters of one alert from the database (one GROUP BY), written in one pipeline."""
+def state_counts(session: Session, alert_id: int) -> dict[str, dict[str, int]]:
+    """Deliveries of one alert per carrier code and state, from the database (one GROUP BY)."""
     rows = session.execute(
         select(Carrier.code, Delivery.state, func.count())
         .join(Carrier, Carrier.id == Delivery.carrier_id)
@@ -104,7 +104,16 @@ def rebuild_counters(connection: redis.Redis, session: Session, alert_id: int) -
     per: dict[str, dict[str, int]] = {}
     for code, state, n in rows:
         value = state.value if hasattr(state, "value") else str(state)
-        per.setdefault(code, dict.fromkeys(STATES, 0))[value] = n
+        per.setdefault(code, {})[value] = n
+    return per
+
+
+def rebuild_counters(connection: redis.Redis, session: Session, alert_id: int) -> None:
+    """Counters of one alert from the database, written in one pipeline."""
+    per = {
+        code: {**dict.fromkeys(STATES, 0), **counts}
+        for code, counts in state_counts(session, alert_id).items()
+    }
     pipe = connection.pipeline(transaction=True)
     for code, counts in per.items():
         key = keys.alert_counters_key(alert_id, code)

@@ -149,15 +149,14 @@ def _send_sample(settings: Settings, database: Any, timeout: float) -> dict[str,
     """Draft, approve and send a sample alert to one commune; wait until it is final."""
     from redis import Redis
     from rq import Queue
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from broadcast import alerts, keys
+    from broadcast.live import state_counts
     from broadcast.models import (
         Alert,
         AlertCategory,
         AlertStatus,
-        Carrier,
-        Delivery,
         User,
     )
 
@@ -197,15 +196,7 @@ def _send_sample(settings: Settings, database: Any, timeout: float) -> dict[str,
             break
         time.sleep(0.5)
     with database.session() as session:
-        rows = session.execute(
-            select(Carrier.code, Delivery.state, func.count())
-            .join(Carrier, Carrier.id == Delivery.carrier_id)
-            .where(Delivery.alert_id == alert_id)
-            .group_by(Carrier.code, Delivery.state)
-        ).all()
-    result: dict[str, dict[str, int]] = {}
-    for code, state, count in rows:
-        result.setdefault(code, {})[state.value] = count
+        result = state_counts(session, alert_id)
     if status != AlertStatus.COMPLETED:
         click.echo(json.dumps({"alert": alert_id, "status": str(status), "carriers": result}))
         fail(f"sample alert #{alert_id} did not complete within {timeout:.0f} s (status {status})")
