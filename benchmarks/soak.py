@@ -721,7 +721,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rate", type=int, default=2500, help="aggregate messages/s, split by audience share"
     )
     p.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
-    p.add_argument("--deadline", type=float, help="hard limit in seconds (default: 2x ideal + 180)")
+    p.add_argument("--deadline", type=float, help="hard limit in seconds (default: 6x ideal + 180)")
     p.add_argument(
         "--chaos-interval", type=float, help="seconds between events; 0 = none (default: ideal/9)"
     )
@@ -736,7 +736,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     ideal = args.recipients / args.rate
     if args.deadline is None:
-        args.deadline = 2 * ideal + 180
+        args.deadline = 6 * ideal + 180
     if args.chaos_interval is None:
         args.chaos_interval = max(8.0, ideal / 9)
     return args
