@@ -17,8 +17,13 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from broadcast.errors import ConfigError
+
+# Retries of one command while Redis restarts: with backoff capped at 1 s, about 35 s.
+RESTART_RETRIES = 40
 
 
 def redis_binary() -> str:
@@ -169,6 +174,19 @@ class PrivateRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that rides out a Redis restart: a command cut off by a lost connection is sent
+    again after reconnecting, with backoff, for about half a minute before the error surfaces.
+    Redis is never the only copy of anything, so a retried command is safe: the worst case
+    is a job re-queued by reconcile."""
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RESTART_RETRIES),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        health_check_interval=30,
+    )
 
 
 def redis_url_for(settings_redis_url: str, instance_path: Path) -> str:

@@ -21,13 +21,25 @@ import redis
 
 from broadcast import keys
 
-# KEYS[1] = log list, KEYS[2] = running sum, KEYS[3] = GCRA theoretical arrival time
+# KEYS[1] = log list, KEYS[2] = running sum, KEYS[3] = GCRA theoretical arrival time,
+# KEYS[4] = epoch (when this Redis first served the limiter; never expires)
 # ARGV: limit, window_us, want, unit, block   -> {granted, wait_us}
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+-- A Redis that lost the log (restarted without persistence, or flushed) cannot know what was
+-- granted in the last window: it grants nothing until one whole window after it noticed.
+local epoch = tonumber(redis.call('GET', KEYS[4]) or '-1')
+if epoch < 0 then
+  epoch = now
+  if ARGV[6] == '1' then epoch = now - window end
+  redis.call('SET', KEYS[4], string.format('%d', epoch))
+end
+if now < epoch + window then
+  return {0, math.max(epoch + window - now, 1000)}
+end
 local want = tonumber(ARGV[3])
 local unit = tonumber(ARGV[4])
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -117,7 +129,9 @@ class RedisRateLimiter:
         self._log_key = keys.rate_key(carrier_code)
         self._sum_key = keys.rate_key(carrier_code) + ":sum"
         self._tat_key = keys.rate_key(carrier_code) + ":tat"
+        self._epoch_key = keys.rate_key(carrier_code) + ":epoch"
         self._script = connection.register_script(_SCRIPT)
+        self.prime()
 
     def try_acquire(self, want: int, unit: int = 1) -> Grant:
         """Ask for up to `want` segments in multiples of `unit` (a message's parts)."""
@@ -127,10 +141,27 @@ class RedisRateLimiter:
             )
         want = max(unit, min(want, self.limit))
         granted, wait_us = self._script(
-            keys=[self._log_key, self._sum_key, self._tat_key],
-            args=[self.limit, int(self.window * 1_000_000), want, unit, max(self.block, unit)],
+            keys=[self._log_key, self._sum_key, self._tat_key, self._epoch_key],
+            args=[
+                self.limit,
+                int(self.window * 1_000_000),
+                want,
+                unit,
+                max(self.block, unit),
+                "0",
+            ],
         )
         return Grant(int(granted), int(wait_us) / 1_000_000)
+
+    def prime(self) -> None:
+        """Mark this Redis as serving the limiter, with nothing granted before (done when a
+        sender starts, so the first alert does not wait a window). A Redis that later loses
+        the mark, by a restart or a flush, makes every sender wait one window before its next
+        grant, since what was granted just before is gone with the log."""
+        self._script(
+            keys=[self._log_key, self._sum_key, self._tat_key, self._epoch_key],
+            args=[self.limit, int(self.window * 1_000_000), 0, 1, 1, "1"],
+        )
 
     def acquire(
         self,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import redis
 
 from broadcast.db import Database
-from broadcast.redis_server import redis_url_for
+from broadcast.redis_server import connect, redis_url_for
 from broadcast.settings import Settings, load_settings
 from workers.store import SqlDeliveryStore
 
@@ -37,7 +37,7 @@ def build_runtime(settings: Settings, database: Database | None = None) -> Runti
     return Runtime(
         settings=settings,
         database=database or Database(settings.sqlalchemy_url),
-        redis=redis.Redis.from_url(url),
+        redis=connect(url),
     )
 
 

@@ -16,7 +16,6 @@ while no job is waiting it keeps servicing the binds (receipts, enquire_link).
 from __future__ import annotations
 
 import heapq
-import itertools
 import logging
 import time
 from collections import Counter, deque
@@ -60,7 +59,6 @@ class CarrierSender:
             SmppSession(self.gateway, on_receipt=self._on_receipt, name=f"{carrier_code}-{i}")
             for i in range(self.carrier.binds)
         ]
-        self._next_session = itertools.cycle(self.sessions)
         self.limiter = RedisRateLimiter(runtime.redis, carrier_code, self.carrier.mps)
         self.flush_size = flush_size
         self._receipts: list[ReceiptIn] = []
@@ -157,6 +155,19 @@ class CarrierSender:
         if priority != "emergency" and got[1]:
             return "yield"
         return "sending"
+
+    def _room(self, parts: int) -> int:
+        """Messages of `parts` segments the binds can put on the wire now (window not full,
+        not backing off from ESME_RTHROTTLED)."""
+        now = time.monotonic()
+        return sum(
+            (s.config.window - s.outstanding) // parts
+            for s in self.sessions
+            if s.connected and s.throttled_until <= now
+        )
+
+    def _roomiest(self) -> SmppSession:
+        return max(self.sessions, key=lambda s: s.config.window - s.outstanding)
 
     def send_batch(self, alert_id: int, batch_no: int) -> dict[str, Any]:
         rt = self.runtime
@@ -263,14 +274,20 @@ class CarrierSender:
                     if control != "sending" or self.stop_requested:
                         stop = control if control != "sending" else "stopping"
                         break
-                if todo:
-                    want = min(block, len(todo)) * parts
+                room = self._room(parts)
+                if todo and not room:
+                    # Tokens are taken only for messages that can leave at once: a grant
+                    # held while the window drains would reach the SMSC late and bunch
+                    # with the next grant's messages in one second.
+                    self.poll(0.002)
+                elif todo:
+                    want = min(block, len(todo), room) * parts
                     grant = self.limiter.try_acquire(want, parts)
                     if grant.granted:
                         for _ in range(grant.granted // parts):
                             row = todo.popleft()
                             inflight[row.id] = row
-                            next(self._next_session).submit(
+                            self._roomiest().submit(
                                 OutboundMessage(row.id, row.msisdn, message.text, message.source)
                             )
                         seen["sent"] += grant.granted // parts

@@ -11,7 +11,7 @@ from rq import Queue
 
 from broadcast import keys
 from broadcast.db import Database
-from broadcast.redis_server import redis_url_for
+from broadcast.redis_server import connect, redis_url_for
 from broadcast.settings import Settings, load_settings
 from broadcast.web.context import Services
 
@@ -42,9 +42,7 @@ def create_app(
     )
     database = database or Database(settings.sqlalchemy_url)
     if redis_client is None:
-        redis_client = redis.Redis.from_url(
-            redis_url_for(settings.redis_url, settings.instance_path)
-        )
+        redis_client = connect(redis_url_for(settings.redis_url, settings.instance_path))
     queues = {
         name: Queue(name, connection=redis_client)
         for name in (keys.CONTROL_QUEUE, keys.IMPORT_QUEUE)

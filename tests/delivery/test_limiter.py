@@ -69,3 +69,17 @@ def test_a_message_longer_than_the_limit_is_refused_clearly(redis_client: redis.
         limiter.try_acquire(3, 3)
     with pytest.raises(ValueError, match="limit must be at least 1"):
         RedisRateLimiter(redis_client, "reddi", 0)
+
+
+def test_a_redis_that_lost_the_log_waits_one_window(redis_client: redis.Redis) -> None:
+    """After a flush or a restart the grants of the last second are unknown: no grant until
+    a whole window has passed, so the old and the new grants never share a window."""
+    limiter = RedisRateLimiter(redis_client, "mobifone", 100, window=1.02)
+    assert limiter.try_acquire(100).granted > 0  # primed at start: no wait
+    redis_client.flushdb()
+    lost_at = time.monotonic()
+    refused = limiter.try_acquire(100)
+    assert refused.granted == 0
+    assert 1.0 <= refused.wait <= 1.03
+    assert limiter.acquire(100, deadline=lost_at + 3) > 0
+    assert time.monotonic() - lost_at >= 1.0
