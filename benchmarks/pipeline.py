@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis
 import smpplib.client
 from rq import Queue, Worker
 from sqlalchemy import func, select
@@ -128,8 +129,19 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def approve(db: Database, conn: redis.Redis, alert_id: int) -> None:
+    """The approval: the alert becomes approved and its fan-out is queued, as the console does.
+    (Seeded pending, so a control worker's start-up reconcile cannot start it early.)"""
+    with db.session() as s:
+        alert = s.get(Alert, alert_id)
+        alert.status = AlertStatus.APPROVED
+        alert.approved_at = datetime.now(UTC)
+    Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_id)
+
+
 def seed_alert(db: Database, audience: dict[str, list[str]], label: str) -> int:
-    """New active list versions holding exactly `audience` (COPY), and an approved alert."""
+    """New active list versions holding exactly `audience` (COPY), and an alert awaiting
+    approval."""
     with db.session() as s:
         user = s.scalar(select(User).where(User.username == "bench"))
         if user is None:
@@ -156,7 +168,7 @@ def seed_alert(db: Database, audience: dict[str, list[str]], label: str) -> int:
             s.flush()
             lists[code] = lst.id
         alert = Alert(identifier=f"bench-{label}-{uuid.uuid4().hex[:6]}", title=label, body=TEXT,
-                      category=AlertCategory.INFORMATION, status=AlertStatus.APPROVED,
+                      category=AlertCategory.INFORMATION, status=AlertStatus.PENDING_APPROVAL,
                       brandname="UBND HaTinh", created_by=user.id, waive_daily_cap=True,
                       waive_quiet_hours=True)  # fmt: skip
         alert.areas = [province]
@@ -287,7 +299,6 @@ def main() -> None:
         with db.session() as s:
             sync_carriers(s, settings)
             load_area_file(s, settings.areas_file)
-        import redis
 
         conn = redis.Redis.from_url(redis_server.url)
 
@@ -303,7 +314,7 @@ def main() -> None:
         wait_workers(conn, len(workers))
         time.sleep(0.5)
         t0 = time.time()
-        Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_id)
+        approve(db, conn, alert_id)
         t_end = wait_sent(db, alert_id, per * len(CARRIERS), timeout=1800)
         stop_workers(workers)
         workers = []
@@ -347,7 +358,7 @@ def main() -> None:
             )
             wait_workers(conn, len(workers))
             time.sleep(0.5)
-            Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_b)
+            approve(db, conn, alert_b)
             wait_sent(db, alert_b, total_b, timeout=args.limited_seconds * 10 + 120)
             stop_workers(workers)
             workers = []
@@ -375,7 +386,7 @@ def main() -> None:
             wait_workers(conn, len(workers))
             time.sleep(0.5)
             t0 = time.time()
-            Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_c)
+            approve(db, conn, alert_c)
             first_c = None
             end = time.monotonic() + 120
             while first_c is None and time.monotonic() < end:

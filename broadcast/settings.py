@@ -68,7 +68,7 @@ class ImportSettings:
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    batch_size: int = 500
+    batch_size: int = 2000
     lease_seconds: int = 120
     max_attempts: int = 5
     retry_backoff_initial: float = 2.0
