@@ -7,12 +7,11 @@ import io
 from typing import Any
 
 import pytest
-from conftest import People
 from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select
-from webtools import assert_error
+from webtools import People, assert_error
 
 from broadcast.db import Database
 from broadcast.models import AuditEntry

@@ -60,7 +60,7 @@ CREDENTIALS = {"viettel": ("loa_viettel", "demo-vt"), "vinaphone": ("loa_vina", 
 def server(tmp_path: Path, sqlite_template: Path, redis_url: str) -> Iterator[dict[str, Any]]:
     """The console on a threaded server, each walk carrier's gateway pointing at a simulator
     of its own (ephemeral ports)."""
-    from conftest import add_people
+    from webtools import add_people
 
     from tests.conftest import make_settings
 

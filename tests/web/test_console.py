@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import People
 from flask.testing import FlaskClient
-from webtools import login, page_csrf
+from webtools import People, login, page_csrf
 
 FORM = {
     "title": "Mưa lớn",

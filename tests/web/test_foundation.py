@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from conftest import People
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from webtools import PASSWORD, csrf_from, login
+from webtools import PASSWORD, People, csrf_from, login
 
 from broadcast.db import Database
 from broadcast.models import AuditEntry

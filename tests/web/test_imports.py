@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import People
 from flask.testing import FlaskClient
 from rq import Queue
 from sqlalchemy import select
-from webtools import ControlJobs, assert_error, burst_worker, login, page_csrf
+from webtools import ControlJobs, People, assert_error, burst_worker, login, page_csrf
 
 from broadcast import keys
 from broadcast.db import Database

@@ -4,10 +4,9 @@ pages; administrators only, every change audited, refusals name the field and ch
 from __future__ import annotations
 
 import pytest
-from conftest import People
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from webtools import assert_error, login, page_csrf
+from webtools import People, assert_error, login, page_csrf
 
 from broadcast import registry
 from broadcast.db import Database

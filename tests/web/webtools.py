@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from broadcast import accounts
+from broadcast.db import Database
+from broadcast.models import Carrier, Role, User
 
 PASSWORD = "correct-horse-battery"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -40,6 +47,17 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+@dataclass
+class People:
+    """The test users' ids and API tokens, by username."""
+
+    ids: dict[str, int]
+    tokens: dict[str, str]
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
 class ControlJobs:
@@ -92,3 +110,43 @@ def burst_worker(connection: Any) -> Any:
         Queue(name, connection=connection) for name in (keys.CONTROL_QUEUE, keys.IMPORT_QUEUE)
     ]
     return _Worker(queues, connection=connection)
+
+
+@cache
+def _password_hash() -> str:
+    """scrypt is slow on purpose; hash the shared test password once per session."""
+    return accounts.hash_password(PASSWORD)
+
+
+USERS: dict[str, tuple[Role, str | None]] = {
+    "admin": (Role.ADMIN, None),
+    "drafter": (Role.DRAFTER, None),
+    "drafter2": (Role.DRAFTER, None),
+    "approver": (Role.APPROVER, None),
+    "auditor": (Role.AUDITOR, None),
+    "viettel": (Role.CARRIER, "viettel"),
+    "mobifone": (Role.CARRIER, "mobifone"),
+}
+
+
+def add_people(database: Database) -> People:
+    ids: dict[str, int] = {}
+    tokens: dict[str, str] = {}
+    with database.session() as session:
+        carriers = {c.code: c.id for c in session.scalars(select(Carrier))}
+        rows = []
+        for name, (role, carrier) in USERS.items():
+            user = User(
+                username=name,
+                display_name=name.title(),
+                password_hash=_password_hash(),
+                role=role,
+                carrier_id=carriers[carrier] if carrier else None,
+            )
+            session.add(user)
+            rows.append(user)
+        session.flush()
+        for user in rows:
+            ids[user.username] = user.id
+            tokens[user.username] = accounts.create_token(session, user, "test", actor="test")
+    return People(ids, tokens)
