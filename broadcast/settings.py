@@ -11,40 +11,19 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from broadcast.errors import ConfigError
+from smpp_gateway.config import GatewayConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"  # noqa: S105 (refused in production)
 CARRIER_CODES = ("viettel", "vinaphone", "mobifone", "vietnamobile", "gmobile", "itelecom", "reddi")
 ENV_PREFIX = "LOA_"
-
-
-@dataclass(frozen=True)
-class GatewaySettings:
-    """One carrier's SMSC; field names match smpp_gateway.GatewayConfig."""
-
-    host: str
-    port: int
-    system_id: str
-    password: str
-    system_type: str = ""
-    bind_mode: str = "transceiver"
-    source_addr: str = ""
-    source_addr_ton: int = 5
-    source_addr_npi: int = 0
-    dest_addr_ton: int = 1
-    dest_addr_npi: int = 1
-    data_coding_gsm: int = 0
-    concatenation: str = "udh"
-    receipt_id_format: str = "hex"
-    enquire_link_interval: float = 30.0
-    response_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +33,7 @@ class CarrierSettings:
     mps: int
     binds: int
     window: int
-    gateway: GatewaySettings
+    gateway: GatewayConfig  # the SMSC, as the SMPP client takes it (its window is `window`)
     enabled: bool = True
 
 
@@ -187,8 +166,8 @@ class GatewaySchema(_Strict):
     response_timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1))
 
     @post_load
-    def _make(self, data: dict[str, Any], **_: Any) -> GatewaySettings:
-        return GatewaySettings(**data)
+    def _make(self, data: dict[str, Any], **_: Any) -> GatewayConfig:
+        return GatewayConfig(**data)
 
 
 class CarrierSchema(_Strict):
@@ -369,7 +348,10 @@ def load_settings(
         raise ConfigError(f"invalid configuration: {problems}") from None
 
     carriers = tuple(
-        CarrierSettings(code=code, **values) for code, values in sorted(loaded["carriers"].items())
+        CarrierSettings(
+            code=code, **{**values, "gateway": replace(values["gateway"], window=values["window"])}
+        )
+        for code, values in sorted(loaded["carriers"].items())
     )
     settings = Settings(
         mode=loaded["mode"],

@@ -19,7 +19,6 @@ import heapq
 import logging
 import time
 from collections import Counter, deque
-from dataclasses import asdict
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -28,7 +27,6 @@ from rq.exceptions import DequeueTimeout
 
 from broadcast import keys, live, metrics
 from smpp_gateway.client import OutboundMessage, OutcomeKind, SmppSession, SubmitOutcome
-from smpp_gateway.config import GatewayConfig
 from smpp_gateway.errors import GatewayError
 from smpp_gateway.receipts import Receipt
 from workers.limiter import RedisRateLimiter
@@ -53,8 +51,7 @@ class CarrierSender:
             raise GatewayError(f"carrier {carrier_code!r} is not in the database (run loa init)")
         self.carrier_id = ids[carrier_code]
         self._codes = {v: k for k, v in ids.items()}
-        gw = asdict(self.carrier.gateway)
-        self.gateway = GatewayConfig(**gw, window=self.carrier.window)
+        self.gateway = self.carrier.gateway
         self.sessions = [
             SmppSession(self.gateway, on_receipt=self._on_receipt, name=f"{carrier_code}-{i}")
             for i in range(self.carrier.binds)

@@ -256,7 +256,14 @@ class SqlDeliveryStore:
         return Claim(claimed, int(reclaimed))
 
     def renew(self, ids: Iterable[int]) -> None:
-        lease = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+        self._set_lease(ids, utcnow() + timedelta(seconds=self.settings.lease_seconds))
+
+    def release(self, ids: Iterable[int]) -> None:
+        """Give rows back unsent (pause, yield to an emergency): queued, no lease."""
+        self._set_lease(ids, None)
+
+    def _set_lease(self, ids: Iterable[int], lease: datetime | None) -> None:
+        """The lease of rows still queued (one executemany)."""
         params = [{"b_id": i} for i in ids]
         if not params:
             return
@@ -265,19 +272,6 @@ class SqlDeliveryStore:
                 update(D)
                 .where(D.c.id == bindparam("b_id"), D.c.state == DeliveryState.QUEUED.value)
                 .values(lease_until=lease),
-                params,
-            )
-
-    def release(self, ids: Iterable[int]) -> None:
-        """Give rows back unsent (pause, yield to an emergency): queued, no lease."""
-        params = [{"b_id": i} for i in ids]
-        if not params:
-            return
-        with self.database.session() as s:
-            s.execute(
-                update(D)
-                .where(D.c.id == bindparam("b_id"), D.c.state == DeliveryState.QUEUED.value)
-                .values(lease_until=None),
                 params,
             )
 
