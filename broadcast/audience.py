@@ -186,6 +186,16 @@ def audience_counts(
     return counts
 
 
+# A list under this share of what its carrier reported for the same areas misses most of that
+# carrier's people: the drafter's preview warns, the coverage page flags the area.
+SHORT_OF_REPORTED = 0.5
+
+
+def short_of_reported(listed: int, reported: int | None) -> bool:
+    """Whether a list of `listed` numbers is far below the `reported` count (see above)."""
+    return reported is not None and reported > 0 and listed < reported * SHORT_OF_REPORTED
+
+
 def reported_counts(
     session: Session, *, area_codes: Iterable[str], carrier_codes: Iterable[str]
 ) -> dict[str, int | None]:

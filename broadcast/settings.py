@@ -43,6 +43,7 @@ class ImportSettings:
     max_rows: int = 5_000_000
     chunk_rows: int = 250_000
     retention_days: int = 30
+    max_shrink: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class ImportSchema(_Strict):
     max_rows = fields.Integer(validate=_POSITIVE)
     chunk_rows = fields.Integer(validate=validate.Range(min=1000))
     retention_days = fields.Integer(validate=validate.Range(min=0))
+    max_shrink = fields.Float(validate=validate.Range(min=0.0, max=1.0))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> ImportSettings:

@@ -64,3 +64,18 @@ class NoValidRows(ImportRejected):
     """Refused rather than replace a carrier's list with an empty one."""
 
     code = "no_valid_rows"
+
+
+class ListShrinks(ImportRejected):
+    """The new list would cut the carrier's active list by more than imports.max_shrink: one
+    wrong file must not silently drop most of a carrier's people. Details carry both counts;
+    the uploader may confirm (allow_shrink)."""
+
+    code = "list_shrinks"
+
+
+class ListChanged(ImportRejected):
+    """A confirmation named the list it meant to replace, and another import has replaced that
+    list since (a stale page, a second click): the uploader must look again."""
+
+    code = "list_changed"

@@ -40,6 +40,8 @@ class ImportReport:
     list_id: int | None = None
     version: int | None = None
     replaced_list_id: int | None = None
+    replaced_count: int | None = None  # numbers in the list this one replaced
+    shrink_confirmed: bool = False  # cut more than imports.max_shrink, confirmed by the uploader
     as_of: date | None = None
     rejects_csv: str | None = None
     seconds: float = 0.0

@@ -32,6 +32,8 @@ class ImportReportSchema(Schema):
     list_id = fields.Integer(allow_none=True)
     version = fields.Integer(allow_none=True)
     replaced_list_id = fields.Integer(allow_none=True)
+    replaced_count = fields.Integer(allow_none=True)
+    shrink_confirmed = fields.Boolean()
     as_of = fields.Date(allow_none=True)
     rejects_csv = fields.String(allow_none=True)
     seconds = fields.Float()

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from sqlalchemy import and_, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from broadcast import audit
+from broadcast.audience import short_of_reported
 from broadcast.db import Database
 from broadcast.models import (
     Area,
@@ -47,7 +49,14 @@ from broadcast.models import (
 from broadcast.settings import Settings
 from subscriber_import.area_lookup import AreaInfo, AreaLookup
 from subscriber_import.columns import map_columns
-from subscriber_import.errors import ImportRejected, NoValidRows, TooManyRows, UnknownCarrier
+from subscriber_import.errors import (
+    ImportRejected,
+    ListChanged,
+    ListShrinks,
+    NoValidRows,
+    TooManyRows,
+    UnknownCarrier,
+)
 from subscriber_import.numbers import NumberPlan, Reason, normalise
 from subscriber_import.readers import Table, open_table
 from subscriber_import.report import ImportReport, RejectsWriter
@@ -68,8 +77,16 @@ def import_file(
     user_id: int | None = None,
     progress: Progress | None = None,
     as_of: date | None = None,
+    allow_shrink: bool = False,
+    replacing: int | None = None,
 ) -> ImportReport:
-    """Import a list (replaces the carrier's list) or counts (appended). Raises ImportRejected."""
+    """Import a list (replaces the carrier's list) or counts (appended). Raises ImportRejected.
+
+    A list that would cut the active list by more than imports.max_shrink is refused
+    (ListShrinks) unless `allow_shrink`. `replacing`, when given, is the id of the active list
+    the uploader saw and confirmed to replace: if another import replaced it since, the file is
+    refused (ListChanged) rather than applying a confirmation to a list nobody looked at.
+    """
     started = time.perf_counter()
     name = filename or Path(path).name
     try:
@@ -117,7 +134,16 @@ def import_file(
         with database.session() as session:
             if kind_enum is ImportKind.LIST:
                 _import_list(
-                    session, settings, table, report, rejects, carrier_id, user_id, progress
+                    session,
+                    settings,
+                    table,
+                    report,
+                    rejects,
+                    carrier_id,
+                    user_id,
+                    progress,
+                    allow_shrink=allow_shrink,
+                    replacing=replacing,
                 )
             else:
                 _import_counts(
@@ -132,13 +158,17 @@ def import_file(
             record.list_id = report.list_id
             record.rejects_path = str(rejects.path)
             record.report = report.to_json()
+            keep = ("rows", "accepted", "list_id", "version", "replaced_count", "shrink_confirmed")
+            after = {k: record.report[k] for k in keep}
+            if report.conflicts:  # who else holds these numbers: for admins, never the carrier
+                after["conflicts_by_carrier"] = record.report["conflicts_by_carrier"]
             audit.record(
                 session,
                 actor=None if user_id is None else f"user:{user_id}",
                 action=f"import.{kind_enum.value}",
                 object_type="import",
                 object_id=import_id,
-                after={k: record.report[k] for k in ("rows", "accepted", "list_id", "version")},
+                after=after,
             )
     except ImportRejected as exc:
         _close(table)
@@ -197,6 +227,18 @@ def _too_many(name: str, rows: int, settings: Settings) -> TooManyRows:
     )
 
 
+def upload_folder(settings: Settings) -> Path:
+    """Where the console and the API save uploads for the import job (shared with workers)."""
+    return settings.instance_path / "uploads"
+
+
+def held_upload(settings: Settings, import_id: int) -> Path:
+    """Where an uploaded list refused only for shrinking waits for the uploader's confirmation
+    (the console's second step), so it need not be sent twice; purge_superseded removes it with
+    the import's rejects after imports.retention_days."""
+    return upload_folder(settings) / f"held-{int(import_id)}"
+
+
 def load_plan(settings: Settings) -> NumberPlan:
     return NumberPlan.from_files(settings.number_ranges_file, settings.number_conversions_file)
 
@@ -213,6 +255,9 @@ def _import_list(
     carrier_id: int,
     user_id: int | None,
     progress: Progress | None,
+    *,
+    allow_shrink: bool,
+    replacing: int | None,
 ) -> None:
     columns = map_columns(table.columns, "list")
     number_col, area_cols = columns["msisdn"][0], columns.get("area", [])
@@ -291,6 +336,9 @@ def _import_list(
         )
     report.possible_ported = sum(ported.values())
     report.possible_ported_by_carrier = dict(sorted(ported.items()))
+    _check_shrink(
+        session, settings, report, carrier_id, own_code, allow_shrink, replacing, table.sheet
+    )
 
     writer.finish()
     others = dict(
@@ -314,11 +362,6 @@ def _import_list(
         report.conflicts = sum(report.conflicts_by_carrier.values())
 
     now = datetime.now(UTC)
-    report.replaced_list_id = session.scalar(
-        select(SubscriberList.id).where(
-            SubscriberList.carrier_id == carrier_id, SubscriberList.status == ListStatus.ACTIVE
-        )
-    )
     session.execute(
         update(SubscriberList)
         .where(SubscriberList.carrier_id == carrier_id, SubscriberList.status == ListStatus.ACTIVE)
@@ -330,6 +373,55 @@ def _import_list(
     session.flush()
     latest = _latest_counts(session, carrier_id)
     report.per_area = _area_rows(areas, per_area, latest)
+
+
+def _check_shrink(
+    session: Session,
+    settings: Settings,
+    report: ImportReport,
+    carrier_id: int,
+    carrier_code: str,
+    allow_shrink: bool,
+    replacing: int | None,
+    sheet: str | None,
+) -> None:
+    """Refuse a list that cuts the active one by more than imports.max_shrink, unless allowed;
+    runs before the bulk load is indexed, under the carrier's lock, so the counts compared are
+    the ones that would be replaced."""
+    current = session.execute(
+        select(SubscriberList.id, SubscriberList.row_count).where(
+            SubscriberList.carrier_id == carrier_id, SubscriberList.status == ListStatus.ACTIVE
+        )
+    ).first()
+    current_id, current_count = (current[0], int(current[1] or 0)) if current else (None, 0)
+    if replacing is not None and current_id != replacing:
+        raise ListChanged(
+            f"{report.filename}: {carrier_code}'s list changed since it was confirmed "
+            f"(list {replacing} is no longer the active one); nothing changed, look again",
+            {"confirmed_list_id": replacing, "current_list_id": current_id},
+        )
+    report.replaced_list_id = current_id
+    report.replaced_count = current_count if current_id is not None else None
+    limit = Fraction(str(settings.imports.max_shrink))
+    if current_count == 0 or Fraction(current_count - report.accepted, current_count) <= limit:
+        return
+    if allow_shrink:
+        report.shrink_confirmed = True
+        return
+    cut = 1 - report.accepted / current_count
+    raise ListShrinks(
+        f"{report.filename} would cut {carrier_code}'s list from {current_count:,} to "
+        f"{report.accepted:,} numbers ({cut:.0%} fewer, more than imports.max_shrink "
+        f"{float(limit):.0%}); nothing changed. If that is right, confirm it: "
+        "--allow-shrink (CLI), allow_shrink=true (API)",
+        {
+            "current": current_count,
+            "new": report.accepted,
+            "current_list_id": current_id,
+            "max_shrink": float(limit),
+            "sheet": sheet,  # what a confirmation of the held upload must read again
+        },
+    )
 
 
 def _as_int64(msisdn: pd.Series, valid: np.ndarray) -> np.ndarray:
@@ -579,6 +671,11 @@ def parse_dates(values: pd.Series, default: date) -> tuple[np.ndarray, np.ndarra
     raw = values.astype(object)
     text = raw.map(lambda v: v.isoformat()[:10] if isinstance(v, date) else v)
     text = text.where(text.notna(), "").astype(str).str.strip()
+    # %Y takes exactly four digits; a year pandas cannot hold (1600, 9999) makes to_datetime
+    # raise even with errors="coerce", so such a row is marked unparseable before it gets there.
+    year = pd.to_numeric(text.str.extract(r"(?<!\d)(\d{4})(?!\d)", expand=False))
+    representable = year.between(pd.Timestamp.min.year + 1, pd.Timestamp.max.year - 1)
+    text = text.where(year.isna() | representable, "?")
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y/%m/%d"):
         parsed = parsed.fillna(pd.to_datetime(text, format=fmt, errors="coerce"))
@@ -657,8 +754,10 @@ def _area_rows(
 
 
 def coverage(session: Session, carrier_code: str) -> list[dict[str, Any]]:
-    """Per area: numbers in the carrier's active list (subtree) against its latest reported
-    count, and `conflicts`: numbers there that another carrier's active list also holds."""
+    """Per area, in tree order (`depth` 0 for the province): numbers in the carrier's active
+    list (subtree) against its latest reported count, `short_of_reported` when the list holds
+    far fewer (audience.short_of_reported), and `conflicts`: numbers there that another
+    carrier's active list also holds (a count only: who holds them is not this carrier's)."""
     carrier_id = _carrier_id(session, carrier_code)
     areas = AreaLookup.load(session)
     listed = _active_area_counts(session, carrier_id)
@@ -683,7 +782,9 @@ def coverage(session: Session, carrier_code: str) -> list[dict[str, Any]]:
         row.setdefault("conflicts", 0)
         if row["area_id"] is None:
             row["conflicts"] = conflicts.get(-1, 0)
-        row.pop("area_id", None)
+        info = areas.areas.get(row.pop("area_id", None) or -1)
+        row["depth"] = info.path.strip("/").count("/") if info is not None else 0
+        row["short_of_reported"] = short_of_reported(row["accepted"], row["reported"])
     return out
 
 
@@ -772,4 +873,7 @@ def purge_superseded(database: Database, settings: Settings, *, now: datetime | 
         for import_id, rejects_path in old:
             Path(rejects_path).unlink(missing_ok=True)
             session.execute(update(Import).where(Import.id == import_id).values(rejects_path=None))
+        for held in upload_folder(settings).glob("held-*"):
+            if held.stat().st_mtime <= cutoff.timestamp():  # never confirmed: personal data
+                held.unlink(missing_ok=True)
     return len(ids)

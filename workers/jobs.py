@@ -257,15 +257,20 @@ def run_import(
     sheet: str | None = None,
     user_id: int | None = None,
     token: str,
+    allow_shrink: bool = False,
+    replacing: int | None = None,
+    hold_on_shrink: bool = False,
 ) -> dict[str, Any]:
     """A carrier's uploaded file, imported off the web request (enqueued by the console and
     the API as keys.IMPORT_JOB). Progress goes to keys.import_progress_key(token), which the
-    upload page and the API poll; the uploaded file is removed whatever happens."""
+    upload page and the API poll; the uploaded file is removed whatever happens, except a
+    console's list refused for shrinking (`hold_on_shrink`): that one is held
+    (service.held_upload) for the uploader to confirm without sending it again."""
     import json
     from pathlib import Path
 
     from subscriber_import import service
-    from subscriber_import.errors import ImportRejected
+    from subscriber_import.errors import ImportRejected, ListShrinks
 
     rt = rt_mod.current()
     progress_key = keys.import_progress_key(token)
@@ -286,8 +291,12 @@ def run_import(
             sheet=sheet,
             user_id=user_id,
             progress=lambda rows, total: store(state="running", rows=rows, total=total),
+            allow_shrink=allow_shrink,
+            replacing=replacing,
         )
     except ImportRejected as exc:  # the file was refused and nothing changed: an answer
+        if hold_on_shrink and isinstance(exc, ListShrinks) and exc.import_id is not None:
+            Path(path).replace(service.held_upload(rt.settings, exc.import_id))
         store(
             state="rejected",
             import_id=exc.import_id,

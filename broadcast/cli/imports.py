@@ -28,7 +28,7 @@ def import_cmd() -> None:
 
 
 def _run_import(kind: str, carrier: str, file: Path, as_json: bool, sheet: str | None,
-                as_of: datetime | None) -> None:  # fmt: skip
+                as_of: datetime | None, allow_shrink: bool = False) -> None:  # fmt: skip
     from subscriber_import.service import import_file
 
     settings = get_settings()
@@ -48,6 +48,7 @@ def _run_import(kind: str, carrier: str, file: Path, as_json: bool, sheet: str |
             sheet=sheet,
             progress=progress,
             as_of=as_of.date() if as_of else None,
+            allow_shrink=allow_shrink,
         )
     except LoaError as exc:
         fail(" ".join(str(exc).split()))
@@ -66,6 +67,11 @@ def _run_import(kind: str, carrier: str, file: Path, as_json: bool, sheet: str |
             f"11-digit numbers; {report.possible_ported:,} possibly ported; "
             f"{report.conflicts:,} also in another carrier's list"
         )
+        if report.replaced_count is not None:
+            click.echo(
+                f"replaced version with {report.replaced_count:,} numbers by {report.accepted:,}"
+                + (" (shrink confirmed with --allow-shrink)" if report.shrink_confirmed else "")
+            )
     for reason, count in sorted(report.rejected.items()):
         click.echo(f"  rejected {reason}: {count:,}")
     if report.rejected_total or report.duplicates:
@@ -83,9 +89,16 @@ _sheet = click.option("--sheet", help="Workbook sheet name (default: the first s
 @_file
 @_json
 @_sheet
-def import_list(carrier: str, file: Path, as_json: bool, sheet: str | None) -> None:
+@click.option(
+    "--allow-shrink",
+    is_flag=True,
+    help="Confirm a list that cuts the active one by more than imports.max_shrink.",
+)
+def import_list(
+    carrier: str, file: Path, as_json: bool, sheet: str | None, allow_shrink: bool
+) -> None:
     """Replace the carrier's subscriber list with FILE (a new version)."""
-    _run_import("list", carrier, file, as_json, sheet, None)
+    _run_import("list", carrier, file, as_json, sheet, None, allow_shrink)
 
 
 @import_cmd.command("counts")

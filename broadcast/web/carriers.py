@@ -82,6 +82,7 @@ def upload(code: str):  # type: ignore[no-untyped-def]
             sheet=request.form.get("sheet"),
             user_id=current_user.id,
             token=request.form.get("progress_token"),
+            hold_on_shrink=True,  # the report page then confirms it without a second upload
         )
     except LoaError as exc:
         if wants_json:
@@ -116,9 +117,33 @@ def upload_status(code: str, token: str):  # type: ignore[no-untyped-def]
 @bp.route("/imports/<int:import_id>")
 @roles_required(*READERS)
 def import_report(import_id: int):  # type: ignore[no-untyped-def]
-    with services().database.session() as session:
+    svc = services()
+    with svc.database.session() as session:
         row, code = visible_import(session, import_id)
-        return render_template("carriers/import.html", imp=import_view(row, code))
+        can_confirm = (
+            current_user.role in UPLOADERS
+            and service.held_upload(svc.settings, import_id).is_file()
+        )
+        return render_template(
+            "carriers/import.html", imp=import_view(row, code), can_confirm=can_confirm
+        )
+
+
+@bp.route("/imports/<int:import_id>/confirm-shrink", methods=["POST"])
+@roles_required(*UPLOADERS)
+def confirm_shrink(import_id: int):  # type: ignore[no-untyped-def]
+    """Second step of a list refused for shrinking: import the held file with the cut allowed."""
+    svc = services()
+    with svc.database.session() as session:
+        _row, code = visible_import(session, import_id)
+    try:
+        token = uploads.confirm_held(
+            svc, import_id=import_id, carrier_code=code, user_id=current_user.id
+        )
+    except LoaError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("carriers.import_report", import_id=import_id))
+    return redirect(url_for("carriers.upload_status", code=code, token=token))
 
 
 @bp.route("/imports/<int:import_id>/rejects.csv")

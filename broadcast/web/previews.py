@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict
 from typing import Any
 
+from flask_babel import format_decimal
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,6 +26,28 @@ def _text_info(text: str, fold: bool) -> dict[str, Any]:
     info = asdict(encoding.preview(text, fold=fold, concatenation=CONCATENATION))
     info["ucs2_chars"] = list(info["ucs2_chars"])
     return info
+
+
+def _is_short(row: dict[str, Any]) -> bool:
+    return audience.short_of_reported(row["audience"], row["reported"])
+
+
+def _short_list(row: dict[str, Any]) -> dict[str, Any]:
+    """The warning for a carrier whose list holds far fewer numbers than it reported."""
+    message = _(
+        "%(carrier)s's list holds %(listed)s numbers in these areas, but %(carrier)s reported "
+        "%(reported)s subscribers there: this alert would miss most of its people.",
+        carrier=row["name"],
+        listed=format_decimal(row["audience"]),
+        reported=format_decimal(row["reported"]),
+    )
+    return {
+        "code": "list_short_of_reported",
+        "carrier": row["carrier"],
+        "audience": row["audience"],
+        "reported": row["reported"],
+        "message": message,
+    }
 
 
 def build_preview(
@@ -45,6 +69,7 @@ def build_preview(
         "audience_total": None,
         "eta_seconds": None,
         "audience_available": False,
+        "warnings": [],
     }
     known = {code: name for code, name in session.execute(select(Carrier.code, Carrier.name))}
     chosen = [c for c in (carriers or []) if c in known]
@@ -74,6 +99,7 @@ def build_preview(
             }
         )
     eta = audience.eta_seconds(counts, parts, mps)
+    result["warnings"] = [_short_list(row) for row in rows if _is_short(row)]
     result.update(
         audience=rows,
         audience_total=sum(counts.values()),

@@ -7,11 +7,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from flask_babel import get_locale
+from flask_babel import format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from broadcast.models import AlertCategory, AlertStatus, Role
+from broadcast.models import AlertCategory, AlertStatus, ImportKind, ImportStatus, Role
 
 STATUS_LABELS = {
     AlertStatus.DRAFT: _l("Draft"),
@@ -36,6 +36,41 @@ ROLE_LABELS = {
     Role.CARRIER: _l("Carrier"),
     Role.AUDITOR: _l("Auditor"),
 }
+IMPORT_STATUS_LABELS = {
+    ImportStatus.RUNNING: _l("Running"),
+    ImportStatus.SUCCEEDED: _l("Imported"),
+    ImportStatus.REJECTED: _l("Refused"),
+}
+IMPORT_KIND_LABELS = {
+    ImportKind.LIST: _l("Subscriber list"),
+    ImportKind.COUNTS: _l("Counts per area"),
+}
+# The figures of an import report (subscriber_import.report.ImportReport), in display order.
+REPORT_LABELS = {
+    "rows": _l("Rows in the file"),
+    "accepted": _l("Accepted"),
+    "converted": _l("Converted from 11-digit numbers"),
+    "duplicates": _l("Duplicates"),
+    "conflicts": _l("Also on another carrier's list"),
+    "possible_ported": _l("Possibly ported (another carrier's range)"),
+    "replaced_count": _l("Numbers in the replaced list"),
+    "version": _l("List version"),
+    "as_of": _l("As of"),
+    "seconds": _l("Seconds"),
+}
+# Why a row was refused (subscriber_import.numbers.Reason, and duplicates).
+REASON_LABELS = {
+    "empty": _l("Empty cell"),
+    "invalid": _l("Not a number"),
+    "not_mobile": _l("Not a Vietnamese mobile number"),
+    "landline": _l("Landline number"),
+    "too_short": _l("Too few digits"),
+    "too_long": _l("Too many digits"),
+    "unknown_area": _l("Unknown area"),
+    "invalid_count": _l("Invalid count"),
+    "invalid_date": _l("Invalid date"),
+    "duplicate": _l("Duplicate"),
+}
 # Shown in both languages whatever the locale: nobody may mistake a test for a real alert.
 TEST_MARK = "THỬ NGHIỆM / TEST"
 
@@ -58,12 +93,24 @@ def init_templating(app: Flask) -> None:
                 return str(label)
         return str(getattr(value, "value", value))
 
+    def number(value: Any) -> str:
+        """A count in the reader's locale (vi: 99.935); '—' for none."""
+        return "—" if value is None or value == "" else format_decimal(value)
+
     app.jinja_env.filters["localtime"] = local_time
+    app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["import_status_label"] = lambda v: _label(IMPORT_STATUS_LABELS, v)
+    app.jinja_env.filters["import_kind_label"] = lambda v: _label(IMPORT_KIND_LABELS, v)
+    app.jinja_env.filters["reason_label"] = lambda v: _label(REASON_LABELS, v)
     app.jinja_env.filters["status_label"] = lambda v: _label(STATUS_LABELS, v)
     app.jinja_env.filters["category_label"] = lambda v: _label(CATEGORY_LABELS, v)
     app.jinja_env.filters["role_label"] = lambda v: _label(ROLE_LABELS, v)
     app.jinja_env.globals.update(
-        get_locale=get_locale, TEST_MARK=TEST_MARK, Role=Role, AlertStatus=AlertStatus
+        get_locale=get_locale,
+        TEST_MARK=TEST_MARK,
+        Role=Role,
+        AlertStatus=AlertStatus,
+        REPORT_LABELS=REPORT_LABELS,
     )
 
     @app.context_processor

@@ -4,6 +4,10 @@ control queue with paths and ids. The job imports it with subscriber_import, wri
 progress to Redis under `keys.import_progress_key(token)` and removes the file. The upload page
 and the API poll that progress; a file of two million rows never runs inside a request.
 
+A list refused for shrinking the carrier's list too much (service.ListShrinks) is confirmed by
+sending it again with allow_shrink (API, CLI); a console upload is held instead
+(service.held_upload) and confirmed in one click on its report (confirm_held).
+
 Progress states: queued → running → done (import_id) | rejected (import_id, message, code,
 details: the file was refused and nothing changed) | failed (an internal error).
 """
@@ -15,13 +19,18 @@ import re
 import secrets
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
 from broadcast import keys
 from broadcast.errors import ValidationFailed
+from broadcast.models import Import
 from broadcast.web.context import Services
+from subscriber_import import service
+from subscriber_import.errors import ListShrinks
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PROGRESS_TTL = 24 * 3600
@@ -49,6 +58,8 @@ def start_upload(
     sheet: str | None,
     user_id: int,
     token: str | None,
+    allow_shrink: str | None = None,
+    hold_on_shrink: bool = False,
 ) -> str:
     """Check the form, save the file, enqueue the import; returns the progress token."""
     if token and not TOKEN_RE.fullmatch(token):
@@ -59,26 +70,90 @@ def start_upload(
         raise ValidationFailed(
             f"kind must be 'list' or 'counts', not {kind!r}", {"kind": [f"{kind!r}"]}
         )
-    token = token or secrets.token_hex(16)
-    folder = svc.settings.instance_path / "uploads"
+    allowed = _flag("allow_shrink", allow_shrink)
+    folder = service.upload_folder(svc.settings)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / uuid.uuid4().hex  # never a name the client chose
     upload.save(path)
-    name = upload.filename
+    return _enqueue(
+        svc,
+        token or secrets.token_hex(16),
+        path,
+        carrier_code=carrier_code,
+        kind=kind,
+        filename=upload.filename,
+        sheet=sheet or None,
+        user_id=user_id,
+        allow_shrink=allowed,
+        hold_on_shrink=hold_on_shrink,
+    )
+
+
+def confirm_held(svc: Services, *, import_id: int, carrier_code: str, user_id: int) -> str:
+    """The second step of a list refused for shrinking: import the held upload again with the
+    cut allowed, for the list the refusal named only (service.ListChanged otherwise). Claiming
+    the held file is one rename, so of two clicks one imports and the other is told so."""
+    with svc.database.session() as session:
+        row = session.get(Import, import_id)
+        error = ((row.report or {}).get("error") or {}) if row is not None else {}
+        if row is None or error.get("code") != ListShrinks.code:
+            raise ValidationFailed(
+                _("Import %(id)s was not refused for shrinking the list.", id=import_id),
+                {"import_id": [str(import_id)]},
+            )
+        details, filename = error.get("details") or {}, row.filename
+    path = service.upload_folder(svc.settings) / uuid.uuid4().hex
+    try:
+        service.held_upload(svc.settings, import_id).rename(path)
+    except FileNotFoundError:
+        raise ValidationFailed(
+            _(
+                "Import %(id)s was already confirmed, or its file has expired: upload it again.",
+                id=import_id,
+            ),
+            {"import_id": [str(import_id)]},
+        ) from None
+    return _enqueue(
+        svc,
+        secrets.token_hex(16),
+        path,
+        carrier_code=carrier_code,
+        kind="list",
+        filename=filename,
+        sheet=details.get("sheet"),
+        user_id=user_id,
+        allow_shrink=True,
+        replacing=details.get("current_list_id"),
+    )
+
+
+def _flag(name: str, value: str | None) -> bool:
+    """A form's yes/no field; anything else is refused rather than read as no."""
+    text = (value or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ValidationFailed(
+        f"{name} must be true or false, not {value[:40]!r}", {name: [value[:40]]}
+    )
+
+
+def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filename: str,
+             **job: Any) -> str:  # fmt: skip
+    """Record the upload as queued and enqueue its import job; returns the progress token."""
     _store_progress(
-        svc, token, state="queued", rows=0, total=None, carrier=carrier_code, filename=name
+        svc, token, state="queued", rows=0, total=None, carrier=carrier_code, filename=filename
     )
     try:
         svc.import_queue.enqueue(
             keys.IMPORT_JOB,
             kwargs={
                 "carrier_code": carrier_code,
-                "kind": kind,
                 "path": str(path),
-                "filename": name,
-                "sheet": sheet or None,
-                "user_id": user_id,
+                "filename": filename,
                 "token": token,
+                **job,
             },
             job_timeout=IMPORT_JOB_TIMEOUT,
             result_ttl=PROGRESS_TTL,

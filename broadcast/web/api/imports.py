@@ -28,6 +28,9 @@ COVERAGE_READERS = (Role.ADMIN, Role.AUDITOR, Role.CARRIER, Role.DRAFTER, Role.A
 def import_view(row: Import, carrier_code: str) -> dict[str, Any]:
     report = dict(row.report or {})
     report.pop("rejects_csv", None)  # a server path: not for the client
+    if current_user.role == Role.CARRIER:
+        # Which carrier also holds these numbers is that carrier's data: the count only.
+        report.pop("conflicts_by_carrier", None)
     return {
         "id": row.id,
         "carrier": carrier_code,
@@ -59,7 +62,9 @@ def visible_import(session: Any, import_id: int) -> tuple[Import, str]:
     "Upload a subscriber list or counts (CSV or XLSX). The import runs as a background job; "
     "the answer waits up to `wait` seconds (default 20, 0..120) for it: 201 with the import "
     "and its report when done, 422 when the file was refused, else 202 with the progress and "
-    "its URL (Location) to poll",
+    "its URL (Location) to poll. A list that cuts the active one by more than "
+    "imports.max_shrink is refused (422 list_shrinks, details current and new) unless the "
+    "form field allow_shrink=true confirms it",
     roles=UPLOADERS,
     tag="imports",
     multipart=True,
@@ -81,6 +86,7 @@ def upload(code: str):  # type: ignore[no-untyped-def]
         sheet=request.form.get("sheet"),
         user_id=current_user.id,
         token=request.form.get("progress_token"),
+        allow_shrink=request.form.get("allow_shrink"),
     )
     state = uploads.wait_for(svc, token, args["wait"])
     if state.get("state") == "done":

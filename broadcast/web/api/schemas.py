@@ -58,6 +58,14 @@ class CarrierAudience(Schema):
     eta_seconds = fields.Float(allow_none=True)
 
 
+class PreviewWarning(Schema):
+    code = fields.String()
+    carrier = fields.String()
+    audience = fields.Integer()
+    reported = fields.Integer()
+    message = fields.String()
+
+
 class PreviewOut(Schema):
     preview = fields.Nested(TextInfo)
     folded = fields.Nested(TextInfo)
@@ -65,6 +73,7 @@ class PreviewOut(Schema):
     audience_total = fields.Integer(allow_none=True)
     eta_seconds = fields.Float(allow_none=True)
     audience_available = fields.Boolean()
+    warnings = fields.List(fields.Nested(PreviewWarning))
 
 
 class AreaOut(Schema):
@@ -309,3 +318,4 @@ class CoverageRow(Schema):
     reported = fields.Integer(allow_none=True)
     as_of = fields.String(allow_none=True)
     conflicts = fields.Integer()
+    short_of_reported = fields.Boolean()

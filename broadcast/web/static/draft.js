@@ -64,6 +64,17 @@
       tbody.appendChild(tr);
     });
     $("pv-eta").textContent = duration(data.eta_seconds);
+    /* A carrier whose list holds far fewer numbers than it reported: most of its people
+       would be missed (the server words the warning in the reader's language). */
+    var warnings = $("pv-warnings");
+    warnings.textContent = "";
+    (data.warnings || []).forEach(function (w) {
+      var li = document.createElement("li");
+      li.textContent = w.message;
+      li.setAttribute("data-carrier", w.carrier);
+      warnings.appendChild(li);
+    });
+    warnings.hidden = warnings.children.length === 0;
   }
 
   function refresh() {
