@@ -1,0 +1,187 @@
+"""Carrier data that cannot be knocked over, through the API and the console: a list cannot
+shrink by accident, a carrier learns nothing of another carrier's subscribers, the drafter is
+warned of a list far below its carrier's count, and the report speaks Vietnamese."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from webtools import ControlJobs, People, assert_error, login, page_csrf
+
+from broadcast.db import Database
+from broadcast.models import AuditEntry
+
+LIST_HEADER = "so_thue_bao,ma_huyen\n"
+
+
+def _list(count: int, prefix: str = "096", area: str = "436") -> str:
+    return LIST_HEADER + "".join(f"{prefix}{n:07d},{area}\n" for n in range(1, count + 1))
+
+
+def _upload(client: FlaskClient, people: People, who: str, text: str, **form: str):  # type: ignore[no-untyped-def]
+    carrier = "mobifone" if who == "mobifone" else "viettel"
+    data = {"kind": "list", "file": (io.BytesIO(text.encode()), "list.csv"), **form}
+    return client.post(
+        f"/api/v1/carriers/{carrier}/imports",
+        data=data,
+        headers=people.auth(who),
+        content_type="multipart/form-data",
+    )
+
+
+def _in_list(client: FlaskClient, people: People) -> int:
+    rows = client.get("/api/v1/carriers/viettel/coverage", headers=people.auth("admin"))
+    return {r["area_code"]: r["accepted"] for r in rows.get_json()}.get("436", 0)
+
+
+def test_api_refuses_a_shrinking_list_until_allow_shrink(
+    client: FlaskClient, people: People, control_jobs: ControlJobs, seeded_database: Database
+) -> None:
+    first = _upload(client, people, "viettel", _list(50))
+    assert first.status_code == 201, first.get_json()
+    before = client.get("/api/v1/carriers/viettel/imports", headers=people.auth("viettel"))
+
+    error = assert_error(_upload(client, people, "viettel", _list(3)), 422, "list_shrinks")
+    assert (error["details"]["current"], error["details"]["new"]) == (50, 3)
+    assert "from 50 to 3 numbers" in error["message"]
+    assert _in_list(client, people) == 50  # nothing changed
+    after = client.get("/api/v1/carriers/viettel/imports", headers=people.auth("viettel"))
+    assert [i["status"] for i in after.get_json()] == ["rejected"] + [
+        i["status"] for i in before.get_json()
+    ]
+    assert_error(_upload(client, people, "viettel", _list(3), allow_shrink="maybe"), 422)
+
+    confirmed = _upload(client, people, "viettel", _list(3), allow_shrink="true")
+    assert confirmed.status_code == 201, confirmed.get_json()
+    report = confirmed.get_json()["report"]
+    assert report["shrink_confirmed"] is True and report["replaced_count"] == 50
+    assert _in_list(client, people) == 3
+    with seeded_database.session() as session:
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "import.list").order_by(AuditEntry.id)
+        ).all()[-1]
+    assert entry.actor == f"user:{people.ids['viettel']}"
+    assert entry.after["shrink_confirmed"] is True and entry.after["replaced_count"] == 50
+
+
+def test_a_carrier_sees_only_a_count_of_numbers_also_on_another_list(
+    client: FlaskClient, people: People, control_jobs: ControlJobs, seeded_database: Database
+) -> None:
+    # viettel's list holds numbers in MobiFone's range (ported to viettel), and mobifone's
+    # stale list holds two of them: mobifone must not learn that viettel has them
+    assert _upload(client, people, "viettel", _list(5, prefix="090")).status_code == 201
+    theirs = LIST_HEADER + "0900000001,436\n0900000002,436\n0901234567,436\n"
+    uploaded = _upload(client, people, "mobifone", theirs)
+    assert uploaded.status_code == 201, uploaded.get_json()
+    body = uploaded.get_json()
+    assert body["report"]["conflicts"] == 2
+    assert "conflicts_by_carrier" not in body["report"]
+    assert "viettel" not in uploaded.get_data(as_text=True)
+    again = client.get(f"/api/v1/imports/{body['id']}", headers=people.auth("mobifone"))
+    assert "viettel" not in again.get_data(as_text=True)
+    # the admin and the audit see who else holds them
+    admin = client.get(f"/api/v1/imports/{body['id']}", headers=people.auth("admin")).get_json()
+    assert admin["report"]["conflicts_by_carrier"] == {"viettel": 2}
+    with seeded_database.session() as session:
+        entry = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "import.list", AuditEntry.object_id == str(body["id"])
+            )
+        ).one()
+    assert entry.after["conflicts_by_carrier"] == {"viettel": 2}
+    # the console says the same
+    login(client, "mobifone")
+    page = client.get(f"/carriers/imports/{body['id']}").get_data(as_text=True)
+    assert "viettel" not in page.lower() and 'id="conflicts-by-carrier"' not in page
+    assert "Có trong danh sách nhà mạng khác" in page
+    login(client, "admin")
+    page = client.get(f"/carriers/imports/{body['id']}").get_data(as_text=True)
+    assert 'id="conflicts-by-carrier"' in page and "viettel" in page
+
+
+RAW_KEYS = (
+    "rows", "accepted", "converted", "duplicates", "conflicts", "possible_ported", "version",
+    "seconds", "empty", "invalid", "not_mobile", "landline", "too_short", "too_long",
+    "unknown_area", "succeeded", "list",
+)  # fmt: skip
+
+
+def _visible_text(html: str) -> str:
+    html = re.sub(r"<(script|style|head)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_the_import_report_speaks_vietnamese_with_vi_numbers(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
+    rows = _list(1234) + "02393855555,436\n0961111111,Nowhere\nabc,436\n0912,436\n0961111112,\n"
+    login(client, "viettel")
+    response = client.post(
+        "/carriers/viettel/upload",
+        data={
+            "csrf_token": page_csrf(client, "/carriers/viettel"),
+            "kind": "list",
+            "file": (io.BytesIO(rows.encode()), "ds.csv"),
+        },
+        content_type="multipart/form-data",
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 202
+    import_id = _wait_for_import(client, people)
+    text = _visible_text(client.get(f"/carriers/imports/{import_id}").get_data(as_text=True))
+    words = set(re.findall(r"[a-z_]+", text))
+    assert not words & set(RAW_KEYS), words & set(RAW_KEYS)
+    for label in ("Số dòng trong tệp", "Số cố định", "Khu vực không xác định", "Đã nhập"):
+        assert label in text
+    assert "1.239" in text and "1.235" in text  # rows, accepted: vi-VN grouping
+    carrier_page = _visible_text(client.get("/carriers/viettel").get_data(as_text=True))
+    assert "1.235" in carrier_page and "Danh sách thuê bao" in carrier_page
+
+
+def _wait_for_import(client: FlaskClient, people: People) -> int:
+    import time
+
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        rows = client.get("/api/v1/carriers/viettel/imports", headers=people.auth("viettel"))
+        done = [r for r in rows.get_json() if r["status"] != "running"]
+        if done:
+            return done[0]["id"]
+        time.sleep(0.1)
+    raise AssertionError("the import did not finish in 30 s")
+
+
+def test_preview_warns_of_a_list_far_below_the_reported_count(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
+    both = _list(40) + _list(40, prefix="097", area="437").removeprefix(LIST_HEADER)
+    assert _upload(client, people, "viettel", both).status_code == 201
+    counts = "ma_huyen,so_luong,ngay\n436,99935,2026-01-15\n437,80,2026-01-15\n"
+    data = {"kind": "counts", "file": (io.BytesIO(counts.encode()), "counts.csv")}
+    posted = client.post(
+        "/api/v1/carriers/viettel/imports",
+        data=data,
+        headers=people.auth("viettel"),
+        content_type="multipart/form-data",
+    )
+    assert posted.status_code == 201, posted.get_json()
+
+    def preview(areas: list[str]) -> dict:  # type: ignore[type-arg]
+        response = client.post(
+            "/api/v1/preview",
+            json={"text": "Bão", "areas": areas, "carriers": ["viettel", "mobifone"]},
+            headers=people.auth("drafter"),
+        )
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    warned = preview(["436"])["warnings"]
+    assert [(w["carrier"], w["audience"], w["reported"]) for w in warned] == [
+        ("viettel", 40, 99935)
+    ]
+    assert "Viettel" in warned[0]["message"] and "99.935" in warned[0]["message"]
+    assert "40" in warned[0]["message"]
+    assert preview(["437"])["warnings"] == []  # 40 of 80 is half: not "far fewer"
