@@ -225,7 +225,9 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         viettel.set_input_files("#upload-file", str(upload))
         viettel.click("#upload-submit")
         viettel.wait_for_selector("#import-status", timeout=20_000)
-        assert viettel.text_content("#import-status") == "succeeded", workers.output()
+        assert viettel.get_attribute("#import-status", "data-status") == "succeeded", (
+            workers.output()
+        )
         assert viettel.is_visible("#rejects-download")
         vina = settings.instance_path / "vina-list.csv"
         vina.write_text("so_thue_bao,ma_huyen\n" + "".join(f"{n},436\n" for n in vina_numbers))
@@ -361,8 +363,74 @@ def test_refusals(server: dict[str, Any], browser: Any) -> None:
     )
     viettel = log_in(browser, base, "viettel")
     viettel.goto(f"{base}/carriers/imports/{report.import_id}")
-    assert viettel.text_content("#import-status") == "succeeded"
+    assert viettel.get_attribute("#import-status", "data-status") == "succeeded"
     mobifone = log_in(browser, base, "mobifone")
     response = mobifone.goto(f"{base}/carriers/imports/{report.import_id}")
     assert response.status == 404
     assert "0961234501" not in mobifone.content()
+
+
+def test_a_shrinking_list_asks_for_confirmation_without_a_second_upload(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """Refused with both counts, nothing changed; one click imports the held file; a stale
+    page cannot confirm twice. Then the drafter is warned of the short list."""
+    from sqlalchemy import select
+
+    from broadcast.models import AuditEntry
+    from subscriber_import import service
+
+    base, settings, database = server["url"], server["settings"], server["database"]
+
+    def in_list() -> int:
+        with database.session() as session:
+            return service.active_count(session, carrier_code="viettel")
+
+    workers = Workers(settings, ())
+    try:
+        viettel = log_in(browser, base, "viettel")
+        for name, count in (("full.csv", 1200), ("short.csv", 3)):
+            path = settings.instance_path / name
+            path.write_text(
+                "so_thue_bao,ma_huyen\n" + "".join(f"{n},436\n" for n in _numbers("96", count))
+            )
+            viettel.goto(f"{base}/carriers/viettel")
+            viettel.set_input_files("#upload-file", str(path))
+            viettel.click("#upload-submit")
+            viettel.wait_for_selector("#import-status", timeout=30_000)
+        assert viettel.get_attribute("#import-status", "data-status") == "rejected"
+        assert viettel.text_content("#shrink-current") == "1.200"
+        assert viettel.text_content("#shrink-new") == "3"
+        assert "từ 1.200 xuống 3 số" in viettel.text_content("#shrink")
+        assert in_list() == 1200  # nothing changed
+        refused_page = viettel.url
+
+        viettel.click("#shrink-confirm")
+        viettel.wait_for_selector('#import-status[data-status="succeeded"]', timeout=30_000)
+        assert viettel.is_visible("#shrink-confirmed"), workers.output()
+        assert in_list() == 3
+        with database.session() as session:
+            entry = session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.action == "import.list")
+                .order_by(AuditEntry.id.desc())
+            ).first()
+            assert entry.after["shrink_confirmed"] is True
+            assert entry.actor == f"user:{server['people'].ids['viettel']}"
+        viettel.goto(refused_page)  # the file was taken: no second confirmation
+        assert viettel.locator("#shrink-confirm").count() == 0
+
+        # counts far above the list: the coverage page flags the area, the draft page warns
+        counts = settings.instance_path / "counts.csv"
+        counts.write_text("ma_huyen,so_luong,ngay\n436,99935,2026-01-15\n")
+        service.import_file(database, settings, carrier_code="viettel", kind="counts", path=counts)
+        viettel.goto(f"{base}/carriers/viettel")
+        row = viettel.locator('#coverage tr[data-area="436"]')
+        assert "short" in row.get_attribute("class") and "99.935" in row.text_content()
+        page = log_in(browser, base, "drafter")
+        draft(page, base)
+        page.wait_for_selector("#pv-warnings li", state="visible")
+        warning = page.text_content('#pv-warnings li[data-carrier="viettel"]')
+        assert "Viettel" in warning and "99.935" in warning and " 3 " in warning
+    finally:
+        workers.stop()
