@@ -25,8 +25,10 @@ from broadcast.web.api.imports import (
 from broadcast.web.context import services
 from broadcast.web.security import READ_CARRIERS, carrier_in_scope, roles_required
 from subscriber_import import service
+from subscriber_import.errors import ListChanged, ListShrinks
 
 bp = Blueprint("carriers", __name__, url_prefix="/carriers")
+EXPLAINED_ON_REPORT = frozenset({ListShrinks.code, ListChanged.code})
 
 
 @bp.route("/")
@@ -105,7 +107,8 @@ def upload_status(code: str, token: str):  # type: ignore[no-untyped-def]
     if state.get("carrier") != code:
         abort(404)
     if state.get("import_id"):
-        if state["state"] == "rejected":
+        # The report page explains a refusal; these two it words itself, in the reader's language.
+        if state["state"] == "rejected" and state.get("code") not in EXPLAINED_ON_REPORT:
             flash(state.get("message") or _("The file was refused."), "error")
         return redirect(url_for("carriers.import_report", import_id=state["import_id"]))
     if state.get("state") in uploads.FINAL_STATES:

@@ -130,7 +130,7 @@ def test_the_import_report_speaks_vietnamese_with_vi_numbers(
         headers={"Accept": "application/json"},
     )
     assert response.status_code == 202
-    import_id = _wait_for_import(client, people)
+    import_id = _wait_for_import(client, people)  # the first import of this test
     text = _visible_text(client.get(f"/carriers/imports/{import_id}").get_data(as_text=True))
     words = set(re.findall(r"[a-z_]+", text))
     assert not words & set(RAW_KEYS), words & set(RAW_KEYS)
@@ -141,15 +141,16 @@ def test_the_import_report_speaks_vietnamese_with_vi_numbers(
     assert "1.235" in carrier_page and "Danh sách thuê bao" in carrier_page
 
 
-def _wait_for_import(client: FlaskClient, people: People) -> int:
+def _wait_for_import(client: FlaskClient, people: People, after: int = 0) -> int:
+    """The id of viettel's newest import once it has ended (newer than `after`)."""
     import time
 
     end = time.monotonic() + 30
     while time.monotonic() < end:
         rows = client.get("/api/v1/carriers/viettel/imports", headers=people.auth("viettel"))
-        done = [r for r in rows.get_json() if r["status"] != "running"]
-        if done:
-            return done[0]["id"]
+        latest = rows.get_json()[0] if rows.get_json() else None
+        if latest is not None and latest["id"] > after and latest["status"] != "running":
+            return latest["id"]
         time.sleep(0.1)
     raise AssertionError("the import did not finish in 30 s")
 
@@ -185,3 +186,51 @@ def test_preview_warns_of_a_list_far_below_the_reported_count(
     assert "Viettel" in warned[0]["message"] and "99.935" in warned[0]["message"]
     assert "40" in warned[0]["message"]
     assert preview(["437"])["warnings"] == []  # 40 of 80 is half: not "far fewer"
+
+
+def test_a_stale_confirmation_changes_nothing_and_cannot_be_replayed(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
+    first = _upload(client, people, "viettel", _list(50)).get_json()["id"]
+    login(client, "viettel")
+    client.post(
+        "/carriers/viettel/upload",
+        data={
+            "csrf_token": page_csrf(client, "/carriers/viettel"),
+            "kind": "list",
+            "file": (io.BytesIO(_list(3).encode()), "short.csv"),
+        },
+        content_type="multipart/form-data",
+    )
+    refused = _wait_for_import(client, people, after=first)
+    page = client.get(f"/carriers/imports/{refused}").get_data(as_text=True)
+    assert 'id="shrink-confirm"' in page and "từ 50 xuống 3 số" in page
+    # another carrier, and a role that may not upload, cannot confirm it
+    for who, page_path, status in (
+        ("mobifone", "/carriers/mobifone", 404),
+        ("drafter", "/alerts/", 403),
+    ):
+        login(client, who)
+        token = page_csrf(client, page_path)
+        url = f"/carriers/imports/{refused}/confirm-shrink"
+        assert client.post(url, data={"csrf_token": token}).status_code == status
+    # meanwhile another upload replaces the list the confirmation was about
+    assert _upload(client, people, "viettel", _list(45, prefix="097")).status_code == 201
+    login(client, "viettel")
+    csrf = page_csrf(client, f"/carriers/imports/{refused}")
+    confirmed = client.post(
+        f"/carriers/imports/{refused}/confirm-shrink", data={"csrf_token": csrf}
+    )
+    assert confirmed.status_code == 302 and "/uploads/" in confirmed.headers["Location"]
+    stale = _wait_for_import(client, people, after=refused + 1)  # after the API's upload
+    page = client.get(f"/carriers/imports/{stale}").get_data(as_text=True)
+    assert 'data-status="rejected"' in page and "Danh sách của nhà mạng đã thay đổi" in page
+    assert _in_list(client, people) == 45  # nothing changed
+    # the held file was taken by the first confirmation: a replay is told so
+    again = client.post(
+        f"/carriers/imports/{refused}/confirm-shrink",
+        data={"csrf_token": csrf},
+        follow_redirects=True,
+    )
+    assert "đã được xác nhận" in again.get_data(as_text=True)
+    assert _in_list(client, people) == 45

@@ -56,6 +56,8 @@ def _operation(rule: Any, doc: EndpointDoc) -> dict[str, Any]:
                             "file": {"type": "string", "format": "binary"},
                             "kind": {"type": "string", "enum": ["list", "counts"]},
                             "sheet": {"type": "string"},
+                            "progress_token": {"type": "string"},
+                            "allow_shrink": {"type": "boolean", "default": False},
                         },
                         "required": ["file", "kind"],
                     }
