@@ -716,8 +716,14 @@ def _area_rows(
     listed: Counter[int],
     latest: dict[int, tuple[int, date]],
     extra: dict[int, dict[str, Any]] | None = None,
+    tree: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row per area with numbers or a reported count; `accepted` includes the subtree."""
+    """One row per area with numbers or a reported count; `accepted` includes the subtree.
+
+    With `tree`, the ancestors of those areas get rows too (the province total), and an area
+    that reported nothing itself shows the sum of its children's reports, the rule of
+    audience.reported_counts: an area's own latest report stands for its whole subtree.
+    """
     subtree: Counter[int] = Counter()
     for area_id, n in listed.items():
         info = areas.areas.get(area_id)
@@ -728,6 +734,16 @@ def _area_rows(
             if ancestor is not None:
                 subtree[ancestor.id] += n
     shown = {a for a in listed if a in areas.areas} | set(latest)
+    derived: dict[int, int] = {}
+    if tree:
+        shown |= {
+            ancestor.id
+            for a in list(shown)
+            if a in areas.areas
+            for code in areas.areas[a].path.strip("/").split("/")
+            if (ancestor := areas.by_code.get(code)) is not None
+        }
+        derived = _reported_subtrees(areas, shown, latest)
     out: list[dict[str, Any]] = []
     for area_id in sorted(shown, key=lambda a: areas.areas[a].path if a in areas.areas else ""):
         info: AreaInfo | None = areas.areas.get(area_id)
@@ -739,7 +755,7 @@ def _area_rows(
             "area_code": info.code,
             "area_name": info.name,
             "accepted": subtree.get(area_id, 0),
-            "reported": reported[0] if reported else None,
+            "reported": reported[0] if reported else derived.get(area_id),
             "as_of": reported[1] if reported else None,
         }
         if extra is not None:
@@ -751,6 +767,30 @@ def _area_rows(
              "reported": None, "as_of": None, **({"conflicts": 0} if extra is not None else {})}
         )  # fmt: skip
     return out
+
+
+def _reported_subtrees(
+    areas: AreaLookup, shown: set[int], latest: dict[int, tuple[int, date]]
+) -> dict[int, int]:
+    """For shown areas without a report of their own: the sum of their children's reports
+    (a child without one counts its own children, recursively); absent when none reported."""
+    children: dict[int, list[int]] = {}
+    for info in areas.areas.values():
+        codes = info.path.strip("/").split("/")
+        parent = areas.by_code.get(codes[-2]) if len(codes) > 1 else None
+        if parent is not None:
+            children.setdefault(parent.id, []).append(info.id)
+    memo: dict[int, int | None] = {}
+
+    def value(area_id: int) -> int | None:
+        if area_id in latest:
+            return latest[area_id][0]
+        if area_id not in memo:
+            known = [v for c in children.get(area_id, []) if (v := value(c)) is not None]
+            memo[area_id] = sum(known) if known else None
+        return memo[area_id]
+
+    return {a: v for a in shown - set(latest) if (v := value(a)) is not None}
 
 
 def coverage(session: Session, carrier_code: str) -> list[dict[str, Any]]:
@@ -777,7 +817,8 @@ def coverage(session: Session, carrier_code: str) -> list[dict[str, Any]]:
         .group_by(mine.area_id)
     ).all()
     conflicts = {(-1 if a is None else int(a)): int(n) for a, n in rows}
-    out = _area_rows(areas, listed, latest, {a: {"conflicts": n} for a, n in conflicts.items()})
+    extra = {a: {"conflicts": n} for a, n in conflicts.items()}
+    out = _area_rows(areas, listed, latest, extra, tree=True)
     for row in out:
         row.setdefault("conflicts", 0)
         if row["area_id"] is None:

@@ -141,7 +141,7 @@ def subscribers_count(carrier: str | None, area: str | None) -> None:
 @click.option("--carrier", required=True)
 @click.option("--json", "as_json", is_flag=True)
 def subscribers_coverage(carrier: str, as_json: bool) -> None:
-    """Per area: numbers in the active list against the latest reported count."""
+    """Per area, as a tree: numbers in the active list against the latest reported count."""
     from subscriber_import.service import coverage
 
     try:
@@ -156,8 +156,11 @@ def subscribers_coverage(carrier: str, as_json: bool) -> None:
     for row in rows:
         reported = "-" if row["reported"] is None else f"{row['reported']:,}"
         click.echo(
-            f"{row['area_code'] or '(none)'}\t{row['area_name']}\t{row['accepted']:,}\t"
+            "  "
+            * row["depth"]
+            + f"{row['area_code'] or '(none)'}\t{row['area_name']}\t{row['accepted']:,}\t"
             f"{reported}\t{row['as_of'] or ''}\tconflicts {row['conflicts']:,}"
+            + ("\tFAR BELOW REPORTED" if row["short_of_reported"] else "")
         )
 
 

@@ -234,3 +234,34 @@ def test_a_stale_confirmation_changes_nothing_and_cannot_be_replayed(
     )
     assert "đã được xác nhận" in again.get_data(as_text=True)
     assert _in_list(client, people) == 45
+
+
+def test_coverage_is_the_area_tree_with_totals_and_flags(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
+    both = _list(40) + _list(60, prefix="097", area="437").removeprefix(LIST_HEADER)
+    assert _upload(client, people, "viettel", both).status_code == 201
+    counts = "ma_huyen,so_luong,ngay\n436,99935,2026-01-15\n437,80,2026-01-15\n"
+    data = {"kind": "counts", "file": (io.BytesIO(counts.encode()), "counts.csv")}
+    posted = client.post(
+        "/api/v1/carriers/viettel/imports",
+        data=data,
+        headers=people.auth("viettel"),
+        content_type="multipart/form-data",
+    )
+    assert posted.status_code == 201, posted.get_json()
+    rows = client.get("/api/v1/carriers/viettel/coverage", headers=people.auth("drafter"))
+    table = [
+        (r["area_code"], r["accepted"], r["reported"], r["short_of_reported"])
+        for r in rows.get_json()
+    ]
+    assert table == [
+        ("42", 100, 100015, True),  # the province: totals of its districts
+        ("436", 40, 99935, True),
+        ("437", 60, 80, False),
+    ]
+    login(client, "viettel")
+    page = client.get("/carriers/viettel").get_data(as_text=True)
+    flagged = re.findall(r'<tr data-area="(\d+)" class="short">', page)
+    assert flagged == ["42", "436"]
+    assert "100.015" in page and "99.935" in page and "Thấp hơn nhiều so với báo cáo" in page
