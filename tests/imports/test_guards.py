@@ -4,6 +4,8 @@ counts with dates pandas cannot hold are rejected per row, never a failed import
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -110,3 +112,21 @@ def test_sheet_dates_out_of_pandas_range_are_rejected_rows(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["accepted"] == 1 and report["rejected"] == {"invalid_date": 2}
+
+
+def test_purge_deletes_held_uploads_never_confirmed(
+    seeded_database: Database, settings: Settings
+) -> None:
+    """A console upload held for a shrink confirmation is personal data: it goes with the
+    retention of superseded lists."""
+    folder = settings.instance_path / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    old, recent, pending = folder / "held-7", folder / "held-8", folder / "0123abcd"
+    for path in (old, recent, pending):
+        path.write_text("msisdn\n0912345678\n")
+    long_ago = time.time() - (settings.imports.retention_days + 1) * 86400
+    os.utime(old, (long_ago, long_ago))
+    os.utime(pending, (long_ago, long_ago))
+    result = _loa(settings, "subscribers", "purge")
+    assert result.exit_code == 0, result.output
+    assert not old.exists() and recent.exists() and pending.exists()
