@@ -140,6 +140,20 @@ def test_duplicate_across_chunks_is_reported_not_a_crash(
         assert active_count(session, carrier_code="vinaphone") == 1000
 
 
+@pytest.mark.parametrize("cell", ["=1+1", "+1+1", "-1+1", "@SUM(1)", "\t=1+1", "\r=1+1"])
+def test_rejects_file_defuses_every_formula_start(
+    seeded_database: Database, tmp_path: Path, settings: Settings, cell: str
+) -> None:
+    """OWASP CSV injection: a cell starting with = + - @ tab or CR runs in a spreadsheet."""
+    path = write_csv(
+        tmp_path / "list.csv", [["msisdn", "area"], ["0912345678", "436"], [cell, cell]]
+    )
+    report = _import(seeded_database, settings, "vinaphone", path)
+    with open(report.rejects_csv, encoding="utf-8-sig", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert (row["value"], row["area"]) == ("'" + cell, "'" + cell)
+
+
 def test_limits_unknown_carrier_and_empty_lists_change_nothing(
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:
