@@ -85,6 +85,8 @@ def _verdicts() -> dict[str, tuple[str, str]]:
 
 def test_every_row_names_its_source() -> None:
     rows = _rows()
+    misshapen = [r for r in rows if None in r or None in r.values()]  # a stray comma
+    assert not misshapen, misshapen
     assert rows and all(r["source"].strip() for r in rows), [r for r in rows if not r["source"]]
     codes = {r["carrier"] for r in rows} - {""}
     assert codes <= set(CARRIER_CODES.values())
