@@ -653,6 +653,8 @@ def derive(
 
     Same areas, carriers, brandname and category (an emergency's correction must not wait for
     quiet hours), text prefilled from the templates; it still needs a second person to approve.
+    An update keeps the original's CAP urgency, severity and certainty; a correction or an
+    all-clear takes its template's (the hazard is over), and the drafter may edit them.
     """
     if kind not in DERIVED:
         raise ValidationFailed(
@@ -672,7 +674,17 @@ def derive(
         title=original.title,
         body=original.body,
         sent=f"{local_sent:%H:%M %d/%m/%Y}",
-        instruction=original.instruction,
+        original_instruction=original.instruction,
+    )
+    template = templates.get(kind)
+    assessment = (
+        {}
+        if kind == "update"
+        else {
+            "urgency": template.urgency,
+            "severity": template.severity,
+            "certainty": template.certainty,
+        }
     )
     expires = original.expires_at
     if expires is not None and as_utc(expires) <= _now(now):
@@ -682,6 +694,7 @@ def derive(
         title=text["title"][:200],
         body=text["body"],
         instruction=text["instruction"],
+        **assessment,
         schedule_at=None,
         expires_at=as_utc(expires) if expires else None,
     )

@@ -130,7 +130,9 @@ TEMPLATES: dict[str, Template] = {
             },
             instruction={"vi": "Không cần làm gì.", "en": "No action needed."},
         ),
-        # The three below are filled by `derive` from the original alert.
+        # The three below are filled by `derive` from the original alert. An update restates
+        # the original's instruction and keeps its CAP assessment; a correction or an all-clear
+        # says the hazard is over, so it has its own instruction and assessment.
         _t(
             key="update",
             category=AlertCategory.WARNING,
@@ -140,7 +142,7 @@ TEMPLATES: dict[str, Template] = {
                 "vi": "{sender} CẬP NHẬT tin lúc {sent}: {body}",
                 "en": "{sender} UPDATE to the alert of {sent}: {body}",
             },
-            instruction={"vi": "{instruction}", "en": "{instruction}"},
+            instruction={"vi": "{original_instruction}", "en": "{original_instruction}"},
         ),
         _t(
             key="correction",
@@ -157,6 +159,10 @@ TEMPLATES: dict[str, Template] = {
                 "vi": "Không cần làm theo tin trước.",
                 "en": "Disregard the earlier alert.",
             },
+            # CAP: no action needed any more (Past) for a hazard not expected at all (Unlikely).
+            urgency="Past",
+            severity="Minor",
+            certainty="Unlikely",
         ),
         _t(
             key="all_clear",
@@ -173,6 +179,10 @@ TEMPLATES: dict[str, Template] = {
                 "vi": "Trở lại sinh hoạt bình thường.",
                 "en": "Return to normal activities.",
             },
+            # CAP: no action needed any more (Past) for a hazard seen to be over (Observed).
+            urgency="Past",
+            severity="Minor",
+            certainty="Observed",
         ),
     )
 }

@@ -39,7 +39,13 @@ class Reason(str, Enum):
 
 @dataclass(frozen=True)
 class NumberPlan:
-    """Mobile ranges (national prefix → carrier, national length) and old → new prefixes."""
+    """Mobile ranges (national prefix → carrier, national length) and old → new prefixes.
+
+    A range with an empty carrier is refused on purpose (`not_mobile`), even inside a longer
+    accepted prefix: the ranges file lists each difference with libphonenumber and its source.
+    The range's carrier only says which carrier a prefix was allocated to (the import report's
+    `possible_ported`); a number is sent through the carrier whose list holds it.
+    """
 
     ranges: dict[str, tuple[str, int]]
     conversions: dict[str, str]
@@ -143,9 +149,11 @@ def normalise(values: pd.Series, plan: NumberPlan) -> pd.DataFrame:
 
     # The national number: strip 84 (written with + or 00, or 11/12 digits long: a national
     # number never starts with 84 at that length), "840" (84 then a trunk zero), or the 0.
+    # No national number is 11 or 12 digits long, nor starts with 0, so these never collide.
     cut = np.select(
         [
-            starts840 & (length == 12),
+            # 84, then the trunk 0, then a 9-digit number or an old 11-digit one (10 digits).
+            starts840 & ((length == 12) | (length == 13)),
             starts84 & (international | (length == 11) | (length == 12)),
             starts0,
         ],
@@ -160,8 +168,10 @@ def normalise(values: pd.Series, plan: NumberPlan) -> pd.DataFrame:
     nlen = length - cut
 
     converted = np.zeros(n, dtype=bool)
+    old_short = np.zeros(n, dtype=bool)  # an old prefix with digits missing: too_short
     for width in plan.old_prefix_lengths:
         hit, pos = _lookup(pc.utf8_slice_codeunits(national, 0, width), plan.conversions)
+        old_short |= hit & (nlen > width) & (nlen < width + 7)
         hit &= (nlen == width + 7) & ~converted
         if hit.any():
             new = np.array(list(plan.conversions.values()) or [""], dtype=object)[pos]
@@ -189,14 +199,18 @@ def normalise(values: pd.Series, plan: NumberPlan) -> pd.DataFrame:
             found |= hit
 
     landline = _np(pc.starts_with(national, "2"))
+    refused_range = found & (carrier == "")
     reason = np.select(
         [
             empty,
             ~digits,
             foreign,
             landline,
+            refused_range,
             found & (nlen == expected),
-            nlen < expected,
+            # Too short only when written as a phone number (0, 84) and naming a range; a bare
+            # "12345" is a short code or a stray value, not a mobile number missing digits.
+            (cut > 0) & ((found & (nlen < expected)) | old_short),
             nlen > np.where(found, expected, 10),
         ],
         [
@@ -204,6 +218,7 @@ def normalise(values: pd.Series, plan: NumberPlan) -> pd.DataFrame:
             Reason.INVALID.value,
             Reason.NOT_MOBILE.value,
             Reason.LANDLINE.value,
+            Reason.NOT_MOBILE.value,
             "",
             Reason.TOO_SHORT.value,
             Reason.TOO_LONG.value,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -59,8 +60,13 @@ class ImportReport:
             self.rejected[str(reason)] = self.rejected.get(str(reason), 0) + int(n)
 
 
+def defuse_cell(text: str) -> str:
+    """One cell of an export, prefixed with ' when a spreadsheet would run it as a formula."""
+    return "'" + text if re.match(FORMULA_START, text) else text
+
+
 def defuse(values: pd.Series) -> pd.Series:
-    """Prefix ' to cells a spreadsheet would run as a formula."""
+    """Prefix ' to cells a spreadsheet would run as a formula (`defuse_cell` on a column)."""
     text = values.astype(object).where(values.notna(), "").astype(str)
     risky = text.str.contains(FORMULA_START, regex=True)
     return text.where(~risky, "'" + text)
@@ -89,7 +95,11 @@ class RejectsWriter:
                 "reason": reasons,
             }
         )
-        frame.to_csv(self.path, mode="a", header=False, index=False, encoding="utf-8")
+        # The header's line ending: the csv module then quotes a cell holding a bare CR, which
+        # would otherwise end the row early in every reader.
+        frame.to_csv(
+            self.path, mode="a", header=False, index=False, encoding="utf-8", lineterminator="\r\n"
+        )
         self.rows += len(frame)
 
     def discard(self) -> None:

@@ -6,6 +6,9 @@
 - PostgreSQL comes from LOA_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test,
   used only to create and drop private databases). When it cannot be reached the PostgreSQL
   variants are skipped with the reason, unless LOA_REQUIRE_POSTGRES=1 (CI), where they fail.
+  The browser tests follow the same rule with LOA_REQUIRE_BROWSER=1 (see `require_or_skip`).
+- A run in which no test passed (everything skipped or deselected) fails: a suite that tested
+  nothing must not look green.
 - `redis_url` is a private redis-server started for the test session (LOA_TEST_REDIS_URL uses an
   existing server instead; its database is flushed before and after each test).
 """
@@ -17,7 +20,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
@@ -32,6 +35,7 @@ from broadcast.settings import Settings, load_settings
 
 PG_ADMIN_URL = os.environ.get("LOA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("LOA_REQUIRE_POSTGRES") == "1"
+REQUIRE_BROWSER = os.environ.get("LOA_REQUIRE_BROWSER") == "1"
 RUN_ID = uuid.uuid4().hex[:8]
 
 
@@ -115,12 +119,31 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def require_or_skip(required: bool, variable: str, reason: str) -> NoReturn:
+    """Skip for a missing component, or fail when `variable`=1 says the run requires it (CI).
+
+    Works in a test, a fixture or at module level (where the failure is a collection error,
+    which fails the run as well)."""
+    if required:
+        pytest.fail(f"{variable}=1 but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
 def _postgres_or_skip(pg_templates: PostgresTemplates) -> None:
     pg_templates.prepare()
     if pg_templates.error:
-        if REQUIRE_PG:
-            pytest.fail(f"LOA_REQUIRE_POSTGRES=1 but {pg_templates.error}")
-        pytest.skip(pg_templates.error)
+        require_or_skip(REQUIRE_PG, "LOA_REQUIRE_POSTGRES", pg_templates.error)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Turn a green run in which no test passed into a failure, naming why."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if exitstatus != pytest.ExitCode.OK or reporter is None or session.config.option.collectonly:
+        return
+    if not reporter.stats.get("passed"):
+        skipped = len(reporter.stats.get("skipped", []))
+        reporter.write_sep("=", f"no test passed ({skipped} skipped): failing the run", red=True)
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -18,6 +18,7 @@ from broadcast import live
 from broadcast.alerts import AlertDraft
 from broadcast.models import Alert, AlertCategory, Carrier, Delivery
 from broadcast.policy import as_utc
+from subscriber_import.report import defuse_cell
 
 REPORT_COLUMNS = (
     "msisdn",
@@ -107,10 +108,16 @@ def _report_rows(session: Session, alert_id: int, carrier_id: int | None) -> Ite
     if carrier_id is not None:
         query = query.where(Delivery.carrier_id == carrier_id)
     for row in session.execute(query):
-        yield tuple(
-            getattr(v, "value", v) if not hasattr(v, "isoformat") else as_utc(v).isoformat()
-            for v in row
-        )
+        yield tuple(_cell(v) for v in row)
+
+
+def _cell(value: Any) -> Any:
+    """A report cell: enums as their value, times in ISO 8601, text never a live formula (an
+    error text can carry what a peer sent; openpyxl would even store it as a formula)."""
+    if hasattr(value, "isoformat"):
+        return as_utc(value).isoformat()
+    value = getattr(value, "value", value)
+    return defuse_cell(value) if isinstance(value, str) else value
 
 
 def report_csv(session: Session, alert_id: int, carrier_id: int | None = None) -> Iterator[str]:

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smpp_gateway.client import OutboundMessage
 from smpp_gateway.encoding import (
     GSM_CHARS,
     GSM_EXTENSION,
     EncodingError,
-    decode,
     fold,
     gsm_decode,
     gsm_encode,
@@ -53,22 +53,139 @@ def test_parts_decode_and_join_back_to_the_text(text, method):
     assert _reassemble(parts, method) == text
 
 
-@given(text=st.one_of(any_text, gsm_text, mixed_text), method=st.sampled_from(METHODS[:3]))
+# --- the wire, checked against an oracle written here, apart from smpp_gateway.encoding ---
+# GSM 03.38 extension table (3GPP TS 23.038 6.2.1.1): character → code after the 0x1B escape.
+REF_EXTENSION = {"\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C, "~": 0x3D,
+                 "]": 0x3E, "|": 0x40, "€": 0x65}  # fmt: skip
+REF_UNESCAPE = {code: char for char, code in REF_EXTENSION.items()}
+# Septets per part: alone, then concatenated after a 6-octet UDH (7-octet for 16-bit refs).
+REF_SINGLE, REF_MULTI = 160, {"udh": 153, "sar": 153, "udh16": 152}
+# Text rich in escape pairs, at lengths around the part boundaries.
+escape_heavy = st.lists(
+    st.sampled_from([*REF_EXTENSION, "x", "x", "x", "y", "@", " "]), min_size=70, max_size=700
+).map("".join)
+
+
+def _ref_septets(char: str) -> int:
+    return 2 if char in REF_EXTENSION else 1
+
+
+def _ref_part_sizes(text: str, method: str) -> list[int]:
+    """Septets per part by the plain rule: one part up to 160, else greedy parts of 153 (152)
+    that never take half of an escape pair."""
+    total = sum(_ref_septets(c) for c in text)
+    if total <= REF_SINGLE:
+        return [total]
+    sizes, used = [], 0
+    for char in text:
+        if used + _ref_septets(char) > REF_MULTI[method]:
+            sizes.append(used)
+            used = 0
+        used += _ref_septets(char)
+    return [*sizes, used]
+
+
+def _ref_pack(udh: bytes, septets: bytes) -> bytes:
+    """User data as the SMSC puts it on the air: the UDH, fill bits to a septet boundary, then
+    the septets packed 7 bits each, least significant bit first (TS 23.038 6.1.2.1)."""
+    bits = "".join(format(octet, "08b")[::-1] for octet in udh)
+    bits += "0" * (-len(bits) % 7)
+    bits += "".join(format(septet, "07b")[::-1] for septet in septets)
+    bits += "0" * (-len(bits) % 8)
+    return bytes(int(bits[i : i + 8][::-1], 2) for i in range(0, len(bits), 8))
+
+
+def _wire_body(short_message: bytes, esm_class: int) -> tuple[bytes, bytes]:
+    """(UDH, body) of a short_message as an SMSC reads it: UDHL says how long the UDH is."""
+    if esm_class & 0x40:
+        return short_message[: 1 + short_message[0]], short_message[1 + short_message[0] :]
+    return b"", short_message
+
+
+def _ref_gsm_body(body: bytes) -> str:
+    """The text of one part on its own. A 0x1B must be followed, in the same part, by a code of
+    the extension table: a pair cut across parts would show the wrong character."""
+    out, i = [], 0
+    while i < len(body):
+        if body[i] == 0x1B:
+            assert i + 1 < len(body), "escape pair split across parts"
+            assert body[i + 1] in REF_UNESCAPE, f"escape then {body[i + 1]:#04x}"
+            out.append(REF_UNESCAPE[body[i + 1]])
+            i += 2
+        else:
+            assert body[i] < 0x80
+            out.append(gsm_decode(bytes([body[i]])))
+            i += 1
+    return "".join(out)
+
+
+def _check_wire(text: str, method: str, received: list[tuple[bytes, int, int]]) -> None:
+    """`received`: (short_message, data_coding, esm_class) of each submit_sm, in order."""
+    texts = []
+    for short_message, data_coding, esm_class in received:
+        udh, body = _wire_body(short_message, esm_class)
+        assert len(short_message) <= 254  # the SMPP short_message field
+        if data_coding == 0x08:
+            texts.append(body.decode("utf-16-be"))  # strict: a lone surrogate raises
+            on_air = len(udh) + len(body)
+            if method == "sar" and len(received) > 1:
+                on_air += 6  # the SMSC adds the concatenation UDH
+        else:
+            texts.append(_ref_gsm_body(body))
+            on_air = len(_ref_pack(udh, body))
+            if method == "sar" and len(received) > 1:
+                on_air = len(_ref_pack(bytes(6), body))
+        assert on_air <= 140, f"{on_air} octets of user data on the air"
+    assert "".join(texts) == text
+    if is_gsm7(text) and received[0][1] != 0x08:
+        septets = [len(_wire_body(sm, esm)[1]) for sm, _, esm in received]
+        assert septets == _ref_part_sizes(text, method)
+
+
+def _as_sent(parts):
+    return [(p.short_message, p.data_coding, p.esm_class) for p in parts]
+
+
+@given(
+    text=st.one_of(any_text, gsm_text, mixed_text, escape_heavy),
+    method=st.sampled_from(METHODS[:3]),
+)
 def test_no_part_exceeds_140_octets_of_user_data(text, method):
-    for p in split(text, concatenation=method, reference=7):
-        assert p.air_octets <= 140
-        assert len(p.short_message) <= 254  # SMPP short_message field limit
+    _check_wire(text, method, _as_sent(split(text, concatenation=method, reference=7)))
+
+
+@given(text=escape_heavy, method=st.sampled_from(METHODS[:3]))
+def test_escape_pairs_are_never_split_and_parts_follow_the_reference_count(text, method):
+    parts = split(text, concatenation=method, reference=7)
+    _check_wire(text, method, _as_sent(parts))
+    assert len(parts) == len(_ref_part_sizes(text, method)) == segments(text, concatenation=method)
 
 
 @given(text=mixed_text, method=st.sampled_from(METHODS[:3]))
-def test_escape_pairs_and_surrogates_are_never_split(text, method):
+def test_surrogate_pairs_are_never_split(text, method):
     for p in split(text, concatenation=method, reference=7):
-        body = p.short_message[len(p.udh) :]
         if p.data_coding == 0x08:
-            body.decode("utf-16-be")  # raises on a lone surrogate
-        else:
-            assert not body.endswith(b"\x1b") or body.endswith(b"\x1b\x1b")
-            assert gsm_encode(decode(p.short_message, p.data_coding, p.esm_class)) == body
+            _wire_body(p.short_message, p.esm_class)[1].decode("utf-16-be")
+
+
+BOUNDARY_TEXTS = {
+    "pair_at_153": "x" * 152 + "€" + "y" * 10,
+    "pair_at_152": "x" * 151 + "{" + "y" * 160,
+    "all_pairs_one_part": "€" * 80,
+    "all_pairs_two_parts": "€" * 81,
+    "pair_at_160": "x" * 159 + "|",
+    "pairs_across_three": ("x" * 75 + "[]") * 5,
+}
+
+
+@pytest.mark.parametrize("method", ["udh", "udh16", "sar"])
+@pytest.mark.parametrize("text", list(BOUNDARY_TEXTS.values()), ids=list(BOUNDARY_TEXTS))
+def test_what_the_smsc_receives_passes_the_oracle(start_simulator, open_session, method, text):
+    sim = start_simulator()
+    session = open_session(sim, concatenation=method)
+    session.submit_many([OutboundMessage(1, "84912345678", text)])
+    received = [(r.short_message, r.data_coding, r.esm_class) for r in sim.submits()]
+    _check_wire(text, method, received)
 
 
 @given(text=st.text(alphabet=GSM_ALPHABET.translate({ord(c): None for c in GSM_EXTENSION})))

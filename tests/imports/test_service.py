@@ -117,6 +117,43 @@ def test_new_version_supersedes_and_failure_half_way_changes_nothing(
     assert not (small.instance_path / "imports" / f"{info.value.import_id}-rejects.csv").exists()
 
 
+def test_duplicate_across_chunks_is_reported_not_a_crash(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    small = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000}
+    )
+    rows: list[list[object]] = [["msisdn"]] + [[f"09120{i:05d}"] for i in range(1000)]
+    # Rows 1,001 and 1,002 (the second chunk) repeat rows 5 and 999 of the first, written in
+    # other forms so only the normalised numbers match.
+    rows += [["+84 912 000 005"], ["84912000999"]]
+    path = write_csv(tmp_path / "list.csv", rows)
+    report = _import(seeded_database, small, "vinaphone", path)
+    assert (report.rows, report.accepted, report.duplicates) == (1002, 1000, 2)
+    with open(report.rejects_csv, encoding="utf-8-sig", newline="") as fh:
+        rejected = list(csv.DictReader(fh))
+    assert [(r["line"], r["reason"]) for r in rejected] == [
+        ("1002", "duplicate"),
+        ("1003", "duplicate"),
+    ]
+    with seeded_database.session() as session:
+        assert active_count(session, carrier_code="vinaphone") == 1000
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1+1", "-1+1", "@SUM(1)", "\t=1+1", "\r=1+1"])
+def test_rejects_file_defuses_every_formula_start(
+    seeded_database: Database, tmp_path: Path, settings: Settings, cell: str
+) -> None:
+    """OWASP CSV injection: a cell starting with = + - @ tab or CR runs in a spreadsheet."""
+    path = write_csv(
+        tmp_path / "list.csv", [["msisdn", "area"], ["0912345678", "436"], [cell, cell]]
+    )
+    report = _import(seeded_database, settings, "vinaphone", path)
+    with open(report.rejects_csv, encoding="utf-8-sig", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert (row["value"], row["area"]) == ("'" + cell, "'" + cell)
+
+
 def test_limits_unknown_carrier_and_empty_lists_change_nothing(
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:

@@ -30,10 +30,11 @@ from broadcast.bootstrap import sync_carriers
 from broadcast.db import Database
 from broadcast.web import create_app
 from smpp_gateway.simulator import SimulatorConfig, SmscSimulator
+from tests.conftest import REQUIRE_BROWSER, require_or_skip
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("LOA_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -44,12 +45,16 @@ ARGS = [
 ]
 BODY = "Bão số 3 đổ bộ vào Hà Tĩnh đêm nay. Người dân ở trong nhà, tránh xa bờ biển. " * 2
 
+try:
+    from playwright import sync_api
+except ImportError as exc:
+    require_or_skip(REQUIRE_BROWSER, "LOA_REQUIRE_BROWSER", f"playwright is not installed: {exc}")
 if not CHROMIUM.exists():
-    pytest.skip(
+    require_or_skip(
+        REQUIRE_BROWSER,
+        "LOA_REQUIRE_BROWSER",
         f"{CHROMIUM} not installed (apt-get install chromium; CI installs it)",
-        allow_module_level=True,
     )
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 WALK_CARRIERS = ("viettel", "vinaphone")
