@@ -30,7 +30,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from broadcast.areas import load_area_file  # noqa: E402
+from broadcast.areas import load_configured_areas  # noqa: E402
 from broadcast.bootstrap import sync_carriers  # noqa: E402
 from broadcast.db import Database  # noqa: E402
 from broadcast.settings import load_settings  # noqa: E402
@@ -64,7 +64,7 @@ def prepare(url: str, instance: Path):  # type: ignore[no-untyped-def]
     db.upgrade()
     with db.session() as session:
         sync_carriers(session, settings)
-        load_area_file(session, settings.areas_file)
+        load_configured_areas(session, settings)
     return db, settings
 
 

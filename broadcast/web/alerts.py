@@ -99,7 +99,7 @@ def _with_local(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _form_context(session: Any) -> dict[str, Any]:
-    areas = session.scalars(select(Area).order_by(Area.path)).all()
+    areas = session.scalars(select(Area).where(Area.retired_at.is_(None)).order_by(Area.path)).all()
     tree: list[dict[str, Any]] = []
     nodes: dict[int, dict[str, Any]] = {}
     for area in areas:

@@ -25,7 +25,7 @@ import redis
 from openpyxl import load_workbook
 from werkzeug.serving import make_server
 
-from broadcast.areas import load_area_file
+from broadcast.areas import load_configured_areas
 from broadcast.bootstrap import sync_carriers
 from broadcast.db import Database
 from broadcast.web import create_app
@@ -90,7 +90,7 @@ def server(tmp_path: Path, sqlite_template: Path, redis_url: str) -> Iterator[di
     database = Database(settings.sqlalchemy_url)
     with database.session() as session:
         sync_carriers(session, settings)
-        load_area_file(session, settings.areas_file)
+        load_configured_areas(session, settings)
     people = add_people(database)
     client = redis.Redis.from_url(redis_url)
     app = create_app(settings, database=database, redis_client=client)
@@ -193,7 +193,7 @@ def draft(
     page.fill("#title", title)
     page.fill("#body", body)
     chosen = [f'input[data-carrier][value="{code}"]' for code in carriers]
-    for selector in ['input[data-area][value="436"]', *chosen]:
+    for selector in ['input[data-area][value="18073"]', *chosen]:
         page.click(selector)
         page.wait_for_function(f"document.querySelector('{selector}').checked")
     page.fill("#brandname", "UBND HaTinh")
@@ -219,7 +219,9 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         # Viettel uploads its list in the browser; the control worker imports it.
         upload = settings.instance_path / "viettel-list.csv"
         upload.write_text(
-            "so_thue_bao,ma_huyen\n" + "".join(f"{n},436\n" for n in viettel_numbers) + "x1,436\n"
+            "so_thue_bao,ma_huyen\n"
+            + "".join(f"{n},18073\n" for n in viettel_numbers)
+            + "x1,18073\n"
         )
         viettel = log_in(browser, base, "viettel")
         viettel.set_input_files("#upload-file", str(upload))
@@ -228,7 +230,7 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         assert viettel.text_content("#import-status") == "succeeded", workers.output()
         assert viettel.is_visible("#rejects-download")
         vina = settings.instance_path / "vina-list.csv"
-        vina.write_text("so_thue_bao,ma_huyen\n" + "".join(f"{n},436\n" for n in vina_numbers))
+        vina.write_text("so_thue_bao,ma_huyen\n" + "".join(f"{n},18073\n" for n in vina_numbers))
         service.import_file(
             server["database"], settings, carrier_code="vinaphone", kind="list", path=vina
         )
@@ -355,7 +357,7 @@ def test_refusals(server: dict[str, Any], browser: Any) -> None:
     # a carrier reading another carrier's import
     csv = Path(server["settings"].instance_path) / "vt.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
-    csv.write_text("so_thue_bao,ma_huyen\n0961234501,436\n")
+    csv.write_text("so_thue_bao,ma_huyen\n0961234501,18073\n")
     report = service.import_file(
         server["database"], server["settings"], carrier_code="viettel", kind="list", path=csv
     )

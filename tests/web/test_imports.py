@@ -20,8 +20,10 @@ from broadcast.settings import Settings
 from workers import runtime as rt_mod
 from workers.runtime import build_runtime
 
-LIST_CSV = "so_thue_bao,ma_huyen\n0961234501,436\n0961234502,436\n84961234503,437\nabc,436\n"
-COUNTS_CSV = "ma_huyen,so_luong,ngay\n436,120000,2026-01-15\n437,45000,2026-01-15\n"
+LIST_CSV = (
+    "so_thue_bao,ma_huyen\n0961234501,18073\n0961234502,18073\n84961234503,18100\nabc,18073\n"
+)
+COUNTS_CSV = "ma_huyen,so_luong,ngay\n18073,120000,2026-01-15\n18100,45000,2026-01-15\n"
 
 
 def upload(
@@ -66,7 +68,7 @@ def test_carrier_uploads_its_list_and_reads_the_report(
     assert counts.status_code == 201, counts.get_json()
     cover = client.get("/api/v1/carriers/viettel/coverage", headers=people.auth("drafter"))
     rows = {r["area_code"]: r for r in cover.get_json()}
-    assert rows["436"]["accepted"] == 2 and rows["436"]["reported"] == 120000
+    assert rows["18073"]["accepted"] == 2 and rows["18073"]["reported"] == 120000
 
 
 def test_a_carrier_never_sees_another_carriers_data(
@@ -216,7 +218,7 @@ def test_an_import_that_breaks_says_failed(
 def test_rejected_rows_download(
     client: FlaskClient, people: People, control_jobs: ControlJobs, seeded_database: Database
 ) -> None:
-    mine = upload(client, people, "viettel", "viettel", LIST_CSV + "=1+2,436\n").get_json()
+    mine = upload(client, people, "viettel", "viettel", LIST_CSV + "=1+2,18073\n").get_json()
     assert mine["has_rejects"] is True
     url = f"/api/v1/imports/{mine['id']}/rejects.csv"
     for who in ("viettel", "admin", "auditor"):
