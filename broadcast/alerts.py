@@ -226,9 +226,8 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
     if not area_codes:
         add("area_codes", "choose at least one area")
     else:
-        known = dict(
-            session.execute(select(Area.code, Area.retired_at).where(Area.code.in_(area_codes)))
-        )
+        query = select(Area.code, Area.retired_at).where(Area.code.in_(area_codes))
+        known = {code: retired_at for code, retired_at in session.execute(query)}
         unknown = [c for c in area_codes if c not in known]
         if unknown:
             add("area_codes", f"unknown area code(s): {', '.join(unknown)}")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from broadcast import alerts
 from broadcast.alerts import AlertDraft
+from broadcast.areas import AreaRow, load_areas, load_official
 from broadcast.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from broadcast.models import (
     Alert,
@@ -476,3 +477,22 @@ def test_summary_is_json(session: Session, people: People, make_draft: Any) -> N
     assert summary["test"] is True and summary["text"] == "[TEST - THU NGHIEM] Thu nghiem"
     assert summary["allowed_actions"] == ["submit", "cancel"]
     assert summary["areas"] == [{"code": "18073", "name": "Phường Thành Sen"}]
+
+
+def test_a_retired_area_cannot_be_targeted(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    district = [AreaRow(1, "436", "Thành phố Hà Tĩnh", "42", "district")]
+    load_areas(session, district)
+    alerts.create_draft(
+        session, make_draft(area_codes=("436",)), user=people["drafter"], now=DAYTIME
+    )
+    # The official list again: the abolished district is not in it, so it is retired.
+    assert load_official(session, "42").retired == ["436"]
+    with pytest.raises(ValidationFailed) as refused:
+        alerts.create_draft(
+            session, make_draft(area_codes=("436",)), user=people["drafter"], now=DAYTIME
+        )
+    assert refused.value.details == {
+        "area_codes": ["retired area code(s), no longer targetable: 436"]
+    }
