@@ -53,6 +53,16 @@ def test_old_labels_go_to_their_new_commune_or_stay_at_province_level(
     assert placed == {"18073": 1, "18652": 1, "18100": 1, "18406": 1, "42": 6}
 
 
+def test_a_bare_name_in_a_district_column_is_the_old_district(
+    seeded_database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    rows = [["so_thue_bao", "huyen"], ["0961000011", "Can Lộc"], ["0961000012", "Xã Can Lộc"]]
+    report = _import(seeded_database, settings, write_csv(tmp_path / "d.csv", rows))
+    assert report.warnings == {"old_district": 1}
+    with seeded_database.session() as session:
+        assert active_count(session, area_code="18406") == 1  # only the commune's own number
+
+
 def test_a_file_whose_areas_are_all_unknown_keeps_every_number(
     seeded_database: Database, settings: Settings, tmp_path: Path
 ) -> None:
