@@ -192,6 +192,7 @@ def draft(
     page.goto(f"{base}/alerts/new")
     page.fill("#title", title)
     page.fill("#body", body)
+    page.fill("input[data-area-search]", "thanh sen")  # the picker's search, no diacritics
     chosen = [f'input[data-carrier][value="{code}"]' for code in carriers]
     for selector in ['input[data-area][value="18073"]', *chosen]:
         page.click(selector)
@@ -302,6 +303,34 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
     for code, numbers in (("viettel", viettel_numbers), ("vinaphone", vina_numbers)):
         received = [r.destination_addr for r in server["sims"][code].submits() if r.error is None]
         assert sorted(set(received)) == sorted("84" + n[1:] for n in numbers)
+
+
+def test_area_picker_groups_the_communes_and_finds_them_without_diacritics(
+    server: dict[str, Any], browser: Any
+) -> None:
+    page = log_in(browser, server["url"], "drafter")
+    page.goto(f"{server['url']}/alerts/new")
+    summaries = page.locator("details[data-area-group] > summary").all_text_contents()
+    assert [" ".join(s.split()) for s in summaries] == ["Phường (9)", "Xã (60)"]
+    assert page.locator("input[data-area]").count() == 70
+    assert not page.is_visible('input[data-area][value="18196"]')  # groups start closed
+
+    page.fill("input[data-area-search]", "son kim")
+    visible = [
+        " ".join(t.split())
+        for t in page.locator("li[data-area-item]:visible > label").all_text_contents()
+    ]
+    assert visible == ["Tỉnh Hà Tĩnh 42", "Xã Sơn Kim 1 18196", "Xã Sơn Kim 2 18199"]
+    assert not page.is_visible("details[data-area-group='ward']")
+    page.click('input[data-area][value="18196"]')
+    page.wait_for_function(
+        "document.querySelector(\"details[data-area-group='commune'] [data-picked]\")"
+        ".textContent === '✓ 1'"
+    )
+    page.press("input[data-area-search]", "Enter")  # never submits the draft
+    page.fill("input[data-area-search]", "khong co dau")
+    assert page.is_visible("[data-area-none]")
+    assert page.url.endswith("/alerts/new")
 
 
 def test_vietnamese_first_in_an_english_browser(server: dict[str, Any], browser: Any) -> None:
