@@ -252,3 +252,22 @@ def test_rejected_rows_download(
             select(AuditEntry.actor).where(AuditEntry.action == "import.rejects_download")
         ).all()
     assert sorted(downloads) == ["admin", "auditor", "viettel", "viettel"]
+
+
+def test_old_and_unknown_area_labels_are_shown_in_vietnamese(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
+    text = (
+        "so_thue_bao,ma_xa\n0961234501,Xã Thạch Đài\n0961234502,Huyện Can Lộc\n0961234503,Xóm Lạ\n"
+    )
+    body = upload(client, people, "viettel", "viettel", text).get_json()
+    assert body["report"]["accepted"] == 3 and body["report"]["mapped"] == 1
+    assert body["report"]["warnings"] == {"old_district": 1, "unknown_area": 1}
+    login(client, "viettel")
+    page = client.get(f"/carriers/imports/{body['id']}").get_data(as_text=True)
+    assert "Nhãn cũ (trước 1/7/2025) đã chuyển sang xã, phường mới" in page
+    assert "Giữ ở cấp tỉnh: huyện cũ" in page and "Huyện Can Lộc" in page
+    assert "Giữ lại, không rõ địa bàn: nhãn không nhận ra" in page and "Xóm Lạ" in page
+    coverage = client.get("/carriers/viettel").get_data(as_text=True)
+    assert "Phường" in coverage and "Không rõ địa bàn" in coverage
+    assert 'id="coverage-search"' in coverage
