@@ -30,7 +30,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from broadcast.areas import load_area_file  # noqa: E402
+from broadcast.areas import load_configured_areas  # noqa: E402
 from broadcast.bootstrap import sync_carriers  # noqa: E402
 from broadcast.db import Database  # noqa: E402
 from broadcast.settings import load_settings  # noqa: E402
@@ -50,7 +50,7 @@ def make_csv(path: Path, rows: int) -> None:
     body = rng.permutation(10_000_000)[: rows % 10_000_000] if rows <= 10_000_000 else None
     body = rng.integers(0, 10_000_000, rows) if body is None or len(body) < rows else body
     numbers = np.char.add(prefixes[pick], np.char.zfill(body.astype(str), 7))
-    areas = rng.choice(np.array(["436", "437", "443", "Huyện Can Lộc", "18070", ""]), rows)
+    areas = rng.choice(np.array(["18073", "18100", "18406", "Xã Can Lộc", "18094", ""]), rows)
     pd.DataFrame({"Số thuê bao": numbers, "Huyện": areas}).to_csv(path, index=False)
 
 
@@ -64,7 +64,7 @@ def prepare(url: str, instance: Path):  # type: ignore[no-untyped-def]
     db.upgrade()
     with db.session() as session:
         sync_carriers(session, settings)
-        load_area_file(session, settings.areas_file)
+        load_configured_areas(session, settings)
     return db, settings
 
 

@@ -40,7 +40,7 @@ from rq import Queue, Worker
 from sqlalchemy import func, select
 
 from broadcast import keys
-from broadcast.areas import load_area_file
+from broadcast.areas import load_configured_areas
 from broadcast.bootstrap import sync_carriers
 from broadcast.db import Database
 from broadcast.models import (
@@ -298,7 +298,7 @@ def main() -> None:
         settings = load_settings(env)
         with db.session() as s:
             sync_carriers(s, settings)
-            load_area_file(s, settings.areas_file)
+            load_configured_areas(s, settings)
 
         conn = redis.Redis.from_url(redis_server.url)
 

@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(3)
     numbers = 912_000_000 + rng.permutation(1_000_000)[: args.rows]
-    frame = pd.DataFrame({"Số thuê bao": numbers.astype(float), "Huyện": "436"})
+    frame = pd.DataFrame({"Số thuê bao": numbers.astype(float), "Mã xã": "18073"})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "list.xlsx"
         print(f"writing {args.rows:,} rows to {path}", file=sys.stderr, flush=True)

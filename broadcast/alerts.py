@@ -226,10 +226,14 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
     if not area_codes:
         add("area_codes", "choose at least one area")
     else:
-        known = set(session.scalars(select(Area.code).where(Area.code.in_(area_codes))))
+        query = select(Area.code, Area.retired_at).where(Area.code.in_(area_codes))
+        known = {code: retired_at for code, retired_at in session.execute(query)}
         unknown = [c for c in area_codes if c not in known]
         if unknown:
             add("area_codes", f"unknown area code(s): {', '.join(unknown)}")
+        retired = [c for c in area_codes if known.get(c) is not None]
+        if retired:
+            add("area_codes", f"retired area code(s), no longer targetable: {', '.join(retired)}")
 
     carrier_codes = list(dict.fromkeys(draft.carrier_codes))
     if not carrier_codes:

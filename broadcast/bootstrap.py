@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcast import accounts, audit
-from broadcast.areas import load_area_file
+from broadcast.areas import load_configured_areas
 from broadcast.db import Database
 from broadcast.models import Area, Carrier, Role, User
 from broadcast.settings import Settings
@@ -67,7 +67,7 @@ def init_database(
         carriers = sync_carriers(session, settings)
         areas_loaded = 0
         if session.scalar(select(Area.id).limit(1)) is None:
-            areas_loaded = load_area_file(session, settings.areas_file)
+            areas_loaded = load_configured_areas(session, settings).loaded
         admin = session.scalar(select(User).where(User.username == admin_username))
         created = False
         if admin is None:

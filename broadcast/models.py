@@ -145,7 +145,11 @@ class Carrier(Base):
 
 
 class Area(Base):
-    """An administrative area of any depth. `path` is "/42/436/18070/" for subtree queries."""
+    """An administrative area of any depth. `path` is "/42/18073/" for subtree queries.
+
+    Areas are retired, never deleted (`retired_at`): old alerts, lists and reports keep
+    pointing at them, but a retired area can no longer be targeted or receive subscribers.
+    """
 
     __tablename__ = "areas"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -154,6 +158,7 @@ class Area(Base):
     level: Mapped[str] = mapped_column(String(32))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
     path: Mapped[str] = mapped_column(String(400), index=True)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     parent: Mapped[Area | None] = relationship(remote_side=[id])
 
 

@@ -76,6 +76,22 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class AreaSettings:
+    """The province Loa serves and where its area list and old-label mapping come from."""
+
+    province: str = "42"
+    file: Path | None = None  # None: the official list of `province` (vietnam-provinces)
+    old_labels_dir: Path | None = None  # holds <province>.csv, the pre-2025 labels mapping
+
+    @property
+    def old_labels_file(self) -> Path | None:
+        if self.old_labels_dir is None:
+            return None
+        path = self.old_labels_dir / f"{self.province}.csv"
+        return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: str
     secret_key: str
@@ -89,7 +105,7 @@ class Settings:
     carriers_file: Path
     number_ranges_file: Path
     number_conversions_file: Path
-    areas_file: Path
+    areas: AreaSettings
     imports: ImportSettings = field(default_factory=ImportSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -215,6 +231,14 @@ class PolicySchema(_Strict):
         return PolicySettings(**data)
 
 
+class AreaSchema(_Strict):
+    province = fields.String(
+        validate=validate.Regexp(r"^\d{1,3}$", error="Expected a province code.")
+    )
+    file = fields.String()
+    old_labels_dir = fields.String()
+
+
 class WebSchema(_Strict):
     host = fields.String()
     port = fields.Integer(validate=validate.Range(min=0, max=65535))
@@ -242,7 +266,7 @@ class SettingsSchema(_Strict):
     carriers_file = fields.String(required=True)
     number_ranges_file = fields.String(required=True)
     number_conversions_file = fields.String(required=True)
-    areas_file = fields.String(required=True)
+    areas = fields.Nested(AreaSchema, required=True)
     imports = fields.Nested(ImportSchema, required=True)
     delivery = fields.Nested(DeliverySchema, required=True)
     policy = fields.Nested(PolicySchema, required=True)
@@ -368,7 +392,15 @@ def load_settings(
         carriers_file=_resolve(cdir, loaded["carriers_file"]),
         number_ranges_file=_resolve(cdir, loaded["number_ranges_file"]),
         number_conversions_file=_resolve(cdir, loaded["number_conversions_file"]),
-        areas_file=_resolve(cdir, loaded["areas_file"]),
+        areas=AreaSettings(
+            province=str(int(loaded["areas"]["province"])),
+            file=_resolve(cdir, loaded["areas"]["file"]) if loaded["areas"]["file"] else None,
+            old_labels_dir=(
+                _resolve(cdir, loaded["areas"]["old_labels_dir"])
+                if loaded["areas"]["old_labels_dir"]
+                else None
+            ),
+        ),
         imports=loaded["imports"],
         delivery=loaded["delivery"],
         policy=loaded["policy"],

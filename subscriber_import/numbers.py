@@ -32,7 +32,8 @@ class Reason(str, Enum):
     LANDLINE = "landline"  # a fixed-line number (national number starting with 2)
     TOO_SHORT = "too_short"
     TOO_LONG = "too_long"
-    UNKNOWN_AREA = "unknown_area"  # the area cell names no known area
+    UNKNOWN_AREA = "unknown_area"  # the area cell names no known area (counts files)
+    OLD_AREA = "old_area"  # counts files: an abolished district or a unit split since 2025
     INVALID_COUNT = "invalid_count"  # counts files: not a whole number >= 0
     INVALID_DATE = "invalid_date"  # counts files: as_of is not a date
 

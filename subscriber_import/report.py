@@ -19,9 +19,17 @@ REJECTS_COLUMNS = ("line", "value", "area", "reason")
 FORMULA_START = r"^[=+\-@\t\r]"
 
 
+SAMPLE_LABELS = 5  # distinct area labels kept per warning, for the carrier to fix its file
+
+
 @dataclass
 class ImportReport:
-    """What happened to every row. rows == accepted + duplicates + sum(rejected.values())."""
+    """What happened to every row. rows == accepted + duplicates + sum(rejected.values()).
+
+    `mapped` and `warnings` describe accepted rows: pre-2025 labels placed in their new
+    commune, and numbers kept at province level (old district, split unit) or with no area
+    (unknown label; province-wide alerts still reach them), with a few sample labels each.
+    """
 
     import_id: int
     carrier: str
@@ -35,6 +43,9 @@ class ImportReport:
     conflicts: int = 0
     conflicts_by_carrier: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
+    mapped: int = 0
+    warnings: dict[str, int] = field(default_factory=dict)
+    warning_samples: dict[str, list[str]] = field(default_factory=dict)
     possible_ported: int = 0
     possible_ported_by_carrier: dict[str, int] = field(default_factory=dict)
     per_area: list[dict[str, Any]] = field(default_factory=list)
@@ -54,6 +65,21 @@ class ImportReport:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict through the Marshmallow schema (dates as ISO strings)."""
         return ImportReportSchema().dump(self)
+
+    def count_area_matches(self, matches: np.ndarray, labels: np.ndarray) -> None:
+        """Count accepted rows whose area was mapped or not placed in a commune."""
+        self.mapped += int((matches == "mapped").sum())
+        for kind in ("old_district", "split_area", "unknown_area"):
+            hit = matches == kind
+            if not hit.any():
+                continue
+            self.warnings[kind] = self.warnings.get(kind, 0) + int(hit.sum())
+            samples = self.warning_samples.setdefault(kind, [])
+            for label in pd.unique(pd.Series(labels[hit]).astype(str).str.strip()):
+                if len(samples) >= SAMPLE_LABELS:
+                    break
+                if label not in samples:
+                    samples.append(label)
 
     def count_rejects(self, reasons: pd.Series) -> None:
         for reason, n in reasons.value_counts().items():

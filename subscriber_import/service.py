@@ -33,6 +33,7 @@ from sqlalchemy import and_, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from broadcast import audit
+from broadcast.areas import read_old_labels
 from broadcast.audience import short_of_reported
 from broadcast.db import Database
 from broadcast.models import (
@@ -47,7 +48,7 @@ from broadcast.models import (
     SubscriberList,
 )
 from broadcast.settings import Settings
-from subscriber_import.area_lookup import AreaInfo, AreaLookup
+from subscriber_import.area_lookup import AreaInfo, AreaLookup, Match
 from subscriber_import.columns import map_columns
 from subscriber_import.errors import (
     ImportRejected,
@@ -243,6 +244,13 @@ def load_plan(settings: Settings) -> NumberPlan:
     return NumberPlan.from_files(settings.number_ranges_file, settings.number_conversions_file)
 
 
+def load_lookup(session: Session, settings: Settings) -> AreaLookup:
+    """The current areas plus the configured province's pre-2025 labels, if it has a mapping."""
+    path = settings.areas.old_labels_file
+    old_labels = read_old_labels(path) if path is not None else []
+    return AreaLookup.load(session, old_labels, settings.areas.province)
+
+
 # --- lists ---------------------------------------------------------------------------------
 
 
@@ -262,7 +270,7 @@ def _import_list(
     columns = map_columns(table.columns, "list")
     number_col, area_cols = columns["msisdn"][0], columns.get("area", [])
     plan = load_plan(settings)
-    areas = AreaLookup.load(session)
+    areas = load_lookup(session, settings)
     carriers = dict(session.execute(select(Carrier.id, Carrier.code)).all())
     own_code = carriers[carrier_id]
 
@@ -296,10 +304,10 @@ def _import_list(
         numbers = normalise(chunk[number_col], plan)
         reason = numbers["reason"].to_numpy(dtype=object)
         if area_cols:
-            area_ids, unknown = areas.resolve(chunk, area_cols)
-            reason = np.where((reason == None) & unknown, Reason.UNKNOWN_AREA.value, reason)  # noqa: E711
+            area_ids, matches = areas.resolve(chunk, area_cols)
         else:
             area_ids = np.full(len(chunk), -1, dtype=np.int64)
+            matches = np.full(len(chunk), "", dtype=object)
         valid = reason == None  # noqa: E711
         as_int = _as_int64(numbers["msisdn"], valid)
         dup, keep_sorted = _repeats(as_int, valid, seen)
@@ -310,6 +318,8 @@ def _import_list(
         seen.sort(kind="stable")  # two sorted runs: timsort merges them in linear time
         writer.add(as_int[accepted], area_ids[accepted])
         report.accepted += int(accepted.sum())
+        if area_cols:
+            report.count_area_matches(matches[accepted], chunk[area_cols[0]].to_numpy()[accepted])
         report.duplicates += int(dup.sum())
         report.converted += int(numbers["converted"].to_numpy()[accepted].sum())
         foreign = numbers["carrier"].to_numpy(dtype=object)[accepted]
@@ -583,14 +593,20 @@ def _import_counts(
     date_col = columns.get("as_of", [None])[0]
     default_date = as_of or datetime.now(UTC).date()
     report.as_of = default_date
-    areas = AreaLookup.load(session)
-    seen: set[tuple[int, date]] = set()
+    areas = load_lookup(session, settings)
+    row_at: dict[tuple[int, date], int] = {}  # (area, date) → its row in `rows`
+    direct: set[tuple[int, date]] = set()  # keys given by a current label
+    seen_labels: set[tuple[str, date]] = set()
+    accepted = 0
     rows: list[dict[str, Any]] = []
     for chunk in table.chunks:
         report.rows += len(chunk)
         if report.rows > settings.imports.max_rows:
             raise _too_many(report.filename, report.rows, settings)
-        area_ids, unknown = areas.resolve(chunk, area_cols)
+        area_ids, matches = areas.resolve(chunk, area_cols)
+        unknown = matches == Match.UNKNOWN_AREA.value
+        # A district's or a split unit's count cannot be given to one commune.
+        old_area = (matches == Match.OLD_DISTRICT.value) | (matches == Match.SPLIT_AREA.value)
         counts, bad_count = parse_counts(chunk[count_col])
         if date_col is not None:
             dates, bad_date = parse_dates(chunk[date_col], default_date)
@@ -600,8 +616,9 @@ def _import_counts(
                 np.zeros(len(chunk), bool),
             )
         reason = np.select(
-            [area_ids == -1, unknown, bad_count, bad_date],
+            [old_area, area_ids == -1, unknown, bad_count, bad_date],
             [
+                Reason.OLD_AREA.value,
                 Reason.UNKNOWN_AREA.value,
                 Reason.UNKNOWN_AREA.value,
                 Reason.INVALID_COUNT.value,
@@ -609,12 +626,28 @@ def _import_counts(
             ],
             default="",
         ).astype(object)
+        cells = chunk[area_cols[0]].to_numpy()
         for i in np.flatnonzero(reason == ""):
             key = (int(area_ids[i]), dates[i])
-            if key in seen:
+            if matches[i] == Match.MAPPED.value:
+                # Old communes merged into one new commune: their counts add up.
+                label = (str(cells[i]).strip(), dates[i])
+                if label in seen_labels or key in direct:
+                    reason[i] = DUPLICATE
+                    continue
+                seen_labels.add(label)
+                report.mapped += 1
+                if key in row_at:
+                    rows[row_at[key]]["count"] += int(counts[i])
+                    accepted += 1
+                    continue
+            elif key in row_at:
                 reason[i] = DUPLICATE
                 continue
-            seen.add(key)
+            else:
+                direct.add(key)
+            row_at[key] = len(rows)
+            accepted += 1
             rows.append(
                 {
                     "carrier_id": carrier_id,
@@ -636,7 +669,7 @@ def _import_counts(
             )
         if progress is not None:
             progress(report.rows, table.total_rows)
-    report.accepted = len(rows)
+    report.accepted = accepted
     if not rows:
         raise NoValidRows(
             f"{report.filename}: no valid count in {report.rows:,} rows "
@@ -730,7 +763,7 @@ def _area_rows(
         if info is None:
             continue
         for code in info.path.strip("/").split("/"):
-            ancestor = areas.by_code.get(code)
+            ancestor = areas.any_by_code.get(code)
             if ancestor is not None:
                 subtree[ancestor.id] += n
     shown = {a for a in listed if a in areas.areas} | set(latest)

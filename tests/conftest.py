@@ -27,7 +27,7 @@ import pytest
 import redis
 from sqlalchemy.engine import make_url
 
-from broadcast.areas import load_area_file
+from broadcast.areas import load_configured_areas
 from broadcast.bootstrap import sync_carriers
 from broadcast.db import Database, make_engine, upgrade
 from broadcast.redis_server import PrivateRedis
@@ -215,5 +215,5 @@ def seeded_database(database: Database, settings: Settings) -> Database:
     """A migrated database with the configured carriers and the Ha Tinh areas."""
     with database.session() as session:
         sync_carriers(session, settings)
-        load_area_file(session, settings.areas_file)
+        load_configured_areas(session, settings)
     return database

@@ -142,29 +142,61 @@ def areas() -> None:
 
 
 @areas.command("load")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def areas_load(file: Path) -> None:
-    """Upsert areas from a CSV of code,name,parent_code,level (the official code list)."""
-    from broadcast.areas import load_area_file
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--official", is_flag=True, help="The official list since 1 July 2025 (vietnam-provinces)."
+)
+@click.option("--province", help="Province code for --official (default: areas.province).")
+def areas_load(file: Path | None, official: bool, province: str | None) -> None:
+    """Load areas: the official list of a province, or a CSV of code,name,parent_code,level.
 
+    Units the new list no longer holds are retired (kept for history, no longer targetable).
+    """
+    from broadcast.areas import load_area_file, load_official, official_source
+
+    if official == (file is not None):
+        fail("give either FILE or --official")
+    if province is not None and not official:
+        fail("--province goes with --official")
     try:
         with get_database().session() as session:
-            count = load_area_file(session, file, actor="loa areas load")
+            if official:
+                code = province or get_settings().areas.province
+                result = load_official(session, code, actor="loa areas load")
+                source = official_source()
+                origin = (
+                    f"the official list of province {code} ({source['package']} "
+                    f"{source['version']}, data {source['data_version']})"
+                )
+            else:
+                assert file is not None
+                result = load_area_file(session, file, actor="loa areas load")
+                origin = str(file)
     except LoaError as exc:
         fail(str(exc))
-    click.echo(f"{count} areas loaded from {file}")
+    click.echo(f"{result.loaded} areas loaded from {origin}")
+    if result.retired:
+        click.echo(f"{len(result.retired)} retired: {', '.join(result.retired)}")
 
 
 @areas.command("list")
-def areas_list() -> None:
+@click.option("--all", "show_all", is_flag=True, help="Include retired areas.")
+def areas_list(show_all: bool) -> None:
+    """The area tree, parents first; retired areas only with --all."""
     from sqlalchemy import select
 
     from broadcast.models import Area
 
+    query = select(Area).order_by(Area.path)
+    if not show_all:
+        query = query.where(Area.retired_at.is_(None))
     with get_database().session() as session:
-        for area in session.scalars(select(Area).order_by(Area.path)):
+        for area in session.scalars(query):
             depth = area.path.count("/") - 2
-            click.echo(f"{'  ' * depth}{area.code}\t{area.name}\t({area.level})")
+            retired = f"\tretired {area.retired_at:%Y-%m-%d}" if area.retired_at else ""
+            click.echo(f"{'  ' * depth}{area.code}\t{area.name}\t({area.level}){retired}")
 
 
 @click.group()

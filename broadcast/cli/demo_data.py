@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from broadcast import accounts
+from broadcast.areas import read_old_labels
 from broadcast.db import Database
 from broadcast.models import (
     Area,
@@ -73,8 +74,13 @@ def generate_list_csv(
     prefixes: list[str],
     area_codes: list[str],
     seed: int,
+    old_labels: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """Write one carrier's list as a carrier would export it; returns the clean numbers."""
+    """Write one carrier's list as a carrier would export it; returns the clean numbers.
+
+    About one row in ten names its commune by a pre-2025 label (`old_labels`: new code → old
+    codes and names), as carriers' exports still do; the import maps them back.
+    """
     rng = np.random.default_rng(seed)
     prefix = rng.choice(np.array(prefixes), size=count)
     # A national number has 9 digits after 84: the prefix and the digits it leaves.
@@ -92,12 +98,18 @@ def generate_list_csv(
         "0" + national,
         np.where(form < 8, "84" + national, "+84 " + national.str[:2] + " " + national.str[2:]),
     )
-    frame = pd.DataFrame({"so_thue_bao": written, "ma_huyen": areas})
+    labels = areas.astype(object)
+    old_labels = old_labels or {}
+    for i in np.flatnonzero(rng.random(len(areas)) < 0.1):
+        choices = old_labels.get(str(areas[i]))
+        if choices:
+            labels[i] = choices[int(rng.integers(len(choices)))]
+    frame = pd.DataFrame({"so_thue_bao": written, "ma_xa": labels})
     # The usual mess: a few duplicates and a few rows that are not numbers at all.
     mess = pd.DataFrame(
         {
             "so_thue_bao": [*list(frame["so_thue_bao"].iloc[:5]), "02393855555", "12345", "n/a"],
-            "ma_huyen": list(frame["ma_huyen"].iloc[:5]) + [area_codes[0]] * 3,
+            "ma_xa": list(frame["ma_xa"].iloc[:5]) + [area_codes[0]] * 3,
         }
     )
     pd.concat([frame, mess]).to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
@@ -111,7 +123,7 @@ def write_counts_csv(path: Path, lists: pd.DataFrame, *, seed: int, as_of: date)
     factor = rng.uniform(1.02, 1.15, size=len(per_area))
     counts = pd.DataFrame(
         {
-            "ma_huyen": per_area.index,
+            "ma_xa": per_area.index,
             "so_thue_bao": (per_area.to_numpy() * factor).astype(int),
             "ngay": as_of.isoformat(),
         }
@@ -178,9 +190,23 @@ def needs_subscribers(database: Database) -> bool:
 
 
 def area_codes(database: Database) -> list[str]:
-    """Districts and communes: where carriers place their subscribers."""
+    """The current communes, wards and special zones: where carriers place their subscribers."""
     with database.session() as session:
-        return list(session.scalars(select(Area.code).where(Area.level != "province")))
+        return list(
+            session.scalars(
+                select(Area.code).where(Area.level != "province", Area.retired_at.is_(None))
+            )
+        )
+
+
+def old_labels_by_commune(settings: Settings) -> dict[str, list[str]]:
+    """New commune code → the old codes and names that map to it alone (no splits)."""
+    path = settings.areas.old_labels_file
+    out: dict[str, list[str]] = {}
+    for label in read_old_labels(path) if path is not None else []:
+        if len(label.new_codes) == 1:
+            out.setdefault(label.new_codes[0], []).extend([label.code, label.name])
+    return out
 
 
 def build_files(
@@ -190,6 +216,7 @@ def build_files(
     folder.mkdir(parents=True, exist_ok=True)
     prefixes = _prefixes(settings)
     codes = area_codes(database)
+    old_labels = old_labels_by_commune(settings)
     out = []
     for seed, (carrier, share) in enumerate(SHARES.items(), start=1):
         if carrier not in settings.carrier_codes:
@@ -203,6 +230,7 @@ def build_files(
             prefixes=prefixes[carrier],
             area_codes=codes,
             seed=seed,
+            old_labels=old_labels,
         )
         write_counts_csv(counts_path, clean, seed=seed + 100, as_of=date.today())
         out.append((carrier, list_path, counts_path))

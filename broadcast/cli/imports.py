@@ -74,6 +74,11 @@ def _run_import(kind: str, carrier: str, file: Path, as_json: bool, sheet: str |
             )
     for reason, count in sorted(report.rejected.items()):
         click.echo(f"  rejected {reason}: {count:,}")
+    if report.mapped:
+        click.echo(f"pre-2025 area labels mapped to their new commune: {report.mapped:,}")
+    for kind, count in sorted(report.warnings.items()):
+        samples = ", ".join(report.warning_samples.get(kind, []))
+        click.echo(f"  warning {kind}: {count:,} (e.g. {samples})")
     if report.rejected_total or report.duplicates:
         click.echo(f"rejected rows: {report.rejects_csv}")
 

@@ -66,7 +66,7 @@ DEMO_SMSC: dict[str, dict[str, Any]] = {
     "reddi": {"latency": 0.05, "receipt_delay": 3.0},
 }
 DEMO_RECEIPT_MIX = {"DELIVRD": 0.95, "UNDELIV": 0.03, "EXPIRED": 0.01, "REJECTD": 0.01}
-SAMPLE_AREA = "18070"
+SAMPLE_AREA = "18073"  # Phường Thành Sen, the provincial capital
 
 
 def _start_simulators(settings: Settings) -> Any:
@@ -141,7 +141,7 @@ def _load_demo_data(settings: Settings, database: Any, subscribers: int) -> None
         report = import_file(database, settings, carrier_code=carrier, kind="list", path=list_path)
         click.echo(
             f"  {carrier:<13} {report.accepted:>8,} accepted, {report.duplicates} duplicates, "
-            f"{sum(report.rejected.values())} rejected"
+            f"{sum(report.rejected.values())} rejected, {report.mapped} old area labels mapped"
         )
 
 

@@ -33,6 +33,7 @@ from broadcast.models import (
 from broadcast.web import alertio, dispatch
 from broadcast.web.api.alerts import cap_response, report_response
 from broadcast.web.api.schemas import AlertIn
+from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
 from broadcast.web.security import READ_ALERTS, roles_required
 from broadcast.web.templating import STATUS_LABELS
@@ -98,8 +99,12 @@ def _with_local(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _form_context(session: Any) -> dict[str, Any]:
-    areas = session.scalars(select(Area).order_by(Area.path)).all()
+GROUP_OVER = 12  # more children than this: grouped by level and searchable
+
+
+def _form_context(session: Any, chosen: list[str] | None = None) -> dict[str, Any]:
+    """The area tree of current areas; a node with many children has them grouped by level."""
+    areas = session.scalars(select(Area).where(Area.retired_at.is_(None)).order_by(Area.path)).all()
     tree: list[dict[str, Any]] = []
     nodes: dict[int, dict[str, Any]] = {}
     for area in areas:
@@ -107,6 +112,25 @@ def _form_context(session: Any) -> dict[str, Any]:
         nodes[area.id] = node
         parent = nodes.get(area.parent_id) if area.parent_id else None
         (parent["children"] if parent else tree).append(node)
+    labels = area_group_labels()
+    picked = set(chosen or [])
+    for node in nodes.values():
+        if len(node["children"]) <= GROUP_OVER:
+            continue
+        by_level: dict[str, list[dict[str, Any]]] = {}
+        for child in sorted(node["children"], key=lambda c: c["name"]):
+            by_level.setdefault(child["level"], []).append(child)
+        order = list(labels) + sorted(set(by_level) - set(labels))
+        node["groups"] = [
+            {
+                "level": level,
+                "label": labels.get(level, _("Other areas")),
+                "children": by_level[level],
+                "open": any(c["code"] in picked for c in by_level[level]),
+            }
+            for level in order
+            if level in by_level
+        ]
     return {
         "area_tree": tree,
         "carriers": session.scalars(
@@ -151,7 +175,10 @@ def new():  # type: ignore[no-untyped-def]
             flash(_refusal(exc), "error")
     with svc.database.session() as session:
         return render_template(
-            "alerts/form.html", values=_with_local(values), alert=None, **_form_context(session)
+            "alerts/form.html",
+            values=_with_local(values),
+            alert=None,
+            **_form_context(session, values.get("areas")),
         )
 
 
@@ -175,7 +202,10 @@ def edit(alert_id: int):  # type: ignore[no-untyped-def]
             flash(_refusal(exc), "error")
     with svc.database.session() as session:
         return render_template(
-            "alerts/form.html", values=_with_local(values), alert=summary, **_form_context(session)
+            "alerts/form.html",
+            values=_with_local(values),
+            alert=summary,
+            **_form_context(session, values.get("areas")),
         )
 
 

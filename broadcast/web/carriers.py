@@ -5,13 +5,15 @@ A carrier user sees only its own carrier; another carrier's pages answer 404.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from broadcast.errors import LoaError
-from broadcast.models import Carrier, Import, Role
+from broadcast.models import Area, Carrier, Import, Role
 from broadcast.web import uploads
 from broadcast.web.api.imports import (
     COVERAGE_READERS,
@@ -22,6 +24,7 @@ from broadcast.web.api.imports import (
     rejects_response,
     visible_import,
 )
+from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
 from broadcast.web.security import READ_CARRIERS, carrier_in_scope, roles_required
 from subscriber_import import service
@@ -57,14 +60,42 @@ def show(code: str):  # type: ignore[no-untyped-def]
             imports = [import_view(r, code) for r in rows]
         coverage = service.coverage(session, code)
         biggest = max([1] + [max(r["accepted"], r["reported"] or 0) for r in coverage])
+        groups = coverage_groups(session, coverage)
         return render_template(
             "carriers/show.html",
             carrier=carrier,
             imports=imports,
             coverage=coverage,
+            coverage_groups=groups,
             biggest=biggest,
             can_upload=current_user.role in UPLOADERS,
         )
+
+
+def coverage_groups(session: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Coverage rows under headings: the province first, then wards, communes, special zones
+    (the picker's groups), then retired areas and numbers with no area."""
+    levels = dict(session.execute(select(Area.code, Area.level)).all())
+    retired = set(session.scalars(select(Area.code).where(Area.retired_at.is_not(None))))
+    labels = {"province": _("Province"), **area_group_labels()}
+    order = [*labels, "other", "retired", "none"]
+    names = {
+        **labels,
+        "other": _("Other areas"),
+        "retired": _("Retired areas"),
+        "none": _("No area"),
+    }
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        code = row["area_code"]
+        if code is None:
+            key = "none"
+        elif code in retired:
+            key = "retired"
+        else:
+            key = levels.get(code, "other") if levels.get(code) in labels else "other"
+        grouped.setdefault(key, []).append(row)
+    return [{"label": names[k], "rows": grouped[k]} for k in order if k in grouped]
 
 
 @bp.route("/<code>/upload", methods=["POST"])

@@ -67,6 +67,7 @@ REASON_LABELS = {
     "too_short": _l("Too few digits"),
     "too_long": _l("Too many digits"),
     "unknown_area": _l("Unknown area"),
+    "old_area": _l("Count for a former district or a split unit"),
     "invalid_count": _l("Invalid count"),
     "invalid_date": _l("Invalid date"),
     "duplicate": _l("Duplicate"),

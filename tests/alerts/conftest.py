@@ -77,7 +77,7 @@ def draft() -> AlertDraft:
         title="Cảnh báo lũ",
         body="UBND tỉnh: Nguy cơ lũ tại Thành phố Hà Tĩnh. Di chuyển lên nơi cao.",
         category=AlertCategory.WARNING,
-        area_codes=("436",),
+        area_codes=("18073",),
         carrier_codes=("viettel", "vinaphone"),
         brandname="UBND HaTinh",
         event="Lũ",
@@ -103,7 +103,7 @@ def _ids(session: Session, model: Any, codes: set[str]) -> dict[str, int]:
 
 @pytest.fixture
 def add_list(session: Session) -> Callable[..., SubscriberList]:
-    """add_list("viettel", {"84912000001": "436", "84912000002": None}, minutes_ago=10)."""
+    """add_list("viettel", {"84912000001": "18073", "84912000002": None}, minutes_ago=10)."""
     versions: dict[str, int] = {}
 
     def add(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from broadcast import alerts
 from broadcast.alerts import AlertDraft
+from broadcast.areas import AreaRow, load_areas, load_official
 from broadcast.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from broadcast.models import (
     Alert,
@@ -58,7 +59,7 @@ def test_drafter_creates_version_one_audited(
     alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
     assert alert.status == AlertStatus.DRAFT
     assert alert.msg_type == MsgType.ALERT
-    assert [a.code for a in alert.areas] == ["436"]
+    assert [a.code for a in alert.areas] == ["18073"]
     assert [c.code for c in alert.carriers] == ["viettel", "vinaphone"]
     assert alert.parts == 1  # 68 characters of UCS-2 (Vietnamese with diacritics): one part
     version = session.scalar(select(AlertVersion).where(AlertVersion.alert_id == alert.id))
@@ -96,7 +97,7 @@ BAD_DRAFTS: list[tuple[dict[str, Any], str, str]] = [
     ({"body": ""}, "body", "required"),
     ({"body": "ạ" * 700}, "body", "at most 10"),
     ({"area_codes": ()}, "area_codes", "at least one"),
-    ({"area_codes": ("436", "99999")}, "area_codes", "99999"),
+    ({"area_codes": ("18073", "99999")}, "area_codes", "99999"),
     ({"carrier_codes": ()}, "carrier_codes", "at least one"),
     ({"carrier_codes": ("viettel", "orange")}, "carrier_codes", "orange"),
     ({"brandname": ""}, "brandname", "required"),
@@ -180,17 +181,21 @@ def test_update_draft_versions_and_audits_before_after(
     session: Session, people: People, draft: AlertDraft, make_draft: Callable[..., AlertDraft]
 ) -> None:
     alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
-    new = make_draft(title="Cảnh báo lũ khẩn", area_codes=("436", "437"))
+    new = make_draft(title="Cảnh báo lũ khẩn", area_codes=("18073", "18100"))
     alerts.update_draft(session, alert.id, new, user=people["drafter"], now=DAYTIME)
     assert alert.version == 2 and alert.title == "Cảnh báo lũ khẩn"
-    assert sorted(a.code for a in alert.areas) == ["436", "437"]
+    assert sorted(a.code for a in alert.areas) == ["18073", "18100"]
     assert [v["version"] for v in alerts.versions(session, alert.id)] == [1, 2]
     _, action, before, after = _audit(session, alert.id)[-1]
     assert action == "alert.update"
-    assert (before["title"], before["area_codes"], before["version"]) == ("Cảnh báo lũ", ["436"], 1)
+    assert (before["title"], before["area_codes"], before["version"]) == (
+        "Cảnh báo lũ",
+        ["18073"],
+        1,
+    )
     assert (after["title"], after["area_codes"], after["version"]) == (
         "Cảnh báo lũ khẩn",
-        ["436", "437"],
+        ["18073", "18100"],
         2,
     )
 
@@ -441,7 +446,7 @@ def test_derive_references_the_original(
     assert (derived.msg_type, derived.references_id) == (msg_type, original.id)
     assert words in derived.body and "UBND HaTinh" in derived.body
     assert "10:00 20/11/2026" in derived.body  # the original's time, local
-    assert [a.code for a in derived.areas] == ["436"]
+    assert [a.code for a in derived.areas] == ["18073"]
     assert [c.code for c in derived.carriers] == ["viettel", "vinaphone"]
     assert derived.category == original.category and derived.created_by == people["approver"].id
     # a second person approves it: here the drafter of the original, an approver it is not
@@ -471,4 +476,23 @@ def test_summary_is_json(session: Session, people: People, make_draft: Any) -> N
     json.dumps(summary)
     assert summary["test"] is True and summary["text"] == "[TEST - THU NGHIEM] Thu nghiem"
     assert summary["allowed_actions"] == ["submit", "cancel"]
-    assert summary["areas"] == [{"code": "436", "name": "Thành phố Hà Tĩnh"}]
+    assert summary["areas"] == [{"code": "18073", "name": "Phường Thành Sen"}]
+
+
+def test_a_retired_area_cannot_be_targeted(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    district = [AreaRow(1, "436", "Thành phố Hà Tĩnh", "42", "district")]
+    load_areas(session, district)
+    alerts.create_draft(
+        session, make_draft(area_codes=("436",)), user=people["drafter"], now=DAYTIME
+    )
+    # The official list again: the abolished district is not in it, so it is retired.
+    assert load_official(session, "42").retired == ["436"]
+    with pytest.raises(ValidationFailed) as refused:
+        alerts.create_draft(
+            session, make_draft(area_codes=("436",)), user=people["drafter"], now=DAYTIME
+        )
+    assert refused.value.details == {
+        "area_codes": ["retired area code(s), no longer targetable: 436"]
+    }

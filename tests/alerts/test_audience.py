@@ -30,15 +30,17 @@ from broadcast.models import (
 )
 from tests.alerts.conftest import DAYTIME, People
 
-# 436 = Thành phố Hà Tĩnh (district), 18070 = a commune inside it, 437 = another district.
+# 42 = Hà Tĩnh, the province; 18073 = Phường Thành Sen, 18652 = Phường Hà Huy Tập and
+# 18100 = Phường Trần Phú: communes directly under it (no district level since July 2025).
 VT = {
-    "84960000001": "436",
-    "84960000002": "18070",
-    "84960000003": "437",
+    "84960000001": "18073",
+    "84960000002": "18652",
+    "84960000003": "18100",
     "84960000004": None,  # area unknown: reached only when the whole province is chosen
-    "84960000005": "436",
+    "84960000005": "18073",
 }
-VN = {"84910000001": "436", "84910000002": "437"}
+VN = {"84910000001": "18073", "84910000002": "18100"}
+TWO_WARDS = ("18073", "18652")
 
 
 def _approved(session: Session, people: People, draft: AlertDraft, **approve: Any) -> Alert:
@@ -59,7 +61,7 @@ def _deliveries(session: Session, alert_id: int) -> dict[str, tuple[str, int]]:
 def test_counts_follow_area_subtrees(session: Session, add_list: Callable[..., Any]) -> None:
     add_list("viettel", VT)
     add_list("vinaphone", VN)
-    add_list("viettel", {"84969999999": "436"}, status=ListStatus.SUPERSEDED)  # not active
+    add_list("viettel", {"84969999999": "18073"}, status=ListStatus.SUPERSEDED)  # not active
 
     def counts(*areas: str) -> dict[str, int]:
         return audience.audience_counts(
@@ -69,11 +71,12 @@ def test_counts_follow_area_subtrees(session: Session, add_list: Callable[..., A
             test=False,
         )
 
-    assert counts("436") == {"viettel": 3, "vinaphone": 1, "mobifone": 0}
-    assert counts("18070") == {"viettel": 1, "vinaphone": 0, "mobifone": 0}
-    assert counts("436", "18070") == {"viettel": 3, "vinaphone": 1, "mobifone": 0}
+    assert counts("18073") == {"viettel": 2, "vinaphone": 1, "mobifone": 0}
+    assert counts("18652") == {"viettel": 1, "vinaphone": 0, "mobifone": 0}
+    assert counts("18073", "18652") == {"viettel": 3, "vinaphone": 1, "mobifone": 0}
     assert counts("42") == {"viettel": 5, "vinaphone": 2, "mobifone": 0}
-    assert counts("437", "18070") == {"viettel": 2, "vinaphone": 1, "mobifone": 0}
+    assert counts("42", "18652") == {"viettel": 5, "vinaphone": 2, "mobifone": 0}  # once
+    assert counts("18100", "18652") == {"viettel": 2, "vinaphone": 1, "mobifone": 0}
 
 
 def test_test_alert_counts_the_test_group(session: Session, add_list: Callable[..., Any]) -> None:
@@ -88,7 +91,7 @@ def test_test_alert_counts_the_test_group(session: Session, add_list: Callable[.
     )
     session.flush()
     assert audience.audience_counts(
-        session, area_codes=["436"], carrier_codes=["viettel", "vinaphone", "gmobile"], test=True
+        session, area_codes=["18073"], carrier_codes=["viettel", "vinaphone", "gmobile"], test=True
     ) == {"viettel": 2, "vinaphone": 1, "gmobile": 0}
 
 
@@ -110,11 +113,11 @@ def test_reported_counts_never_double_count(session: Session) -> None:
     session.execute(
         insert(CountReport),
         [
-            report("viettel", "436", 900, old),
-            report("viettel", "436", 1000, new),  # latest wins
-            report("viettel", "18070", 300, new),  # inside 436: not added again
-            report("viettel", "437", 500, new),
-            report("vinaphone", "18070", 70, new),  # only a commune reported
+            report("viettel", "18073", 900, old),
+            report("viettel", "18073", 1000, new),  # latest wins
+            report("viettel", "18652", 300, new),
+            report("viettel", "18100", 500, new),
+            report("vinaphone", "18652", 70, new),  # only a commune reported
         ],
     )
 
@@ -123,11 +126,14 @@ def test_reported_counts_never_double_count(session: Session) -> None:
             session, area_codes=codes, carrier_codes=["viettel", "vinaphone", "mobifone"]
         )
 
-    assert reported("436") == {"viettel": 1000, "vinaphone": 70, "mobifone": None}
-    assert reported("436", "18070") == {"viettel": 1000, "vinaphone": 70, "mobifone": None}
-    assert reported("18070") == {"viettel": 300, "vinaphone": 70, "mobifone": None}
-    # the province has no report of its own: the sum of its districts
-    assert reported("42") == {"viettel": 1500, "vinaphone": 70, "mobifone": None}
+    assert reported("18073") == {"viettel": 1000, "vinaphone": None, "mobifone": None}
+    assert reported("18652") == {"viettel": 300, "vinaphone": 70, "mobifone": None}
+    # the province has no report of its own: the sum of its communes
+    assert reported("42") == {"viettel": 1800, "vinaphone": 70, "mobifone": None}
+    # a commune chosen with its province is not added again
+    assert reported("42", "18652") == {"viettel": 1800, "vinaphone": 70, "mobifone": None}
+    session.execute(insert(CountReport), [report("viettel", "42", 2000, new)])
+    assert reported("42", "18652")["viettel"] == 2000  # the province's own report stands
 
 
 def test_eta_is_the_slowest_carrier() -> None:
@@ -145,9 +151,9 @@ def test_snapshot_one_row_per_number_newest_upload_wins(
 ) -> None:
     vt = add_list("viettel", VT, minutes_ago=60)
     # 84960000001 ported to VinaPhone, whose list came later: it goes through VinaPhone only
-    vn = add_list("vinaphone", {**VN, "84960000001": "436"}, minutes_ago=5)
+    vn = add_list("vinaphone", {**VN, "84960000001": "18073"}, minutes_ago=5)
     # 84910000002 also sits in Mobifone's older list: VinaPhone's newer list wins
-    add_list("mobifone", {"84910000002": "437", "84930000001": "436"}, minutes_ago=120)
+    add_list("mobifone", {"84910000002": "18100", "84930000001": "18073"}, minutes_ago=120)
     alert = _approved(
         session,
         people,
@@ -196,8 +202,10 @@ def test_a_number_in_two_alerts_gets_both(
     make_draft: Callable[..., AlertDraft],
 ) -> None:
     add_list("viettel", VT)
-    first = _approved(session, people, make_draft(carrier_codes=("viettel",)))
-    second = _approved(session, people, make_draft(carrier_codes=("viettel",), title="Lần 2"))
+    first = _approved(session, people, make_draft(area_codes=TWO_WARDS, carrier_codes=("viettel",)))
+    second = _approved(
+        session, people, make_draft(area_codes=TWO_WARDS, carrier_codes=("viettel",), title="Lần 2")
+    )
     audience.snapshot(session, first, batch_size=500)
     audience.snapshot(session, second, batch_size=500)
     assert (
@@ -217,9 +225,11 @@ def test_chunked_snapshot_matches_and_reports_batches(
     add_list: Callable[..., Any],
     make_draft: Callable[..., AlertDraft],
 ) -> None:
-    numbers = {f"8496{i:07d}": ("436" if i % 3 else "437") for i in range(1, 101)}
+    numbers = {f"8496{i:07d}": ("18073" if i % 3 else "18100") for i in range(1, 101)}
     add_list("viettel", numbers)
-    alert = _approved(session, people, make_draft(area_codes=("436",), carrier_codes=("viettel",)))
+    alert = _approved(
+        session, people, make_draft(area_codes=("18073",), carrier_codes=("viettel",))
+    )
     seen: list[tuple[str, int, range]] = []
     written = audience.snapshot(
         session,
@@ -228,11 +238,11 @@ def test_chunked_snapshot_matches_and_reports_batches(
         chunk_rows=25,
         on_chunk=lambda plan, rows, batches: seen.append((plan.carrier_code, rows, batches)),
     )
-    expected = sum(1 for a in numbers.values() if a == "436")
+    expected = sum(1 for a in numbers.values() if a == "18073")
     assert written == {"viettel": expected}
     assert sum(rows for _, rows, _ in seen) == expected and len(seen) == 4
     rows = _deliveries(session, alert.id)
-    assert set(rows) == {m for m, a in numbers.items() if a == "436"}
+    assert set(rows) == {m for m, a in numbers.items() if a == "18073"}
     batches = sorted(b for _, b in rows.values())
     # batches never straddle chunks and none exceeds the batch size
     assert max(batches.count(b) for b in set(batches)) <= 10
@@ -314,7 +324,7 @@ def test_daily_cap_excludes_numbers_already_sent_three(
     alert = _approved(
         session,
         people,
-        make_draft(category=category, carrier_codes=("viettel",)),
+        make_draft(area_codes=TWO_WARDS, category=category, carrier_codes=("viettel",)),
         waive_daily_cap=waive,
     )
     audience.snapshot(session, alert, batch_size=500, now=now)
@@ -363,8 +373,8 @@ def test_a_ported_number_is_not_sent_by_its_old_carrier(
     make_draft: Callable[..., AlertDraft],
 ) -> None:
     add_list("viettel", VT, minutes_ago=60)
-    add_list("vinaphone", {"84960000001": "436"}, minutes_ago=5)  # ported after Viettel's upload
-    alert = _approved(session, people, make_draft(carrier_codes=("viettel",)))
+    add_list("vinaphone", {"84960000001": "18073"}, minutes_ago=5)  # ported after Viettel's upload
+    alert = _approved(session, people, make_draft(area_codes=TWO_WARDS, carrier_codes=("viettel",)))
     assert audience.snapshot(session, alert, batch_size=500) == {"viettel": 2}
     assert set(_deliveries(session, alert.id)) == {"84960000002", "84960000005"}
 
@@ -377,7 +387,7 @@ def test_generic_dialect_skips_existing_rows_with_not_exists(
 ) -> None:
     """The portable statement (no ON CONFLICT) gives the same rows and is safe to re-run."""
     add_list("viettel", VT)
-    alert = _approved(session, people, make_draft(carrier_codes=("viettel",)))
+    alert = _approved(session, people, make_draft(area_codes=TWO_WARDS, carrier_codes=("viettel",)))
     [plan] = audience.plan_snapshot(session, alert)
     stmt = plan.insert(alert, batch_size=2, dialect="generic")
     assert "ON CONFLICT" not in str(stmt)

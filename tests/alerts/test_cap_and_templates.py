@@ -35,7 +35,7 @@ def test_cap_round_trip_with_escaping_and_references(
     draft = make_draft(
         title="Bão số 5 <Kajiki> & lũ",
         body="Nước dâng > 2m & sóng lớn; <script>alert(1)</script>",
-        area_codes=("436", "18070"),
+        area_codes=("18073", "18652"),
         expires_at=DAYTIME + timedelta(hours=6),
         schedule_at=DAYTIME + timedelta(minutes=30),
         event="Bão",
@@ -77,8 +77,8 @@ def test_cap_round_trip_with_escaping_and_references(
         for a in info.findall("cap:area", NS)
     ]
     assert areas == [
-        ("Thành phố Hà Tĩnh", "VN-AREA", "436"),
-        ("Phường Trần Phú", "VN-AREA", "18070"),
+        ("Phường Thành Sen", "VN-AREA", "18073"),
+        ("Phường Hà Huy Tập", "VN-AREA", "18652"),
     ]
 
     clear = alerts.derive(session, original.id, kind="all_clear", user=people["approver"])

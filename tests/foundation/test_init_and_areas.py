@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from broadcast import accounts
 from broadcast.areas import load_area_file
 from broadcast.cli import cli
-from broadcast.db import Database
+from broadcast.db import Database, alembic_config
 from broadcast.errors import ValidationFailed
 from broadcast.models import Area, AuditEntry, Carrier, Role, User
 
@@ -28,9 +29,10 @@ def test_init_creates_admin_once_and_is_idempotent(
     first = runner.invoke(cli, ["init", "--json"], env=_env(tmp_path, database_url))
     assert first.exit_code == 0, first.output
     result = json.loads(first.output)
-    assert result["revision"] == "0001"
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert result["revision"] == head
     assert result["carriers"] == 7
-    assert result["areas_loaded"] == 20
+    assert result["areas_loaded"] == 70  # Hà Tĩnh and its 69 communes and wards
     password = result["admin_password"]
     assert password and len(password) >= 12
 
@@ -44,7 +46,7 @@ def test_init_creates_admin_once_and_is_idempotent(
         assert accounts.verify_password(admin, password)
         assert not admin.password_hash.startswith(password)
         assert session.scalar(select(func.count(Carrier.id))) == 7
-        assert session.scalar(select(func.count(Area.id))) == 20
+        assert session.scalar(select(func.count(Area.id))) == 70
 
 
 def test_init_takes_password_from_environment_without_prompting(
@@ -75,21 +77,21 @@ def test_bad_environment_value_fails_at_start_naming_the_key(tmp_path: Path) -> 
     assert "delivery.max_attempts" in out.output
 
 
-def test_area_tree_paths(seeded_database: Database) -> None:
+def test_area_tree_is_the_province_and_its_communes(seeded_database: Database) -> None:
     with seeded_database.session() as session:
-        commune = session.scalar(select(Area).where(Area.code == "18070"))
-        assert commune is not None
-        assert commune.path == "/42/436/18070/"
-        assert commune.parent is not None and commune.parent.code == "436"
-        subtree = session.scalars(select(Area.code).where(Area.path.like("/42/436/%"))).all()
-        assert sorted(subtree) == ["18070", "436"]
+        ward = session.scalar(select(Area).where(Area.code == "18073"))
+        assert ward is not None and ward.name == "Phường Thành Sen" and ward.level == "ward"
+        assert ward.path == "/42/18073/"
+        assert ward.parent is not None and ward.parent.code == "42"
+        levels = dict(session.execute(select(Area.level, func.count()).group_by(Area.level)).all())
+        assert levels == {"province": 1, "commune": 60, "ward": 9}
 
 
 def test_area_file_with_unknown_parent_changes_nothing(
     seeded_database: Database, tmp_path: Path
 ) -> None:
     bad = tmp_path / "areas.csv"
-    bad.write_text("code,name,parent_code,level\n500,Xã Mới,436,commune\n501,Xã Lạ,999,commune\n")
+    bad.write_text("code,name,parent_code,level\n500,Xã Mới,42,commune\n501,Xã Lạ,999,commune\n")
     with (
         pytest.raises(ValidationFailed, match=r"line 3: parent_code 999"),
         seeded_database.session() as session,

@@ -27,7 +27,8 @@ def test_embedded_defaults(tmp_path: Path) -> None:
     viettel = settings.carrier("viettel")
     assert viettel.mps == 300
     assert viettel.gateway.concatenation == "udh"
-    assert settings.areas_file.is_file()
+    assert settings.areas.province == "42" and settings.areas.file is None
+    assert settings.areas.old_labels_file is not None and settings.areas.old_labels_file.is_file()
 
 
 def test_environment_overrides_nested_keys() -> None:

@@ -25,7 +25,7 @@ def test_import_list_json_and_count(
 ) -> None:
     path = write_csv(
         tmp_path / "list.csv",
-        [["msisdn", "area"], ["0912345678", "436"], ["0912345678", "436"], ["x", ""]],
+        [["msisdn", "area"], ["0912345678", "18073"], ["0912345678", "18073"], ["x", ""]],
     )
     runner = CliRunner()
     result = runner.invoke(
@@ -64,7 +64,7 @@ def test_refused_file_exits_non_zero_with_one_line(
 def test_counts_human_output_and_unknown_carrier(
     seeded_database: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    path = write_csv(tmp_path / "counts.csv", [["Huyện", "Số lượng"], ["Can Lộc", "1.234"]])
+    path = write_csv(tmp_path / "counts.csv", [["Huyện", "Số lượng"], ["Xã Can Lộc", "1.234"]])
     runner = CliRunner()
     result = runner.invoke(
         cli,

@@ -28,7 +28,7 @@ def _loa(settings: Settings, *args: str) -> Result:
 
 
 def _numbers(n: int, start: int = 0) -> list[list[object]]:
-    return [["msisdn", "area"]] + [[f"09123{start + i:05d}", "436"] for i in range(n)]
+    return [["msisdn", "area"]] + [[f"09123{start + i:05d}", "18073"] for i in range(n)]
 
 
 def _count(settings: Settings) -> str:
@@ -56,7 +56,7 @@ def test_a_list_cut_by_more_than_max_shrink_is_refused_until_confirmed(
     assert "from 80 to 3 numbers" in line and "--allow-shrink" in line
     assert _count(settings) == "80"  # nothing changed
     listed = _loa(settings, "subscribers", "coverage", "--carrier", "vinaphone", "--json")
-    assert {r["area_code"]: r["accepted"] for r in json.loads(listed.stdout)}["436"] == 80
+    assert {r["area_code"]: r["accepted"] for r in json.loads(listed.stdout)}["18073"] == 80
 
     confirmed = _loa(
         settings, "import", "list", "--carrier", "vinaphone", str(three), "--allow-shrink"
@@ -77,11 +77,11 @@ def test_counts_with_dates_pandas_cannot_hold_are_rejected_rows(
     path = write_csv(
         tmp_path / "counts.csv",
         [
-            ["ma_huyen", "so_luong", "ngay"],
-            ["436", "100", "0001-01-01"],
-            ["437", "200", "01/06/1600"],
-            ["440", "300", "31/12/9999"],
-            ["439", "400", "2026-01-15"],
+            ["ma_xa", "so_luong", "ngay"],
+            ["18073", "100", "0001-01-01"],
+            ["18100", "200", "01/06/1600"],
+            ["18196", "300", "31/12/9999"],
+            ["18754", "400", "2026-01-15"],
         ],
     )
     result = _loa(settings, "import", "counts", "--carrier", "viettel", str(path), "--json")
@@ -101,10 +101,10 @@ def test_sheet_dates_out_of_pandas_range_are_rejected_rows(
         tmp_path / "counts.xlsx",
         {
             "Số liệu": [
-                ["Mã huyện", "Số lượng", "Ngày"],
-                ["436", 100, datetime(9999, 12, 31)],
-                ["437", 200, datetime(1600, 3, 1)],
-                ["439", 400, datetime(2026, 1, 15)],
+                ["Mã xã", "Số lượng", "Ngày"],
+                ["18073", 100, datetime(9999, 12, 31)],
+                ["18100", 200, datetime(1600, 3, 1)],
+                ["18754", 400, datetime(2026, 1, 15)],
             ]
         },
     )

@@ -52,14 +52,14 @@ def test_list_import_report_adds_up(
         tmp_path / "list.csv",
         [
             ["Số thuê bao", "Huyện"],
-            ["0912345678", "Huyện Can Lộc"],
-            ["+84 91 234 5679", "436"],
+            ["0912345678", "Xã Can Lộc"],
+            ["+84 91 234 5679", "18073"],
             ["01621234567", ""],  # converted, possible ported (Viettel range)
-            ["0912345678", "436"],  # duplicate
-            ["=1+1", "436"],  # invalid, and a formula
-            ["0239 3855 555", "436"],  # landline
-            ["0981234567", "Nowhere"],  # unknown area
-            ["091234", "436"],
+            ["0912345678", "18073"],  # duplicate
+            ["=1+1", "18073"],  # invalid, and a formula
+            ["0239 3855 555", "18073"],  # landline
+            ["0981234567", "Nowhere"],  # unknown area: the number is kept, with no area
+            ["091234", "18073"],
         ],
         delimiter=";",
     )
@@ -67,26 +67,28 @@ def test_list_import_report_adds_up(
     report = _import(
         seeded_database, settings, "vinaphone", path, progress=lambda d, t: progress.append((d, t))
     )
-    assert (report.rows, report.accepted, report.duplicates, report.converted) == (8, 3, 1, 1)
-    assert report.rejected == {"invalid": 1, "landline": 1, "unknown_area": 1, "too_short": 1}
+    assert (report.rows, report.accepted, report.duplicates, report.converted) == (8, 4, 1, 1)
+    assert report.rejected == {"invalid": 1, "landline": 1, "too_short": 1}
+    assert report.warnings == {"unknown_area": 1}
+    assert report.warning_samples == {"unknown_area": ["Nowhere"]}
     assert report.rows == report.accepted + report.duplicates + sum(report.rejected.values())
-    assert report.possible_ported_by_carrier == {"viettel": 1}
+    assert report.possible_ported_by_carrier == {"viettel": 2}
     assert progress[-1] == (8, None)
     areas = {r["area_code"]: r["accepted"] for r in report.per_area}
-    assert areas == {"436": 1, "443": 1, None: 1}
+    assert areas == {"18073": 1, "18406": 1, None: 2}
     data = report.to_json()
     assert data["rejected"]["invalid"] == 1 and data["list_id"] == report.list_id
 
     with open(report.rejects_csv, encoding="utf-8-sig", newline="") as fh:
         rejects = list(csv.DictReader(fh))
-    assert {"line": "6", "value": "'=1+1", "area": "436", "reason": "invalid"} in rejects
-    assert {r["reason"] for r in rejects} >= {"duplicate", "landline", "unknown_area"}
+    assert {"line": "6", "value": "'=1+1", "area": "18073", "reason": "invalid"} in rejects
+    assert {r["reason"] for r in rejects} == {"duplicate", "landline", "invalid", "too_short"}
     with seeded_database.session() as session:
         assert sorted(session.scalars(select(Subscriber.msisdn))) == [
-            "84321234567", "84912345678", "84912345679",
+            "84321234567", "84912345678", "84912345679", "84981234567",
         ]  # fmt: skip
         record = session.get(Import, report.import_id)
-        assert record.status is ImportStatus.SUCCEEDED and record.report["accepted"] == 3
+        assert record.status is ImportStatus.SUCCEEDED and record.report["accepted"] == 4
         assert active_count(session, carrier_code="vinaphone", area_code="42") == 2
 
 
@@ -146,7 +148,7 @@ def test_rejects_file_defuses_every_formula_start(
 ) -> None:
     """OWASP CSV injection: a cell starting with = + - @ tab or CR runs in a spreadsheet."""
     path = write_csv(
-        tmp_path / "list.csv", [["msisdn", "area"], ["0912345678", "436"], [cell, cell]]
+        tmp_path / "list.csv", [["msisdn", "area"], ["0912345678", "18073"], [cell, cell]]
     )
     report = _import(seeded_database, settings, "vinaphone", path)
     with open(report.rejects_csv, encoding="utf-8-sig", newline="") as fh:
@@ -178,10 +180,10 @@ def test_conflict_newer_upload_wins_and_both_carriers_see_it(
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:
     vina = write_csv(
-        tmp_path / "v.csv", [["msisdn", "area"], ["0912345678", "436"], ["0912345679", "436"]]
+        tmp_path / "v.csv", [["msisdn", "area"], ["0912345678", "18073"], ["0912345679", "18073"]]
     )
     viettel = write_csv(
-        tmp_path / "t.csv", [["msisdn", "area"], ["0912345678", "436"], ["0981234567", "443"]]
+        tmp_path / "t.csv", [["msisdn", "area"], ["0912345678", "18073"], ["0981234567", "18406"]]
     )
     _import(seeded_database, settings, "vinaphone", vina)
     report = _import(seeded_database, settings, "viettel", viettel)
@@ -191,7 +193,7 @@ def test_conflict_newer_upload_wins_and_both_carriers_see_it(
         assert active_count(session, carrier_code="viettel") == 2
         assert active_count(session, carrier_code="vinaphone") == 1
         vina_cov = {r["area_code"]: r for r in coverage(session, "vinaphone")}
-        assert vina_cov["436"]["conflicts"] == 1 and vina_cov["436"]["accepted"] == 2
+        assert vina_cov["18073"]["conflicts"] == 1 and vina_cov["18073"]["accepted"] == 2
 
 
 def test_counts_appended_and_coverage(
@@ -202,25 +204,25 @@ def test_counts_appended_and_coverage(
         {
             "Số liệu": [
                 ["Mã huyện", "Số lượng thuê bao", "Ngày báo cáo"],
-                [436, 1000, date(2026, 1, 1)],
-                ["Huyện Can Lộc", "2.500", "15/01/2026"],
+                [18073, 1000, date(2026, 1, 1)],
+                ["Xã Can Lộc", "2.500", "15/01/2026"],
                 ["999", 5, None],
-                [436, -3, None],
-                [436, 1000, date(2026, 1, 1)],
-                [437, 7, "not a date"],
+                [18073, -3, None],
+                [18073, 1000, date(2026, 1, 1)],
+                [18100, 7, "not a date"],
             ]
         },
     )
     report = _import(seeded_database, settings, "viettel", path, kind="counts", sheet="Số liệu")
     assert (report.rows, report.accepted, report.duplicates) == (6, 2, 1)
     assert report.rejected == {"unknown_area": 1, "invalid_count": 1, "invalid_date": 1}
-    again = write_csv(tmp_path / "c.csv", [["area_code", "count"], ["436", "1200"]])
+    again = write_csv(tmp_path / "c.csv", [["area_code", "count"], ["18073", "1200"]])
     _import(seeded_database, settings, "viettel", again, kind="counts", as_of=date(2026, 2, 1))
     with seeded_database.session() as session:
         assert session.scalar(select(func.count()).select_from(CountReport)) == 3
         rows = {r["area_code"]: r for r in coverage(session, "viettel")}
-    assert rows["436"]["reported"] == 1200 and rows["436"]["as_of"] == date(2026, 2, 1)
-    assert rows["443"]["reported"] == 2500
+    assert rows["18073"]["reported"] == 1200 and rows["18073"]["as_of"] == date(2026, 2, 1)
+    assert rows["18406"]["reported"] == 2500
 
 
 def test_xlsx_list_with_excel_float_damage(
@@ -231,16 +233,16 @@ def test_xlsx_list_with_excel_float_damage(
         {
             "Danh sách": [
                 ["Phone", "District"],
-                [912345678, 436],
-                [84981234567, "Can Loc"],
-                ["9.12345677E+8", 443],
+                [912345678, 18073],
+                [84981234567, "Xa Can Loc"],
+                ["9.12345677E+8", 18406.0],
             ]
         },
     )
     report = _import(seeded_database, settings, "vinaphone", path, sheet="Danh sách")
     assert (report.accepted, report.rejected) == (3, {})
     with seeded_database.session() as session:
-        assert active_count(session, area_code="443") == 2
+        assert active_count(session, area_code="18406") == 2
 
 
 def test_purge_superseded_after_retention(

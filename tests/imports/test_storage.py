@@ -32,7 +32,7 @@ from tests.imports.files import write_csv
 
 
 def _numbers(prefix: str, count: int) -> list[list[object]]:
-    return [["msisdn", "area"]] + [[f"{prefix}{i:05d}", "436"] for i in range(count)]
+    return [["msisdn", "area"]] + [[f"{prefix}{i:05d}", "18073"] for i in range(count)]
 
 
 def _partitions(db: Database) -> dict[str, int | None]:
@@ -73,7 +73,7 @@ def test_each_version_is_its_own_attached_partition_and_a_failed_import_leaves_n
     # Positions 1..n, in number order, whatever the chunking: what chunked snapshots range over.
     assert _positions(seeded_database, first.list_id) == list(range(1, 1501))
     rows = _numbers("09130", 2500)
-    rows.insert(2001, ["0913000001", "436", "extra field"])
+    rows.insert(2001, ["0913000001", "18073", "extra field"])
     with pytest.raises(MalformedFile):
         import_file(
             seeded_database, small, carrier_code="vinaphone", kind="list",

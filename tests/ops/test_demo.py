@@ -37,6 +37,10 @@ def test_send_sample_from_a_clean_instance(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The lists name Hà Tĩnh's 69 communes, some by their pre-2025 labels, mapped back.
+    viettel = next(line for line in proc.stdout.splitlines() if line.strip().startswith("viettel"))
+    mapped = int(viettel.split(" rejected, ")[1].split()[0])
+    assert mapped > 100, viettel
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     carriers = result["carriers"]
     # Every carrier with subscribers in the sample commune got the alert, and every

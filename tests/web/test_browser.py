@@ -25,7 +25,7 @@ import redis
 from openpyxl import load_workbook
 from werkzeug.serving import make_server
 
-from broadcast.areas import load_area_file
+from broadcast.areas import load_configured_areas
 from broadcast.bootstrap import sync_carriers
 from broadcast.db import Database
 from broadcast.web import create_app
@@ -95,7 +95,7 @@ def server(tmp_path: Path, sqlite_template: Path, redis_url: str) -> Iterator[di
     database = Database(settings.sqlalchemy_url)
     with database.session() as session:
         sync_carriers(session, settings)
-        load_area_file(session, settings.areas_file)
+        load_configured_areas(session, settings)
     people = add_people(database)
     client = redis.Redis.from_url(redis_url)
     app = create_app(settings, database=database, redis_client=client)
@@ -197,8 +197,9 @@ def draft(
     page.goto(f"{base}/alerts/new")
     page.fill("#title", title)
     page.fill("#body", body)
+    page.fill("input[data-area-search]", "thanh sen")  # the picker's search, no diacritics
     chosen = [f'input[data-carrier][value="{code}"]' for code in carriers]
-    for selector in ['input[data-area][value="436"]', *chosen]:
+    for selector in ['input[data-area][value="18073"]', *chosen]:
         page.click(selector)
         page.wait_for_function(f"document.querySelector('{selector}').checked")
     page.fill("#brandname", "UBND HaTinh")
@@ -224,7 +225,7 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         # Viettel uploads its list in the browser; the control worker imports it.
         upload = settings.instance_path / "viettel-list.csv"
         upload.write_text(
-            "so_thue_bao,ma_huyen\n" + "".join(f"{n},436\n" for n in viettel_numbers) + "x1,436\n"
+            "so_thue_bao,ma_xa\n" + "".join(f"{n},18073\n" for n in viettel_numbers) + "x1,18073\n"
         )
         viettel = log_in(browser, base, "viettel")
         viettel.set_input_files("#upload-file", str(upload))
@@ -235,7 +236,7 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         )
         assert viettel.is_visible("#rejects-download")
         vina = settings.instance_path / "vina-list.csv"
-        vina.write_text("so_thue_bao,ma_huyen\n" + "".join(f"{n},436\n" for n in vina_numbers))
+        vina.write_text("so_thue_bao,ma_xa\n" + "".join(f"{n},18073\n" for n in vina_numbers))
         service.import_file(
             server["database"], settings, carrier_code="vinaphone", kind="list", path=vina
         )
@@ -309,6 +310,34 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         assert sorted(set(received)) == sorted("84" + n[1:] for n in numbers)
 
 
+def test_area_picker_groups_the_communes_and_finds_them_without_diacritics(
+    server: dict[str, Any], browser: Any
+) -> None:
+    page = log_in(browser, server["url"], "drafter")
+    page.goto(f"{server['url']}/alerts/new")
+    summaries = page.locator("details[data-area-group] > summary").all_text_contents()
+    assert [" ".join(s.split()) for s in summaries] == ["Phường (9)", "Xã (60)"]
+    assert page.locator("input[data-area]").count() == 70
+    assert not page.is_visible('input[data-area][value="18196"]')  # groups start closed
+
+    page.fill("input[data-area-search]", "son kim")
+    visible = [
+        " ".join(t.split())
+        for t in page.locator("li[data-area-item]:visible > label").all_text_contents()
+    ]
+    assert visible == ["Tỉnh Hà Tĩnh 42", "Xã Sơn Kim 1 18196", "Xã Sơn Kim 2 18199"]
+    assert not page.is_visible("details[data-area-group='ward']")
+    page.click('input[data-area][value="18196"]')
+    page.wait_for_function(
+        "document.querySelector(\"details[data-area-group='commune'] [data-picked]\")"
+        ".textContent === '✓ 1'"
+    )
+    page.press("input[data-area-search]", "Enter")  # never submits the draft
+    page.fill("input[data-area-search]", "khong co dau")
+    assert page.is_visible("[data-area-none]")
+    assert page.url.endswith("/alerts/new")
+
+
 def test_vietnamese_first_in_an_english_browser(server: dict[str, Any], browser: Any) -> None:
     base = server["url"]
     page = browser.new_context(locale="en-US").new_page()
@@ -362,7 +391,7 @@ def test_refusals(server: dict[str, Any], browser: Any) -> None:
     # a carrier reading another carrier's import
     csv = Path(server["settings"].instance_path) / "vt.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
-    csv.write_text("so_thue_bao,ma_huyen\n0961234501,436\n")
+    csv.write_text("so_thue_bao,ma_xa\n0961234501,18073\n")
     report = service.import_file(
         server["database"], server["settings"], carrier_code="viettel", kind="list", path=csv
     )
@@ -397,7 +426,7 @@ def test_a_shrinking_list_asks_for_confirmation_without_a_second_upload(
         for name, count in (("full.csv", 1200), ("short.csv", 3)):
             path = settings.instance_path / name
             path.write_text(
-                "so_thue_bao,ma_huyen\n" + "".join(f"{n},436\n" for n in _numbers("96", count))
+                "so_thue_bao,ma_xa\n" + "".join(f"{n},18073\n" for n in _numbers("96", count))
             )
             viettel.goto(f"{base}/carriers/viettel")
             viettel.set_input_files("#upload-file", str(path))
@@ -427,10 +456,10 @@ def test_a_shrinking_list_asks_for_confirmation_without_a_second_upload(
 
         # counts far above the list: the coverage page flags the area, the draft page warns
         counts = settings.instance_path / "counts.csv"
-        counts.write_text("ma_huyen,so_luong,ngay\n436,99935,2026-01-15\n")
+        counts.write_text("ma_xa,so_luong,ngay\n18073,99935,2026-01-15\n")
         service.import_file(database, settings, carrier_code="viettel", kind="counts", path=counts)
         viettel.goto(f"{base}/carriers/viettel")
-        row = viettel.locator('#coverage tr[data-area="436"]')
+        row = viettel.locator('#coverage tr[data-area="18073"]')
         assert "short" in row.get_attribute("class") and "99.935" in row.text_content()
         page = log_in(browser, base, "drafter")
         draft(page, base)

@@ -16,7 +16,7 @@ ORIGINAL = {
     "title": "Bão số 3",
     "body": "Bão số 3 đổ bộ vào Hà Tĩnh đêm nay. Người dân ở trong nhà.",
     "category": "warning",
-    "areas": ["436"],
+    "areas": ["18073"],
     "carriers": ["viettel", "mobifone"],
     "brandname": "UBND HaTinh",
     "event": "Storm",

@@ -9,7 +9,7 @@ FORM = {
     "title": "Mưa lớn",
     "body": "<script>alert('x')</script> Mưa lớn tại Hà Tĩnh",
     "category": "warning",
-    "areas": ["436"],
+    "areas": ["18073"],
     "carriers": ["viettel"],
     "brandname": "UBND HaTinh",
     "urgency": "Expected",

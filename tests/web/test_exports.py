@@ -20,7 +20,7 @@ ALERT = {
     "title": "Bão số 3",
     "body": "Bão số 3 đổ bộ vào Hà Tĩnh đêm nay.",
     "category": "warning",
-    "areas": ["436"],
+    "areas": ["18073"],
     "carriers": ["viettel"],
     "brandname": "UBND HaTinh",
 }

@@ -20,8 +20,10 @@ from broadcast.settings import Settings
 from workers import runtime as rt_mod
 from workers.runtime import build_runtime
 
-LIST_CSV = "so_thue_bao,ma_huyen\n0961234501,436\n0961234502,436\n84961234503,437\nabc,436\n"
-COUNTS_CSV = "ma_huyen,so_luong,ngay\n436,120000,2026-01-15\n437,45000,2026-01-15\n"
+LIST_CSV = (
+    "so_thue_bao,ma_huyen\n0961234501,18073\n0961234502,18073\n84961234503,18100\nabc,18073\n"
+)
+COUNTS_CSV = "ma_huyen,so_luong,ngay\n18073,120000,2026-01-15\n18100,45000,2026-01-15\n"
 
 
 def upload(
@@ -66,7 +68,7 @@ def test_carrier_uploads_its_list_and_reads_the_report(
     assert counts.status_code == 201, counts.get_json()
     cover = client.get("/api/v1/carriers/viettel/coverage", headers=people.auth("drafter"))
     rows = {r["area_code"]: r for r in cover.get_json()}
-    assert rows["436"]["accepted"] == 2 and rows["436"]["reported"] == 120000
+    assert rows["18073"]["accepted"] == 2 and rows["18073"]["reported"] == 120000
 
 
 def test_a_carrier_never_sees_another_carriers_data(
@@ -216,7 +218,7 @@ def test_an_import_that_breaks_says_failed(
 def test_rejected_rows_download(
     client: FlaskClient, people: People, control_jobs: ControlJobs, seeded_database: Database
 ) -> None:
-    mine = upload(client, people, "viettel", "viettel", LIST_CSV + "=1+2,436\n").get_json()
+    mine = upload(client, people, "viettel", "viettel", LIST_CSV + "=1+2,18073\n").get_json()
     assert mine["has_rejects"] is True
     url = f"/api/v1/imports/{mine['id']}/rejects.csv"
     for who in ("viettel", "admin", "auditor"):
@@ -250,3 +252,22 @@ def test_rejected_rows_download(
             select(AuditEntry.actor).where(AuditEntry.action == "import.rejects_download")
         ).all()
     assert sorted(downloads) == ["admin", "auditor", "viettel", "viettel"]
+
+
+def test_old_and_unknown_area_labels_are_shown_in_vietnamese(
+    client: FlaskClient, people: People, control_jobs: ControlJobs
+) -> None:
+    text = (
+        "so_thue_bao,ma_xa\n0961234501,Xã Thạch Đài\n0961234502,Huyện Can Lộc\n0961234503,Xóm Lạ\n"
+    )
+    body = upload(client, people, "viettel", "viettel", text).get_json()
+    assert body["report"]["accepted"] == 3 and body["report"]["mapped"] == 1
+    assert body["report"]["warnings"] == {"old_district": 1, "unknown_area": 1}
+    login(client, "viettel")
+    page = client.get(f"/carriers/imports/{body['id']}").get_data(as_text=True)
+    assert "Nhãn cũ (trước 1/7/2025) đã chuyển sang xã, phường mới" in page
+    assert "Giữ ở cấp tỉnh: huyện cũ" in page and "Huyện Can Lộc" in page
+    assert "Giữ lại, không rõ địa bàn: nhãn không nhận ra" in page and "Xóm Lạ" in page
+    coverage = client.get("/carriers/viettel").get_data(as_text=True)
+    assert "Phường" in coverage and "Không rõ địa bàn" in coverage
+    assert 'id="coverage-search"' in coverage

@@ -14,10 +14,10 @@ from webtools import ControlJobs, People, assert_error, login, page_csrf
 from broadcast.db import Database
 from broadcast.models import AuditEntry
 
-LIST_HEADER = "so_thue_bao,ma_huyen\n"
+LIST_HEADER = "so_thue_bao,ma_xa\n"
 
 
-def _list(count: int, prefix: str = "096", area: str = "436") -> str:
+def _list(count: int, prefix: str = "096", area: str = "18073") -> str:
     return LIST_HEADER + "".join(f"{prefix}{n:07d},{area}\n" for n in range(1, count + 1))
 
 
@@ -34,7 +34,7 @@ def _upload(client: FlaskClient, people: People, who: str, text: str, **form: st
 
 def _in_list(client: FlaskClient, people: People) -> int:
     rows = client.get("/api/v1/carriers/viettel/coverage", headers=people.auth("admin"))
-    return {r["area_code"]: r["accepted"] for r in rows.get_json()}.get("436", 0)
+    return {r["area_code"]: r["accepted"] for r in rows.get_json()}.get("18073", 0)
 
 
 def test_api_refuses_a_shrinking_list_until_allow_shrink(
@@ -73,7 +73,7 @@ def test_a_carrier_sees_only_a_count_of_numbers_also_on_another_list(
     # viettel's list holds numbers in MobiFone's range (ported to viettel), and mobifone's
     # stale list holds two of them: mobifone must not learn that viettel has them
     assert _upload(client, people, "viettel", _list(5, prefix="090")).status_code == 201
-    theirs = LIST_HEADER + "0900000001,436\n0900000002,436\n0901234567,436\n"
+    theirs = LIST_HEADER + "0900000001,18073\n0900000002,18073\n0901234567,18073\n"
     uploaded = _upload(client, people, "mobifone", theirs)
     assert uploaded.status_code == 201, uploaded.get_json()
     body = uploaded.get_json()
@@ -117,7 +117,9 @@ def _visible_text(html: str) -> str:
 def test_the_import_report_speaks_vietnamese_with_vi_numbers(
     client: FlaskClient, people: People, control_jobs: ControlJobs
 ) -> None:
-    rows = _list(1234) + "02393855555,436\n0961111111,Nowhere\nabc,436\n0912,436\n0961111112,\n"
+    rows = (
+        _list(1234) + "02393855555,18073\n0961111111,Nowhere\nabc,18073\n0912,18073\n0961111112,\n"
+    )
     login(client, "viettel")
     response = client.post(
         "/carriers/viettel/upload",
@@ -134,11 +136,18 @@ def test_the_import_report_speaks_vietnamese_with_vi_numbers(
     text = _visible_text(client.get(f"/carriers/imports/{import_id}").get_data(as_text=True))
     words = set(re.findall(r"[a-z_]+", text))
     assert not words & set(RAW_KEYS), words & set(RAW_KEYS)
-    for label in ("Số dòng trong tệp", "Số cố định", "Khu vực không xác định", "Đã nhập"):
+    for label in (
+        "Số dòng trong tệp",
+        "Số cố định",
+        "Giữ lại, không rõ địa bàn: nhãn không nhận ra",
+        "Đã nhập",
+    ):
         assert label in text
-    assert "1.239" in text and "1.235" in text  # rows, accepted: vi-VN grouping
+    assert (
+        "1.239" in text and "1.236" in text
+    )  # rows, accepted (unknown label kept): vi-VN grouping
     carrier_page = _visible_text(client.get("/carriers/viettel").get_data(as_text=True))
-    assert "1.235" in carrier_page and "Danh sách thuê bao" in carrier_page
+    assert "1.236" in carrier_page and "Danh sách thuê bao" in carrier_page
 
 
 def _wait_for_import(client: FlaskClient, people: People, after: int = 0) -> int:
@@ -158,9 +167,9 @@ def _wait_for_import(client: FlaskClient, people: People, after: int = 0) -> int
 def test_preview_warns_of_a_list_far_below_the_reported_count(
     client: FlaskClient, people: People, control_jobs: ControlJobs
 ) -> None:
-    both = _list(40) + _list(40, prefix="097", area="437").removeprefix(LIST_HEADER)
+    both = _list(40) + _list(40, prefix="097", area="18100").removeprefix(LIST_HEADER)
     assert _upload(client, people, "viettel", both).status_code == 201
-    counts = "ma_huyen,so_luong,ngay\n436,99935,2026-01-15\n437,80,2026-01-15\n"
+    counts = "ma_xa,so_luong,ngay\n18073,99935,2026-01-15\n18100,80,2026-01-15\n"
     data = {"kind": "counts", "file": (io.BytesIO(counts.encode()), "counts.csv")}
     posted = client.post(
         "/api/v1/carriers/viettel/imports",
@@ -179,13 +188,13 @@ def test_preview_warns_of_a_list_far_below_the_reported_count(
         assert response.status_code == 200, response.get_json()
         return response.get_json()
 
-    warned = preview(["436"])["warnings"]
+    warned = preview(["18073"])["warnings"]
     assert [(w["carrier"], w["audience"], w["reported"]) for w in warned] == [
         ("viettel", 40, 99935)
     ]
     assert "Viettel" in warned[0]["message"] and "99.935" in warned[0]["message"]
     assert "40" in warned[0]["message"]
-    assert preview(["437"])["warnings"] == []  # 40 of 80 is half: not "far fewer"
+    assert preview(["18100"])["warnings"] == []  # 40 of 80 is half: not "far fewer"
 
 
 def test_a_stale_confirmation_changes_nothing_and_cannot_be_replayed(
@@ -239,9 +248,9 @@ def test_a_stale_confirmation_changes_nothing_and_cannot_be_replayed(
 def test_coverage_is_the_area_tree_with_totals_and_flags(
     client: FlaskClient, people: People, control_jobs: ControlJobs
 ) -> None:
-    both = _list(40) + _list(60, prefix="097", area="437").removeprefix(LIST_HEADER)
+    both = _list(40) + _list(60, prefix="097", area="18100").removeprefix(LIST_HEADER)
     assert _upload(client, people, "viettel", both).status_code == 201
-    counts = "ma_huyen,so_luong,ngay\n436,99935,2026-01-15\n437,80,2026-01-15\n"
+    counts = "ma_xa,so_luong,ngay\n18073,99935,2026-01-15\n18100,80,2026-01-15\n"
     data = {"kind": "counts", "file": (io.BytesIO(counts.encode()), "counts.csv")}
     posted = client.post(
         "/api/v1/carriers/viettel/imports",
@@ -257,11 +266,11 @@ def test_coverage_is_the_area_tree_with_totals_and_flags(
     ]
     assert table == [
         ("42", 100, 100015, True),  # the province: totals of its districts
-        ("436", 40, 99935, True),
-        ("437", 60, 80, False),
+        ("18073", 40, 99935, True),
+        ("18100", 60, 80, False),
     ]
     login(client, "viettel")
     page = client.get("/carriers/viettel").get_data(as_text=True)
-    flagged = re.findall(r'<tr data-area="(\d+)" class="short">', page)
-    assert flagged == ["42", "436"]
+    flagged = re.findall(r'<tr[^>]* data-area="(\d+)"[^>]* class="short">', page)
+    assert flagged == ["42", "18073"]
     assert "100.015" in page and "99.935" in page and "Thấp hơn nhiều so với báo cáo" in page

@@ -99,7 +99,7 @@ def test_a_scheduled_alert_is_sent_at_its_time_not_before(
 ) -> None:
     people = add_people(seeded_database)
     listing = tmp_path / "viettel.csv"
-    listing.write_text("msisdn,area\n" + "".join(f"0{n[2:]},436\n" for n in NUMBERS))
+    listing.write_text("msisdn,area\n" + "".join(f"0{n[2:]},18073\n" for n in NUMBERS))
     assert import_file(
         seeded_database, wired, carrier_code="viettel", kind="list", path=listing
     ).accepted == len(NUMBERS)
@@ -114,7 +114,7 @@ def test_a_scheduled_alert_is_sent_at_its_time_not_before(
             "title": "Lịch cắt điện",
             "body": "Cat dien khu vuc Thanh pho Ha Tinh 8h-11h ngay mai.",
             "category": "information",
-            "areas": ["436"],
+            "areas": ["18073"],
             "carriers": ["viettel"],
             "brandname": "UBND HaTinh",
             "schedule_at": schedule_at.isoformat(),

@@ -47,7 +47,7 @@ def preview():  # type: ignore[no-untyped-def]
 @bp.get("/areas")
 @roles_required(*ANY_ROLE)
 @document(
-    "Administrative areas, parents first",
+    "Administrative areas that can be targeted, parents first (retired ones are left out)",
     roles=ANY_ROLE,
     tag="reference",
     response=AreaOut,
@@ -55,7 +55,9 @@ def preview():  # type: ignore[no-untyped-def]
 )
 def areas():  # type: ignore[no-untyped-def]
     with services().database.session() as session:
-        rows = session.scalars(select(Area).order_by(Area.path)).all()
+        rows = session.scalars(
+            select(Area).where(Area.retired_at.is_(None)).order_by(Area.path)
+        ).all()
         out = [
             {
                 "code": a.code,

@@ -111,5 +111,40 @@
       li.querySelectorAll(":scope ul input[data-area]").forEach(function (child) { child.checked = false; child.disabled = el.checked; });
     });
   });
+  /* Many communes under one node: grouped by level, searchable without diacritics. */
+  function plain(text) {
+    return text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").replace(/[đĐ]/g, "d").toLowerCase();
+  }
+  function countPicked() {
+    form.querySelectorAll("details[data-area-group]").forEach(function (group) {
+      var n = group.querySelectorAll("input[data-area]:checked").length;
+      group.querySelector("[data-picked]").textContent = n ? "✓ " + n : "";
+    });
+  }
+  form.querySelectorAll("input[data-area-search]").forEach(function (search) {
+    var li = search.closest("li");
+    search.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") { event.preventDefault(); }  // Enter searches, never saves
+    });
+    search.addEventListener("input", function (event) {
+      event.stopPropagation();  // a search is not an edit of the draft
+      var words = plain(search.value.trim()).split(/\s+/).filter(Boolean);
+      var shown = 0;
+      li.querySelectorAll("details[data-area-group] li[data-area-item]").forEach(function (item) {
+        var name = plain(item.getAttribute("data-name"));
+        var match = words.every(function (w) { return name.indexOf(w) !== -1; });
+        item.hidden = !match;
+        if (match) { shown += 1; }
+      });
+      li.querySelectorAll("details[data-area-group]").forEach(function (group) {
+        var any = group.querySelector("li[data-area-item]:not([hidden])") !== null;
+        group.hidden = !any;
+        if (words.length) { group.open = any; }
+      });
+      li.querySelector("[data-area-none]").hidden = shown > 0;
+    });
+  });
+  form.addEventListener("change", countPicked);
+  countPicked();
   refresh();
 })();

@@ -62,3 +62,24 @@
     xhr.send(data);
   });
 })();
+
+/* The coverage table: one row per commune, filtered as the user types (no diacritics needed). */
+(function () {
+  var search = document.getElementById("coverage-search");
+  if (!search) { return; }
+  function plain(text) {
+    return text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").replace(/[đĐ]/g, "d").toLowerCase();
+  }
+  search.addEventListener("input", function () {
+    var words = plain(search.value.trim()).split(/\s+/).filter(Boolean);
+    document.querySelectorAll("#coverage tbody[data-coverage-group]").forEach(function (group) {
+      var shown = 0;
+      group.querySelectorAll("tr[data-coverage-row]").forEach(function (row) {
+        var name = plain(row.getAttribute("data-name"));
+        row.hidden = !words.every(function (w) { return name.indexOf(w) !== -1; });
+        if (!row.hidden) { shown += 1; }
+      });
+      group.hidden = shown === 0;
+    });
+  });
+})();

@@ -1,0 +1,27 @@
+"""areas are retired, never deleted
+
+Revision ID: 0006
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("areas", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("areas", schema=None) as batch_op:
+        batch_op.drop_column("retired_at")
