@@ -20,7 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broadcast import audit, templates
-from broadcast.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from broadcast.errors import (
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    VersionChanged,
+)
 from broadcast.models import (
     Alert,
     AlertCategory,
@@ -507,6 +513,7 @@ def approve(
     alert_id: int,
     *,
     user: User,
+    version: int,
     waive_quiet_hours: bool = False,
     waive_daily_cap: bool = False,
     now: datetime | None = None,
@@ -514,11 +521,15 @@ def approve(
 ) -> Alert:
     """A second person approves: → approved, or scheduled when schedule_at is in the future.
 
+    `version` is the version the approver read: the author may withdraw, edit and resubmit
+    between the approver's reading and the click, and nobody approves text they never saw.
     Quiet hours are checked at the moment sending would start. The caller then enqueues the
     fan-out job (keys.FAN_OUT_JOB), at schedule_at for a scheduled alert.
     """
     alert = get_alert(session, alert_id, lock=True)
     _require_second_person(alert, user, "approving an alert")
+    if alert.version != version:
+        raise VersionChanged(alert.id, read=version, current=alert.version)
     now = _now(now)
     policy = Policy.from_settings(settings)
     if alert.expires_at is not None and as_utc(alert.expires_at) <= now:

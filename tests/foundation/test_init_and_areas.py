@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from broadcast import accounts
 from broadcast.areas import load_area_file
 from broadcast.cli import cli
-from broadcast.db import Database
+from broadcast.db import Database, alembic_config
 from broadcast.errors import ValidationFailed
 from broadcast.models import Area, AuditEntry, Carrier, Role, User
 
@@ -28,7 +29,7 @@ def test_init_creates_admin_once_and_is_idempotent(
     first = runner.invoke(cli, ["init", "--json"], env=_env(tmp_path, database_url))
     assert first.exit_code == 0, first.output
     result = json.loads(first.output)
-    assert result["revision"] == "0001"
+    assert result["revision"] == ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert result["carriers"] == 7
     assert result["areas_loaded"] == 20
     password = result["admin_password"]
@@ -125,7 +126,7 @@ def test_users_and_tokens(seeded_database: Database) -> None:
             role=Role.CARRIER,
             carrier_code="viettel",
         )
-        token = accounts.create_token(session, vt, "uploads", actor=vt)
+        _, token = accounts.create_token(session, vt, "uploads", actor=vt)
         assert accounts.user_for_token(session, token) is vt
         assert accounts.user_for_token(session, token + "x") is None
         token_id = session.scalars(
