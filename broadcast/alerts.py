@@ -16,7 +16,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from broadcast import audit, templates
@@ -300,7 +300,14 @@ def _now(now: datetime | None = None) -> datetime:
 
 
 def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
-    """The alert, locked FOR UPDATE on PostgreSQL when it is about to change."""
+    """The alert, locked when it is about to change: two approvers clicking at once approve it
+    once. PostgreSQL locks the row (FOR UPDATE); SQLite has no row locks and does not even begin
+    a transaction before the first write, so a no-op write first takes its database-wide write
+    lock and the other click waits, then reads what this one wrote."""
+    if lock and session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Alert).where(Alert.id == alert_id).values(updated_at=Alert.updated_at)
+        )
     alert = session.get(Alert, alert_id, with_for_update=lock or None, populate_existing=lock)
     if alert is None:
         raise NotFound(f"alert {alert_id} not found")
