@@ -17,6 +17,7 @@ from broadcast.models import ApiToken, Carrier, Role, User
 
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "loa_"  # noqa: S105 (a marker, not a secret)
+OWN_TOKENS_ONLY = "an API token is created by its owner only, for themselves (admins included)"
 
 
 def hash_password(password: str) -> str:
@@ -125,7 +126,7 @@ def create_token(
     made by someone else would let them act, and be audited, as that user.
     """
     if isinstance(actor, User) and actor.id != user.id:
-        raise PermissionDenied("an API token is created by its owner only, for themselves")
+        raise PermissionDenied(OWN_TOKENS_ONLY)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     row = ApiToken(

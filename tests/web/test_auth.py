@@ -99,6 +99,10 @@ def test_nobody_creates_a_token_for_someone_else(
         "/api/v1/tokens", json={"name": "x", "user_id": victim}, headers=people.auth(who)
     )
     assert "owner" in assert_error(refused, 403, "forbidden")["message"]
+    unknown = client.post(
+        "/api/v1/tokens", json={"name": "x", "user_id": 99999}, headers=people.auth(who)
+    )
+    assert_error(unknown, 403, "forbidden")  # no probing for which ids exist
     with seeded_database.session() as s:
         assert s.scalar(select(func.count()).where(ApiToken.user_id == victim)) == 1  # fixture's
     own = client.post(
@@ -415,6 +419,13 @@ def test_credential_changes_end_every_session_of_the_user(
         f"/api/v1/users/{people.ids['approver']}", json=change, headers=people.auth("admin")
     )
     assert answer.status_code == 200
+    if change.get("active") is False:  # the sessions stay ended when the user comes back
+        back = app.test_client().patch(
+            f"/api/v1/users/{people.ids['approver']}",
+            json={"active": True},
+            headers=people.auth("admin"),
+        )
+        assert back.get_json()["active"] is True
     for cookie in cookies:
         assert_logged_out(app, cookie)
     assert bystander.get("/api/v1/me").status_code == 200  # other users keep theirs
@@ -426,11 +437,14 @@ def test_console_deactivation_ends_the_sessions(app: Flask, people: People) -> N
     cookie = session_cookie(victim)
     admin = app.test_client()
     login(admin, "admin")
-    admin.post(
-        f"/admin/users/{people.ids['drafter']}/active",
-        data={"csrf_token": page_csrf(admin, "/admin/users"), "active": "0"},
-    )
+    for active in ("0", "1"):  # deactivated, then back: the old sessions stay ended
+        admin.post(
+            f"/admin/users/{people.ids['drafter']}/active",
+            data={"csrf_token": page_csrf(admin, "/admin/users"), "active": active},
+        )
     assert_logged_out(app, cookie)
+    login(victim, "drafter")
+    assert victim.get("/api/v1/me").status_code == 200
 
 
 def test_idle_timeout_and_absolute_lifetime(
