@@ -3,8 +3,7 @@
 The browser's cookie holds only a random session id. Each session is one Redis key whose TTL is
 the idle timeout (renewed on every request) and whose content records when it began, so the
 absolute lifetime holds however busy it is. A per-user set of session ids lets a password
-change, deactivation or role change end every session of that user, from the console, the API
-or the CLI alike.
+change, deactivation or role change end every session of that user (`end_user`).
 
 Redis is the only copy of a session, and that is acceptable: losing one (a flushed or restarted
 Redis) logs its user out, nothing else.
