@@ -334,8 +334,9 @@ class Soak:
             )
             alert = alerts.create_draft(s, draft, user=drafter)
             alerts.submit_for_approval(s, alert.id, user=drafter)
-            alerts.approve(s, alert.id, user=approver, waive_quiet_hours=True,
-                           waive_daily_cap=True, settings=self.settings)  # fmt: skip
+            alerts.approve(s, alert.id, user=approver, version=alert.version,
+                           waive_quiet_hours=True, waive_daily_cap=True,
+                           settings=self.settings)  # fmt: skip
             alert_id = alert.id
         with redis.Redis.from_url(self.settings.redis_url) as conn:
             Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_id)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from broadcast import audit
-from broadcast.errors import NotFound, ValidationFailed
+from broadcast.errors import NotFound, PermissionDenied, ValidationFailed
 from broadcast.models import ApiToken, Carrier, Role, User
 
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "loa_"  # noqa: S105 (a marker, not a secret)
+OWN_TOKENS_ONLY = "an API token is created by its owner only, for themselves (admins included)"
 
 
 def hash_password(password: str) -> str:
@@ -24,6 +26,20 @@ def hash_password(password: str) -> str:
 
 def verify_password(user: User, password: str) -> bool:
     return check_password_hash(user.password_hash, password)
+
+
+@cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def check_login(user: User | None, password: str) -> bool:
+    """True for an active user and their password. An unknown or deactivated user costs one
+    scrypt too, so the time of the answer does not tell which usernames exist."""
+    if user is None or not user.active:
+        check_password_hash(_dummy_hash(), password)
+        return False
+    return verify_password(user, password)
 
 
 def generate_password() -> str:
@@ -95,10 +111,31 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, user: User, name: str, *, actor: User | str) -> str:
-    """Create an API token; the plain token is returned once and never stored."""
+def create_token(
+    session: Session,
+    user: User,
+    name: str,
+    *,
+    actor: User | str,
+    expires_in_days: int | None = None,
+) -> tuple[ApiToken, str]:
+    """Create an API token (None: it never expires); the plain token is returned once and
+    never stored.
+
+    Only its owner (or the system, for demo and test accounts) makes a user's token: a token
+    made by someone else would let them act, and be audited, as that user.
+    """
+    if isinstance(actor, User) and actor.id != user.id:
+        raise PermissionDenied(OWN_TOKENS_ONLY)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(token), prefix=token[:12])
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    row = ApiToken(
+        user_id=user.id,
+        name=name,
+        token_hash=_token_hash(token),
+        prefix=token[:12],
+        expires_at=expires_at,
+    )
     session.add(row)
     session.flush()
     audit.record(
@@ -107,9 +144,14 @@ def create_token(session: Session, user: User, name: str, *, actor: User | str) 
         action="token.create",
         object_type="api_token",
         object_id=row.id,
-        after={"user": user.username, "name": name, "prefix": row.prefix},
+        after={
+            "user": user.username,
+            "name": name,
+            "prefix": row.prefix,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
     )
-    return token
+    return row, token
 
 
 def revoke_token(session: Session, token_id: int, *, actor: User | str) -> None:
@@ -130,5 +172,35 @@ def user_for_token(session: Session, token: str) -> User | None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
-    row.last_used_at = datetime.now(UTC)
+    now = datetime.now(UTC)
+    if row.expires_at is not None and _aware(row.expires_at) <= now:
+        return None
+    row.last_used_at = now
     return row.user
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC timestamps."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def set_role(session: Session, user: User, role: Role, *, actor: User | str) -> None:
+    """Change the role of a staff user. A carrier account belongs to one carrier, so it is
+    never turned into staff nor staff into one: make a new user instead."""
+    old = Role(user.role)
+    if role == old:
+        return
+    if Role.CARRIER in (old, role):
+        raise ValidationFailed(
+            "role refused", {"role": ["carrier accounts and staff accounts are separate users"]}
+        )
+    user.role = role
+    audit.record(
+        session,
+        actor=actor,
+        action="user.set_role",
+        object_type="user",
+        object_id=user.id,
+        before={"role": old.value},
+        after={"role": role.value},
+    )

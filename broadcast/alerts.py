@@ -16,11 +16,17 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from broadcast import audit, templates
-from broadcast.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from broadcast.errors import (
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    VersionChanged,
+)
 from broadcast.models import (
     Alert,
     AlertCategory,
@@ -298,7 +304,14 @@ def _now(now: datetime | None = None) -> datetime:
 
 
 def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
-    """The alert, locked FOR UPDATE on PostgreSQL when it is about to change."""
+    """The alert, locked when it is about to change: two approvers clicking at once approve it
+    once. PostgreSQL locks the row (FOR UPDATE); SQLite has no row locks and does not even begin
+    a transaction before the first write, so a no-op write first takes its database-wide write
+    lock and the other click waits, then reads what this one wrote."""
+    if lock and session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Alert).where(Alert.id == alert_id).values(updated_at=Alert.updated_at)
+        )
     alert = session.get(Alert, alert_id, with_for_update=lock or None, populate_existing=lock)
     if alert is None:
         raise NotFound(f"alert {alert_id} not found")
@@ -511,6 +524,7 @@ def approve(
     alert_id: int,
     *,
     user: User,
+    version: int,
     waive_quiet_hours: bool = False,
     waive_daily_cap: bool = False,
     now: datetime | None = None,
@@ -518,11 +532,15 @@ def approve(
 ) -> Alert:
     """A second person approves: → approved, or scheduled when schedule_at is in the future.
 
+    `version` is the version the approver read: the author may withdraw, edit and resubmit
+    between the approver's reading and the click, and nobody approves text they never saw.
     Quiet hours are checked at the moment sending would start. The caller then enqueues the
     fan-out job (keys.FAN_OUT_JOB), at schedule_at for a scheduled alert.
     """
     alert = get_alert(session, alert_id, lock=True)
     _require_second_person(alert, user, "approving an alert")
+    if alert.version != version:
+        raise VersionChanged(alert.id, read=version, current=alert.version)
     now = _now(now)
     policy = Policy.from_settings(settings)
     if alert.expires_at is not None and as_utc(alert.expires_at) <= now:

@@ -46,3 +46,18 @@ class ValidationFailed(LoaError):
             f"{field}: {', '.join(map(str, msgs))}" for field, msgs in self.details.items()
         )
         return f"{self.message} ({parts})"
+
+
+class VersionChanged(LoaError):
+    """The alert changed after the approver read it: an approval names the version it read."""
+
+    code = "version_changed"
+
+    def __init__(self, alert_id: int, read: int, current: int) -> None:
+        super().__init__(
+            f"alert {alert_id} is now version {current}, not version {read} that was read; "
+            "read it again before deciding"
+        )
+        self.read = read
+        self.current = current
+        self.details = {"version": [f"read {read}, current {current}"]}

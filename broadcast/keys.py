@@ -82,3 +82,18 @@ def alert_rate_key(alert_id: int, carrier_code: str, second: int) -> str:
 def rq_queue_key(queue_name: str) -> str:
     """The Redis list RQ keeps a queue in (read by senders to see waiting emergencies)."""
     return f"rq:queue:{queue_name}"
+
+
+def web_session_key(session_id: str) -> str:
+    """One console session (JSON); its TTL is the idle timeout. The cookie holds only the id."""
+    return key("session", session_id)
+
+
+def user_sessions_key(user_id: int) -> str:
+    """Set of the session ids of one user, so a password change ends every one of them."""
+    return key("user", user_id, "sessions")
+
+
+def login_attempts_key(username: str, ip: str) -> str:
+    """Login attempts per username and client address in the current one-minute window."""
+    return key("login", "attempts", username.lower(), ip)

@@ -188,6 +188,8 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # None: never expires (its owner asked so); see web.token_expiry_days.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     user: Mapped[User] = relationship()
 

@@ -68,7 +68,15 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 5000
     login_attempts_per_minute: int = 5
+    # A console session ends after this many hours whatever happens (absolute lifetime)…
     session_hours: int = 12
+    # …and sooner when nobody used it for this many minutes (idle timeout).
+    session_idle_minutes: int = 60
+    # A new API token expires after this many days unless its owner asks otherwise; 0: never.
+    token_expiry_days: int = 90
+    # Reverse proxies in front of the app whose X-Forwarded-For / -Proto are believed (Werkzeug
+    # ProxyFix); 0 trusts none, so a client cannot pick the address login throttling keys on.
+    trusted_proxies: int = 0
     default_locale: str = "vi"
     # Bearer token Prometheus sends for /metrics; empty: open in development, refused in
     # production.
@@ -244,6 +252,9 @@ class WebSchema(_Strict):
     port = fields.Integer(validate=validate.Range(min=0, max=65535))
     login_attempts_per_minute = fields.Integer(validate=_POSITIVE)
     session_hours = fields.Integer(validate=_POSITIVE)
+    session_idle_minutes = fields.Integer(validate=_POSITIVE)
+    token_expiry_days = fields.Integer(validate=validate.Range(min=0, max=3650))
+    trusted_proxies = fields.Integer(validate=validate.Range(min=0, max=10))
     default_locale = fields.String(validate=validate.OneOf(["vi", "en"]))
     metrics_token = fields.String()
 
@@ -411,8 +422,13 @@ def load_settings(
     return settings
 
 
+# A secret key with fewer distinct characters than this is a pattern, not a random value
+# (a 32-character random hex key has about 14).
+MIN_SECRET_DISTINCT = 8
+
+
 def check_production(settings: Settings) -> None:
-    """Production refuses to start with a missing or development secret key."""
+    """Production refuses to start with a missing, development or trivial secret key."""
     if not settings.production:
         return
     if not settings.secret_key or settings.secret_key == DEV_SECRET_KEY:
@@ -422,3 +438,11 @@ def check_production(settings: Settings) -> None:
         )
     if len(settings.secret_key) < 32:
         raise ConfigError("secret_key: production mode needs at least 32 characters")
+    if settings.secret_key.strip() != settings.secret_key or (
+        len(set(settings.secret_key)) < MIN_SECRET_DISTINCT
+    ):
+        raise ConfigError(
+            "secret_key: production mode refuses a trivial key (surrounding whitespace or fewer "
+            f"than {MIN_SECRET_DISTINCT} distinct characters); use `python -c "
+            "'import secrets; print(secrets.token_hex(32))'`"
+        )

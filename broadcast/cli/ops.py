@@ -181,7 +181,12 @@ def _send_sample(settings: Settings, database: Any, timeout: float) -> dict[str,
         alert = alerts.create_draft(session, draft, user=drafter)
         alerts.submit_for_approval(session, alert.id, user=drafter)
         alerts.approve(
-            session, alert.id, user=approver, waive_quiet_hours=True, waive_daily_cap=True
+            session,
+            alert.id,
+            user=approver,
+            version=alert.version,
+            waive_quiet_hours=True,
+            waive_daily_cap=True,
         )
         alert_id = alert.id
     with Redis.from_url(settings.redis_url) as conn:

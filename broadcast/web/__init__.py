@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import redis
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from rq import Queue
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broadcast import keys
 from broadcast.db import Database
 from broadcast.redis_server import connect, redis_url_for
+from broadcast.sessions import SessionStore
 from broadcast.settings import Settings, load_settings
 from broadcast.web.context import Services
 
@@ -35,11 +35,14 @@ def create_app(
         SESSION_COOKIE_NAME="loa_session",
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.web.session_hours),
         MAX_CONTENT_LENGTH=settings.imports.max_file_mb * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=settings.web.session_hours * 3600,
         JSON_SORT_KEYS=False,
     )
+    if settings.web.trusted_proxies:
+        # The client's address and scheme as the reverse proxies in front of us saw them.
+        n = settings.web.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     database = database or Database(settings.sqlalchemy_url)
     if redis_client is None:
         redis_client = connect(redis_url_for(settings.redis_url, settings.instance_path))
@@ -47,8 +50,13 @@ def create_app(
         name: Queue(name, connection=redis_client)
         for name in (keys.CONTROL_QUEUE, keys.IMPORT_QUEUE)
     }
+    sessions = SessionStore(
+        redis_client,
+        idle_seconds=settings.web.session_idle_minutes * 60,
+        lifetime_seconds=settings.web.session_hours * 3600,
+    )
     app.extensions["loa"] = Services(
-        settings=settings, database=database, redis=redis_client, queues=queues
+        settings=settings, database=database, redis=redis_client, queues=queues, sessions=sessions
     )
 
     from broadcast.web import admin, alerts, auth, carriers, health
@@ -56,8 +64,10 @@ def create_app(
     from broadcast.web.errors import init_errors
     from broadcast.web.i18n import init_i18n
     from broadcast.web.security import init_security
+    from broadcast.web.sessions import init_sessions
     from broadcast.web.templating import init_templating
 
+    init_sessions(app, sessions)
     csrf.init_app(app)
     csrf.exempt(api_bp)  # the API checks CSRF itself for cookie sessions; tokens need none
     init_security(app)

@@ -1,4 +1,8 @@
-"""Administration pages: users, API tokens, brandnames, the test group, the audit log."""
+"""Administration pages: users, API tokens, brandnames, the test group, the audit log.
+
+An admin manages users (creates, deactivates them) and may revoke any API token, but never
+makes a credential for someone else: each user makes their own tokens (auth.tokens).
+"""
 
 from __future__ import annotations
 
@@ -12,20 +16,12 @@ from broadcast import accounts, audit, registry
 from broadcast.errors import LoaError, NotFound
 from broadcast.models import ApiToken, AuditEntry, Carrier, Role, User
 from broadcast.web.api.admin import number_normaliser
-from broadcast.web.api.schemas import TokenIn, UserIn
+from broadcast.web.api.schemas import UserIn
 from broadcast.web.context import services
+from broadcast.web.errors import refusal_text
 from broadcast.web.security import client_ip, roles_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-def _problems(exc: Exception) -> str:
-    details = getattr(exc, "details", None) or getattr(exc, "messages", None) or {}
-    parts = [
-        f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in dict(details).items()
-    ]
-    return f"{exc}" + (f" — {', '.join(parts)}" if parts else "")
 
 
 @bp.route("/users", methods=["GET", "POST"])
@@ -54,7 +50,7 @@ def users():  # type: ignore[no-untyped-def]
             flash(_("User %(name)s created.", name=data["username"]), "success")
             return redirect(url_for("admin.users"))
         except (LoaError, ValidationError) as exc:
-            flash(_problems(exc), "error")
+            flash(refusal_text(exc), "error")
     with db.session() as session:
         rows = session.scalars(select(User).order_by(User.username)).all()
         carriers = session.scalars(select(Carrier).order_by(Carrier.code)).all()
@@ -81,6 +77,8 @@ def set_active(user_id: int):  # type: ignore[no-untyped-def]
             return redirect(url_for("admin.users"))
         before = {"active": user.active}
         user.active = active
+        if not active:
+            services().sessions.end_user(user.id)
         audit.record(
             session,
             actor=current_user.db_user(session),
@@ -92,26 +90,6 @@ def set_active(user_id: int):  # type: ignore[no-untyped-def]
             ip=client_ip(),
         )
     return redirect(url_for("admin.users"))
-
-
-@bp.route("/tokens", methods=["POST"])
-@roles_required(Role.ADMIN)
-def create_token():  # type: ignore[no-untyped-def]
-    try:
-        data = TokenIn().load(
-            {"name": request.form.get("name", ""), "user_id": request.form.get("user_id") or None}
-        )
-    except ValidationError as exc:
-        flash(_problems(exc), "error")
-        return redirect(url_for("admin.users"))
-    with services().database.session() as session:
-        owner = session.get(User, data["user_id"]) if data["user_id"] else None
-        if owner is None:
-            abort(404)
-        token = accounts.create_token(
-            session, owner, data["name"], actor=current_user.db_user(session)
-        )
-        return render_template("admin/token_created.html", token=token, owner=owner.username)
 
 
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
@@ -155,7 +133,7 @@ def brandnames():  # type: ignore[no-untyped-def]
             flash(_("Brandname %(name)s registered.", name=name), "success")
             return redirect(url_for("admin.brandnames"))
         except LoaError as exc:
-            flash(_problems(exc), "error")
+            flash(refusal_text(exc), "error")
     with db.session() as session:
         rows = registry.list_brandnames(session)
         return render_template("admin/brandnames.html", brandnames=rows)
@@ -197,7 +175,7 @@ def test_group():  # type: ignore[no-untyped-def]
             flash(_("%(msisdn)s added to the test group.", msisdn=row.msisdn), "success")
             return redirect(url_for("admin.test_group"))
         except LoaError as exc:
-            flash(_problems(exc), "error")
+            flash(refusal_text(exc), "error")
     with db.session() as session:
         rows = registry.list_test_recipients(session)
         carriers = session.scalars(

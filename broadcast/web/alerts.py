@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from broadcast import alerts as core
 from broadcast import templates
-from broadcast.errors import LoaError, PermissionDenied
+from broadcast.errors import LoaError, PermissionDenied, VersionChanged
 from broadcast.models import (
     Alert,
     AlertCategory,
@@ -35,6 +35,7 @@ from broadcast.web.api.alerts import cap_response, report_response
 from broadcast.web.api.schemas import AlertIn
 from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
+from broadcast.web.errors import refusal_text
 from broadcast.web.security import READ_ALERTS, roles_required
 from broadcast.web.templating import STATUS_LABELS
 
@@ -42,15 +43,6 @@ bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
 DRAFTERS = tuple(core.DRAFT_ROLES)
 CAP_CHOICES = {"urgency": core.URGENCY, "severity": core.SEVERITY, "certainty": core.CERTAINTY}
-
-
-def _refusal(exc: Exception) -> str:
-    details = getattr(exc, "details", None) or getattr(exc, "messages", None) or {}
-    parts = [
-        f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in dict(details).items()
-    ]
-    return str(exc) + (" — " + " | ".join(parts) if parts else "")
 
 
 def _local_to_aware(value: str) -> str | None:
@@ -172,7 +164,7 @@ def new():  # type: ignore[no-untyped-def]
             flash(_("Draft saved."), "success")
             return redirect(url_for("alerts.show", alert_id=alert_id))
         except (LoaError, ValidationError) as exc:
-            flash(_refusal(exc), "error")
+            flash(refusal_text(exc), "error")
     with svc.database.session() as session:
         return render_template(
             "alerts/form.html",
@@ -199,7 +191,7 @@ def edit(alert_id: int):  # type: ignore[no-untyped-def]
             flash(_("Draft saved."), "success")
             return redirect(url_for("alerts.show", alert_id=alert_id))
         except (LoaError, ValidationError) as exc:
-            flash(_refusal(exc), "error")
+            flash(refusal_text(exc), "error")
     with svc.database.session() as session:
         return render_template(
             "alerts/form.html",
@@ -276,7 +268,13 @@ def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
     svc = services()
     kwargs: dict[str, Any] = {}
     if action == "approve":
+        # The version of the page the approver read; a page without one is not trusted.
+        version = request.form.get("version", type=int)
+        if version is None:
+            flash(_("This page is out of date. Read the alert again before approving."), "error")
+            return redirect(url_for("alerts.show", alert_id=alert_id))
         kwargs = {
+            "version": version,
             "waive_quiet_hours": request.form.get("waive_quiet_hours") == "1",
             "waive_daily_cap": request.form.get("waive_daily_cap") == "1",
             "settings": svc.settings,
@@ -287,10 +285,19 @@ def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
         with svc.database.session() as session:
             alert = service(session, alert_id, user=current_user.db_user(session), **kwargs)
             status, schedule_at = AlertStatus(alert.status), alert.schedule_at
+    except VersionChanged as exc:
+        message = _(
+            "The alert was changed after you opened it: you read version %(read)s, it is now "
+            "version %(current)s. Nothing was approved; read it again before deciding.",
+            read=exc.read,
+            current=exc.current,
+        )
+        flash(message, "error")
+        return redirect(url_for("alerts.show", alert_id=alert_id))
     except LoaError as exc:
         if isinstance(exc, PermissionDenied):
             raise
-        flash(_refusal(exc), "error")
+        flash(refusal_text(exc), "error")
         return redirect(url_for("alerts.show", alert_id=alert_id))
     dispatch.after_transition(svc, alert_id, status, schedule_at=schedule_at)
     if action == "resume":
@@ -316,7 +323,7 @@ def derive(alert_id: int):  # type: ignore[no-untyped-def]
     except LoaError as exc:
         if isinstance(exc, PermissionDenied):
             raise
-        flash(_refusal(exc), "error")
+        flash(refusal_text(exc), "error")
         return redirect(url_for("alerts.show", alert_id=alert_id))
     flash(_("A new draft references the alert. Check it and ask for approval."), "success")
     return redirect(url_for("alerts.edit", alert_id=new_id))

@@ -1,18 +1,23 @@
-"""Log in and out, switch language. Failed attempts are throttled per username and IP."""
+"""Log in and out, switch language, one's own API tokens. Login attempts are throttled per
+username and client address."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from marshmallow import ValidationError
 from sqlalchemy import select
 
-from broadcast import audit
-from broadcast.accounts import verify_password
-from broadcast.models import Role, User
+from broadcast import accounts, audit
+from broadcast.accounts import check_login
+from broadcast.models import ApiToken, Role, User
+from broadcast.web.api.admin import token_expiry_days
+from broadcast.web.api.schemas import TokenIn
 from broadcast.web.context import services
+from broadcast.web.errors import refusal_text
 from broadcast.web.i18n import LOCALES
 from broadcast.web.security import CurrentUser, LoginThrottle, client_ip
 
@@ -36,9 +41,14 @@ def index():  # type: ignore[no-untyped-def]
 
 
 def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return None
+    """A path of this site, or None. Browsers drop tabs and newlines from URLs and read "\\"
+    as "/", so "/\t/evil.example" would leave the site: any such character refuses the target
+    (and a CR/LF never reaches a header)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+        return None
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -50,7 +60,7 @@ def login():  # type: ignore[no-untyped-def]
     password = request.form.get("password") or ""
     ip = client_ip()
     throttle = LoginThrottle(svc.redis, svc.settings.web.login_attempts_per_minute)
-    if throttle.blocked(username, ip):
+    if not throttle.attempt(username, ip):
         with svc.database.session() as s:
             audit.record(
                 s,
@@ -63,7 +73,7 @@ def login():  # type: ignore[no-untyped-def]
         return render_template("auth/login.html", error=message, username=username), 429
     with svc.database.session() as s:
         user = s.scalar(select(User).where(User.username == username)) if username else None
-        ok = user is not None and user.active and verify_password(user, password)
+        ok = check_login(user, password)
         if not ok:
             audit.record(
                 s,
@@ -74,21 +84,21 @@ def login():  # type: ignore[no-untyped-def]
                 ip=ip,
             )
         else:
+            assert user is not None
             user.last_login_at = datetime.now(UTC)
             audit.record(
                 s, actor=user, action="login", object_type="user", object_id=user.id, ip=ip
             )
             who = CurrentUser.of(user)
     if not ok:
-        throttle.failed(username, ip)
         message = _("Wrong username or password.")
         return render_template("auth/login.html", error=message, username=username), 401
     throttle.clear(username, ip)
     locale = session.get("locale")
-    session.clear()  # a fresh session at login: no fixation
+    session.clear()
+    session.rotate()  # a new session id at login: no fixation
     if locale:
         session["locale"] = locale
-    session.permanent = True
     login_user(who)
     return redirect(_safe_next(request.args.get("next")) or url_for(home_endpoint()))
 
@@ -108,6 +118,7 @@ def logout():  # type: ignore[no-untyped-def]
     locale = session.get("locale")
     logout_user()
     session.clear()
+    session.rotate()  # the session ends on the server: a copy of its cookie opens nothing
     if locale:  # the language chosen with the header switch outlives the login
         session["locale"] = locale
     return redirect(url_for("auth.login"))
@@ -119,3 +130,48 @@ def set_locale(code: str):  # type: ignore[no-untyped-def]
         abort(404)
     session["locale"] = code
     return redirect(_safe_next(request.form.get("next")) or url_for("auth.index"))
+
+
+@bp.route("/account/tokens", methods=["GET", "POST"])
+@login_required
+def tokens():  # type: ignore[no-untyped-def]
+    """One's own API tokens: nobody makes a token for someone else (it would act as them)."""
+    svc = services()
+    if request.method == "POST":
+        try:
+            fields = {"name": request.form.get("name", "")}
+            if request.form.get("expires_in_days"):  # empty: the default expiry
+                fields["expires_in_days"] = request.form["expires_in_days"]
+            data = TokenIn().load(fields)
+        except ValidationError as exc:
+            flash(refusal_text(exc), "error")
+            return redirect(url_for("auth.tokens"))
+        with svc.database.session() as s:
+            me = current_user.db_user(s)
+            _row, token = accounts.create_token(
+                s,
+                me,
+                data["name"],
+                actor=me,
+                expires_in_days=token_expiry_days(data),
+            )
+        return render_template("auth/token_created.html", token=token)
+    with svc.database.session() as s:
+        rows = s.scalars(
+            select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.id)
+        ).all()
+        return render_template(
+            "auth/tokens.html", tokens=rows, default_days=svc.settings.web.token_expiry_days
+        )
+
+
+@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
+    with services().database.session() as s:
+        row = s.get(ApiToken, token_id)
+        if row is None or row.user_id != current_user.id:
+            abort(404)
+        accounts.revoke_token(s, token_id, actor=current_user.db_user(s))
+    flash(_("Token revoked."), "success")
+    return redirect(url_for("auth.tokens"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 from flask import current_app
@@ -10,6 +10,7 @@ from rq import Queue
 
 from broadcast import keys
 from broadcast.db import Database
+from broadcast.sessions import SessionStore
 from broadcast.settings import Settings
 
 
@@ -20,7 +21,8 @@ class Services:
     settings: Settings
     database: Database
     redis: redis.Redis
-    queues: dict[str, Queue] = field(default_factory=dict)
+    queues: dict[str, Queue]
+    sessions: SessionStore
 
     @property
     def control_queue(self) -> Queue:

@@ -16,6 +16,7 @@ from broadcast.errors import (
     NotFound,
     PermissionDenied,
     ValidationFailed,
+    VersionChanged,
 )
 from subscriber_import.errors import FileTooLarge, ImportRejected
 
@@ -25,6 +26,7 @@ STATUS_FOR = {
     NotFound: 404,
     PermissionDenied: 403,
     InvalidTransition: 409,
+    VersionChanged: 409,
     ValidationFailed: 422,
 }
 
@@ -70,6 +72,16 @@ def status_for(exc: LoaError) -> int:
         if cls in STATUS_FOR:
             return STATUS_FOR[cls]
     return 400
+
+
+def refusal_text(exc: Exception) -> str:
+    """A refusal as one line for a flash message: the message, then each field's problems."""
+    details = getattr(exc, "details", None) or getattr(exc, "messages", None) or {}
+    parts = [
+        f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in dict(details).items()
+    ]
+    return str(exc) + (" — " + " | ".join(parts) if parts else "")
 
 
 def _wants_json() -> bool:

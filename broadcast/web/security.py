@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from flask_login import AnonymousUserMixin, LoginManager, current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -136,29 +136,36 @@ def client_ip() -> str:
     return request.remote_addr or "-"
 
 
+# INCR and, on the first attempt of a window, EXPIRE: one atomic step, so parallel attempts
+# each get their own number and never more than the limit are checked.
+_COUNT_ATTEMPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
 class LoginThrottle:
-    """Failed logins per username and IP in a one-minute Redis window."""
+    """Login attempts per username and client address in a one-minute Redis window.
+
+    Each attempt is counted before its password is checked; a successful login clears the
+    count.
+    """
+
+    WINDOW_SECONDS = 60
 
     def __init__(self, redis_client: Any, per_minute: int) -> None:
         self.redis = redis_client
         self.per_minute = per_minute
+        self._count = redis_client.register_script(_COUNT_ATTEMPT)
 
-    def _key(self, username: str, ip: str) -> str:
-        return keys.key("login", "attempts", username.lower(), ip)
-
-    def blocked(self, username: str, ip: str) -> bool:
-        count = self.redis.get(self._key(username, ip))
-        return count is not None and int(count) >= self.per_minute
-
-    def failed(self, username: str, ip: str) -> None:
-        key = self._key(username, ip)
-        pipe = self.redis.pipeline()
-        pipe.set(key, 0, ex=60, nx=True)  # the window starts at the first failure
-        pipe.incr(key)
-        pipe.execute()
+    def attempt(self, username: str, ip: str) -> bool:
+        """Count one attempt; False when it is over the limit and must not be checked."""
+        key = keys.login_attempts_key(username, ip)
+        return int(self._count(keys=[key], args=[self.WINDOW_SECONDS])) <= self.per_minute
 
     def clear(self, username: str, ip: str) -> None:
-        self.redis.delete(self._key(username, ip))
+        self.redis.delete(keys.login_attempts_key(username, ip))
 
 
 CSP = (
@@ -166,6 +173,7 @@ CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def add_security_headers(response: Response) -> Response:
@@ -176,6 +184,8 @@ def add_security_headers(response: Response) -> Response:
     response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if getattr(g, "no_store", True) and request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
+    if current_app.extensions["loa"].settings.production:  # production is served over HTTPS
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     return response
 
 

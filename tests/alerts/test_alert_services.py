@@ -224,7 +224,7 @@ def test_full_life_every_transition_audited(
     session: Session, people: People, draft: AlertDraft
 ) -> None:
     alert = _pending(session, people, draft)
-    alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)
+    alerts.approve(session, alert.id, version=alert.version, user=people["approver"], now=DAYTIME)
     assert alert.status == AlertStatus.APPROVED and alert.approved_by == people["approver"].id
     alerts.mark_sending(session, alert.id, now=DAYTIME)
     alerts.mark_sending(session, alert.id, now=DAYTIME)  # idempotent: a retried fan-out
@@ -261,12 +261,12 @@ def test_drafter_cannot_approve_own_alert(
     alert = alerts.create_draft(session, draft, user=approver, now=DAYTIME)  # approvers draft too
     alerts.submit_for_approval(session, alert.id, user=approver, now=DAYTIME)
     with pytest.raises(PermissionDenied, match="a drafter cannot approve their own alert"):
-        alerts.approve(session, alert.id, user=approver, now=DAYTIME)
+        alerts.approve(session, alert.id, version=alert.version, user=approver, now=DAYTIME)
     with pytest.raises(PermissionDenied, match="own alert"):
         alerts.reject(session, alert.id, user=approver, reason="oops")
     assert alert.status == AlertStatus.PENDING_APPROVAL
     assert _count(session, Approval) == 0
-    alerts.approve(session, alert.id, user=people["approver2"], now=DAYTIME)
+    alerts.approve(session, alert.id, version=alert.version, user=people["approver2"], now=DAYTIME)
     assert alert.status == AlertStatus.APPROVED
 
 
@@ -276,7 +276,7 @@ def test_only_approvers_approve(
 ) -> None:
     alert = _pending(session, people, draft)
     with pytest.raises(PermissionDenied, match="approver role"):
-        alerts.approve(session, alert.id, user=people[role], now=DAYTIME)
+        alerts.approve(session, alert.id, version=alert.version, user=people[role], now=DAYTIME)
     assert alert.status == AlertStatus.PENDING_APPROVAL
 
 
@@ -315,7 +315,9 @@ def test_approving_a_draft_is_an_invalid_transition(
 ) -> None:
     alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
     with pytest.raises(InvalidTransition, match="'draft' cannot 'approve'"):
-        alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)
+        alerts.approve(
+            session, alert.id, version=alert.version, user=people["approver"], now=DAYTIME
+        )
     with pytest.raises(InvalidTransition, match="'draft' cannot 'pause'"):
         alerts.pause(session, alert.id, user=people["approver"])
     with pytest.raises(InvalidTransition, match="'draft' cannot 'start'"):
@@ -330,7 +332,7 @@ def test_future_schedule_is_scheduled_then_started(
 ) -> None:
     at = DAYTIME + timedelta(hours=2)
     alert = _pending(session, people, make_draft(schedule_at=at))
-    alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)
+    alerts.approve(session, alert.id, version=alert.version, user=people["approver"], now=DAYTIME)
     assert alert.status == AlertStatus.SCHEDULED
     _, action, _, after = _audit(session, alert.id)[-1]
     assert (action, after["status"], after["schedule_at"]) == (
@@ -347,7 +349,13 @@ def test_expired_alert_cannot_be_approved(
 ) -> None:
     alert = _pending(session, people, make_draft(expires_at=DAYTIME + timedelta(hours=1)))
     with pytest.raises(ValidationFailed, match="expired"):
-        alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME + timedelta(hours=2))
+        alerts.approve(
+            session,
+            alert.id,
+            version=alert.version,
+            user=people["approver"],
+            now=DAYTIME + timedelta(hours=2),
+        )
     assert alert.status == AlertStatus.PENDING_APPROVAL
 
 
@@ -359,12 +367,19 @@ def test_quiet_hours_refuse_a_warning_at_23h_unless_waived(
 ) -> None:
     alert = _pending(session, people, draft)
     with pytest.raises(PolicyViolation) as err:
-        alerts.approve(session, alert.id, user=people["approver"], now=NIGHT)
+        alerts.approve(session, alert.id, version=alert.version, user=people["approver"], now=NIGHT)
     assert "quiet hours 22:00–07:00" in str(err.value)
     assert "at 23:00" in str(err.value) and "2026-11-21 07:00" in str(err.value)
     assert err.value.code == "policy_violation" and "quiet_hours" in err.value.details
     assert alert.status == AlertStatus.PENDING_APPROVAL and _count(session, Approval) == 0
-    alerts.approve(session, alert.id, user=people["approver"], now=NIGHT, waive_quiet_hours=True)
+    alerts.approve(
+        session,
+        alert.id,
+        version=alert.version,
+        user=people["approver"],
+        now=NIGHT,
+        waive_quiet_hours=True,
+    )
     assert alert.status == AlertStatus.APPROVED and alert.waive_quiet_hours
     assert _audit(session, alert.id)[-1][3]["waive_quiet_hours"] is True
 
@@ -374,7 +389,7 @@ def test_emergency_and_test_go_at_night(
     session: Session, people: People, make_draft: Callable[..., AlertDraft], category: AlertCategory
 ) -> None:
     alert = _pending(session, people, make_draft(category=category))
-    alerts.approve(session, alert.id, user=people["approver"], now=NIGHT)
+    alerts.approve(session, alert.id, version=alert.version, user=people["approver"], now=NIGHT)
     assert alert.status == AlertStatus.APPROVED
 
 
@@ -387,8 +402,17 @@ def test_quiet_hours_judge_the_scheduled_time(
     at = datetime(2026, 11, 20, 21, 30, tzinfo=timezone(timedelta(hours=7)))
     alert = _pending(session, people, make_draft(schedule_at=at))
     with pytest.raises(PolicyViolation, match="quiet hours 21:00–07:00"):
-        alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME, settings=settings)
-    alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)  # default 22:00
+        alerts.approve(
+            session,
+            alert.id,
+            version=alert.version,
+            user=people["approver"],
+            now=DAYTIME,
+            settings=settings,
+        )
+    alerts.approve(
+        session, alert.id, version=alert.version, user=people["approver"], now=DAYTIME
+    )  # default 22:00
     assert alert.status == AlertStatus.SCHEDULED
 
 
@@ -399,7 +423,7 @@ def test_cancel_pause_resume_need_approver_or_admin(
     session: Session, people: People, draft: AlertDraft
 ) -> None:
     alert = _pending(session, people, draft)
-    alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME)
+    alerts.approve(session, alert.id, version=alert.version, user=people["approver"], now=DAYTIME)
     alerts.mark_sending(session, alert.id)
     for action in (alerts.pause, alerts.cancel):
         with pytest.raises(PermissionDenied, match="admin or approver role"):
@@ -440,7 +464,9 @@ def test_derive_references_the_original(
     session: Session, people: People, draft: AlertDraft, kind: str, msg_type: MsgType, words: str
 ) -> None:
     original = _pending(session, people, draft)
-    alerts.approve(session, original.id, user=people["approver"], now=DAYTIME)
+    alerts.approve(
+        session, original.id, version=original.version, user=people["approver"], now=DAYTIME
+    )
     derived = alerts.derive(session, original.id, kind=kind, user=people["approver"], now=DAYTIME)
     assert derived.id != original.id and derived.status == AlertStatus.DRAFT
     assert (derived.msg_type, derived.references_id) == (msg_type, original.id)
@@ -451,7 +477,9 @@ def test_derive_references_the_original(
     assert derived.category == original.category and derived.created_by == people["approver"].id
     # a second person approves it: here the drafter of the original, an approver it is not
     alerts.submit_for_approval(session, derived.id, user=people["approver"], now=DAYTIME)
-    alerts.approve(session, derived.id, user=people["approver2"], now=DAYTIME)
+    alerts.approve(
+        session, derived.id, version=derived.version, user=people["approver2"], now=DAYTIME
+    )
     assert derived.status == AlertStatus.APPROVED
 
 

@@ -46,7 +46,9 @@ TWO_WARDS = ("18073", "18652")
 def _approved(session: Session, people: People, draft: AlertDraft, **approve: Any) -> Alert:
     alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
     alerts.submit_for_approval(session, alert.id, user=people["drafter"], now=DAYTIME)
-    return alerts.approve(session, alert.id, user=people["approver"], now=DAYTIME, **approve)
+    return alerts.approve(
+        session, alert.id, version=alert.version, user=people["approver"], now=DAYTIME, **approve
+    )
 
 
 def _deliveries(session: Session, alert_id: int) -> dict[str, tuple[str, int]]:

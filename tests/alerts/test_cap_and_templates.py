@@ -42,7 +42,9 @@ def test_cap_round_trip_with_escaping_and_references(
     )
     original = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
     alerts.submit_for_approval(session, original.id, user=people["drafter"], now=DAYTIME)
-    alerts.approve(session, original.id, user=people["approver"], now=DAYTIME)
+    alerts.approve(
+        session, original.id, version=original.version, user=people["approver"], now=DAYTIME
+    )
 
     xml = to_cap_xml(original, sender=SENDER)
     assert xml.startswith(b"<?xml version='1.0' encoding='utf-8'?>")

@@ -127,7 +127,7 @@ def test_users_and_tokens(seeded_database: Database) -> None:
             role=Role.CARRIER,
             carrier_code="viettel",
         )
-        token = accounts.create_token(session, vt, "uploads", actor=vt)
+        _, token = accounts.create_token(session, vt, "uploads", actor=vt)
         assert accounts.user_for_token(session, token) is vt
         assert accounts.user_for_token(session, token + "x") is None
         token_id = session.scalars(

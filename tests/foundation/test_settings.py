@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -96,8 +97,17 @@ def test_production_refuses_missing_or_development_secret() -> None:
         load_settings({"LOA_MODE": "production", "LOA_SECRET_KEY": DEV_SECRET_KEY})
     with pytest.raises(ConfigError, match="secret_key"):
         load_settings({"LOA_MODE": "production", "LOA_SECRET_KEY": "short"})
-    ok = load_settings({"LOA_MODE": "production", "LOA_SECRET_KEY": "x" * 48})
+    ok = load_settings({"LOA_MODE": "production", "LOA_SECRET_KEY": secrets.token_hex(16)})
     assert ok.production
+
+
+@pytest.mark.parametrize(
+    "trivial",
+    ["x" * 48, " " * 40, "\t" * 40, "abcd" * 12, "0123456" * 6, " " + secrets.token_hex(20)],
+)
+def test_production_refuses_a_long_but_trivial_secret(trivial: str) -> None:
+    with pytest.raises(ConfigError, match="secret_key: production mode refuses a trivial key"):
+        load_settings({"LOA_MODE": "production", "LOA_SECRET_KEY": trivial})
 
 
 def test_unknown_carrier_is_named() -> None:

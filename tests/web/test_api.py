@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select
-from webtools import People, assert_error
+from webtools import People, assert_error, login, page_csrf
 
 from broadcast.db import Database
 from broadcast.models import AuditEntry
@@ -286,7 +286,11 @@ def test_two_person_rule_and_the_whole_flow(
     assert_error(client.post(f"/api/v1/alerts/{aid}/submit", headers=people.auth("drafter2")), 403)
     # an approver cannot approve a draft that was never submitted
     assert_error(
-        client.post(f"/api/v1/alerts/{aid}/approve", json={}, headers=people.auth("approver")),
+        client.post(
+            f"/api/v1/alerts/{aid}/approve",
+            json={"version": alert["version"]},
+            headers=people.auth("approver"),
+        ),
         409,
         "invalid_transition",
     )
@@ -297,7 +301,9 @@ def test_two_person_rule_and_the_whole_flow(
     client.post(f"/api/v1/alerts/{own['id']}/submit", headers=people.auth("approver"))
     error = assert_error(
         client.post(
-            f"/api/v1/alerts/{own['id']}/approve", json={}, headers=people.auth("approver")
+            f"/api/v1/alerts/{own['id']}/approve",
+            json={"version": own["version"]},
+            headers=people.auth("approver"),
         ),
         403,
     )
@@ -310,7 +316,7 @@ def test_two_person_rule_and_the_whole_flow(
     )
     approved = client.post(
         f"/api/v1/alerts/{aid}/approve",
-        json={"waive_quiet_hours": True},
+        json={"version": alert["version"], "waive_quiet_hours": True},
         headers=people.auth("approver"),
     )
     assert approved.status_code == 200, approved.get_json()
@@ -375,10 +381,19 @@ def test_users_and_tokens_admin(client: FlaskClient, people: People) -> None:
     )
     assert "username" in assert_error(dup, 422)["details"]
     uid = created.get_json()["id"]
-    token = client.post(
+    # an admin manages users, never their credentials
+    refused = client.post(
         "/api/v1/tokens", json={"name": "upload", "user_id": uid}, headers=people.auth("admin")
+    )
+    assert_error(refused, 403, "forbidden")
+    # the user makes their own, in a session opened with their password
+    login(client, "vina1", "long-enough-pw")
+    token = client.post(
+        "/api/v1/tokens",
+        json={"name": "upload"},
+        headers={"X-CSRFToken": page_csrf(client, "/account/tokens")},
     ).get_json()
-    assert token["token"].startswith("loa_")
+    assert token["token"].startswith("loa_") and token["user"] == "vina1"
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token['token']}"})
     assert me.get_json()["carrier"] == "vinaphone"
     off = client.patch(f"/api/v1/users/{uid}", json={"active": False}, headers=people.auth("admin"))
@@ -399,7 +414,6 @@ def test_carrier_sees_only_its_own_carrier(client: FlaskClient, people: People) 
 
 
 def test_cookie_session_writes_need_the_csrf_header(client: FlaskClient, people: People) -> None:
-    from webtools import login, page_csrf
 
     login(client, "drafter")
     refused = client.post("/api/v1/preview", json={"text": "x"})

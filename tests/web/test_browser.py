@@ -3,7 +3,7 @@
 A new user's path: drafter drafts in Vietnamese and sees the parts drop when folding, asks for
 approval; approver approves; the report is exported. And the refusals: a drafter approving
 their own alert, a carrier reading another carrier's import, a form without its CSRF token, a
-script tag in an alert body.
+script tag in an alert body, an approval from a page the author changed meanwhile.
 """
 
 from __future__ import annotations
@@ -468,3 +468,47 @@ def test_a_shrinking_list_asks_for_confirmation_without_a_second_upload(
         assert "Viettel" in warning and "99.935" in warning and " 3 " in warning
     finally:
         workers.stop()
+
+
+def _api(base: str, token: str, method: str, path: str, body: Any = None) -> Any:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 (the test's own local server)
+        f"{base}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        return json.load(answer)
+
+
+def test_a_stale_page_does_not_approve(server: dict[str, Any], browser: Any) -> None:
+    base, token = server["url"], server["people"].tokens["drafter"]
+    alert = {
+        "title": "Lũ quét",
+        "body": "Lũ quét tại Hương Khê trong 2 giờ tới.",
+        "category": "emergency",
+        "areas": ["436"],
+        "carriers": ["viettel"],
+        "brandname": "UBND HaTinh",
+    }
+    aid = _api(base, token, "POST", "/api/v1/alerts", alert)["id"]
+    _api(base, token, "POST", f"/api/v1/alerts/{aid}/submit")
+    approver = log_in(browser, base, "approver")
+    approver.goto(f"{base}/alerts/{aid}")
+    approver.wait_for_selector("#do-approve")
+    # while the approver reads, the author withdraws, rewrites and resubmits
+    _api(base, token, "POST", f"/api/v1/alerts/{aid}/withdraw")
+    _api(base, token, "PUT", f"/api/v1/alerts/{aid}", {**alert, "body": "Không có lũ."})
+    _api(base, token, "POST", f"/api/v1/alerts/{aid}/submit")
+    approver.click("#do-approve")
+    approver.wait_for_selector(".flash.error")
+    message = approver.text_content(".flash.error")
+    assert "đã đọc phiên bản 1, nay là phiên bản 2" in message and "Chưa phê duyệt" in message
+    assert approver.get_attribute("#alert-status", "data-status") == "pending_approval"
+    assert "Không có lũ." in approver.text_content("#alert-body")
+    approver.click("#do-approve")  # the page now shows version 2
+    approver.wait_for_selector(".flash.success")
+    assert approver.get_attribute("#alert-status", "data-status") != "pending_approval"

@@ -31,10 +31,10 @@ def _approved(client: FlaskClient, people: People) -> dict[str, Any]:
     created = client.post("/api/v1/alerts", json=ORIGINAL, headers=people.auth("drafter"))
     assert created.status_code == 201, created.get_json()
     aid = created.get_json()["id"]
-    client.post(f"/api/v1/alerts/{aid}/submit", headers=people.auth("drafter"))
+    submitted = client.post(f"/api/v1/alerts/{aid}/submit", headers=people.auth("drafter"))
     approved = client.post(
         f"/api/v1/alerts/{aid}/approve",
-        json={"waive_quiet_hours": True},
+        json={"version": submitted.get_json()["version"], "waive_quiet_hours": True},
         headers=people.auth("approver"),
     )
     assert approved.status_code == 200, approved.get_json()

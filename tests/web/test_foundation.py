@@ -152,7 +152,7 @@ def test_metrics_need_the_bearer_token_when_one_is_set(
 def test_production_refuses_metrics_without_a_token(
     tmp_path: Path, seeded_database: Database, redis_url: str
 ) -> None:
-    secret = "p" * 40
+    secret = "production-secret-3f9a1c7e5b2d8046"
     app = _app_with(tmp_path, seeded_database, redis_url, mode="production", secret_key=secret)
     refused = app.test_client().get("/metrics")
     assert refused.status_code == 403

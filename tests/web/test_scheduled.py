@@ -123,10 +123,14 @@ def test_a_scheduled_alert_is_sent_at_its_time_not_before(
     )
     assert created.status_code == 201, created.get_json()
     aid = created.get_json()["id"]
-    client.post(f"/api/v1/alerts/{aid}/submit", headers=people.auth("drafter"))
+    submitted = client.post(f"/api/v1/alerts/{aid}/submit", headers=people.auth("drafter"))
     approved = client.post(
         f"/api/v1/alerts/{aid}/approve",
-        json={"waive_quiet_hours": True, "waive_daily_cap": True},
+        json={
+            "version": submitted.get_json()["version"],
+            "waive_quiet_hours": True,
+            "waive_daily_cap": True,
+        },
         headers=people.auth("approver"),
     )
     assert approved.status_code == 200, approved.get_json()

@@ -25,6 +25,16 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
+HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+def hidden_fields(html: str, form_id: str) -> dict[str, str]:
+    """The hidden inputs of one form of a page (CSRF token, the version read…), as a browser
+    would send them."""
+    start = html.index(f'id="{form_id}"')
+    return dict(HIDDEN_RE.findall(html[start : html.index("</form>", start)]))
+
+
 def login(client: FlaskClient, username: str, password: str = PASSWORD) -> Any:
     page = client.get("/login")
     token = csrf_from(page.get_data(as_text=True))
@@ -148,5 +158,5 @@ def add_people(database: Database) -> People:
         session.flush()
         for user in rows:
             ids[user.username] = user.id
-            tokens[user.username] = accounts.create_token(session, user, "test", actor="test")
+            _, tokens[user.username] = accounts.create_token(session, user, "test", actor="test")
     return People(ids, tokens)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import abort, current_app, jsonify
 from flask_login import current_user
 from sqlalchemy import select
 
 from broadcast import accounts, audit, registry
+from broadcast.errors import PermissionDenied, ValidationFailed
 from broadcast.models import ApiToken, Role, User
 from broadcast.web.api import bp
 from broadcast.web.api.common import document, load_json
@@ -70,7 +73,8 @@ def create_user():  # type: ignore[no-untyped-def]
 @bp.patch("/users/<int:user_id>")
 @roles_required(*ADMIN)
 @document(
-    "Activate, deactivate, rename or reset the password of a user",
+    "Activate, deactivate, rename, change the role of or reset the password of a user "
+    "(a password change, deactivation or role change ends every session of that user)",
     roles=ADMIN,
     tag="accounts",
     body=UserPatch,
@@ -79,14 +83,21 @@ def create_user():  # type: ignore[no-untyped-def]
 )
 def update_user(user_id: int):  # type: ignore[no-untyped-def]
     data = load_json(UserPatch())
-    with services().database.session() as session:
+    svc = services()
+    with svc.database.session() as session:
         actor = current_user.db_user(session)
         user = session.get(User, user_id)
         if user is None:
             abort(404)
+        if user.id == actor.id and data.get("active") is False:
+            raise ValidationFailed(
+                "you cannot deactivate yourself", {"active": ["ask another administrator"]}
+            )
         before = {"active": user.active, "display_name": user.display_name}
         if "password" in data:
             accounts.set_password(session, user, data["password"], actor=actor)
+        if "role" in data:
+            accounts.set_role(session, user, Role(data["role"]), actor=actor)
         if "active" in data:
             user.active = data["active"]
         if "display_name" in data:
@@ -103,7 +114,12 @@ def update_user(user_id: int):  # type: ignore[no-untyped-def]
                 after=after,
                 ip=client_ip(),
             )
-        return jsonify(UserOut().dump(user))
+        body = UserOut().dump(user)
+    if "password" in data or "role" in data or data.get("active") is False:
+        # After the commit: a session may only outlive the credentials it was opened with
+        # through a request already running, and that one cannot save it back.
+        svc.sessions.end_user(user_id)
+    return jsonify(body)
 
 
 @bp.get("/tokens")
@@ -126,7 +142,7 @@ def list_tokens():  # type: ignore[no-untyped-def]
 @bp.post("/tokens")
 @roles_required(*ANY_ROLE)
 @document(
-    "Create an API token; the token is in this answer only",
+    "Create an API token for oneself; the token is in this answer only",
     roles=ANY_ROLE,
     tag="accounts",
     body=TokenIn,
@@ -137,21 +153,24 @@ def list_tokens():  # type: ignore[no-untyped-def]
 def create_token():  # type: ignore[no-untyped-def]
     data = load_json(TokenIn())
     with services().database.session() as session:
-        actor = current_user.db_user(session)
-        owner = actor
-        if data["user_id"] is not None and data["user_id"] != actor.id:
-            if current_user.role != Role.ADMIN:
-                abort(403)
-            owner = session.get(User, data["user_id"])
-            if owner is None:
-                abort(404)
-        token = accounts.create_token(session, owner, data["name"], actor=actor)
-        row = session.scalar(
-            select(ApiToken).where(ApiToken.user_id == owner.id).order_by(ApiToken.id.desc())
+        me = current_user.db_user(session)
+        wanted = data["user_id"]
+        owner = me if wanted in (None, me.id) else session.get(User, wanted)
+        if owner is None:  # refused like any other user's id: no probing for who exists
+            raise PermissionDenied(accounts.OWN_TOKENS_ONLY)
+        row, token = accounts.create_token(
+            session, owner, data["name"], actor=me, expires_in_days=token_expiry_days(data)
         )
         body = TokenCreated().dump(row)
         body["token"] = token
         return jsonify(body), 201
+
+
+def token_expiry_days(data: dict[str, Any]) -> int | None:
+    """Days a new token lives: as asked (None: never), else web.token_expiry_days (0: never)."""
+    if "expires_in_days" in data:
+        return data["expires_in_days"]
+    return services().settings.web.token_expiry_days or None
 
 
 @bp.delete("/tokens/<int:token_id>")

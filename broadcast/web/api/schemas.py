@@ -111,11 +111,18 @@ class UserPatch(Strict):
     active = fields.Boolean()
     password = fields.String(load_only=True)
     display_name = fields.String()
+    # Between staff roles only (a carrier account stays one); ends the user's sessions.
+    role = fields.String(validate=validate.OneOf([r.value for r in Role]))
 
 
 class TokenIn(Strict):
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    # Only one's own id is accepted: nobody makes a token that acts as someone else.
     user_id = fields.Integer(load_default=None, allow_none=True)
+    # Absent: web.token_expiry_days; null: the token never expires.
+    expires_in_days = fields.Integer(
+        strict=False, allow_none=True, validate=validate.Range(min=1, max=3650)
+    )
 
 
 class TokenOut(Schema):
@@ -125,6 +132,7 @@ class TokenOut(Schema):
     user = fields.Function(lambda t: t.user.username)
     created_at = fields.DateTime()
     last_used_at = fields.DateTime(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
     revoked_at = fields.DateTime(allow_none=True)
 
 
@@ -228,6 +236,8 @@ class AlertListQuery(Strict):
 
 
 class ApproveIn(Strict):
+    # The version the approver read (AlertOut.version); another one is refused with 409.
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     waive_quiet_hours = fields.Boolean(load_default=False)
     waive_daily_cap = fields.Boolean(load_default=False)
 

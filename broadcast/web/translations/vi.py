@@ -9,6 +9,13 @@ that has no translation yet, so a missing one is seen, never silently English.
 from __future__ import annotations
 
 VI: dict[str, str] = {
+    "This page is out of date. Read the alert again before approving.": "Trang này đã cũ. Hãy đọc lại cảnh báo trước khi phê duyệt.",
+    "The alert was changed after you opened it: you read version %(read)s, it is now version %(current)s. Nothing was approved; read it again before deciding.": "Cảnh báo đã bị sửa sau khi bạn mở trang: bạn đã đọc phiên bản %(read)s, nay là phiên bản %(current)s. Chưa phê duyệt gì; hãy đọc lại trước khi quyết định.",
+    "Expires": "Hết hạn",
+    "Never": "Không bao giờ",
+    "Each user creates their own tokens on the API tokens page; an administrator can only revoke them.": "Mỗi người dùng tự tạo mã truy cập API của mình ở trang Mã truy cập API; quản trị viên chỉ có thể thu hồi.",
+    "A token acts as you, with your role, for the API and the command line. Nobody else can create one for you.": "Mã truy cập hành động với danh nghĩa và vai trò của bạn qua API và dòng lệnh. Không ai khác tạo được mã cho bạn.",
+    "Expires after (days)": "Hết hạn sau (ngày)",
     "Count for a former district or a split unit": "Số liệu của huyện cũ hoặc đơn vị bị chia tách",
     "User %(name)s created.": "Đã tạo người dùng %(name)s.",
     "You cannot deactivate yourself.": "Bạn không thể tự khóa tài khoản của mình.",
