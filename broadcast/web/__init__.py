@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import redis
@@ -48,16 +49,22 @@ def create_app(
         for name in (keys.CONTROL_QUEUE, keys.IMPORT_QUEUE)
     }
     app.extensions["loa"] = Services(
-        settings=settings, database=database, redis=redis_client, queues=queues
+        settings=settings,
+        database=database,
+        redis=redis_client,
+        queues=queues,
+        upload_waiters=threading.Semaphore(settings.web.upload_waiters),
     )
 
     from broadcast.web import admin, alerts, auth, carriers, health
     from broadcast.web.api import bp as api_bp
     from broadcast.web.errors import init_errors
     from broadcast.web.i18n import init_i18n
+    from broadcast.web.inputs import init_inputs
     from broadcast.web.security import init_security
     from broadcast.web.templating import init_templating
 
+    init_inputs(app, max_body_bytes=settings.web.max_body_kb * 1024)
     csrf.init_app(app)
     csrf.exempt(api_bp)  # the API checks CSRF itself for cookie sessions; tokens need none
     init_security(app)

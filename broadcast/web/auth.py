@@ -36,7 +36,14 @@ def index():  # type: ignore[no-untyped-def]
 
 
 def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//"):
+    """A path on this site only: not "//host" nor "/\\host" (browsers read both as another
+    host), and no control characters (CR/LF would split the Location header)."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith(("//", "/\\"))
+        and target.isprintable()
+    ):
         return target
     return None
 

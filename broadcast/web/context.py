@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import redis
@@ -21,6 +22,8 @@ class Services:
     database: Database
     redis: redis.Redis
     queues: dict[str, Queue] = field(default_factory=dict)
+    # Request threads an upload may hold while it waits for its import (web.upload_waiters).
+    upload_waiters: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(2))
 
     @property
     def control_queue(self) -> Queue:

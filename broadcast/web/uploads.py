@@ -19,7 +19,7 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage
 
-from broadcast import keys
+from broadcast import keys, text
 from broadcast.errors import ValidationFailed
 from broadcast.web.context import Services
 
@@ -36,8 +36,12 @@ def progress_of(svc: Services, token: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def _store_progress(svc: Services, token: str, **state: Any) -> None:
-    svc.redis.set(keys.import_progress_key(token), json.dumps(state), ex=PROGRESS_TTL)
+class ProgressTokenTaken(ValidationFailed):
+    """A client-chosen progress token names one upload only: reusing it (by the same carrier
+    or another) would overwrite or reveal that upload's progress."""
+
+    code = "progress_token_taken"
+    http_status = 409
 
 
 def start_upload(
@@ -59,16 +63,24 @@ def start_upload(
         raise ValidationFailed(
             f"kind must be 'list' or 'counts', not {kind!r}", {"kind": [f"{kind!r}"]}
         )
-    token = token or secrets.token_hex(16)
-    folder = svc.settings.instance_path / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / uuid.uuid4().hex  # never a name the client chose
-    upload.save(path)
     name = upload.filename
-    _store_progress(
-        svc, token, state="queued", rows=0, total=None, carrier=carrier_code, filename=name
-    )
+    for field_name, value, rule in (("file", name, text.FILENAME), ("sheet", sheet, text.SHEET)):
+        refused = text.problems(value or "", rule)
+        if refused:
+            raise ValidationFailed(f"{field_name} refused", {field_name: refused})
+    token = token or secrets.token_hex(16)
+    state = {"state": "queued", "rows": 0, "total": None, "carrier": carrier_code, "filename": name}
+    progress_key = keys.import_progress_key(token)
+    if not svc.redis.set(progress_key, json.dumps(state), ex=PROGRESS_TTL, nx=True):
+        raise ProgressTokenTaken(
+            "this progress token is already in use; send a new one or none",
+            {"progress_token": ["already used by another upload"]},
+        )
+    folder = svc.settings.instance_path / "uploads"
+    path = folder / uuid.uuid4().hex  # never a name the client chose
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        upload.save(path)
         svc.import_queue.enqueue(
             keys.IMPORT_JOB,
             kwargs={
@@ -86,16 +98,26 @@ def start_upload(
         )
     except Exception:
         path.unlink(missing_ok=True)
-        svc.redis.delete(keys.import_progress_key(token))
+        svc.redis.delete(progress_key)
         raise
     return token
 
 
-def wait_for(svc: Services, token: str, seconds: float, step: float = 0.1) -> dict[str, Any]:
-    """The progress once final, or as it stands after `seconds` (the API's bounded wait)."""
-    end = time.monotonic() + max(0.0, seconds)
-    while True:
-        state = progress_of(svc, token) or {"state": "lost"}
-        if state.get("state") in FINAL_STATES or time.monotonic() >= end:
-            return state
-        time.sleep(step)
+def wait_for(svc: Services, token: str, seconds: float | None, step: float = 0.1) -> dict[str, Any]:
+    """The progress once final, or as it stands after `seconds` (at most
+    web.upload_wait_max_seconds, its default). Only web.upload_waiters requests of a process
+    wait at once; the others get the progress as it stands, so waiting uploads never hold
+    every request thread."""
+    limit = svc.settings.web.upload_wait_max_seconds
+    seconds = limit if seconds is None else min(max(0.0, seconds), limit)
+    if seconds <= 0 or not svc.upload_waiters.acquire(blocking=False):
+        return progress_of(svc, token) or {"state": "lost"}
+    try:
+        end = time.monotonic() + seconds
+        while True:
+            state = progress_of(svc, token) or {"state": "lost"}
+            if state.get("state") in FINAL_STATES or time.monotonic() >= end:
+                return state
+            time.sleep(step)
+    finally:
+        svc.upload_waiters.release()

@@ -57,16 +57,17 @@ def visible_import(session: Any, import_id: int) -> tuple[Import, str]:
 @roles_required(*UPLOADERS)
 @document(
     "Upload a subscriber list or counts (CSV or XLSX). The import runs as a background job; "
-    "the answer waits up to `wait` seconds (default 20, 0..120) for it: 201 with the import "
-    "and its report when done, 422 when the file was refused, else 202 with the progress and "
-    "its URL (Location) to poll",
+    "the answer waits up to `wait` seconds for it (default and most: the setting "
+    "web.upload_wait_max_seconds, 10): 201 with the import and its report when done, 422 when "
+    "the file was refused, else 202 with the progress and its URL (Location) to poll. "
+    "A `progress_token` already used answers 409",
     roles=UPLOADERS,
     tag="imports",
     multipart=True,
     query=UploadQuery,
     response=ImportOut,
     status=201,
-    errors=(400, 401, 403, 404, 413, 422),
+    errors=(400, 401, 403, 404, 409, 413, 422),
 )
 def upload(code: str):  # type: ignore[no-untyped-def]
     args = load_query(UploadQuery())
