@@ -14,6 +14,7 @@ from broadcast.models import ApiToken, AuditEntry, Carrier, Role, User
 from broadcast.web.api.admin import number_normaliser
 from broadcast.web.api.schemas import TokenIn, UserIn
 from broadcast.web.context import services
+from broadcast.web.inputs import page_arg
 from broadcast.web.security import client_ip, roles_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -126,8 +127,8 @@ def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/audit")
 @roles_required(Role.ADMIN, Role.AUDITOR)
 def audit_log():  # type: ignore[no-untyped-def]
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
     size = 100
+    page = page_arg(size)
     with services().database.session() as session:
         rows = session.scalars(
             select(AuditEntry).order_by(AuditEntry.id.desc()).limit(size).offset((page - 1) * size)

@@ -1,6 +1,6 @@
 """Limits every request meets before a view runs, stated once for the console and the API:
-ids in URLs fit the database's BIGINT, page numbers fit an OFFSET, and a body is at most
-`web.max_body_kb` except on the upload endpoints, which take `imports.max_file_mb`.
+ids in URLs fit the database's id columns (MAX_ID), page numbers are bounded likewise, and a
+body is at most `web.max_body_kb` except on the upload endpoints (`imports.max_file_mb`).
 
 A value out of range is a 404 (no such row can exist) rather than an overflow deep in the
 database driver.
@@ -19,7 +19,7 @@ UPLOAD_ENDPOINTS = frozenset({"api.upload", "carriers.upload"})
 
 
 class IdConverter(IntegerConverter):
-    """`<int:…>` in every route: 1..2^63-1; anything else matches no route (404)."""
+    """`<int:…>` in every route: 1..MAX_ID; anything else matches no route (404)."""
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("min", 1)
@@ -33,8 +33,8 @@ class IdConverter(IntegerConverter):
 
 
 def page_arg(size: int, name: str = "page") -> int:
-    """The page number in the query string (1 when absent or not a number); a page past
-    what an OFFSET can hold is 404."""
+    """The page number in the query string (1 when absent or not a number); beyond
+    MAX_ID // size (no table holds that many rows) it is 404."""
     raw = request.args.get(name, "")
     if not raw.isascii() or not raw.isdigit():
         return 1

@@ -12,7 +12,9 @@ from broadcast.alerts import CERTAINTY, SEVERITY, URGENCY
 from broadcast.models import AlertStatus, Role
 from broadcast.text import TextRule
 
-MAX_ID = 2**63 - 1  # the database's BIGINT: a larger id cannot exist, it is refused
+# The id columns a client can name are INTEGER on PostgreSQL: a larger id cannot exist, and
+# sending it to the database would be an error there, not an empty answer.
+MAX_ID = 2**31 - 1
 FIRST_YEAR, LAST_YEAR = 2000, 2999  # times outside are typing mistakes, and overflow in UTC
 
 
@@ -46,7 +48,7 @@ def Code(**kwargs: Any) -> fields.String:
 
 
 def Id(**kwargs: Any) -> fields.Integer:
-    """A row id: 1..2^63-1, like the URL converter of broadcast.web.routing."""
+    """A row id: 1..MAX_ID, like `<int:…>` in URLs (broadcast.web.inputs)."""
     return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
