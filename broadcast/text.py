@@ -75,6 +75,7 @@ def _name(char: str) -> str:
 # (Text columns get a limit here only). docs/console.md lists them.
 TITLE = TextRule(200, required=True, public=True)
 SMS_BODY = TextRule(5000, required=True, multiline=True, public=True)
+SMS_PREVIEW = TextRule(5000, multiline=True, public=True)  # the draft page previews "" too
 EVENT = TextRule(200, public=True)
 INSTRUCTION = TextRule(2000, multiline=True, public=True)
 WEB = TextRule(500)

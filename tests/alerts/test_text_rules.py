@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broadcast import text
+from broadcast.models import Alert, ApiToken, Area, Brandname, Carrier, Import, TestRecipient, User
 from broadcast.text import TextRule
 
 # Stated here, not taken from the code under test: embeddings and overrides, isolates, the
@@ -83,3 +86,25 @@ def test_control_characters_are_refused_except_line_breaks_in_long_text(value: s
     assert text.problems(f"Bão{value}", text.TITLE)
     breaks_only = all(c in "\n\r\t" for c in value)
     assert bool(text.problems(f"Bão{value}", text.SMS_BODY)) != breaks_only
+
+
+@pytest.mark.parametrize(
+    ("rule", "column"),
+    [
+        (text.TITLE, Alert.__table__.c.title),
+        (text.EVENT, Alert.__table__.c.event),
+        (text.WEB, Alert.__table__.c.web),
+        (text.BRANDNAME, Alert.__table__.c.brandname),
+        (text.BRANDNAME, Brandname.__table__.c.name),
+        (text.CODE, Area.__table__.c.code),
+        (text.CODE, Carrier.__table__.c.code),
+        (text.USERNAME, User.__table__.c.username),
+        (text.DISPLAY_NAME, User.__table__.c.display_name),
+        (text.TOKEN_NAME, ApiToken.__table__.c.name),
+        (text.RECIPIENT_NAME, TestRecipient.__table__.c.name),
+        (text.FILENAME, Import.__table__.c.filename),
+    ],
+    ids=lambda v: getattr(v, "name", "") if not isinstance(v, TextRule) else "",
+)
+def test_limits_match_the_database_columns(rule: TextRule, column: Any) -> None:
+    assert rule.max_length == column.type.length

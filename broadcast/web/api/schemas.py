@@ -89,7 +89,7 @@ MAX_CARRIERS = 50
 
 
 class PreviewIn(Strict):
-    text = Text(textrules.SMS_BODY, required=True)
+    text = Text(textrules.SMS_PREVIEW, required=True)
     fold = fields.Boolean(load_default=False)
     areas = fields.List(Code(), load_default=list, validate=validate.Length(max=MAX_AREAS))
     carriers = fields.List(Code(), load_default=list, validate=validate.Length(max=MAX_CARRIERS))
