@@ -317,6 +317,12 @@ class ProgressOut(Schema):
     at = fields.Float()
 
 
+class TemplateQuery(Strict):
+    """Names in this language when the template has them (vi or en), else in Vietnamese."""
+
+    language = fields.String(load_default="vi", validate=validate.Length(max=8))
+
+
 class TemplateOut(Schema):
     key = fields.String()
     name = fields.String()
