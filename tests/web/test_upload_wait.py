@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from waitress import wasyncore
 from waitress.server import create_server
 from webtools import People, add_people
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -34,8 +35,16 @@ class Server:
     def __init__(self, app: Flask) -> None:
         self.server = create_server(app, host="127.0.0.1", port=0, threads=THREADS)
         self.port = self.server.effective_port
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _run(self) -> None:
+        """waitress's loop, stopped between two turns and closed by its own thread (closing
+        the sockets from another thread breaks the select() in progress)."""
+        while not self.stopping.is_set():
+            wasyncore.loop(timeout=0.1, map=self.server._map, count=1)
+        self.server.close()
 
     def request(self, method: str, path: str, body: bytes | None = None, **headers: str) -> Any:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -49,7 +58,7 @@ class Server:
             conn.close()
 
     def close(self) -> None:
-        self.server.close()
+        self.stopping.set()
         self.thread.join(10)
 
 
