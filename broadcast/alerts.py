@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from broadcast import audit, templates
+from broadcast import audit, templates, text
 from broadcast.errors import (
     InvalidTransition,
     NotFound,
@@ -197,6 +197,16 @@ def _aware(value: datetime | None, field_name: str, problems: dict[str, list[str
     return True
 
 
+# The typed fields of a draft and their rules (lengths match the columns of Alert).
+TEXT_RULES = {
+    "title": text.TITLE,
+    "body": text.SMS_BODY,
+    "event": text.EVENT,
+    "instruction": text.INSTRUCTION,
+    "web": text.WEB,
+}
+
+
 def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> None:
     """Refuse a draft with every problem at once, keyed by field (ValidationFailed.details)."""
     p: dict[str, list[str]] = {}
@@ -204,10 +214,9 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
     def add(key: str, message: str) -> None:
         p.setdefault(key, []).append(message)
 
-    if not draft.title.strip():
-        add("title", "a title is required")
-    elif len(draft.title) > 200:
-        add("title", f"{len(draft.title)} characters; at most 200")
+    for name, rule in TEXT_RULES.items():
+        for message in text.problems(getattr(draft, name), rule):
+            add(name, message)
     try:
         category = AlertCategory(draft.category)
     except ValueError:
@@ -217,9 +226,7 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
             f"unknown category {draft.category!r}; one of "
             + ", ".join(c.value for c in AlertCategory),
         )
-    if not draft.body.strip():
-        add("body", "a message text is required")
-    elif category is not None:
+    if "body" not in p and category is not None:
         shown = preview_draft(draft)
         if shown.parts > MAX_PARTS:
             add(
@@ -286,10 +293,8 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
         value = getattr(draft, name)
         if value not in allowed:
             add(name, f"{value!r} is not a CAP {name}; one of {', '.join(allowed)}")
-    if len(draft.event) > 200:
-        add("event", f"{len(draft.event)} characters; at most 200")
-    if draft.web and (len(draft.web) > 500 or not re.match(r"^https?://\S+$", draft.web)):
-        add("web", f"{draft.web[:80]!r} is not an http(s) address of at most 500 characters")
+    if draft.web and "web" not in p and not re.match(r"^https?://\S+$", draft.web):
+        add("web", f"{draft.web[:80]!r} is not an http(s) address")
 
     if p:
         fields = ", ".join(p)
@@ -588,8 +593,9 @@ def reject(
     alert = get_alert(session, alert_id, lock=True)
     _require_second_person(alert, user, "rejecting an alert")
     reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("a rejection needs a reason", {"reason": ["a reason is required"]})
+    refused = text.problems(reason, text.REASON)
+    if refused:
+        raise ValidationFailed("the rejection reason was refused", {"reason": refused})
     next_status(AlertStatus(alert.status), Action.REJECT)
     session.add(
         Approval(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcast import audit
+from broadcast import audit, text
 from broadcast.alerts import validate_brandname
 from broadcast.errors import NotFound, ValidationFailed
 from broadcast.models import Brandname, Carrier, TestRecipient, User
@@ -137,8 +137,9 @@ def add_test_recipient(
         known = session.scalars(select(Carrier.code).where(Carrier.active).order_by(Carrier.code))
         problems["carrier"] = [f"unknown carrier {carrier_code!r}; known: {', '.join(known)}"]
     name = (name or "").strip()
-    if len(name) > 200:
-        problems["name"] = [f"{len(name)} characters; at most 200"]
+    refused = text.problems(name, text.RECIPIENT_NAME)
+    if refused:
+        problems["name"] = refused
     if number is not None:
         twin = session.scalar(select(TestRecipient).where(TestRecipient.msisdn == number))
         if twin is not None:

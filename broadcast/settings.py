@@ -81,6 +81,9 @@ class WebSettings:
     # Bearer token Prometheus sends for /metrics; empty: open in development, refused in
     # production.
     metrics_token: str = ""
+    max_body_kb: int = 1024
+    upload_wait_max_seconds: float = 10.0
+    upload_waiters: int = 2
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,9 @@ class WebSchema(_Strict):
     trusted_proxies = fields.Integer(validate=validate.Range(min=0, max=10))
     default_locale = fields.String(validate=validate.OneOf(["vi", "en"]))
     metrics_token = fields.String()
+    max_body_kb = fields.Integer(validate=_POSITIVE)
+    upload_wait_max_seconds = fields.Float(validate=validate.Range(min=0, max=60))
+    upload_waiters = fields.Integer(validate=validate.Range(min=0))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> WebSettings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import redis
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
@@ -56,18 +58,25 @@ def create_app(
         lifetime_seconds=settings.web.session_hours * 3600,
     )
     app.extensions["loa"] = Services(
-        settings=settings, database=database, redis=redis_client, queues=queues, sessions=sessions
+        settings=settings,
+        database=database,
+        redis=redis_client,
+        queues=queues,
+        sessions=sessions,
+        upload_waiters=threading.Semaphore(settings.web.upload_waiters),
     )
 
     from broadcast.web import admin, alerts, auth, carriers, health
     from broadcast.web.api import bp as api_bp
     from broadcast.web.errors import init_errors
     from broadcast.web.i18n import init_i18n
+    from broadcast.web.inputs import init_inputs
     from broadcast.web.security import init_security
     from broadcast.web.sessions import init_sessions
     from broadcast.web.templating import init_templating
 
     init_sessions(app, sessions)
+    init_inputs(app, max_body_bytes=settings.web.max_body_kb * 1024)
     csrf.init_app(app)
     csrf.exempt(api_bp)  # the API checks CSRF itself for cookie sessions; tokens need none
     init_security(app)

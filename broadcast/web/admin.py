@@ -19,6 +19,7 @@ from broadcast.web.api.admin import number_normaliser
 from broadcast.web.api.schemas import UserIn
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
+from broadcast.web.inputs import page_arg
 from broadcast.web.security import client_ip, roles_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -104,8 +105,8 @@ def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/audit")
 @roles_required(Role.ADMIN, Role.AUDITOR)
 def audit_log():  # type: ignore[no-untyped-def]
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
     size = 100
+    page = page_arg(size)
     with services().database.session() as session:
         rows = session.scalars(
             select(AuditEntry).order_by(AuditEntry.id.desc()).limit(size).offset((page - 1) * size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import redis
@@ -23,6 +24,8 @@ class Services:
     redis: redis.Redis
     queues: dict[str, Queue]
     sessions: SessionStore
+    # Request threads an upload may hold while it waits for its import (web.upload_waiters).
+    upload_waiters: threading.Semaphore
 
     @property
     def control_queue(self) -> Queue:

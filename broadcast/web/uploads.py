@@ -25,7 +25,7 @@ from typing import Any
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
-from broadcast import keys
+from broadcast import keys, text
 from broadcast.errors import ValidationFailed
 from broadcast.models import Import
 from broadcast.web.context import Services
@@ -45,8 +45,12 @@ def progress_of(svc: Services, token: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def _store_progress(svc: Services, token: str, **state: Any) -> None:
-    svc.redis.set(keys.import_progress_key(token), json.dumps(state), ex=PROGRESS_TTL)
+class ProgressTokenTaken(ValidationFailed):
+    """A client-chosen progress token names one upload only: reusing it (by the same carrier
+    or another) would overwrite or reveal that upload's progress."""
+
+    code = "progress_token_taken"
+    http_status = 409
 
 
 def start_upload(
@@ -71,6 +75,11 @@ def start_upload(
             f"kind must be 'list' or 'counts', not {kind!r}", {"kind": [f"{kind!r}"]}
         )
     allowed = _flag("allow_shrink", allow_shrink)
+    name = upload.filename
+    for field_name, value, rule in (("file", name, text.FILENAME), ("sheet", sheet, text.SHEET)):
+        refused = text.problems(value or "", rule)
+        if refused:
+            raise ValidationFailed(f"{field_name} refused", {field_name: refused})
     folder = service.upload_folder(svc.settings)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / uuid.uuid4().hex  # never a name the client chose
@@ -81,7 +90,7 @@ def start_upload(
         path,
         carrier_code=carrier_code,
         kind=kind,
-        filename=upload.filename,
+        filename=name,
         sheet=sheet or None,
         user_id=user_id,
         allow_shrink=allowed,
@@ -129,10 +138,10 @@ def confirm_held(svc: Services, *, import_id: int, carrier_code: str, user_id: i
 
 def _flag(name: str, value: str | None) -> bool:
     """A form's yes/no field; anything else is refused rather than read as no."""
-    text = (value or "").strip().lower()
-    if text in ("", "0", "false", "no", "off"):
+    word = (value or "").strip().lower()
+    if word in ("", "0", "false", "no", "off"):
         return False
-    if text in ("1", "true", "yes", "on"):
+    if word in ("1", "true", "yes", "on"):
         return True
     raise ValidationFailed(
         f"{name} must be true or false, not {value[:40]!r}", {name: [value[:40]]}
@@ -141,10 +150,22 @@ def _flag(name: str, value: str | None) -> bool:
 
 def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filename: str,
              **job: Any) -> str:  # fmt: skip
-    """Record the upload as queued and enqueue its import job; returns the progress token."""
-    _store_progress(
-        svc, token, state="queued", rows=0, total=None, carrier=carrier_code, filename=filename
-    )
+    """Claim the progress token (one upload per token: a token in use is refused and the saved
+    file removed), then enqueue the import job; returns the token."""
+    state = {
+        "state": "queued",
+        "rows": 0,
+        "total": None,
+        "carrier": carrier_code,
+        "filename": filename,
+    }
+    progress_key = keys.import_progress_key(token)
+    if not svc.redis.set(progress_key, json.dumps(state), ex=PROGRESS_TTL, nx=True):
+        path.unlink(missing_ok=True)
+        raise ProgressTokenTaken(
+            "this progress token is already in use; send a new one or none",
+            {"progress_token": ["already used by another upload"]},
+        )
     try:
         svc.import_queue.enqueue(
             keys.IMPORT_JOB,
@@ -161,16 +182,26 @@ def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filena
         )
     except Exception:
         path.unlink(missing_ok=True)
-        svc.redis.delete(keys.import_progress_key(token))
+        svc.redis.delete(progress_key)
         raise
     return token
 
 
-def wait_for(svc: Services, token: str, seconds: float, step: float = 0.1) -> dict[str, Any]:
-    """The progress once final, or as it stands after `seconds` (the API's bounded wait)."""
-    end = time.monotonic() + max(0.0, seconds)
-    while True:
-        state = progress_of(svc, token) or {"state": "lost"}
-        if state.get("state") in FINAL_STATES or time.monotonic() >= end:
-            return state
-        time.sleep(step)
+def wait_for(svc: Services, token: str, seconds: float | None, step: float = 0.1) -> dict[str, Any]:
+    """The progress once final, or as it stands after `seconds` (at most
+    web.upload_wait_max_seconds, its default). Only web.upload_waiters requests of a process
+    wait at once; the others get the progress as it stands, so waiting uploads never hold
+    every request thread."""
+    limit = svc.settings.web.upload_wait_max_seconds
+    seconds = limit if seconds is None else min(max(0.0, seconds), limit)
+    if seconds <= 0 or not svc.upload_waiters.acquire(blocking=False):
+        return progress_of(svc, token) or {"state": "lost"}
+    try:
+        end = time.monotonic() + seconds
+        while True:
+            state = progress_of(svc, token) or {"state": "lost"}
+            if state.get("state") in FINAL_STATES or time.monotonic() >= end:
+                return state
+            time.sleep(step)
+    finally:
+        svc.upload_waiters.release()

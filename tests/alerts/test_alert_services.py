@@ -286,7 +286,7 @@ def test_reject_needs_a_reason_and_returns_to_draft(
     alert = _pending(session, people, draft)
     with pytest.raises(ValidationFailed, match="reason") as err:
         alerts.reject(session, alert.id, user=people["approver"], reason="   ")
-    assert err.value.details == {"reason": ["a reason is required"]}
+    assert err.value.details == {"reason": ["is required"]}
     assert alert.status == AlertStatus.PENDING_APPROVAL
     alerts.reject(session, alert.id, user=people["approver"], reason="Sai địa bàn")
     assert alert.status == AlertStatus.DRAFT

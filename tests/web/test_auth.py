@@ -27,7 +27,7 @@ ALERT = {
     "title": "Lũ quét",
     "body": "Lũ quét tại Hương Khê trong 2 giờ tới. Người dân lên chỗ cao.",
     "category": "emergency",
-    "areas": ["436"],
+    "areas": ["18073"],
     "carriers": ["viettel"],
     "brandname": "UBND HaTinh",
     "urgency": "Immediate",

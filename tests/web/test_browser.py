@@ -490,7 +490,7 @@ def test_a_stale_page_does_not_approve(server: dict[str, Any], browser: Any) -> 
         "title": "Lũ quét",
         "body": "Lũ quét tại Hương Khê trong 2 giờ tới.",
         "category": "emergency",
-        "areas": ["436"],
+        "areas": ["18073"],
         "carriers": ["viettel"],
         "brandname": "UBND HaTinh",
     }

@@ -23,6 +23,7 @@ from broadcast.web.api.schemas import (
     ProgressOut,
     RejectIn,
     TemplateOut,
+    TemplateQuery,
 )
 from broadcast.web.context import services
 from broadcast.web.security import READ_ALERTS, client_ip, roles_required
@@ -310,11 +311,13 @@ def report_xlsx(alert_id: int):  # type: ignore[no-untyped-def]
     "Alert templates (correction and all-clear among them)",
     roles=READ_ALERTS,
     tag="alerts",
+    query=TemplateQuery,
     response=TemplateOut,
     many=True,
+    errors=(401, 403, 422),
 )
 def list_templates():  # type: ignore[no-untyped-def]
-    language = request.args.get("language", "vi")
+    language = load_query(TemplateQuery())["language"]
     return jsonify(TemplateOut(many=True).dump(templates.catalogue(language)))
 
 

@@ -52,12 +52,42 @@ def document(summary: str, *, roles: tuple[Role, ...], tag: str, **kwargs: Any) 
 
 def load_json(schema: Schema) -> dict[str, Any]:
     """Parse the body as a JSON object and load it; 400 if not JSON, 422 naming bad fields."""
-    data = request.get_json(force=True, silent=True)
+    try:
+        data = request.get_json(force=True, silent=True)
+    except RecursionError:  # "[[[[…" nested deeper than the parser goes
+        data = None
     if data is None:
         raise BadRequest("the request body must be JSON", {"body": ["not valid JSON"]})
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object", {"body": ["not an object"]})
+    where = _lone_surrogate(data)
+    if where is not None:
+        raise BadRequest(
+            "the request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), not text",
+            {where or "body": ["not valid Unicode text"]},
+        )
     return schema.load(data)
+
+
+def _lone_surrogate(value: Any, path: str = "") -> str | None:
+    """Where the parsed JSON holds a lone surrogate (JSON allows "\\ud800"; no database
+    stores it), as a dotted path; None when it holds none."""
+    if isinstance(value, str):
+        return path if any("\ud800" <= c <= "\udfff" for c in value) else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and _lone_surrogate(key) is not None:
+            return path or "body"
+        found = _lone_surrogate(item, here)
+        if found is not None:
+            return found
+    return None
 
 
 def load_query(schema: Schema) -> dict[str, Any]:

@@ -60,18 +60,19 @@ def visible_import(session: Any, import_id: int) -> tuple[Import, str]:
 @roles_required(*UPLOADERS)
 @document(
     "Upload a subscriber list or counts (CSV or XLSX). The import runs as a background job; "
-    "the answer waits up to `wait` seconds (default 20, 0..120) for it: 201 with the import "
-    "and its report when done, 422 when the file was refused, else 202 with the progress and "
-    "its URL (Location) to poll. A list that cuts the active one by more than "
-    "imports.max_shrink is refused (422 list_shrinks, details current and new) unless the "
-    "form field allow_shrink=true confirms it",
+    "the answer waits up to `wait` seconds for it (default and most: the setting "
+    "web.upload_wait_max_seconds, 10): 201 with the import and its report when done, 422 when "
+    "the file was refused, else 202 with the progress and its URL (Location) to poll. "
+    "A `progress_token` already used answers 409. A list that cuts the active one by more "
+    "than imports.max_shrink is refused (422 list_shrinks, details current and new) unless "
+    "the form field allow_shrink=true confirms it",
     roles=UPLOADERS,
     tag="imports",
     multipart=True,
     query=UploadQuery,
     response=ImportOut,
     status=201,
-    errors=(400, 401, 403, 404, 413, 422),
+    errors=(400, 401, 403, 404, 409, 413, 422),
 )
 def upload(code: str):  # type: ignore[no-untyped-def]
     args = load_query(UploadQuery())

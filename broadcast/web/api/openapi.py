@@ -8,21 +8,35 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app, jsonify
+from werkzeug.routing import IntegerConverter
 
+from broadcast import text as textrules
 from broadcast.web.api import bp
 from broadcast.web.api.common import DOCS, EndpointDoc
-from broadcast.web.api.schemas import Error
+from broadcast.web.api.schemas import MAX_ID, Error
+from broadcast.web.uploads import TOKEN_RE
 
 _CONVERTER = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 _ERROR_TEXT = {
-    400: "Malformed request (not JSON, CSRF)",
+    400: "Malformed request (not JSON, not an object, CSRF)",
     401: "No or invalid Bearer token",
     403: "The role may not do this",
-    404: "Not found (or belongs to another carrier)",
+    404: "Not found (or belongs to another carrier, or an id out of 1..2^31-1)",
     409: "Not allowed in the current state",
-    413: "File too large",
+    413: "Body larger than web.max_body_kb (uploads: imports.max_file_mb)",
     422: "A field was refused; details name it",
 }
+
+
+def _path_parameter(rule: Any, name: str) -> dict[str, Any]:
+    converter = rule._converters.get(name)
+    if isinstance(converter, IntegerConverter):
+        schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID, "example": 1}
+    elif name == "token":
+        schema = {"type": "string", "pattern": TOKEN_RE.pattern}
+    else:
+        schema = {"type": "string", "minLength": 1, "maxLength": textrules.CODE.max_length}
+    return {"in": "path", "name": name, "required": True, "schema": schema}
 
 
 def _operation(rule: Any, doc: EndpointDoc) -> dict[str, Any]:
@@ -32,10 +46,8 @@ def _operation(rule: Any, doc: EndpointDoc) -> dict[str, Any]:
         "description": "Roles: " + ", ".join(r.value for r in doc.roles),
         "responses": {},
     }
-    params = [
-        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-        for name in _CONVERTER.findall(rule.rule)
-    ]
+    path_names = _CONVERTER.findall(rule.rule)
+    params = [_path_parameter(rule, name) for name in path_names]
     if doc.query is not None:
         params.append({"in": "query", "schema": doc.query})
     if params:
@@ -55,8 +67,8 @@ def _operation(rule: Any, doc: EndpointDoc) -> dict[str, Any]:
                         "properties": {
                             "file": {"type": "string", "format": "binary"},
                             "kind": {"type": "string", "enum": ["list", "counts"]},
-                            "sheet": {"type": "string"},
-                            "progress_token": {"type": "string"},
+                            "sheet": {"type": "string", "maxLength": textrules.SHEET.max_length},
+                            "progress_token": {"type": "string", "pattern": TOKEN_RE.pattern},
                             "allow_shrink": {"type": "boolean", "default": False},
                         },
                         "required": ["file", "kind"],
@@ -73,7 +85,14 @@ def _operation(rule: Any, doc: EndpointDoc) -> dict[str, Any]:
     elif doc.produces != "application/json":
         ok["content"] = {doc.produces: {"schema": {"type": "string"}}}
     op["responses"][str(doc.status)] = ok
-    for status in sorted(set(doc.errors) | {401}):
+    errors = set(doc.errors) | {401}
+    if path_names:
+        errors.add(404)
+    if doc.query is not None:
+        errors.add(422)
+    if doc.body is not None or doc.multipart:
+        errors |= {400, 413, 422}
+    for status in sorted(errors):
         op["responses"][str(status)] = {
             "description": _ERROR_TEXT.get(status, "Error"),
             "content": {"application/json": {"schema": "Error"}},

@@ -2,14 +2,68 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from datetime import UTC, datetime
+from typing import Any
 
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from broadcast import text as textrules
+from broadcast.alerts import CERTAINTY, SEVERITY, URGENCY
 from broadcast.models import AlertStatus, Role
+from broadcast.text import TextRule
+
+# The id columns a client can name are INTEGER on PostgreSQL: a larger id cannot exist, and
+# sending it to the database would be an error there, not an empty answer.
+MAX_ID = 2**31 - 1
+FIRST_YEAR, LAST_YEAR = 2000, 2999  # times outside are typing mistakes, and overflow in UTC
 
 
 class Strict(Schema):
     class Meta:
         unknown = RAISE
+
+
+class _TextRuleValidator(validate.Validator):
+    def __init__(self, rule: TextRule) -> None:
+        self.rule = rule
+
+    def __call__(self, value: str) -> str:
+        found = textrules.problems(value, self.rule)
+        if found:
+            raise ValidationError(found)
+        return value
+
+
+def Text(rule: TextRule, **kwargs: Any) -> fields.String:
+    """A string field under one of broadcast.text's rules (documented as maxLength)."""
+    metadata = {"maxLength": rule.max_length}
+    if rule.required:
+        metadata["minLength"] = 1
+    return fields.String(validate=_TextRuleValidator(rule), metadata=metadata, **kwargs)
+
+
+def Code(**kwargs: Any) -> fields.String:
+    """An area, carrier or similar code."""
+    return Text(textrules.CODE, **kwargs)
+
+
+def Id(**kwargs: Any) -> fields.Integer:
+    """A row id: 1..MAX_ID, like `<int:…>` in URLs (broadcast.web.inputs)."""
+    return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class Moment(fields.AwareDateTime):
+    """An ISO 8601 time with its offset, between FIRST_YEAR and LAST_YEAR."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            year = moment.astimezone(UTC).year
+        except (OverflowError, ValueError):
+            year = 0
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValidationError(f"must be between the years {FIRST_YEAR} and {LAST_YEAR}")
+        return moment
 
 
 class ErrorBody(Schema):
@@ -30,11 +84,15 @@ class Me(Schema):
     carrier = fields.String(attribute="carrier_code", allow_none=True)
 
 
+MAX_AREAS = 2000  # more than the communes of a province
+MAX_CARRIERS = 50
+
+
 class PreviewIn(Strict):
-    text = fields.String(required=True, validate=validate.Length(max=5000))
+    text = Text(textrules.SMS_PREVIEW, required=True)
     fold = fields.Boolean(load_default=False)
-    areas = fields.List(fields.String(), load_default=list)
-    carriers = fields.List(fields.String(), load_default=list)
+    areas = fields.List(Code(), load_default=list, validate=validate.Length(max=MAX_AREAS))
+    carriers = fields.List(Code(), load_default=list, validate=validate.Length(max=MAX_CARRIERS))
     category = fields.String(
         load_default="information",
         validate=validate.OneOf(["emergency", "warning", "information", "test"]),
@@ -100,25 +158,25 @@ class UserOut(Schema):
 
 
 class UserIn(Strict):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=80))
-    password = fields.String(required=True, load_only=True)
+    username = Text(textrules.USERNAME, required=True)
+    password = Text(textrules.PASSWORD, required=True, load_only=True)
     role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
-    display_name = fields.String(load_default="")
-    carrier = fields.String(load_default=None, allow_none=True)
+    display_name = Text(textrules.DISPLAY_NAME, load_default="")
+    carrier = Code(load_default=None, allow_none=True)
 
 
 class UserPatch(Strict):
     active = fields.Boolean()
-    password = fields.String(load_only=True)
-    display_name = fields.String()
+    password = Text(textrules.PASSWORD, load_only=True)
+    display_name = Text(textrules.DISPLAY_NAME)
     # Between staff roles only (a carrier account stays one); ends the user's sessions.
     role = fields.String(validate=validate.OneOf([r.value for r in Role]))
 
 
 class TokenIn(Strict):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    name = Text(textrules.TOKEN_NAME, required=True)
     # Only one's own id is accepted: nobody makes a token that acts as someone else.
-    user_id = fields.Integer(load_default=None, allow_none=True)
+    user_id = Id(load_default=None, allow_none=True)
     # Absent: web.token_expiry_days; null: the token never expires.
     expires_in_days = fields.Integer(
         strict=False, allow_none=True, validate=validate.Range(min=1, max=3650)
@@ -141,7 +199,7 @@ class TokenCreated(TokenOut):
 
 
 class BrandnameIn(Strict):
-    name = fields.String(required=True)
+    name = Text(textrules.BRANDNAME, required=True)
 
 
 class BrandnameOut(Schema):
@@ -151,9 +209,9 @@ class BrandnameOut(Schema):
 
 
 class TestRecipientIn(Strict):
-    msisdn = fields.String(required=True)
-    carrier = fields.String(required=True)
-    name = fields.String(load_default="")
+    msisdn = Text(textrules.MSISDN, required=True)
+    carrier = Code(required=True)
+    name = Text(textrules.RECIPIENT_NAME, load_default="")
 
 
 class TestRecipientOut(Schema):
@@ -167,21 +225,21 @@ CATEGORIES = ["emergency", "warning", "information", "test"]
 
 
 class AlertIn(Strict):
-    title = fields.String(required=True)
-    body = fields.String(required=True)
+    title = Text(textrules.TITLE, required=True)
+    body = Text(textrules.SMS_BODY, required=True)
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
-    areas = fields.List(fields.String(), required=True)
-    carriers = fields.List(fields.String(), required=True)
-    brandname = fields.String(required=True)
+    areas = fields.List(Code(), required=True, validate=validate.Length(max=MAX_AREAS))
+    carriers = fields.List(Code(), required=True, validate=validate.Length(max=MAX_CARRIERS))
+    brandname = Text(textrules.BRANDNAME, required=True)
     fold = fields.Boolean(load_default=False)
-    schedule_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    event = fields.String(load_default="")
-    urgency = fields.String(load_default="Unknown")
-    severity = fields.String(load_default="Unknown")
-    certainty = fields.String(load_default="Unknown")
-    instruction = fields.String(load_default="")
-    web = fields.String(load_default="")
+    schedule_at = Moment(load_default=None, allow_none=True)
+    expires_at = Moment(load_default=None, allow_none=True)
+    event = Text(textrules.EVENT, load_default="")
+    urgency = fields.String(load_default="Unknown", validate=validate.OneOf(URGENCY))
+    severity = fields.String(load_default="Unknown", validate=validate.OneOf(SEVERITY))
+    certainty = fields.String(load_default="Unknown", validate=validate.OneOf(CERTAINTY))
+    instruction = Text(textrules.INSTRUCTION, load_default="")
+    web = Text(textrules.WEB, load_default="")
 
 
 class AreaRef(Schema):
@@ -243,7 +301,7 @@ class ApproveIn(Strict):
 
 
 class RejectIn(Strict):
-    reason = fields.String(required=True)
+    reason = Text(textrules.REASON, required=True)
 
 
 class DeriveIn(Strict):
@@ -276,6 +334,12 @@ class ProgressOut(Schema):
     rate_now = fields.Float()
     eta_seconds = fields.Float(allow_none=True)
     at = fields.Float()
+
+
+class TemplateQuery(Strict):
+    """Names in this language when the template has them (vi or en), else in Vietnamese."""
+
+    language = fields.String(load_default="vi", validate=validate.Length(max=8))
 
 
 class TemplateOut(Schema):
@@ -318,7 +382,9 @@ class ImportProgress(Schema):
 
 
 class UploadQuery(Strict):
-    wait = fields.Float(load_default=20.0, validate=validate.Range(min=0, max=120))
+    """`wait` is cut to the setting web.upload_wait_max_seconds (see broadcast.web.uploads)."""
+
+    wait = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
 
 
 class CoverageRow(Schema):
