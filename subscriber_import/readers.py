@@ -328,6 +328,7 @@ def check_workbook(
                         "rows": extent.rows,
                         "columns": extent.columns,
                         "cells": extent.cells,
+                        "corner": extent.corner,
                         "limit": max_cells,
                         "dimension": extent.dimension,
                     },

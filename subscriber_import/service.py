@@ -75,9 +75,11 @@ def import_file(
     user_id: int | None = None,
     progress: Progress | None = None,
     as_of: date | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a list (replaces the carrier's list) or counts (appended). Raises ImportRejected
-    (ImportFailed when the import's child process hit a limit or died).
+    (ImportFailed when the import's child process hit a limit or died). `on_start` gets the
+    Import row's id once it exists.
 
     The Import row is written here; the file is read and loaded in a child process under
     imports.max_memory_mb and imports.max_seconds (subscriber_import.isolation)."""
@@ -109,6 +111,8 @@ def import_file(
         session.add(record)
         session.flush()
         import_id, carrier_id = record.id, carrier.id
+    if on_start is not None:
+        on_start(import_id)
 
     def work(child_progress: Progress) -> ImportReport:
         own = Database(database.url)  # the child never uses the parent's connections

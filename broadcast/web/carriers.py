@@ -24,6 +24,7 @@ from broadcast.web.api.imports import (
 )
 from broadcast.web.context import services
 from broadcast.web.security import READ_CARRIERS, carrier_in_scope, roles_required
+from broadcast.web.templating import import_problem
 from subscriber_import import service
 
 bp = Blueprint("carriers", __name__, url_prefix="/carriers")
@@ -104,8 +105,9 @@ def upload_status(code: str, token: str):  # type: ignore[no-untyped-def]
     if state.get("carrier") != code:
         abort(404)
     if state.get("import_id"):
-        if state["state"] == "rejected":
-            flash(state.get("message") or _("The file was refused."), "error")
+        if state["state"] in ("rejected", "failed"):
+            message = state.get("message") or _("The file was refused.")
+            flash(import_problem(state.get("code"), state.get("details"), message), "error")
         return redirect(url_for("carriers.import_report", import_id=state["import_id"]))
     if state.get("state") in uploads.FINAL_STATES:
         flash(state.get("message") or _("The import failed."), "error")

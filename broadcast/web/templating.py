@@ -7,11 +7,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from flask_babel import get_locale
+from flask_babel import format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from broadcast.models import AlertCategory, AlertStatus, Role
+from broadcast.models import AlertCategory, AlertStatus, ImportStatus, Role
 
 STATUS_LABELS = {
     AlertStatus.DRAFT: _l("Draft"),
@@ -36,6 +36,54 @@ ROLE_LABELS = {
     Role.CARRIER: _l("Carrier"),
     Role.AUDITOR: _l("Auditor"),
 }
+IMPORT_STATUS_LABELS = {
+    ImportStatus.RUNNING: _l("Running"),
+    ImportStatus.SUCCEEDED: _l("Succeeded"),
+    ImportStatus.REJECTED: _l("Refused"),
+    ImportStatus.FAILED: _l("Failed"),
+}
+# Why an import ended without a list, by its error code (subscriber_import.errors), for the
+# console in the reader's language; other codes show the importer's own message.
+IMPORT_PROBLEMS = {
+    "too_many_cells": _l(
+        "The sheet has cells as far as %(corner)s: %(cells)s cells, more than the limit of "
+        "%(limit)s. Delete the rows and columns outside the data, or save the sheet as CSV, "
+        "then upload it again."
+    ),
+    "unsafe_file": _l(
+        "The workbook unpacks to far more than its own size, or declares XML entities no "
+        "workbook needs, so it was not read. Save it again from Excel, or as CSV."
+    ),
+    "out_of_memory": _l(
+        "Reading the file needed more than %(limit_mb)s MB of memory, so the import was stopped "
+        "and nothing was imported. Delete the cells outside the data, or save the sheet as CSV."
+    ),
+    "time_limit": _l(
+        "The import took longer than %(limit_seconds)s seconds, so it was stopped and nothing "
+        "was imported. Split the file, or save it as CSV."
+    ),
+    "import_stopped": _l(
+        "The import stopped with the process running it, and nothing was imported. Upload the "
+        "file again."
+    ),
+}
+
+
+def import_problem(code: str | None, details: dict[str, Any] | None, fallback: str) -> str:
+    """The reason an import failed or was refused, translated when the code is known."""
+    message = IMPORT_PROBLEMS.get(code or "")
+    if message is None:
+        return fallback
+    values = {
+        key: format_decimal(value) if isinstance(value, int | float) else value
+        for key, value in (details or {}).items()
+    }
+    try:
+        return str(message) % values
+    except (KeyError, TypeError, ValueError):  # details of another shape: say it untranslated
+        return fallback
+
+
 # Shown in both languages whatever the locale: nobody may mistake a test for a real alert.
 TEST_MARK = "THỬ NGHIỆM / TEST"
 
@@ -62,6 +110,8 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["status_label"] = lambda v: _label(STATUS_LABELS, v)
     app.jinja_env.filters["category_label"] = lambda v: _label(CATEGORY_LABELS, v)
     app.jinja_env.filters["role_label"] = lambda v: _label(ROLE_LABELS, v)
+    app.jinja_env.filters["import_status_label"] = lambda v: _label(IMPORT_STATUS_LABELS, v)
+    app.jinja_env.globals["import_problem"] = import_problem
     app.jinja_env.globals.update(
         get_locale=get_locale, TEST_MARK=TEST_MARK, Role=Role, AlertStatus=AlertStatus
     )

@@ -5,7 +5,8 @@ progress to Redis under `keys.import_progress_key(token)` and removes the file. 
 and the API poll that progress; a file of two million rows never runs inside a request.
 
 Progress states: queued → running → done (import_id) | rejected (import_id, message, code,
-details: the file was refused and nothing changed) | failed (an internal error).
+details: the file was refused and nothing changed) | failed (import_id, message, code: stopped
+by a limit or with its worker, nothing changed; without a code: an internal error).
 """
 
 from __future__ import annotations

@@ -58,8 +58,9 @@ def visible_import(session: Any, import_id: int) -> tuple[Import, str]:
 @document(
     "Upload a subscriber list or counts (CSV or XLSX). The import runs as a background job; "
     "the answer waits up to `wait` seconds (default 20, 0..120) for it: 201 with the import "
-    "and its report when done, 422 when the file was refused, else 202 with the progress and "
-    "its URL (Location) to poll",
+    "and its report when done, 422 when the file was refused or its import was stopped by a "
+    "limit (imports.max_cells, max_unzipped_mb, max_memory_mb, max_seconds; the code says "
+    "which), else 202 with the progress and its URL (Location) to poll",
     roles=UPLOADERS,
     tag="imports",
     multipart=True,
@@ -87,7 +88,7 @@ def upload(code: str):  # type: ignore[no-untyped-def]
         with svc.database.session() as session:
             row = session.get(Import, state["import_id"])
             return jsonify(ImportOut().dump(import_view(row, code))), 201
-    if state.get("state") == "rejected":
+    if state.get("state") == "rejected" or (state.get("state") == "failed" and state.get("code")):
         details = dict(state.get("details") or {})
         details["import_id"] = state.get("import_id")
         return error_response(
