@@ -21,6 +21,7 @@ import os
 import resource
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -45,11 +46,34 @@ def run_limited(
     ImportFailed (out_of_memory, time_limit, import_stopped) when it could not finish."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_child, args=(work, sender, max_memory_mb, max_seconds), name=f"loa-import {name}"
-    )
-    child.start()
-    sender.close()
+    # The child's stderr (a native reader's abort message and backtrace) is kept apart: the
+    # CLI answers in one line, and the message goes into the failure's details.
+    with tempfile.TemporaryFile() as stderr:
+        child = context.Process(
+            target=_child,
+            args=(work, sender, stderr.fileno(), max_memory_mb, max_seconds),
+            name=f"loa-import {name}",
+        )
+        child.start()
+        sender.close()
+        try:
+            return _wait(child, receiver, name, max_memory_mb, max_seconds, progress)
+        except ImportFailed as exc:
+            stderr.seek(0)
+            said = stderr.read(4096).decode("utf-8", "replace").strip().splitlines()
+            if said:
+                exc.details["stderr"] = said[0][:300]
+            raise
+
+
+def _wait(
+    child: Any,
+    receiver: Connection,
+    name: str,
+    max_memory_mb: int,
+    max_seconds: float,
+    progress: Progress | None,
+) -> Any:
     deadline = time.monotonic() + max_seconds
     try:
         while True:
@@ -94,8 +118,13 @@ def run_limited(
 
 
 def _child(
-    work: Callable[[Progress], Any], sender: Connection, max_memory_mb: int, max_seconds: float
+    work: Callable[[Progress], Any],
+    sender: Connection,
+    stderr: int,
+    max_memory_mb: int,
+    max_seconds: float,
 ) -> None:
+    os.dup2(stderr, 2)
     _die_with_parent()
     mapped = _address_space()
     ceiling = mapped + max_memory_mb * 1024 * 1024
