@@ -307,7 +307,7 @@ def check_workbook(
                             )
                         if is_sheet:
                             # Scan up to the last complete tag; the rest starts the next block.
-                            cut = data.rfind(b">") + 1
+                            cut = data.rfind(b">") + 1 or max(0, len(data) - 64)
                             extent.scan(data[:cut])
                             tail = data[cut:]
                         else:
