@@ -125,6 +125,10 @@ def _child(
     max_seconds: float,
 ) -> None:
     os.dup2(stderr, 2)
+    # The parent's handlers (an RQ worker's warm shutdown) are not the child's: Ctrl-C in a
+    # terminal reaches the whole process group, and the parent decides; SIGTERM ends the child.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
     mapped = _address_space()
     ceiling = mapped + max_memory_mb * 1024 * 1024

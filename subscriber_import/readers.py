@@ -259,7 +259,7 @@ def check_workbook(
     """Refuse a zip workbook whose reading would cost far more than the file: parts that unpack
     past `max_unzipped_bytes` or at more than MAX_ZIP_RATIO:1 (sizes are counted while
     unpacking, not taken from the headers), a DOCTYPE or ENTITY declaration (OOXML and ODF
-    never need one), or an XLSX sheet whose cells holding values span more than `max_cells`.
+    never need one), or an XLSX sheet whose cells span more than `max_cells`.
 
     python-calamine builds a sheet as a dense rectangle from its first to its last cell, so
     two cells at A1 and XFD1048576 cost 17 billion cells. The sheet's `<dimension>` element is
@@ -279,9 +279,9 @@ def check_workbook(
         for member in members:
             if member.is_dir():
                 continue
-            is_sheet = member.filename.startswith("xl/worksheets/") and member.filename.endswith(
-                ".xml"
-            )
+            # Every XML part is measured, not only xl/worksheets/: the workbook's relations
+            # may put a sheet anywhere, and other parts have no `<c r=` to find.
+            is_sheet = member.filename.endswith(".xml")
             size = 0
             extent = _Extent()
             try:
@@ -318,7 +318,7 @@ def check_workbook(
                 ) from None
             if is_sheet and max_cells is not None and extent.cells > max_cells:
                 raise TooManyCells(
-                    f"{name}: sheet part {member.filename} has cells from A1 to "
+                    f"{name}: part {member.filename} has cells from A1 to "
                     f"{extent.corner} ({extent.rows:,} rows x {extent.columns:,} columns = "
                     f"{extent.cells:,} cells; the limit is {max_cells:,}); delete the cells "
                     "far outside the data, or save the sheet as CSV",

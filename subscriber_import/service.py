@@ -147,9 +147,9 @@ def import_file(
     except ImportRejected as exc:  # recorded by the child
         exc.import_id = import_id
         raise
-    except Exception as exc:
+    except BaseException as exc:  # an internal error, or Ctrl-C on `loa import`
         _record_refusal(
-            database, import_id, "internal_error", str(exc), {},
+            database, import_id, "internal_error", str(exc) or type(exc).__name__, {},
             _rejects_path(settings, import_id), status=ImportStatus.FAILED, only_running=True,
         )  # fmt: skip
         raise

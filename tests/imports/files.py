@@ -99,14 +99,17 @@ def write_raw_xlsx(
     dimension: str | None = None,
     prolog: str = "",
     padding: int = 0,
+    type_first: bool = False,
 ) -> Path:
     """An XLSX written by hand, as a hostile generator would: inline-string cells at the given
     references (e.g. {"A1": "msisdn", "XFD1048576": "x"}), an optional <dimension> that may
-    lie, an optional prolog (a DOCTYPE) and `padding` bytes of whitespace in the sheet part."""
+    lie, an optional prolog (a DOCTYPE), `padding` bytes of whitespace in the sheet part, and
+    the cells' attributes in the order most writers use or (`type_first`) another."""
     rows: dict[int, list[str]] = {}
     for ref, value in cells.items():
         row = int(ref.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
-        rows.setdefault(row, []).append(f'<c r="{ref}" t="inlineStr"><is><t>{value}</t></is></c>')
+        attributes = f't="inlineStr" r="{ref}"' if type_first else f'r="{ref}" t="inlineStr"'
+        rows.setdefault(row, []).append(f"<c {attributes}><is><t>{value}</t></is></c>")
     data = "".join(f'<row r="{r}">{"".join(c)}</row>' for r, c in sorted(rows.items()))
     dim = f'<dimension ref="{dimension}"/>' if dimension else ""
     sheet = (

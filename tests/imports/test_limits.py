@@ -94,6 +94,27 @@ def test_a_sheet_spanning_too_many_cells_is_refused_before_it_is_read(
     assert not list((settings.instance_path / "imports").glob("*"))  # no rejects file left
 
 
+def test_cells_are_measured_whatever_the_order_of_their_attributes(
+    seeded_database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    hostile = write_raw_xlsx(tmp_path / "list.xlsx", HOSTILE_CELLS, type_first=True)
+    result = CliRunner().invoke(
+        cli, ["import", "list", "--carrier", "vinaphone", str(hostile)], env=_env(settings)
+    )
+    assert result.exit_code != 0 and "cells from A1 to XFD1048576" in result.stderr, result.output
+    # A sheet whose `<dimension>` says A1:XFD1048576 but whose cells stay near A1 is read:
+    # the reader's cost follows the cells, and so does the check.
+    declared = write_raw_xlsx(
+        tmp_path / "declared.xlsx",
+        {"A1": "msisdn", "A2": "0912345678"},
+        dimension="A1:XFD1048576",
+    )
+    result = CliRunner().invoke(
+        cli, ["import", "list", "--carrier", "vinaphone", str(declared)], env=_env(settings)
+    )
+    assert result.exit_code == 0 and "1 accepted" in result.stdout, result.output
+
+
 def test_the_memory_ceiling_stops_what_the_checks_let_through(
     seeded_database: Database, settings: Settings, tmp_path: Path
 ) -> None:
