@@ -91,11 +91,19 @@ def imports_worker(settings: Settings) -> Iterator[Callable[..., ImportsWorker]]
         worker.stop()
 
 
-def upload(client: FlaskClient, people: People, data: bytes, name: str, wait: float = 90) -> Any:
+def upload(
+    client: FlaskClient,
+    people: People,
+    data: bytes,
+    name: str,
+    wait: float = 90,
+    token: str | None = None,
+) -> Any:
     # Encoded here, in memory: the test client would spool a big body to a file it never closes.
-    boundary, body = encode_multipart(
-        {"kind": "list", "file": FileStorage(io.BytesIO(data), filename=name)}
-    )
+    form: dict[str, Any] = {"kind": "list", "file": FileStorage(io.BytesIO(data), filename=name)}
+    if token:
+        form["progress_token"] = token
+    boundary, body = encode_multipart(form)
     return client.post(
         f"/api/v1/carriers/viettel/imports?wait={wait}",
         data=body,
@@ -180,14 +188,17 @@ def test_an_import_past_the_time_limit_is_stopped(
 ) -> None:
     worker = imports_worker(max_seconds=0.5)
     slow = write_list_csv(tmp_path / "ds.csv", 400_000)
-    error = assert_error(upload(client, people, slow.read_bytes(), "ds.csv"), 422)
+    token = "slowfile1234"
+    error = assert_error(upload(client, people, slow.read_bytes(), "ds.csv", token=token), 422)
     assert error["code"] == "time_limit" and "0.5 s" in error["message"]
     assert worker.alive() and _uploads(settings) == []
     assert _lists_and_numbers(seeded_database) == (0, 0)
     assert not list((settings.instance_path / "imports").glob("*"))  # no rejects file
+    # The page the console's upload follows: a flash, then the import's page, both in Vietnamese.
     login(client, "viettel")
-    page = client.get(f"/carriers/imports/{error['details']['import_id']}")
-    assert "kéo dài hơn 0,5 giây" in page.get_data(as_text=True)
+    page = client.get(f"/carriers/viettel/uploads/{token}", follow_redirects=True)
+    assert page.request.path == f"/carriers/imports/{error['details']['import_id']}"
+    assert page.get_data(as_text=True).count("kéo dài hơn 0,5 giây") == 2
 
 
 def test_reconcile_fails_an_import_whose_worker_was_killed(
