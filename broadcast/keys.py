@@ -63,6 +63,11 @@ def import_progress_key(import_token: str) -> str:
     return key("import", import_token, "progress")
 
 
+# Hash: Import row id -> JSON {token, path} of each upload an imports worker is running, so that
+# reconcile can tell the uploader and remove the file of one whose worker died.
+IMPORTS_RUNNING_KEY = key("imports", "running")
+
+
 def alert_batches_key(alert_id: int) -> str:
     """Hash "carrier:batch" -> RQ job id of a send job waiting in a queue (reconcile skips a
     batch whose job is still queued)."""

@@ -80,7 +80,8 @@ class ImportKind(str, enum.Enum):
 class ImportStatus(str, enum.Enum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
-    REJECTED = "rejected"
+    REJECTED = "rejected"  # the file was refused (a reason the uploader can fix)
+    FAILED = "failed"  # stopped: time or memory limit, the process died, an internal error
 
 
 class AlertCategory(str, enum.Enum):

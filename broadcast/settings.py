@@ -44,6 +44,10 @@ class ImportSettings:
     chunk_rows: int = 250_000
     retention_days: int = 30
     max_shrink: float = 0.2
+    max_cells: int = 20_000_000
+    max_unzipped_mb: int = 1000
+    max_memory_mb: int = 4096
+    max_seconds: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,10 @@ class ImportSchema(_Strict):
     chunk_rows = fields.Integer(validate=validate.Range(min=1000))
     retention_days = fields.Integer(validate=validate.Range(min=0))
     max_shrink = fields.Float(validate=validate.Range(min=0.0, max=1.0))
+    max_cells = fields.Integer(validate=_POSITIVE)
+    max_unzipped_mb = fields.Integer(validate=_POSITIVE)
+    max_memory_mb = fields.Integer(validate=validate.Range(min=256))
+    max_seconds = fields.Float(validate=validate.Range(min=0.1))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> ImportSettings:

@@ -21,6 +21,10 @@ class ImportRejected(LoaError):
         self.details = details or {}
         self.import_id: int | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses the pipe from the import's child process with its details intact.
+        return (_rebuild, (type(self), self.code, self.message, self.details, self.import_id))
+
 
 class UnknownCarrier(ImportRejected):
     code = "unknown_carrier"
@@ -79,3 +83,39 @@ class ListChanged(ImportRejected):
     list since (a stale page, a second click): the uploader must look again."""
 
     code = "list_changed"
+
+
+class TooManyCells(ImportRejected):
+    """A sheet spans more cells (rows x columns) than imports.max_cells: the reader would build
+    the whole rectangle in memory, however few cells hold data."""
+
+    code = "too_many_cells"
+
+
+class UnsafeFile(ImportRejected):
+    """A workbook that unpacks to far more than its size (a zip bomb) or declares XML entities."""
+
+    code = "unsafe_file"
+
+
+class ImportFailed(ImportRejected):
+    """The import's child process was stopped (time or memory limit) or died; nothing of it
+    was written. `code` is one of out_of_memory, time_limit, import_stopped."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details)
+        self.code = code
+
+
+def _rebuild(
+    cls: type[ImportRejected],
+    code: str,
+    message: str,
+    details: dict[str, Any],
+    import_id: int | None,
+) -> ImportRejected:
+    exc = cls.__new__(cls)
+    ImportRejected.__init__(exc, message, details)
+    exc.code = code
+    exc.import_id = import_id
+    return exc

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import re
 import unicodedata
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ from subscriber_import.errors import (
     FileTooLarge,
     MalformedFile,
     SheetNotFound,
+    TooManyCells,
+    UnsafeFile,
     WrongFileType,
 )
 
@@ -31,6 +35,9 @@ WORKBOOK_EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 SAMPLE_BYTES = 64 * 1024
+# Parts of a workbook unpacking at more than this ratio are refused (zip bombs). Real sheets of
+# numbers compress about 5-15:1; runs of identical bytes reach 1000:1.
+MAX_ZIP_RATIO = 100
 
 
 @dataclass
@@ -57,8 +64,13 @@ def open_table(
     sheet: str | None = None,
     chunk_rows: int = 250_000,
     max_bytes: int | None = None,
+    max_cells: int | None = None,
+    max_unzipped_bytes: int | None = None,
 ) -> Table:
-    """Check size and type, then open; raises an ImportRejected subclass naming the problem."""
+    """Check size and type, then open; raises an ImportRejected subclass naming the problem.
+
+    A workbook is first checked for what would make reading it cost far more than its size
+    (check_workbook): a zip bomb, XML entities, cells spread over more than `max_cells`."""
     name = filename or path.name
     size = path.stat().st_size
     if size == 0:
@@ -80,6 +92,8 @@ def open_table(
                 "save it as a real workbook or name it .csv",
                 {"file": name, "extension": ext},
             )
+        if head.startswith(ZIP_MAGIC):
+            check_workbook(path, name, max_cells=max_cells, max_unzipped_bytes=max_unzipped_bytes)
         return _open_workbook(path, name, sheet, chunk_rows)
     if ext in CSV_EXTENSIONS or ext == "":
         if is_workbook:
@@ -230,6 +244,142 @@ def _first_line(exc: BaseException) -> str:
 
 
 # --- workbooks -----------------------------------------------------------------------------
+
+# Cell references: the form every writer uses (`r` first) is matched fast; a block with cells
+# it misses (attributes in another order) is scanned again with the general pattern.
+_CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"')
+_ANY_CELL_REF = re.compile(rb'<c\b[^>]*?\sr="([A-Z]{1,3})([0-9]{1,7})"')
+_DIMENSION = re.compile(rb'<dimension\b[^>]*?\bref="([^"]*)"')
+_SCAN_BLOCK = 1 << 20
+
+
+def check_workbook(
+    path: Path, name: str, *, max_cells: int | None, max_unzipped_bytes: int | None
+) -> None:
+    """Refuse a zip workbook whose reading would cost far more than the file: parts that unpack
+    past `max_unzipped_bytes` or at more than MAX_ZIP_RATIO:1 (sizes are counted while
+    unpacking, not taken from the headers), a DOCTYPE or ENTITY declaration (OOXML and ODF
+    never need one), or an XLSX sheet whose cells span more than `max_cells`.
+
+    python-calamine builds a sheet as a dense rectangle from its first to its last cell, so
+    two cells at A1 and XFD1048576 cost 17 billion cells. The sheet's `<dimension>` element is
+    not trusted (it may be missing or lie, and calamine does not use it): the extent is
+    measured from the cell references themselves, at unzip speed."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise WrongFileType(f"{name} is not a readable workbook: {_first_line(exc)}") from None
+    limit = max_unzipped_bytes
+    with archive:
+        members = archive.infolist()
+        declared = sum(m.file_size for m in members)
+        if limit is not None and declared > limit:
+            raise _unzips_too_large(name, declared, limit)
+        total = 0
+        for member in members:
+            if member.is_dir():
+                continue
+            # Every XML part is measured, not only xl/worksheets/: the workbook's relations
+            # may put a sheet anywhere, and other parts have no `<c r=` to find.
+            is_sheet = member.filename.endswith(".xml")
+            size = 0
+            extent = _Extent()
+            try:
+                with archive.open(member) as part:
+                    tail = b""
+                    while block := part.read(_SCAN_BLOCK):
+                        size += len(block)
+                        total += len(block)
+                        if limit is not None and total > limit:
+                            raise _unzips_too_large(name, total, limit)
+                        if size > (1 << 20) and size > MAX_ZIP_RATIO * max(member.compress_size, 1):
+                            raise UnsafeFile(
+                                f"{name}: part {member.filename} unpacks at more than "
+                                f"{MAX_ZIP_RATIO}:1 (a zip bomb?); the file was not read",
+                                {"file": name, "part": member.filename},
+                            )
+                        data = tail + block
+                        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+                            raise UnsafeFile(
+                                f"{name}: part {member.filename} declares XML entities "
+                                "(a DOCTYPE), which workbooks never need; the file was not read",
+                                {"file": name, "part": member.filename},
+                            )
+                        if is_sheet:
+                            # Scan up to the last complete tag; the rest starts the next block.
+                            cut = data.rfind(b">") + 1 or max(0, len(data) - 64)
+                            extent.scan(data[:cut])
+                            tail = data[cut:]
+                        else:
+                            tail = data[-16:]
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+                raise WrongFileType(
+                    f"{name} is not a readable workbook: {_first_line(exc)}"
+                ) from None
+            if is_sheet and max_cells is not None and extent.cells > max_cells:
+                raise TooManyCells(
+                    f"{name}: part {member.filename} has cells from A1 to "
+                    f"{extent.corner} ({extent.rows:,} rows x {extent.columns:,} columns = "
+                    f"{extent.cells:,} cells; the limit is {max_cells:,}); delete the cells "
+                    "far outside the data, or save the sheet as CSV",
+                    {
+                        "file": name,
+                        "part": member.filename,
+                        "rows": extent.rows,
+                        "columns": extent.columns,
+                        "cells": extent.cells,
+                        "corner": extent.corner,
+                        "limit": max_cells,
+                        "dimension": extent.dimension,
+                    },
+                )
+
+
+class _Extent:
+    """The farthest row and column of an XLSX sheet's cells (a styled empty cell counts too:
+    cheaper to scan, and only a sheet formatted far outside its data is refused for it)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.columns = 0
+        self.dimension: str | None = None
+
+    def scan(self, data: bytes) -> None:
+        if self.dimension is None and (found := _DIMENSION.search(data)):
+            self.dimension = found.group(1).decode("ascii", "replace")[:40]
+        refs = _CELL_REF.findall(data)
+        if len(refs) < data.count(b"<c ") + data.count(b"<c\t") + data.count(b"<c\n"):
+            refs = _ANY_CELL_REF.findall(data)
+        if refs:
+            self.rows = max(self.rows, max(int(r) for _, r in refs))
+            self.columns = max(self.columns, max(_column_number(c) for c in {c for c, _ in refs}))
+
+    @property
+    def cells(self) -> int:
+        return self.rows * self.columns
+
+    @property
+    def corner(self) -> str:
+        letters, n = "", self.columns
+        while n:
+            n, rest = divmod(n - 1, 26)
+            letters = chr(65 + rest) + letters
+        return f"{letters or 'A'}{max(self.rows, 1)}"
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _unzips_too_large(name: str, size: int, limit: int) -> UnsafeFile:
+    return UnsafeFile(
+        f"{name} unpacks to more than {limit / 1048576:,.0f} MB ({size / 1048576:,.0f} MB "
+        "found; imports.max_unzipped_mb); the file was not read",
+        {"file": name, "unzipped_bytes": size, "limit_bytes": limit},
+    )
 
 
 def _open_workbook(path: Path, name: str, sheet: str | None, chunk_rows: int) -> Table:

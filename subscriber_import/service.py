@@ -51,6 +51,7 @@ from broadcast.settings import Settings
 from subscriber_import.area_lookup import AreaInfo, AreaLookup, Match
 from subscriber_import.columns import map_columns
 from subscriber_import.errors import (
+    ImportFailed,
     ImportRejected,
     ListChanged,
     ListShrinks,
@@ -58,6 +59,7 @@ from subscriber_import.errors import (
     TooManyRows,
     UnknownCarrier,
 )
+from subscriber_import.isolation import run_limited
 from subscriber_import.numbers import NumberPlan, Reason, normalise
 from subscriber_import.readers import Table, open_table
 from subscriber_import.report import ImportReport, RejectsWriter
@@ -80,14 +82,19 @@ def import_file(
     as_of: date | None = None,
     allow_shrink: bool = False,
     replacing: int | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import a list (replaces the carrier's list) or counts (appended). Raises ImportRejected.
+    """Import a list (replaces the carrier's list) or counts (appended). Raises ImportRejected
+    (ImportFailed when the import's child process hit a limit or died). `on_start` gets the
+    Import row's id once it exists.
 
     A list that would cut the active list by more than imports.max_shrink is refused
     (ListShrinks) unless `allow_shrink`. `replacing`, when given, is the id of the active list
     the uploader saw and confirmed to replace: if another import replaced it since, the file is
     refused (ListChanged) rather than applying a confirmation to a list nobody looked at.
-    """
+
+    The Import row is written here; the file is read and loaded in a child process under
+    imports.max_memory_mb and imports.max_seconds (subscriber_import.isolation)."""
     started = time.perf_counter()
     name = filename or Path(path).name
     try:
@@ -116,18 +123,85 @@ def import_file(
         session.add(record)
         session.flush()
         import_id, carrier_id = record.id, carrier.id
+    if on_start is not None:
+        on_start(import_id)
 
+    def work(child_progress: Progress) -> ImportReport:
+        own = Database(database.url)  # the child never uses the parent's connections
+        try:
+            return _run(
+                own, settings, import_id, carrier_id, carrier_code, kind_enum, Path(path), name,
+                sheet, user_id, child_progress, as_of, started, allow_shrink, replacing,
+            )  # fmt: skip
+        finally:
+            own.dispose()
+
+    try:
+        return run_limited(
+            work,
+            name=name,
+            max_memory_mb=settings.imports.max_memory_mb,
+            max_seconds=settings.imports.max_seconds,
+            progress=progress,
+        )
+    except ImportFailed as exc:
+        _record_refusal(
+            database,
+            import_id,
+            exc.code,
+            exc.message,
+            exc.details,
+            _rejects_path(settings, import_id),
+            status=ImportStatus.FAILED,
+        )
+        exc.import_id = import_id
+        raise
+    except ImportRejected as exc:  # recorded by the child
+        exc.import_id = import_id
+        raise
+    except BaseException as exc:  # an internal error, or Ctrl-C on `loa import`
+        _record_refusal(
+            database, import_id, "internal_error", str(exc) or type(exc).__name__, {},
+            _rejects_path(settings, import_id), status=ImportStatus.FAILED, only_running=True,
+        )  # fmt: skip
+        raise
+
+
+def _rejects_path(settings: Settings, import_id: int) -> Path:
+    return settings.instance_path / "imports" / f"{import_id}-rejects.csv"
+
+
+def _run(
+    database: Database,
+    settings: Settings,
+    import_id: int,
+    carrier_id: int,
+    carrier_code: str,
+    kind_enum: ImportKind,
+    path: Path,
+    name: str,
+    sheet: str | None,
+    user_id: int | None,
+    progress: Progress | None,
+    as_of: date | None,
+    started: float,
+    allow_shrink: bool,
+    replacing: int | None,
+) -> ImportReport:
+    """The import itself, in the child process run_limited started."""
     report = ImportReport(import_id=import_id, carrier=carrier_code, kind=kind_enum.value)
     report.filename = name
-    rejects = RejectsWriter(settings.instance_path / "imports" / f"{import_id}-rejects.csv")
+    rejects = RejectsWriter(_rejects_path(settings, import_id))
     table: Table | None = None
     try:
         table = open_table(
-            Path(path),
+            path,
             filename=name,
             sheet=sheet,
             chunk_rows=settings.imports.chunk_rows,
             max_bytes=settings.imports.max_file_mb * 1024 * 1024,
+            max_cells=settings.imports.max_cells,
+            max_unzipped_bytes=settings.imports.max_unzipped_mb * 1024 * 1024,
         )
         report.format = table.format
         if table.total_rows is not None and table.total_rows > settings.imports.max_rows:
@@ -152,17 +226,30 @@ def import_file(
                 )
             report.rejects_csv = str(rejects.path)
             report.seconds = round(time.perf_counter() - started, 3)
-            record = session.get(Import, import_id)
-            assert record is not None
-            record.status = ImportStatus.SUCCEEDED
-            record.finished_at = datetime.now(UTC)
-            record.list_id = report.list_id
-            record.rejects_path = str(rejects.path)
-            record.report = report.to_json()
+            # Only a running import succeeds: reconcile may have failed this one meanwhile.
+            done = session.execute(
+                update(Import)
+                .where(Import.id == import_id, Import.status == ImportStatus.RUNNING)
+                .values(
+                    status=ImportStatus.SUCCEEDED,
+                    finished_at=datetime.now(UTC),
+                    list_id=report.list_id,
+                    rejects_path=str(rejects.path),
+                    report=report.to_json(),
+                )
+            )
+            if done.rowcount != 1:
+                raise ImportFailed(
+                    "import_stopped",
+                    f"the import of {name} was marked failed while it ran (its worker was "
+                    "thought dead); nothing was imported. Upload the file again",
+                    {"file": name},
+                )
+            summary = report.to_json()
             keep = ("rows", "accepted", "list_id", "version", "replaced_count", "shrink_confirmed")
-            after = {k: record.report[k] for k in keep}
+            after = {k: summary[k] for k in keep}
             if report.conflicts:  # who else holds these numbers: for admins, never the carrier
-                after["conflicts_by_carrier"] = record.report["conflicts_by_carrier"]
+                after["conflicts_by_carrier"] = summary["conflicts_by_carrier"]
             audit.record(
                 session,
                 actor=None if user_id is None else f"user:{user_id}",
@@ -171,16 +258,20 @@ def import_file(
                 object_id=import_id,
                 after=after,
             )
+    except ImportFailed:
+        _close(table)
+        rejects.discard()
+        raise
     except ImportRejected as exc:
         _close(table)
-        _record_refusal(database, import_id, exc.code, exc.message, exc.details, rejects)
-        exc.import_id = import_id
+        _record_refusal(database, import_id, exc.code, exc.message, exc.details, rejects.path)
         raise
     except Exception as exc:
         _close(table)
         _record_refusal(
-            database, import_id, "internal_error", f"internal error: {exc}", {}, rejects
-        )
+            database, import_id, "internal_error", f"internal error: {exc}", {}, rejects.path,
+            status=ImportStatus.FAILED,
+        )  # fmt: skip
         raise
     return report
 
@@ -197,17 +288,51 @@ def _record_refusal(
     code: str,
     message: str,
     details: dict[str, Any],
-    rejects: RejectsWriter,
+    rejects_path: Path,
+    *,
+    status: ImportStatus = ImportStatus.REJECTED,
+    only_running: bool = False,
 ) -> None:
-    rejects.discard()
+    """Record why the import ended without a list (refused or failed); its rejects go."""
+    rejects_path.unlink(missing_ok=True)
     with database.session() as session:
         record = session.get(Import, import_id)
-        if record is None:
+        if record is None or (only_running and record.status != ImportStatus.RUNNING):
             return
-        record.status = ImportStatus.REJECTED
+        record.status = status
         record.finished_at = datetime.now(UTC)
         record.error = message
         record.report = {"error": {"code": code, "message": message, "details": _plain(details)}}
+
+
+ABANDONED_GRACE_SECONDS = 10  # after max_seconds, the parent kills its child within a second
+
+
+def fail_abandoned(database: Database, settings: Settings) -> list[int]:
+    """Fail imports left `running` by a process that died (kill -9, power loss): none may run
+    longer than imports.max_seconds, so one started before that is nobody's. Nothing of it
+    was committed (its transaction died with it); its rejects file goes. Returns their ids."""
+    cutoff = datetime.now(UTC) - timedelta(
+        seconds=settings.imports.max_seconds + ABANDONED_GRACE_SECONDS
+    )
+    with database.session() as session:
+        ids = list(
+            session.scalars(
+                select(Import.id).where(
+                    Import.status == ImportStatus.RUNNING, Import.started_at < cutoff
+                )
+            )
+        )
+    message = (
+        "the import stopped with the process running it (the worker was killed or the "
+        "machine restarted); nothing was imported. Upload the file again"
+    )
+    for import_id in ids:
+        _record_refusal(
+            database, import_id, "import_stopped", message, {},
+            _rejects_path(settings, import_id), status=ImportStatus.FAILED, only_running=True,
+        )  # fmt: skip
+    return ids
 
 
 def _plain(value: Any) -> Any:

@@ -6,7 +6,8 @@ so a retried or re-queued job does the right thing.
 - `send_batch(alert_id, carrier_code, batch_no)`: run by a sender process of that carrier.
 - `reconcile()`: the database is the truth. Restore control keys and counters Redis lost,
   re-queue batches no live sender holds (expired leases, lost queues), cancel what a cancelled
-  alert still holds, expire what is past its expiry, match late receipts, complete alerts.
+  alert still holds, expire what is past its expiry, match late receipts, complete alerts,
+  fail imports whose worker died.
 - `resume(alert_id)`: after a pause, put the parked batches back on their queues.
 """
 
@@ -224,6 +225,7 @@ def reconcile() -> dict[str, Any]:
     )
     report: Counter[str] = Counter(dict.fromkeys(names, 0))
     report["expired_alerts"] = len(rt.store.expire_overdue())
+    report["failed_imports"] = len(fail_abandoned_imports(rt))
     moved = rt.store.match_receipts()
     report["receipts_matched"] = sum(moved.values())
     for alert_id, status in rt.store.active_alerts():
@@ -270,7 +272,7 @@ def run_import(
     from pathlib import Path
 
     from subscriber_import import service
-    from subscriber_import.errors import ImportRejected, ListShrinks
+    from subscriber_import.errors import ImportFailed, ImportRejected, ListShrinks
 
     rt = rt_mod.current()
     progress_key = keys.import_progress_key(token)
@@ -279,6 +281,12 @@ def run_import(
     def store(**state: Any) -> None:
         rt.redis.set(progress_key, json.dumps({**base, **state}), ex=24 * 3600)
 
+    def started(import_id: int) -> None:
+        link = json.dumps({"token": token, "path": path, **base})
+        rt.redis.hset(keys.IMPORTS_RUNNING_KEY, str(import_id), link)
+        running.append(import_id)
+
+    running: list[int] = []
     store(state="running", rows=0, total=None)
     try:
         report = service.import_file(
@@ -293,23 +301,54 @@ def run_import(
             progress=lambda rows, total: store(state="running", rows=rows, total=total),
             allow_shrink=allow_shrink,
             replacing=replacing,
+            on_start=started,
         )
-    except ImportRejected as exc:  # the file was refused and nothing changed: an answer
+    except ImportRejected as exc:  # refused or stopped by a limit; nothing changed: an answer
         if hold_on_shrink and isinstance(exc, ListShrinks) and exc.import_id is not None:
             Path(path).replace(service.held_upload(rt.settings, exc.import_id))
         store(
-            state="rejected",
+            state="failed" if isinstance(exc, ImportFailed) else "rejected",
             import_id=exc.import_id,
             code=exc.code,
             message=str(exc),
             details=json.loads(json.dumps(exc.details, default=str)),
         )
-        return {"result": "rejected", "import_id": exc.import_id}
+        return {"result": exc.code, "import_id": exc.import_id}
     except Exception as exc:
         store(state="failed", message=f"internal error: {type(exc).__name__}: {exc}")
         raise
     finally:
         Path(path).unlink(missing_ok=True)
+        if running:
+            rt.redis.hdel(keys.IMPORTS_RUNNING_KEY, *map(str, running))
     out = report.to_json()
     store(state="done", rows=out.get("rows"), total=out.get("rows"), import_id=report.import_id)
     return {"result": "done", "import_id": report.import_id}
+
+
+def fail_abandoned_imports(rt: Runtime) -> list[int]:
+    """Imports whose worker died: failed in the database (service.fail_abandoned); their
+    uploader's progress says so and their uploaded file is removed."""
+    import json
+    from pathlib import Path
+
+    from subscriber_import import service
+
+    failed = service.fail_abandoned(rt.database, rt.settings)
+    for import_id in failed:
+        raw = rt.redis.hget(keys.IMPORTS_RUNNING_KEY, str(import_id))
+        if raw is None:  # a `loa import` run, or Redis lost the link: the row says it all
+            continue
+        link = json.loads(raw)
+        Path(link["path"]).unlink(missing_ok=True)
+        state = {
+            "carrier": link.get("carrier"),
+            "filename": link.get("filename"),
+            "state": "failed",
+            "import_id": import_id,
+            "code": "import_stopped",
+            "message": "the import stopped with the worker running it; upload the file again",
+        }
+        rt.redis.set(keys.import_progress_key(link["token"]), json.dumps(state), ex=24 * 3600)
+        rt.redis.hdel(keys.IMPORTS_RUNNING_KEY, str(import_id))
+    return failed

@@ -27,6 +27,7 @@ from broadcast.web.api.imports import (
 from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
 from broadcast.web.security import READ_CARRIERS, carrier_in_scope, roles_required
+from broadcast.web.templating import import_problem
 from subscriber_import import service
 from subscriber_import.errors import ListChanged, ListShrinks
 
@@ -139,8 +140,12 @@ def upload_status(code: str, token: str):  # type: ignore[no-untyped-def]
         abort(404)
     if state.get("import_id"):
         # The report page explains a refusal; these two it words itself, in the reader's language.
-        if state["state"] == "rejected" and state.get("code") not in EXPLAINED_ON_REPORT:
-            flash(state.get("message") or _("The file was refused."), "error")
+        if (
+            state["state"] in ("rejected", "failed")
+            and state.get("code") not in EXPLAINED_ON_REPORT
+        ):
+            message = state.get("message") or _("The file was refused.")
+            flash(import_problem(state.get("code"), state.get("details"), message), "error")
         return redirect(url_for("carriers.import_report", import_id=state["import_id"]))
     if state.get("state") in uploads.FINAL_STATES:
         flash(state.get("message") or _("The import failed."), "error")

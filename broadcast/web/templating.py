@@ -40,6 +40,7 @@ IMPORT_STATUS_LABELS = {
     ImportStatus.RUNNING: _l("Running"),
     ImportStatus.SUCCEEDED: _l("Imported"),
     ImportStatus.REJECTED: _l("Refused"),
+    ImportStatus.FAILED: _l("Failed"),
 }
 IMPORT_KIND_LABELS = {
     ImportKind.LIST: _l("Subscriber list"),
@@ -72,6 +73,48 @@ REASON_LABELS = {
     "invalid_date": _l("Invalid date"),
     "duplicate": _l("Duplicate"),
 }
+# Why an import ended without a list, by its error code (subscriber_import.errors), for the
+# console in the reader's language; other codes show the importer's own message.
+IMPORT_PROBLEMS = {
+    "too_many_cells": _l(
+        "The sheet has cells as far as %(corner)s: %(cells)s cells, more than the limit of "
+        "%(limit)s. Delete the rows and columns outside the data, or save the sheet as CSV, "
+        "then upload it again."
+    ),
+    "unsafe_file": _l(
+        "The workbook unpacks to far more than its own size, or declares XML entities no "
+        "workbook needs, so it was not read. Save it again from Excel, or as CSV."
+    ),
+    "out_of_memory": _l(
+        "Reading the file needed more than %(limit_mb)s MB of memory, so the import was stopped "
+        "and nothing was imported. Delete the cells outside the data, or save the sheet as CSV."
+    ),
+    "time_limit": _l(
+        "The import took longer than %(limit_seconds)s seconds, so it was stopped and nothing "
+        "was imported. Split the file, or save it as CSV."
+    ),
+    "import_stopped": _l(
+        "The import stopped with the process running it, and nothing was imported. Upload the "
+        "file again."
+    ),
+}
+
+
+def import_problem(code: str | None, details: dict[str, Any] | None, fallback: str) -> str:
+    """The reason an import failed or was refused, translated when the code is known."""
+    message = IMPORT_PROBLEMS.get(code or "")
+    if message is None:
+        return fallback
+    values = {
+        key: format_decimal(value) if isinstance(value, int | float) else value
+        for key, value in (details or {}).items()
+    }
+    try:
+        return str(message) % values
+    except (KeyError, TypeError, ValueError):  # details of another shape: say it untranslated
+        return fallback
+
+
 # Shown in both languages whatever the locale: nobody may mistake a test for a real alert.
 TEST_MARK = "THỬ NGHIỆM / TEST"
 
@@ -106,6 +149,7 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["status_label"] = lambda v: _label(STATUS_LABELS, v)
     app.jinja_env.filters["category_label"] = lambda v: _label(CATEGORY_LABELS, v)
     app.jinja_env.filters["role_label"] = lambda v: _label(ROLE_LABELS, v)
+    app.jinja_env.globals["import_problem"] = import_problem
     app.jinja_env.globals.update(
         get_locale=get_locale,
         TEST_MARK=TEST_MARK,

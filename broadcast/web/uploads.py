@@ -9,7 +9,8 @@ sending it again with allow_shrink (API, CLI); a console upload is held instead
 (service.held_upload) and confirmed in one click on its report (confirm_held).
 
 Progress states: queued → running → done (import_id) | rejected (import_id, message, code,
-details: the file was refused and nothing changed) | failed (an internal error).
+details: the file was refused and nothing changed) | failed (import_id, message, code: stopped
+by a limit or with its worker, nothing changed; without a code: an internal error).
 """
 
 from __future__ import annotations

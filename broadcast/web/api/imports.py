@@ -62,10 +62,11 @@ def visible_import(session: Any, import_id: int) -> tuple[Import, str]:
     "Upload a subscriber list or counts (CSV or XLSX). The import runs as a background job; "
     "the answer waits up to `wait` seconds for it (default and most: the setting "
     "web.upload_wait_max_seconds, 10): 201 with the import and its report when done, 422 when "
-    "the file was refused, else 202 with the progress and its URL (Location) to poll. "
-    "A `progress_token` already used answers 409. A list that cuts the active one by more "
-    "than imports.max_shrink is refused (422 list_shrinks, details current and new) unless "
-    "the form field allow_shrink=true confirms it",
+    "the file was refused or its import was stopped by a limit (imports.max_cells, "
+    "max_unzipped_mb, max_memory_mb, max_seconds; the code says which), else 202 with the "
+    "progress and its URL (Location) to poll. A `progress_token` already used answers 409. "
+    "A list that cuts the active one by more than imports.max_shrink is refused (422 "
+    "list_shrinks, details current and new) unless the form field allow_shrink=true confirms it",
     roles=UPLOADERS,
     tag="imports",
     multipart=True,
@@ -94,7 +95,7 @@ def upload(code: str):  # type: ignore[no-untyped-def]
         with svc.database.session() as session:
             row = session.get(Import, state["import_id"])
             return jsonify(ImportOut().dump(import_view(row, code))), 201
-    if state.get("state") == "rejected":
+    if state.get("state") == "rejected" or (state.get("state") == "failed" and state.get("code")):
         details = dict(state.get("details") or {})
         details["import_id"] = state.get("import_id")
         return error_response(

@@ -367,7 +367,8 @@ class ImportOut(Schema):
 
 
 class ImportProgress(Schema):
-    """queued → running → done | rejected (the file was refused) | failed (internal error)."""
+    """queued → running → done | rejected (the file was refused) | failed (stopped by a limit
+    or a dead worker: `code` and `import_id` say which; without them, an internal error)."""
 
     token = fields.String()
     status_url = fields.String()
