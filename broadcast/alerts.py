@@ -99,6 +99,16 @@ APPROVE_ROLES = frozenset({Role.APPROVER})
 CONTROL_ROLES = frozenset({Role.APPROVER, Role.ADMIN})
 
 
+class UnfilledPlaceholder(ValidationFailed):
+    """A text still holds a template marker such as `[[địa bàn]]`: nobody wrote the real value."""
+
+    code = "unfilled_placeholder"
+
+    def __init__(self, message: str, details: dict[str, list[str]], markers: list[str]) -> None:
+        super().__init__(message, details)
+        self.markers = markers
+
+
 def next_status(status: AlertStatus, action: Action) -> AlertStatus:
     """The state machine, pure: the status after `action`, or InvalidTransition."""
     try:
@@ -217,6 +227,11 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
     for name, rule in TEXT_RULES.items():
         for message in text.problems(getattr(draft, name), rule):
             add(name, message)
+    markers: dict[str, None] = {}
+    for name in ("title", "body", "instruction"):
+        for found in templates.unfilled(getattr(draft, name)):
+            markers[found] = None
+            add(name, f"unfilled placeholder {found}: write the real value in its place")
     try:
         category = AlertCategory(draft.category)
     except ValueError:
@@ -298,6 +313,12 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
 
     if p:
         fields = ", ".join(p)
+        if markers:
+            raise UnfilledPlaceholder(
+                f"alert refused: unfilled placeholder(s) {', '.join(markers)}; check {fields}",
+                p,
+                list(markers),
+            )
         raise ValidationFailed(f"alert refused: check {fields}", p)
 
 

@@ -29,9 +29,27 @@ CAP_WINDOW = timedelta(hours=24)
 
 
 class PolicyViolation(ValidationFailed):
-    """An approval would break quiet hours (or another sending rule) and was not waived."""
+    """An approval would break quiet hours (or another sending rule) and was not waived.
+
+    Carries the figures of its message so the console can say it in the reader's language."""
 
     code = "policy_violation"
+
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, list[str]],
+        *,
+        category: AlertCategory,
+        window: str,
+        start: datetime,
+        resume: datetime,
+    ) -> None:
+        super().__init__(message, details)
+        self.category = category
+        self.window = window
+        self.start = start
+        self.resume = resume
 
 
 @dataclass(frozen=True)
@@ -114,7 +132,44 @@ def check_quiet_hours(
         f"cannot start sending at {local:%H:%M}; schedule it for {resume:%Y-%m-%d %H:%M} "
         "or waive quiet hours"
     )
-    raise PolicyViolation(message, {"quiet_hours": [message]})
+    raise PolicyViolation(
+        message,
+        {"quiet_hours": [message]},
+        category=AlertCategory(category),
+        window=window,
+        start=local,
+        resume=resume,
+    )
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the sending rules mean for one alert, for the pages that warn before they bite."""
+
+    applies: bool  # the category is policed (warning, information)
+    quiet_window: str | None  # "22:00–07:00" when quiet hours are set
+    start: datetime  # when sending would start, local time
+    in_quiet_hours: bool  # … and that moment is inside quiet hours
+    resume: datetime  # the first moment outside them (local)
+    daily_cap: int  # 0: no cap
+
+
+def rules_for(category: AlertCategory, send_at: datetime, policy: Policy) -> Rules:
+    """The quiet hours and the daily cap as they apply to an alert starting at `send_at`."""
+    policed = applies(category)
+    window = (
+        f"{policy.quiet_start:%H:%M}–{policy.quiet_end:%H:%M}"
+        if policy.quiet_hours_enabled
+        else None
+    )
+    return Rules(
+        applies=policed,
+        quiet_window=window,
+        start=as_utc(send_at).astimezone(ZoneInfo(policy.timezone)),
+        in_quiet_hours=policed and in_quiet_hours(send_at, policy),
+        resume=quiet_hours_end(send_at, policy),
+        daily_cap=policy.daily_cap,
+    )
 
 
 def daily_cap_applies(category: AlertCategory, policy: Policy, *, waived: bool) -> bool:

@@ -3,11 +3,14 @@
 A false alert must be correctable in one click (DOMAIN.md: Hawaii 2018), so the correction and
 the all-clear are templates `derive` fills from the original alert. Texts are short on purpose:
 who sends it, what happened, what to do, where to learn more; one or two UCS-2 parts.
-Placeholders use str.format names; a missing value renders as an empty string, never an error.
+Placeholders use str.format names. A value not given renders as a visible marker, `[[địa bàn]]`,
+never as a silent blank: "Sơ tán ngay khỏi . Đến ." reads like a finished text to a tired
+approver at night, a marker does not, and `validate_draft` refuses any text still holding one.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from string import Formatter
 from typing import Any
@@ -16,6 +19,30 @@ from broadcast.errors import NotFound
 from broadcast.models import AlertCategory
 
 LANGUAGES = ("vi", "en")
+
+# What a drafter is asked to write in place of each placeholder (shown inside the marker).
+FIELD_LABELS: dict[str, dict[str, str]] = {
+    "sender": {"vi": "đơn vị gửi", "en": "sender"},
+    "name": {"vi": "tên bão", "en": "storm name"},
+    "area": {"vi": "địa bàn", "en": "area"},
+    "time": {"vi": "thời gian", "en": "time"},
+    "place": {"vi": "nơi đến", "en": "destination"},
+    "subject": {"vi": "nội dung", "en": "subject"},
+    "web": {"vi": "trang web", "en": "web address"},
+}
+# A marker: two brackets round a short label. Alert texts never need `[[` otherwise.
+PLACEHOLDER_RE = re.compile(r"\[\[[^\[\]\n]{1,60}\]\]")
+
+
+def marker(name: str, language: str = "vi") -> str:
+    """The visible stand-in for a placeholder nobody filled yet."""
+    label = FIELD_LABELS.get(name, {}).get(language, name)
+    return f"[[{label}]]"
+
+
+def unfilled(text: str) -> list[str]:
+    """The placeholder markers still in a text, in order, each once."""
+    return list(dict.fromkeys(PLACEHOLDER_RE.findall(text or "")))
 
 
 @dataclass(frozen=True)
@@ -188,14 +215,20 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
-class _Blank(dict[str, Any]):
+class _Marked(dict[str, Any]):
+    """Values for str.format_map: a placeholder not given becomes its visible marker."""
+
+    def __init__(self, values: dict[str, Any], language: str) -> None:
+        super().__init__(values)
+        self.language = language
+
     def __missing__(self, key: str) -> str:
-        return ""
+        return marker(key, self.language)
 
 
-def _fill(text: str, values: dict[str, Any]) -> str:
-    filled = text.format_map(_Blank(values))
-    return " ".join(filled.split())  # collapse gaps left by empty placeholders
+def _fill(text: str, values: dict[str, Any], language: str) -> str:
+    filled = text.format_map(_Marked(values, language))
+    return " ".join(filled.split())  # collapse gaps left by values given as empty
 
 
 def get(key: str) -> Template:
@@ -206,16 +239,33 @@ def get(key: str) -> Template:
 
 
 def render(key: str, *, language: str = "vi", **values: Any) -> dict[str, str]:
-    """Title, body and instruction of a template in one language, placeholders filled."""
+    """Title, body and instruction of a template in one language, placeholders filled (those
+    not given are marked, see `marker`)."""
     if language not in LANGUAGES:
         raise NotFound(f"unknown language {language!r}; known: {', '.join(LANGUAGES)}")
     template = get(key)
-    instruction = values.get("instruction") or _fill(template.instruction[language], values)
+    instruction = values.get("instruction") or _fill(
+        template.instruction[language], values, language
+    )
     values = {**values, "instruction": instruction}
     return {
-        "title": _fill(template.title[language], values),
-        "body": _fill(template.body[language], values),
+        "title": _fill(template.title[language], values, language),
+        "body": _fill(template.body[language], values, language),
         "instruction": instruction,
+    }
+
+
+def prefill(key: str, *, language: str = "vi", **values: Any) -> dict[str, Any]:
+    """A new draft's starting values from a template: its text (see `render`) and its category
+    and CAP assessment, so the evacuation template starts as an emergency."""
+    template = get(key)
+    return {
+        **render(key, language=language, **values),
+        "category": template.category.value,
+        "event": template.event,
+        "urgency": template.urgency,
+        "severity": template.severity,
+        "certainty": template.certainty,
     }
 
 

@@ -1,7 +1,9 @@
-"""Console pages for alerts: list, draft with live preview, approve, watch, export.
+"""Console pages for alerts: list, draft with live preview, read-back and approve, watch,
+export.
 
 Views parse the form, call broadcast.alerts and render; refusals come back as flashed
-messages naming the field, and nothing changes.
+messages naming the field, and nothing changes. Approving and cancelling are two steps: the
+first page reads back what will happen, only its final button acts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy import select
 
 from broadcast import alerts as core
 from broadcast import templates
-from broadcast.errors import LoaError, PermissionDenied, VersionChanged
+from broadcast.errors import LoaError, PermissionDenied, ValidationFailed, VersionChanged
 from broadcast.models import (
     Alert,
     AlertCategory,
@@ -30,14 +32,15 @@ from broadcast.models import (
     Role,
     User,
 )
-from broadcast.web import alertio, dispatch
+from broadcast.policy import PolicyViolation
+from broadcast.web import alertio, dispatch, previews
 from broadcast.web.api.alerts import cap_response, report_response
 from broadcast.web.api.schemas import AlertIn
 from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
 from broadcast.web.security import READ_ALERTS, roles_required
-from broadcast.web.templating import STATUS_LABELS
+from broadcast.web.templating import CATEGORY_LABELS, STATUS_LABELS
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -89,6 +92,57 @@ def _with_local(values: dict[str, Any]) -> dict[str, Any]:
         if moment is not None and moment.tzinfo is not None:
             values[f"{key}_local"] = moment.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
     return values
+
+
+def _refusal(exc: Exception) -> str:
+    """A refusal in the reader's language where the core gave its figures, else its text."""
+    if isinstance(exc, PolicyViolation):
+        return _(
+            "Quiet hours %(window)s: a %(category)s alert cannot start sending at %(start)s. "
+            "Schedule it for %(resume)s or later, or tick “Waive quiet hours” if it cannot "
+            "wait. Nothing was approved.",
+            window=exc.window,
+            category=str(CATEGORY_LABELS.get(exc.category, exc.category.value)).lower(),
+            start=f"{exc.start:%H:%M}",
+            resume=f"{exc.resume:%H:%M %d/%m/%Y}",
+        )
+    if isinstance(exc, core.UnfilledPlaceholder):
+        line = _(
+            "Some fields of the template are still empty: %(markers)s. Write the real value in "
+            "place of each marked field.",
+            markers=", ".join(exc.markers),
+        )
+        others = {
+            field: [m for m in messages if not m.startswith("unfilled placeholder")]
+            for field, messages in exc.details.items()
+        }
+        others = {field: messages for field, messages in others.items() if messages}
+        if others:
+            line += " " + refusal_text(ValidationFailed(_("Also refused:"), others))
+        return line
+    return refusal_text(exc)
+
+
+def _version_changed(exc: VersionChanged) -> str:
+    return _(
+        "The alert was changed after you opened it: you read version %(read)s, it is now "
+        "version %(current)s. Nothing was approved; read it again before deciding.",
+        read=exc.read,
+        current=exc.current,
+    )
+
+
+def _template_values(key: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A template's starting values, with the fields the drafter filled in so far (query
+    arguments named after its placeholders), and those fields for the fill-in form."""
+    template = templates.get(key)
+    asked = [name for name in template.fields if name in templates.FIELD_LABELS]
+    given = {name: request.args[name].strip() for name in asked if request.args.get(name)}
+    fields = [
+        {"name": name, "label": templates.FIELD_LABELS[name]["vi"], "value": given.get(name, "")}
+        for name in asked
+    ]
+    return templates.prefill(key, **given), fields
 
 
 GROUP_OVER = 12  # more children than this: grouped by level and searchable
@@ -149,11 +203,15 @@ def index():  # type: ignore[no-untyped-def]
 def new():  # type: ignore[no-untyped-def]
     svc = services()
     values: dict[str, Any] = {"category": "warning", "carriers": [], "areas": []}
-    if request.method == "GET" and request.args.get("template"):
+    template_fields: list[dict[str, str]] = []
+    template_key = request.args.get("template", "")
+    if request.method == "GET" and template_key:
         try:
-            values.update(templates.render(request.args["template"]))
+            prefilled, template_fields = _template_values(template_key)
+            values.update(prefilled)
         except LoaError as exc:
             flash(str(exc), "error")
+            template_key = ""
     if request.method == "POST":
         values = _form_input()
         try:
@@ -164,12 +222,14 @@ def new():  # type: ignore[no-untyped-def]
             flash(_("Draft saved."), "success")
             return redirect(url_for("alerts.show", alert_id=alert_id))
         except (LoaError, ValidationError) as exc:
-            flash(refusal_text(exc), "error")
+            flash(_refusal(exc), "error")
     with svc.database.session() as session:
         return render_template(
             "alerts/form.html",
             values=_with_local(values),
             alert=None,
+            template_key=template_key,
+            template_fields=template_fields,
             **_form_context(session, values.get("areas")),
         )
 
@@ -191,12 +251,14 @@ def edit(alert_id: int):  # type: ignore[no-untyped-def]
             flash(_("Draft saved."), "success")
             return redirect(url_for("alerts.show", alert_id=alert_id))
         except (LoaError, ValidationError) as exc:
-            flash(refusal_text(exc), "error")
+            flash(_refusal(exc), "error")
     with svc.database.session() as session:
         return render_template(
             "alerts/form.html",
             values=_with_local(values),
             alert=summary,
+            template_key="",
+            template_fields=[],
             **_form_context(session, values.get("areas")),
         )
 
@@ -213,12 +275,18 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
             select(Approval).where(Approval.alert_id == alert_id).order_by(Approval.id)
         ).all()
         progress = alertio.progress(svc.redis, session, alert)
+        # Before the fan-out the lists say who will receive it; after, the snapshot does.
+        figures = (
+            None if progress["total"] else previews.alert_audience(session, svc.settings, alert)
+        )
     return render_template(
         "alerts/show.html",
         alert=summary,
         people=people,
         decisions=decisions,
         progress=progress,
+        figures=figures,
+        audience_total=progress["total"] or (figures or {}).get("audience_total"),
         can=_abilities(summary),
         cap_available="alerts.cap" in current_app.view_functions,
         status_labels={s.value: str(label) for s, label in STATUS_LABELS.items()},
@@ -235,8 +303,8 @@ def _abilities(summary: dict[str, Any]) -> dict[str, bool]:
         "submit": "submit" in allowed and mine,
         "withdraw": "withdraw" in allowed and mine,
         "decide": "approve" in allowed and role in core.APPROVE_ROLES and not mine,
-        "pause": "pause" in allowed and role in core.CONTROL_ROLES,
-        "resume": "resume" in allowed and role in core.CONTROL_ROLES,
+        # Offered while the alert is out, shown by the watch page as the status moves on.
+        "control": summary["status"] in WATCHED and role in core.CONTROL_ROLES,
         "cancel": "cancel" in allowed
         and (
             role in core.CONTROL_ROLES
@@ -244,6 +312,69 @@ def _abilities(summary: dict[str, Any]) -> dict[str, bool]:
         ),
         "derive": summary["approved_at"] is not None and role in core.DRAFT_ROLES,
     }
+
+
+WATCHED = frozenset({"approved", "scheduled", "sending", "paused"})
+
+
+def _decidable(alert_id: int) -> Any:
+    """The alert an approver is about to decide on, or the page to send them back to."""
+    svc = services()
+    with svc.database.session() as session:
+        alert = core.get_alert(session, alert_id)
+        summary = core.alert_summary(alert)
+        if summary["created_by"] == current_user.id:
+            raise PermissionDenied("a drafter cannot approve their own alert")
+        if summary["status"] != AlertStatus.PENDING_APPROVAL.value:
+            flash(_("This alert is not awaiting approval any more."), "error")
+            return redirect(url_for("alerts.show", alert_id=alert_id))
+        version = request.args.get("version", type=int)
+        if version is None:
+            flash(_("This page is out of date. Read the alert again before approving."), "error")
+            return redirect(url_for("alerts.show", alert_id=alert_id))
+        if version != alert.version:
+            exc = VersionChanged(alert.id, read=version, current=alert.version)
+            flash(_version_changed(exc), "error")
+            return redirect(url_for("alerts.show", alert_id=alert_id))
+        figures = previews.alert_audience(session, svc.settings, alert)
+    return summary, figures
+
+
+@bp.route("/<int:alert_id>/readback")
+@roles_required(*core.APPROVE_ROLES)
+def readback(alert_id: int):  # type: ignore[no-untyped-def]
+    """Step one of approving: what will happen, read back, with the one button that sends."""
+    found = _decidable(alert_id)
+    if not isinstance(found, tuple):
+        return found
+    summary, figures = found
+    waive_quiet_hours = request.args.get("waive_quiet_hours") == "1"
+    waive_daily_cap = request.args.get("waive_daily_cap") == "1"
+    codes = {note["code"] for note in figures["rules"]}
+    return render_template(
+        "alerts/readback.html",
+        alert=summary,
+        figures=figures,
+        messages=(figures["audience_total"] or 0) * summary["parts"],
+        waive_quiet_hours=waive_quiet_hours,
+        waive_daily_cap=waive_daily_cap,
+        refused_now="quiet_hours_now" in codes and not waive_quiet_hours,
+    )
+
+
+@bp.route("/<int:alert_id>/cancel/confirm")
+@roles_required(*DRAFTERS)
+def confirm_cancel(alert_id: int):  # type: ignore[no-untyped-def]
+    """Cancelling stops what is not sent yet and cannot be undone: it is asked for twice."""
+    svc = services()
+    with svc.database.session() as session:
+        alert = core.get_alert(session, alert_id)
+        summary = core.alert_summary(alert)
+        progress = alertio.progress(svc.redis, session, alert)
+    if not _abilities(summary)["cancel"]:
+        flash(_("This alert cannot be cancelled by you now."), "error")
+        return redirect(url_for("alerts.show", alert_id=alert_id))
+    return render_template("alerts/cancel.html", alert=summary, progress=progress)
 
 
 ACTIONS = {
@@ -286,18 +417,12 @@ def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
             alert = service(session, alert_id, user=current_user.db_user(session), **kwargs)
             status, schedule_at = AlertStatus(alert.status), alert.schedule_at
     except VersionChanged as exc:
-        message = _(
-            "The alert was changed after you opened it: you read version %(read)s, it is now "
-            "version %(current)s. Nothing was approved; read it again before deciding.",
-            read=exc.read,
-            current=exc.current,
-        )
-        flash(message, "error")
+        flash(_version_changed(exc), "error")
         return redirect(url_for("alerts.show", alert_id=alert_id))
     except LoaError as exc:
         if isinstance(exc, PermissionDenied):
             raise
-        flash(refusal_text(exc), "error")
+        flash(_refusal(exc), "error")
         return redirect(url_for("alerts.show", alert_id=alert_id))
     dispatch.after_transition(svc, alert_id, status, schedule_at=schedule_at)
     if action == "resume":

@@ -75,13 +75,17 @@ def status_for(exc: LoaError) -> int:
 
 
 def refusal_text(exc: Exception) -> str:
-    """A refusal as one line for a flash message: the message, then each field's problems."""
+    """A refusal as one line for a flash message: the message, then each field's problems,
+    each said once (a detail that only repeats the message is left out)."""
+    message = str(getattr(exc, "message", None) or exc)
     details = getattr(exc, "details", None) or getattr(exc, "messages", None) or {}
-    parts = [
-        f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in dict(details).items()
-    ]
-    return str(exc) + (" — " + " | ".join(parts) if parts else "")
+    parts = []
+    for key, value in dict(details).items():
+        said = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        said = [v for v in said if v != message]
+        if said:
+            parts.append(f"{key}: {'; '.join(said)}")
+    return message + (" — " + " | ".join(parts) if parts else "")
 
 
 def _wants_json() -> bool:

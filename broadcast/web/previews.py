@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from flask_babel import format_decimal
@@ -15,9 +16,9 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcast import audience
+from broadcast import audience, policy, templates
 from broadcast.alerts import CONCATENATION, sms_text
-from broadcast.models import AlertCategory, Carrier
+from broadcast.models import Alert, AlertCategory, Carrier
 from broadcast.settings import Settings
 from smpp_gateway import encoding
 
@@ -50,6 +51,70 @@ def _short_list(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def rule_notes(
+    category: str, settings: Settings, *, send_at: datetime | None = None
+) -> list[dict[str, str]]:
+    """What quiet hours and the daily cap mean for this alert, said before they bite: the
+    drafter sees them while writing, the approver before approving."""
+    rules = policy.rules_for(
+        AlertCategory(category),
+        send_at or datetime.now(UTC),
+        policy.Policy.from_settings(settings),
+    )
+    if not rules.applies:
+        return [
+            {
+                "code": "exempt",
+                "message": _(
+                    "Quiet hours and the daily cap do not hold back emergency and test alerts."
+                ),
+            }
+        ]
+    notes = []
+    if rules.quiet_window:
+        if rules.in_quiet_hours:
+            message = _(
+                "Quiet hours %(window)s apply to this alert and sending would start at "
+                "%(start)s, inside them: approval will be refused unless the approver waives "
+                "quiet hours, or the alert is scheduled for %(resume)s or later.",
+                window=rules.quiet_window,
+                start=f"{rules.start:%H:%M}",
+                resume=f"{rules.resume:%H:%M %d/%m/%Y}",
+            )
+            notes.append({"code": "quiet_hours_now", "message": message})
+        else:
+            message = _(
+                "Quiet hours %(window)s apply to this alert: it cannot start sending inside "
+                "them unless the approver waives them (waiving means people are woken at night).",
+                window=rules.quiet_window,
+            )
+            notes.append({"code": "quiet_hours", "message": message})
+    if rules.daily_cap > 0:
+        message = _(
+            "Daily cap: people who already received %(cap)s alerts in the last 24 hours are "
+            "left out, unless the approver waives the cap (waiving sends to them as well).",
+            cap=rules.daily_cap,
+        )
+        notes.append({"code": "daily_cap", "message": message})
+    return notes
+
+
+def alert_audience(session: Session, settings: Settings, alert: Alert) -> dict[str, Any]:
+    """The draft preview's figures for a stored alert: the read-back and the alert page say
+    the same numbers the drafter saw."""
+    scheduled = policy.as_utc(alert.schedule_at) if alert.schedule_at else None
+    return build_preview(
+        session,
+        settings,
+        text=alert.body,
+        fold=alert.fold,
+        areas=[a.code for a in alert.areas],
+        carriers=[c.code for c in alert.carriers],
+        category=AlertCategory(alert.category).value,
+        send_at=scheduled if scheduled and scheduled > datetime.now(UTC) else None,
+    )
+
+
 def build_preview(
     session: Session,
     settings: Settings,
@@ -59,6 +124,7 @@ def build_preview(
     areas: list[str] | None = None,
     carriers: list[str] | None = None,
     category: str = "information",
+    send_at: datetime | None = None,
 ) -> dict[str, Any]:
     on_air = sms_text(body=text, category=AlertCategory(category))
     shown = _text_info(on_air, fold)
@@ -70,6 +136,8 @@ def build_preview(
         "eta_seconds": None,
         "audience_available": False,
         "warnings": [],
+        "rules": rule_notes(category, settings, send_at=send_at),
+        "placeholders": templates.unfilled(text),
     }
     known = {code: name for code, name in session.execute(select(Carrier.code, Carrier.name))}
     chosen = [c for c in (carriers or []) if c in known]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_babel import format_decimal, get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -141,7 +143,19 @@ def init_templating(app: Flask) -> None:
         """A count in the reader's locale (vi: 99.935); '—' for none."""
         return "—" if value is None or value == "" else format_decimal(value)
 
+    def duration(seconds: float | None) -> str:
+        """An expected sending time, rounded up the way a person says it."""
+        if seconds is None:
+            return "—"
+        whole = max(0, math.ceil(seconds))
+        if whole < 60:
+            return _("%(seconds)s s", seconds=whole)
+        if whole < 3600:
+            return _("%(minutes)s min %(seconds)s s", minutes=whole // 60, seconds=whole % 60)
+        return _("%(hours)s h %(minutes)s min", hours=whole // 3600, minutes=whole % 3600 // 60)
+
     app.jinja_env.filters["localtime"] = local_time
+    app.jinja_env.filters["duration"] = duration
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["import_status_label"] = lambda v: _label(IMPORT_STATUS_LABELS, v)
     app.jinja_env.filters["import_kind_label"] = lambda v: _label(IMPORT_KIND_LABELS, v)

@@ -16,7 +16,16 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from webtools import PASSWORD, People, assert_error, csrf_from, hidden_fields, login, page_csrf
+from webtools import (
+    PASSWORD,
+    People,
+    assert_error,
+    csrf_from,
+    hidden_fields,
+    login,
+    page_csrf,
+    read_back,
+)
 
 from broadcast import accounts
 from broadcast.db import Database
@@ -234,8 +243,7 @@ def test_a_stale_console_page_does_not_approve(
 ) -> None:
     aid = pending_alert(client, people)["id"]
     login(client, "approver")
-    page = client.get(f"/alerts/{aid}").get_data(as_text=True)
-    form = hidden_fields(page, "approve-form")
+    form = hidden_fields(read_back(client, f"/alerts/{aid}"), "approve-form")
     assert form["version"] == "1"
     edit_and_resubmit(client, people, aid)  # meanwhile, through the drafter's token
     shown = client.post(f"/alerts/{aid}/approve", data=form, follow_redirects=True)
@@ -249,7 +257,7 @@ def test_a_stale_console_page_does_not_approve(
         as_text=True
     )
     assert "Trang này đã cũ" in text and approvals(seeded_database, aid) == 0
-    page = client.get(f"/alerts/{aid}").get_data(as_text=True)
+    page = read_back(client, f"/alerts/{aid}")
     done = client.post(
         f"/alerts/{aid}/approve", data=hidden_fields(page, "approve-form"), follow_redirects=True
     )
@@ -272,7 +280,7 @@ def test_self_approval_is_refused_by_token_console_and_after_a_role_change(
     # nor their console session, with the form forged
     login(client, "approver")
     page = client.get(f"/alerts/{own['id']}").get_data(as_text=True)
-    assert 'id="approve-form"' not in page
+    assert 'id="readback-form"' not in page
     forged = {"csrf_token": csrf_from(page), "version": str(own["version"])}
     assert client.post(f"/alerts/{own['id']}/approve", data=forged).status_code == 403
     # a drafter's alert, then the drafter is made an approver
@@ -294,7 +302,7 @@ def test_self_approval_is_refused_by_token_console_and_after_a_role_change(
     assert drafter.get("/alerts/").status_code == 302  # the role change ended the session
     login(drafter, "drafter")
     page = drafter.get(f"/alerts/{mine['id']}").get_data(as_text=True)
-    assert 'id="approve-form"' not in page
+    assert 'id="readback-form"' not in page
     assert approvals(seeded_database, own["id"]) == approvals(seeded_database, mine["id"]) == 0
     with seeded_database.session() as s:
         change = s.scalar(select(AuditEntry).where(AuditEntry.action == "user.set_role"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask.testing import FlaskClient
-from webtools import People, hidden_fields, login, page_csrf
+from webtools import People, hidden_fields, login, page_csrf, read_back
 
 FORM = {
     "title": "Mưa lớn",
@@ -43,7 +43,7 @@ def test_draft_submit_approve_and_escaping(client: FlaskClient, people: People) 
     assert 'id="do-approve"' in page
     done = client.post(
         f"{location}/approve",
-        data={**hidden_fields(page, "approve-form"), "waive_quiet_hours": "1"},
+        data=hidden_fields(read_back(client, location, waive_quiet_hours="1"), "approve-form"),
         follow_redirects=True,
     )
     assert "Đã phê duyệt" in done.get_data(as_text=True)

@@ -35,6 +35,14 @@ def hidden_fields(html: str, form_id: str) -> dict[str, str]:
     return dict(HIDDEN_RE.findall(html[start : html.index("</form>", start)]))
 
 
+def read_back(client: FlaskClient, location: str, **waivers: str) -> str:
+    """The read-back page an approver reaches from the alert page: the version read on the
+    alert page rides along, as the browser's GET form sends it."""
+    page = client.get(location).get_data(as_text=True)
+    query = {**hidden_fields(page, "readback-form"), **waivers}
+    return client.get(f"{location}/readback", query_string=query).get_data(as_text=True)
+
+
 def login(client: FlaskClient, username: str, password: str = PASSWORD) -> Any:
     page = client.get("/login")
     token = csrf_from(page.get_data(as_text=True))

@@ -124,6 +124,11 @@ class PreviewWarning(Schema):
     message = fields.String()
 
 
+class RuleNote(Schema):
+    code = fields.String()
+    message = fields.String()
+
+
 class PreviewOut(Schema):
     preview = fields.Nested(TextInfo)
     folded = fields.Nested(TextInfo)
@@ -132,6 +137,8 @@ class PreviewOut(Schema):
     eta_seconds = fields.Float(allow_none=True)
     audience_available = fields.Boolean()
     warnings = fields.List(fields.Nested(PreviewWarning))
+    rules = fields.List(fields.Nested(RuleNote))
+    placeholders = fields.List(fields.String())
 
 
 class AreaOut(Schema):

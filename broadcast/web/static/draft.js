@@ -24,12 +24,8 @@
   }
   function number(n) { return (n === null || n === undefined) ? "—" : n.toLocaleString("vi-VN"); }
 
-  function showText(info) {
-    var out = $("pv-text");
-    out.textContent = "";
-    var bad = {};
-    info.ucs2_chars.forEach(function (c) { bad[c] = true; });
-    Array.from(info.text).forEach(function (ch) {
+  function showChars(out, text, bad) {
+    Array.from(text).forEach(function (ch) {
       if (bad[ch]) {
         var mark = document.createElement("mark");
         mark.textContent = ch;
@@ -37,6 +33,32 @@
       } else {
         out.appendChild(document.createTextNode(ch));
       }
+    });
+  }
+  /* The text on the air, UCS-2 characters marked, template blanks ([[địa bàn]]) boxed. */
+  function showText(info) {
+    var out = $("pv-text");
+    out.textContent = "";
+    var bad = {};
+    info.ucs2_chars.forEach(function (c) { bad[c] = true; });
+    info.text.split(/(\[\[[^\[\]\n]{1,60}\]\])/).forEach(function (piece, i) {
+      if (i % 2 === 1) {
+        var blank = document.createElement("span");
+        blank.className = "placeholder";
+        blank.textContent = piece;
+        out.appendChild(blank);
+      } else {
+        showChars(out, piece, bad);
+      }
+    });
+  }
+  function fillList(list, items, attribute, key) {
+    list.textContent = "";
+    items.forEach(function (item) {
+      var li = document.createElement("li");
+      li.textContent = item.message;
+      li.setAttribute(attribute, item[key]);
+      list.appendChild(li);
     });
   }
 
@@ -63,17 +85,16 @@
       });
       tbody.appendChild(tr);
     });
+    $("pv-total").textContent = number(data.audience_total);
     $("pv-eta").textContent = duration(data.eta_seconds);
+    var blanks = data.placeholders || [];
+    $("pv-placeholders").hidden = blanks.length === 0;
+    $("pv-placeholder-list").textContent = blanks.join(", ");
+    fillList($("pv-rules"), data.rules || [], "data-rule", "code");
     /* A carrier whose list holds far fewer numbers than it reported: most of its people
        would be missed (the server words the warning in the reader's language). */
     var warnings = $("pv-warnings");
-    warnings.textContent = "";
-    (data.warnings || []).forEach(function (w) {
-      var li = document.createElement("li");
-      li.textContent = w.message;
-      li.setAttribute("data-carrier", w.carrier);
-      warnings.appendChild(li);
-    });
+    fillList(warnings, data.warnings || [], "data-carrier", "carrier");
     warnings.hidden = warnings.children.length === 0;
   }
 

@@ -1,5 +1,7 @@
 /* Watch page: poll the progress JSON every second, move the bars, draw messages/s and
-   receipts/s over the last minutes as an SVG line chart. Stops when the alert is final. */
+   receipts/s over the last minutes as an SVG line chart. Stops when the alert is final.
+   Pause and resume follow the status (an alert approved a moment ago is sending now); the
+   status and every tenth of the way are said to screen readers through an aria-live line. */
 (function () {
   "use strict";
   var box = document.getElementById("watch");
@@ -11,6 +13,21 @@
   var last = null;
   var FINAL = { completed: true, cancelled: true, draft: true, pending_approval: true };
   var LABELS = JSON.parse(box.getAttribute("data-labels") || "{}");
+  var announced = null;
+
+  function controls(status) {
+    var pause = document.getElementById("pause-form");
+    var resume = document.getElementById("resume-form");
+    if (pause) { pause.hidden = status !== "sending"; }
+    if (resume) { resume.hidden = status !== "paused"; }
+  }
+  function announce(status, percent) {
+    var step = Math.floor(percent / 10) * 10;
+    var said = status + ":" + step;
+    if (said === announced) { return; }
+    announced = said;
+    document.getElementById("w-announce").textContent = (LABELS[status] || status) + " · " + step + "%";
+  }
 
   function duration(s) {
     if (s === null || s === undefined) { return "—"; }
@@ -88,6 +105,8 @@
       status.setAttribute("data-status", data.status);
       status.textContent = LABELS[data.status] || data.status;
     }
+    controls(data.status);
+    announce(data.status, data.percent);
     box.setAttribute("data-percent", String(data.percent));
     return !FINAL[data.status];
   }
