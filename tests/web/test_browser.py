@@ -168,14 +168,18 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-def log_in(browser: Any, base: str, username: str) -> Any:
+def log_in(browser: Any, base: str, username: str, width: int | None = None) -> Any:
+    """A fresh browser context logged in as `username` (`width`: a phone's viewport)."""
     from webtools import PASSWORD
 
     # CSP bypassed for the test's own probes (wait_for_function evaluates strings): the
     # script-tag check then proves autoescaping alone keeps a body's script from running.
     # An English-speaking browser (Chromium's Accept-Language en-US): the console must still
     # come up in Vietnamese.
-    context = browser.new_context(accept_downloads=True, bypass_csp=True, locale="en-US")
+    viewport = {"viewport": {"width": width, "height": 800}} if width else {}
+    context = browser.new_context(
+        accept_downloads=True, bypass_csp=True, locale="en-US", **viewport
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(f"{base}/login")
@@ -262,7 +266,9 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         approver = log_in(browser, base, "approver")
         approver.goto(alert_url)
         approver.check('input[name="waive_quiet_hours"]')
-        approver.click("#do-approve")
+        approver.click("#do-approve")  # reads back first: 35 people, two carriers
+        assert approver.text_content("#rb-total") == "35"
+        approver.click("#do-confirm-approve")
         approver.wait_for_selector("#watch")
         # The watch page polls: every carrier's bar, and the total, reach 100%.
         try:
@@ -503,12 +509,126 @@ def test_a_stale_page_does_not_approve(server: dict[str, Any], browser: Any) -> 
     _api(base, token, "POST", f"/api/v1/alerts/{aid}/withdraw")
     _api(base, token, "PUT", f"/api/v1/alerts/{aid}", {**alert, "body": "Không có lũ."})
     _api(base, token, "POST", f"/api/v1/alerts/{aid}/submit")
-    approver.click("#do-approve")
+    approver.click("#do-approve")  # the read-back step checks the version read
     approver.wait_for_selector(".flash.error")
     message = approver.text_content(".flash.error")
     assert "đã đọc phiên bản 1, nay là phiên bản 2" in message and "Chưa phê duyệt" in message
     assert approver.get_attribute("#alert-status", "data-status") == "pending_approval"
     assert "Không có lũ." in approver.text_content("#alert-body")
     approver.click("#do-approve")  # the page now shows version 2
+    approver.wait_for_selector("#rb-text")
+    assert approver.text_content("#rb-text") == "Không có lũ."
+    _api(base, token, "POST", f"/api/v1/alerts/{aid}/withdraw")  # and again, after the read-back
+    _api(base, token, "PUT", f"/api/v1/alerts/{aid}", {**alert, "body": "Có lũ."})
+    _api(base, token, "POST", f"/api/v1/alerts/{aid}/submit")
+    approver.click("#do-confirm-approve")
+    approver.wait_for_selector(".flash.error")
+    assert "đã đọc phiên bản 2, nay là phiên bản 3" in approver.text_content(".flash.error")
+    assert approver.get_attribute("#alert-status", "data-status") == "pending_approval"
+    approver.click("#do-approve")
+    approver.click("#do-confirm-approve")
     approver.wait_for_selector(".flash.success")
     assert approver.get_attribute("#alert-status", "data-status") != "pending_approval"
+
+
+def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """At 375 px wide, in Vietnamese: the evacuation template's blanks are marked and refused
+    until filled; the approver reads back the totals, confirms, pauses, resumes and cancels
+    (asked twice). No sender runs, so the alert stays sending while the approver acts."""
+    from subscriber_import import service
+
+    base, settings = server["url"], server["settings"]
+    numbers = _numbers("96", 30)
+    path = settings.instance_path / "viettel.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("so_thue_bao,ma_xa\n" + "".join(f"{n},18073\n" for n in numbers))
+    service.import_file(
+        server["database"], settings, carrier_code="viettel", kind="list", path=path
+    )
+
+    page = log_in(browser, base, "drafter", width=375)
+    page.goto(f"{base}/alerts/new?template=evacuate")
+    assert page.input_value("#category") == "emergency"
+    page.wait_for_selector("#pv-text .placeholder")
+    blanks = page.locator("#pv-text .placeholder").all_text_contents()
+    assert blanks == ["[[đơn vị gửi]]", "[[địa bàn]]", "[[nơi đến]]"]
+    assert page.is_visible("#pv-placeholders")
+    assert "[[địa bàn]]" in page.text_content("#pv-placeholder-list")
+    assert [r.get_attribute("data-rule") for r in page.locator("#pv-rules li").all()] == ["exempt"]
+
+    def choose() -> None:
+        page.fill("input[data-area-search]", "thanh sen")
+        for selector in ('input[data-area][value="18073"]', 'input[data-carrier][value="viettel"]'):
+            page.click(selector)
+        page.fill("#brandname", "UBND HaTinh")
+
+    choose()
+    page.click("#save-draft")
+    page.wait_for_selector("p.flash.error")
+    assert page.text_content("p.flash.error").startswith("Còn ô của mẫu chưa điền: [[địa bàn]]")
+    assert page.locator("p.flash.error").count() == 1  # said once
+    assert "/alerts/new" in page.url and page.locator("#do-submit").count() == 0  # not saved
+
+    page.goto(f"{base}/alerts/new?template=evacuate")
+    page.fill("#tf-sender", "UBND HaTinh")
+    page.fill("#tf-area", "Phường Thành Sen")
+    page.fill("#tf-place", "Trường THCS Trần Phú")
+    page.click("#template-fill")
+    page.wait_for_function("!document.getElementById('body').value.includes('[[')")
+    assert "Sơ tán ngay khỏi Phường Thành Sen" in page.input_value("#body")
+    choose()
+    page.wait_for_function("document.getElementById('pv-total').textContent === '30'")
+    assert page.is_hidden("#pv-placeholders")
+    page.click("#save-draft")
+    page.wait_for_selector("#do-submit")
+    assert page.text_content("#audience-total") == "30"
+    alert_url = page.url
+    page.click("#do-submit")
+    page.wait_for_selector('#alert-status[data-status="pending_approval"]')
+
+    workers = Workers(settings, ())  # fan-out and control, no sender
+    try:
+        approver = log_in(browser, base, "approver", width=375)
+        approver.goto(alert_url)
+        buttons = approver.locator("button[id^=do-], a[id^=do-]")
+        ids = [buttons.nth(i).get_attribute("id") for i in range(buttons.count())]
+        assert ids[0] == "do-approve" and ids[-1] == "do-cancel"
+        approver.click("#do-approve")
+        approver.wait_for_selector("#readback")
+        assert approver.text_content("#rb-lead") == "Cảnh báo THẬT: 30 người sẽ nhận."
+        parts = int(approver.text_content("#rb-parts"))
+        assert approver.text_content("#rb-messages") == str(30 * parts)
+        assert approver.text_content("#rb-category") == "Khẩn cấp · thật"
+        assert "Sơ tán ngay khỏi Phường Thành Sen" in approver.text_content("#rb-text")
+        confirm = approver.locator("#do-confirm-approve")
+        assert confirm.text_content() == "Xác nhận: gửi tới 30 người"
+        box = confirm.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 375  # reachable on a phone
+        assert approver.evaluate("document.documentElement.scrollWidth") <= 375
+        approver.keyboard.press("Tab")  # a keyboard user sees where focus is
+        ring = approver.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert ring == "solid"
+        confirm.click()
+        approver.wait_for_selector("#watch")
+        # the page was approved a moment ago; pause appears once the alert is sending
+        approver.wait_for_selector("#do-pause", state="visible", timeout=30_000)
+        assert approver.is_hidden("#do-resume")
+        announced = approver.text_content("#w-announce")
+        assert announced.startswith("Đang gửi"), announced
+        approver.click("#do-pause")
+        approver.wait_for_selector('#alert-status[data-status="paused"]')
+        approver.wait_for_function(
+            "document.getElementById('w-announce').textContent.startsWith('Tạm dừng')"
+        )
+        approver.click("#do-resume")
+        approver.wait_for_selector('#alert-status[data-status="sending"]')
+        approver.click("#do-cancel")
+        approver.wait_for_selector("#cancel-confirm")
+        assert approver.get_attribute("#alert-status", "data-status") == "sending"
+        approver.click("#do-confirm-cancel")
+        approver.wait_for_selector('#alert-status[data-status="cancelled"]')
+        assert approver.text_content(".flash.success") == "Đã xong: Đã hủy."
+    finally:
+        workers.stop()
