@@ -118,7 +118,7 @@ def _refusal(exc: Exception) -> str:
         }
         others = {field: messages for field, messages in others.items() if messages}
         if others:
-            line += " " + refusal_text(ValidationFailed(_("Also refused:"), others))
+            line += " " + refusal_text(ValidationFailed(_("Also refused"), others))
         return line
     return refusal_text(exc)
 

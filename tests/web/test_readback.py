@@ -134,6 +134,12 @@ def test_a_template_blank_is_marked_and_refused_by_api_and_console(
     assert message.startswith("Còn ô của mẫu chưa điền: [[địa bàn]], [[đơn vị gửi]], [[nơi đến]].")
     assert "unfilled" not in message  # said in Vietnamese, once
     assert _alerts(seeded_database) == before + 1
+    # with another problem besides, both are said, each once
+    also = client.post("/alerts/new", data={**form, "brandname": "123"}).get_data(as_text=True)
+    [message] = _flashes(also, "error")
+    assert message.startswith("Còn ô của mẫu chưa điền: [[địa bàn]]")
+    assert message.endswith("Ngoài ra bị từ chối — brandname: '123' is all digits")
+    assert message.count("[[địa bàn]]") == 1
     # the fields put the values in the text; then it saves
     filled = client.get(
         "/alerts/new",

@@ -11,7 +11,7 @@ from __future__ import annotations
 VI: dict[str, str] = {
     "Quiet hours %(window)s: a %(category)s alert cannot start sending at %(start)s. Schedule it for %(resume)s or later, or tick “Waive quiet hours” if it cannot wait. Nothing was approved.": "Giờ yên tĩnh %(window)s: cảnh báo loại %(category)s không được bắt đầu gửi lúc %(start)s. Hãy hẹn giờ gửi từ %(resume)s trở đi, hoặc đánh dấu “Miễn giờ yên tĩnh” nếu không thể chờ. Chưa phê duyệt gì.",
     "Some fields of the template are still empty: %(markers)s. Write the real value in place of each marked field.": "Còn ô của mẫu chưa điền: %(markers)s. Hãy viết nội dung thật vào chỗ mỗi ô được đánh dấu.",
-    "Also refused:": "Ngoài ra bị từ chối:",
+    "Also refused": "Ngoài ra bị từ chối",
     "This alert is not awaiting approval any more.": "Cảnh báo này không còn chờ phê duyệt.",
     "This alert cannot be cancelled by you now.": "Bạn không thể hủy cảnh báo này lúc này.",
     "Quiet hours and the daily cap do not hold back emergency and test alerts.": "Giờ yên tĩnh và giới hạn hằng ngày không chặn cảnh báo khẩn cấp và tin thử nghiệm.",
