@@ -16,7 +16,7 @@ from broadcast import accounts, audit, registry
 from broadcast.errors import LoaError, NotFound
 from broadcast.models import ApiToken, AuditEntry, Carrier, Role, User
 from broadcast.web.api.admin import number_normaliser
-from broadcast.web.api.schemas import UserIn
+from broadcast.web.api.schemas import UserIn, UserPatch
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
 from broadcast.web.inputs import page_arg
@@ -90,6 +90,30 @@ def set_active(user_id: int):  # type: ignore[no-untyped-def]
             after={"active": active},
             ip=client_ip(),
         )
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/password", methods=["POST"])
+@roles_required(Role.ADMIN)
+def reset_password(user_id: int):  # type: ignore[no-untyped-def]
+    """An administrator sets a new password for a user (who forgot theirs); every session of
+    that user ends, so whoever held the old password is logged out."""
+    svc = services()
+    try:
+        data = UserPatch(only=("password",)).load({"password": request.form.get("password", "")})
+        with svc.database.session() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                abort(404)
+            accounts.set_password(
+                session, user, data["password"], actor=current_user.db_user(session)
+            )
+            name = user.username
+    except (LoaError, ValidationError) as exc:
+        flash(refusal_text(exc), "error")
+        return redirect(url_for("admin.users"))
+    svc.sessions.end_user(user_id)  # after the commit, as the API does
+    flash(_("New password set for %(name)s; their sessions have ended.", name=name), "success")
     return redirect(url_for("admin.users"))
 
 

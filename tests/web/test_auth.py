@@ -455,6 +455,42 @@ def test_console_deactivation_ends_the_sessions(app: Flask, people: People) -> N
     assert victim.get("/api/v1/me").status_code == 200
 
 
+def test_console_password_reset_ends_the_sessions_and_only_the_new_password_works(
+    app: Flask, people: People
+) -> None:
+    victim = app.test_client()
+    login(victim, "drafter")
+    cookie = session_cookie(victim)
+    admin = app.test_client()
+    login(admin, "admin")
+    url = f"/admin/users/{people.ids['drafter']}/password"
+    short = admin.post(
+        url,
+        data={"csrf_token": page_csrf(admin, "/admin/users"), "password": "short"},
+        follow_redirects=True,
+    )
+    assert "10" in short.get_data(as_text=True)  # refused, naming the minimum
+    assert victim.get("/api/v1/me").status_code == 200  # nothing changed
+    done = admin.post(
+        url,
+        data={"csrf_token": page_csrf(admin, "/admin/users"), "password": "a-new-secret-42"},
+        follow_redirects=True,
+    )
+    assert "drafter" in done.get_data(as_text=True)
+    assert_logged_out(app, cookie)
+    old = app.test_client()
+    login(old, "drafter")  # the old password no longer opens a session
+    assert old.get("/api/v1/me").status_code == 401
+    fresh = app.test_client()
+    login(fresh, "drafter", password="a-new-secret-42")
+    assert fresh.get("/api/v1/me").status_code == 200
+    # a drafter cannot reset anyone's password
+    forged = {"csrf_token": page_csrf(fresh), "password": "another-secret-42"}
+    assert (
+        fresh.post(f"/admin/users/{people.ids['admin']}/password", data=forged).status_code == 403
+    )
+
+
 def test_idle_timeout_and_absolute_lifetime(
     tmp_path: Path, seeded_database: Database, redis_url: str, people: People
 ) -> None:

@@ -9,6 +9,9 @@ that has no translation yet, so a missing one is seen, never silently English.
 from __future__ import annotations
 
 VI: dict[str, str] = {
+    "New password set for %(name)s; their sessions have ended.": "Đã đặt mật khẩu mới cho %(name)s; mọi phiên đăng nhập của người này đã kết thúc.",
+    "New password": "Mật khẩu mới",
+    "Reset password": "Đặt lại mật khẩu",
     "Quiet hours %(window)s: a %(category)s alert cannot start sending at %(start)s. Schedule it for %(resume)s or later, or tick “Waive quiet hours” if it cannot wait. Nothing was approved.": "Giờ yên tĩnh %(window)s: cảnh báo loại %(category)s không được bắt đầu gửi lúc %(start)s. Hãy hẹn giờ gửi từ %(resume)s trở đi, hoặc đánh dấu “Miễn giờ yên tĩnh” nếu không thể chờ. Chưa phê duyệt gì.",
     "Some fields of the template are still empty: %(markers)s. Write the real value in place of each marked field.": "Còn ô của mẫu chưa điền: %(markers)s. Hãy viết nội dung thật vào chỗ mỗi ô được đánh dấu.",
     "Also refused": "Ngoài ra bị từ chối",
