@@ -53,9 +53,12 @@ def _safe_next(target: str | None) -> str | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
-    if request.method == "GET":
-        return render_template("auth/login.html", error=None)
     svc = services()
+    if request.method == "GET":
+        # The session that will hold the form's CSRF token lives in Redis: without Redis the
+        # form could never be sent, so say so now (503) rather than "form expired" later.
+        svc.redis.ping()
+        return render_template("auth/login.html", error=None)
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     ip = client_ip()

@@ -137,6 +137,7 @@ def init_errors(app: Flask) -> None:
             404: _("Not found"),
             401: _("Please log in"),
             429: _("Too many attempts"),
+            503: _("Temporarily unavailable"),
         }
         return _page(status, titles.get(status, exc.name), exc.description or "")
 

@@ -11,9 +11,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Request, Response
+import redis
+from flask import Flask, Request, Response, request
 from flask.sessions import SessionInterface, SessionMixin
+from flask_babel import gettext as _
 from werkzeug.datastructures import CallbackDict
+from werkzeug.exceptions import ServiceUnavailable
 
 from broadcast.sessions import SessionStore, new_session_id
 
@@ -41,6 +44,9 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.new = new
         self.modified = False
         self.ended: tuple[str, Any] | None = None
+        # Redis could not be asked about the cookie: the request is answered 503 (init_sessions)
+        # rather than as if its user were logged out, and nothing is written back.
+        self.unavailable = False
 
     def rotate(self) -> None:
         """End this session and go on under a new id (at login against fixation, at logout so
@@ -60,7 +66,12 @@ class RedisSessionInterface(SessionInterface):
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         session_id = request.cookies.get(self.get_cookie_name(app), "")
         if SESSION_ID.fullmatch(session_id):
-            loaded = self.store.load(session_id)
+            try:
+                loaded = self.store.load(session_id)
+            except redis.RedisError:
+                down = ServerSession(session_id=session_id, started=time.time(), new=False)
+                down.unavailable = True
+                return down
             if loaded is not None:
                 data, started = loaded
                 return ServerSession(data, session_id=session_id, started=started, new=False)
@@ -68,6 +79,14 @@ class RedisSessionInterface(SessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession)
+        if session.unavailable:
+            return
+        try:
+            self._save(app, session, response)
+        except redis.RedisError:  # the answer (a 503, see init_sessions) stands; no cookie
+            app.logger.warning("session not saved: Redis unreachable")
+
+    def _save(self, app: Flask, session: ServerSession, response: Response) -> None:
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
@@ -104,3 +123,25 @@ class RedisSessionInterface(SessionInterface):
 
 def init_sessions(app: Flask, store: SessionStore) -> None:
     app.session_interface = RedisSessionInterface(store)
+
+    def unavailable() -> ServiceUnavailable:
+        return ServiceUnavailable(
+            _(
+                "Loa cannot reach its Redis server just now; nothing was changed. "
+                "Try again in a minute."
+            )
+        )
+
+    @app.before_request
+    def _session_reachable() -> None:
+        from flask import session
+
+        if getattr(session, "unavailable", False):
+            raise unavailable()
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(exc: redis.RedisError) -> Any:
+        """Sessions, throttling and queues live in Redis: while it is unreachable, a request
+        that needs it is answered 503 (nothing done), never 500."""
+        app.logger.warning("Redis unreachable on %s %s: %s", request.method, request.path, exc)
+        return app.handle_http_exception(unavailable())

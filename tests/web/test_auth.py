@@ -491,6 +491,34 @@ def test_console_password_reset_ends_the_sessions_and_only_the_new_password_work
     )
 
 
+def test_redis_out_of_reach_is_a_503_never_a_500(
+    app: Flask, people: People, settings: Any, seeded_database: Database
+) -> None:
+    """Sessions live in Redis: with Redis gone, a request holding a session cookie and the
+    login form are told the service is unavailable (nothing is done), never a 500 nor a login
+    page as if the user had been logged out."""
+    client = app.test_client()
+    login(client, "drafter")
+    cookie = session_cookie(client)
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    down = create_app(settings, database=seeded_database, redis_client=dead)
+    down.testing = True  # unexpected exceptions would propagate: a 500 fails the test
+    browser = down.test_client()
+    browser.set_cookie("loa_session", cookie)
+    assert_error(browser.get("/api/v1/me"), 503)
+    page = browser.get("/alerts/")
+    assert page.status_code == 503
+    assert "Redis" in page.get_data(as_text=True) and 'id="login-submit"' not in page.get_data(
+        as_text=True
+    )
+    stranger = down.test_client()  # no session yet: the login form says so at once
+    form = stranger.get("/login")
+    assert form.status_code == 503 and "Redis" in form.get_data(as_text=True)
+    # a token needs no session: what needs no Redis still answers
+    assert stranger.get("/api/v1/alerts", headers=people.auth("drafter")).status_code == 200
+    assert client.get("/api/v1/me").status_code == 200  # back on the live Redis: still logged in
+
+
 def test_idle_timeout_and_absolute_lifetime(
     tmp_path: Path, seeded_database: Database, redis_url: str, people: People
 ) -> None:
