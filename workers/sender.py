@@ -75,10 +75,20 @@ class CarrierSender:
             session.connect()
         metrics.BIND_STATE.labels(self.code).set(len(self.sessions))
 
-    def close(self) -> None:
+    def close(self, receipt_grace: float = 3.0) -> None:
+        """Wait for what is on the wire, then for the receipts still coming (until none came
+        for a moment, at most `receipt_grace` s: after the unbind the SMSC has nowhere to send
+        them), write them and unbind."""
         for session in self.sessions:
             try:
                 session.flush(5)
+            except GatewayError:
+                log.warning("flushing %s failed", session.name, exc_info=True)
+        end = time.monotonic() + receipt_grace
+        while time.monotonic() < end and time.monotonic() - self._receipts_at < 0.3:
+            self.poll(0.05)
+        for session in self.sessions:
+            try:
                 session.close()
             except GatewayError:
                 log.warning("closing %s failed", session.name, exc_info=True)

@@ -97,6 +97,70 @@ def test_a_sender_killed_mid_broadcast_loses_nothing(make_world: Callable[..., W
     assert sender_for(world.runtime, "viettel").stats["reclaimed"] >= duplicates
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["sending", "idle", "two processes"])
+def test_a_sender_stopped_with_sigterm_exits_cleanly_and_loses_nothing(
+    make_world: Callable[..., World], when: str
+) -> None:
+    """Stopped mid-batch, between jobs while it writes the receipts still coming in (RQ's
+    own handler raised into that database work), or as `--processes 2` whose parent passes
+    the signal on to its children."""
+    delay = 0.02 if when == "sending" else 0.6
+    world = make_world(
+        ("viettel",), mps=300, window=20, batch_size=100, sim={"receipt_delay": delay}
+    )
+    numbers = world.numbers(1200)
+    alert_id = world.make_alert({"viettel": numbers})
+    jobs.fan_out(alert_id)
+    out = world.tmp_path / "worker.out"
+    with out.open("wb") as sink:
+        child = subprocess.Popen(
+            [sys.executable, "-c", "from broadcast.cli import main; main()", "worker",
+             "--carrier", "viettel", *(["--processes", "2"] if when == "two processes" else [])],
+            env={**world.env(), "LOA_LOG_LEVEL": "INFO"},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            target = 500 if when == "sending" else 1200
+            assert wait_for(lambda: len(world.sims["viettel"].submits()) >= target, 30), (
+                out.read_text()
+            )
+            if when == "idle":
+                time.sleep(delay * 0.7)  # the last batch is done; receipts are arriving
+            child.send_signal(signal.SIGTERM)
+            code = child.wait(20)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+    output = out.read_text()
+    assert code == 0, output
+    assert "Traceback" not in output and "already in progress" not in output, output
+    if when == "sending":
+        assert len(world.sims["viettel"].submits()) < 1200
+    binds = 2 if when == "two processes" else 1
+    assert output.count("warm shut down requested") == binds, output
+    with world.database.session() as s:
+        held = s.scalar(
+            select(func.count()).where(
+                Delivery.alert_id == alert_id, Delivery.lease_until.is_not(None)
+            )
+        )
+    assert held == 0  # every lease given back: nothing waits for a lease to run out
+    # A second worker finishes the alert.
+    report = jobs.reconcile()
+    assert report.get("expired_leases", 0) == 0
+    work(world.runtime, ["viettel"])
+    drain(world.runtime, ["viettel"], alert_id, timeout=3)
+    # Receipts due after the stopped worker unbound have no bind to go to (the simulator
+    # keeps none): those rows end at the alert's expiry.
+    counts = _finish_by_expiry(world, alert_id, 40 * binds if when != "idle" else 1200)
+    assert counts["delivered"] + counts["expired"] == 1200
+    assert set(accepted_numbers(world.sims["viettel"])) == set(numbers)
+    assert _duplicates(world) <= 20 * binds
+
+
 def test_three_dropped_links_lose_nothing(make_world: Callable[..., World]) -> None:
     world = make_world(("viettel",), mps=400, window=20, sim={"receipt_delay": 0.05})
     numbers = world.numbers(800)
