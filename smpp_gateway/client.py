@@ -486,7 +486,7 @@ class SmppSession:
                         self._drop_socket()
                         raise BindError(
                             f"bind to {cfg.address} as {cfg.system_id!r} refused: "
-                            f"{status_text(status)}",
+                            f"{status_text(status)} {consts.DESCRIPTIONS.get(status, '')}".strip(),
                             command_status=status,
                         )
                     self._last_activity = time.monotonic()
