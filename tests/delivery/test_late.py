@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from web.webtools import People, add_people
 
-from broadcast import alerts
+from broadcast import alerts, keys
 from broadcast.models import Alert, AlertStatus, Role, User
 from broadcast.policy import as_utc
 from broadcast.web import create_app
@@ -170,5 +170,11 @@ def test_progress_adds_up_at_every_poll_and_is_100_only_when_done(
             sender.join()
     assert poll()["percent"] == 100.0
     assert len(polls) > 20
+    # A move applied twice (queued -> delivered once too often) leaves a counter below zero:
+    # the next read recounts from the database instead of showing 2,005 of 2,001.
+    counters = keys.alert_counters_key(alert_id, "viettel")
+    world.runtime.redis.hincrby(counters, "queued", -5)
+    world.runtime.redis.hincrby(counters, "delivered", 5)
+    assert poll()["carriers"]["viettel"]["delivered"] == 2000
     with world.database.session() as s:
         assert s.scalar(select(Alert.status).where(Alert.id == alert_id)).value == "completed"
