@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -578,6 +578,10 @@ def approve(
     send_at = as_utc(alert.schedule_at) if scheduled and alert.schedule_at else now
     next_status(AlertStatus(alert.status), Action.APPROVE)  # wrong status before policy errors
     check_quiet_hours(alert.category, send_at, policy, waived=waive_quiet_hours)
+    if alert.expires_at is None:
+        # Every submit_sm carries the expiry as its validity period: the SMSC, the rows'
+        # expiry and the CAP `expires` then all name the same instant.
+        alert.expires_at = send_at + timedelta(hours=policy.default_validity_hours)
     alert.waive_quiet_hours = waive_quiet_hours
     alert.waive_daily_cap = waive_daily_cap
     alert.approved_by = user.id
@@ -603,6 +607,7 @@ def approve(
             "waive_quiet_hours": waive_quiet_hours,
             "waive_daily_cap": waive_daily_cap,
             "schedule_at": send_at.isoformat() if scheduled else None,
+            "expires_at": as_utc(alert.expires_at).isoformat(),
         },
     )
 

@@ -72,7 +72,7 @@ def apply_transitions(
 ) -> None:
     """Move counters (alert_id, carrier_code, from_state, to_state) -> n in one pipeline.
 
-    from_state "open" means pending or queued (a cancel); "new" means rows just written."""
+    from_state "new" means rows just written by the snapshot."""
     if not moved and not submitted_segments:
         return
     pipe = connection.pipeline(transaction=False)
@@ -80,8 +80,6 @@ def apply_transitions(
         if not n:
             continue
         key = keys.alert_counters_key(alert_id, carrier)
-        if before == "open":
-            before = "queued"
         if before != "new":  # "new": rows just written by the snapshot
             pipe.hincrby(key, before, -n)
         pipe.hincrby(key, after, n)
@@ -154,11 +152,19 @@ def alert_progress(
     limits = dict(
         session.execute(select(Carrier.code, Carrier.mps).where(Carrier.code.in_(carriers))).all()
     )
+    counted = [{k.decode(): int(v) for k, v in raw[2 * i].items()} for i in range(len(carriers))]
+    if any(n < 0 for counts in counted for n in counts.values()):
+        # A counter below zero disagrees with the database (a move applied twice, a flush
+        # between two writers): recount, so the columns still add up to the total.
+        rebuild_counters(connection, session, alert_id)
+        pipe = connection.pipeline(transaction=False)
+        for code in carriers:
+            pipe.hgetall(keys.alert_counters_key(alert_id, code))
+        counted = [{k.decode(): int(v) for k, v in got.items()} for got in pipe.execute()]
     out: dict[str, dict[str, Any]] = {}
     for i, code in enumerate(carriers):
-        counts = {k.decode(): int(v) for k, v in raw[2 * i].items()}
         rates = [int(v) for v in raw[2 * i + 1] if v is not None]
-        counts = {state: max(0, counts.get(state, 0)) for state in STATES}
+        counts = {state: max(0, counted[i].get(state, 0)) for state in STATES}
         total = sum(counts.values())
         rate_now = sum(rates) / 3.0
         left = counts["pending"] + counts["queued"]

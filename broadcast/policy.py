@@ -60,6 +60,7 @@ class Policy:
     quiet_end: time = time(7, 0)
     daily_cap: int = 3
     timezone: str = "Asia/Ho_Chi_Minh"
+    default_validity_hours: int = 24
 
     @classmethod
     def from_settings(cls, settings: Settings | None) -> Policy:
@@ -71,6 +72,7 @@ class Policy:
             quiet_end=parse_hhmm(p.quiet_hours_end),
             daily_cap=p.daily_cap,
             timezone=settings.timezone,
+            default_validity_hours=p.default_validity_hours,
         )
 
     @property

@@ -65,6 +65,8 @@ class PolicySettings:
     quiet_hours_start: str = "22:00"
     quiet_hours_end: str = "07:00"
     daily_cap: int = 3
+    # An alert approved without an expiry expires this many hours after sending starts.
+    default_validity_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,7 @@ class PolicySchema(_Strict):
     quiet_hours_start = fields.String(validate=_HHMM)
     quiet_hours_end = fields.String(validate=_HHMM)
     daily_cap = fields.Integer(validate=validate.Range(min=0))
+    default_validity_hours = fields.Integer(validate=validate.Range(min=1, max=24 * 30))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> PolicySettings:

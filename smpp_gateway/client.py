@@ -90,6 +90,8 @@ class OutboundMessage:
     text: str
     source: str | None = None
     request_receipt: bool = True
+    # SMPP time after which the SMSC must not deliver (`smpptime.absolute`); "" = its default.
+    validity_period: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,17 @@ class SubmitOutcome:
     error: str | None
 
 
-def _status_text(status: int) -> str:
-    return f"0x{status:02X} {consts.DESCRIPTIONS.get(status, 'unknown status')}"
+# command_status -> its SMPP 3.4 name, from smpplib's constants (SMPP_ESME_RTHROTTLED = 0x58 …).
+STATUS_NAMES = {
+    value: name.removeprefix("SMPP_")
+    for name, value in vars(consts).items()
+    if name.startswith("SMPP_ESME_") and isinstance(value, int)
+}
+
+
+def status_text(status: int) -> str:
+    """A command_status as people read it in a report: "ESME_RTHROTTLED (0x58)"."""
+    return f"{STATUS_NAMES.get(status, 'unknown status')} (0x{status:02X})"
 
 
 class _Pending:
@@ -211,6 +222,7 @@ class SmppSession:
         source = self.config.source_addr if message.source is None else message.source
         ton, npi = self._source_ton_npi(source)
         registered = 1 if message.request_receipt else 0
+        validity = message.validity_period
         for index, part in enumerate(parts):
             while True:
                 if self._sock is None:
@@ -232,7 +244,9 @@ class SmppSession:
                     self._service(self._next_deadline(now))
                 else:
                     break
-            self._send_part(pending, index, part, message.destination, source, ton, npi, registered)
+            self._send_part(
+                pending, index, part, message.destination, source, ton, npi, registered, validity
+            )
 
     def collect(self) -> list[SubmitOutcome]:
         """Outcomes completed since the last call; reads what has arrived without blocking."""
@@ -370,11 +384,12 @@ class SmppSession:
         ton: int,
         npi: int,
         registered: int,
+        validity: str,
     ) -> None:
-        key = (part, source, ton, npi, registered)
+        key = (part, source, ton, npi, registered, validity)
         template = self._templates.get(key)
         if template is None:
-            template = self._submit_template(part, source, ton, npi, registered)
+            template = self._submit_template(part, source, ton, npi, registered, validity)
         prefix, suffix = template
         dest = destination.encode("ascii")
         seq = self._next_seq()
@@ -392,7 +407,7 @@ class SmppSession:
         self._send(data)
 
     def _submit_template(
-        self, part: Part, source: str, ton: int, npi: int, registered: int
+        self, part: Part, source: str, ton: int, npi: int, registered: int, validity: str
     ) -> tuple[bytes, bytes]:
         """smpplib builds the submit_sm body once per (part, sender); each message then only
         splices in its destination and sequence number, which keeps PDU building off the
@@ -408,6 +423,7 @@ class SmppSession:
             destination_addr="",
             esm_class=part.esm_class,
             registered_delivery=registered,
+            validity_period=validity or None,
             data_coding=part.data_coding,
             short_message=part.short_message,
             **dict(part.tlvs),
@@ -419,7 +435,7 @@ class SmppSession:
         template = (body[:at], body[at + 1 :])
         if len(self._templates) >= _CACHE_SIZE:
             self._templates.clear()
-        self._templates[(part, source, ton, npi, registered)] = template
+        self._templates[(part, source, ton, npi, registered, validity)] = template
         return template
 
     # -- socket ---------------------------------------------------------------------------------
@@ -470,7 +486,7 @@ class SmppSession:
                         self._drop_socket()
                         raise BindError(
                             f"bind to {cfg.address} as {cfg.system_id!r} refused: "
-                            f"{_status_text(status)}",
+                            f"{status_text(status)} {consts.DESCRIPTIONS.get(status, '')}".strip(),
                             command_status=status,
                         )
                     self._last_activity = time.monotonic()
@@ -681,7 +697,7 @@ class SmppSession:
                     self._throttle_delay = 0.0
         else:
             kind = OutcomeKind.TRANSIENT if status in TRANSIENT_STATUSES else OutcomeKind.PERMANENT
-            pending.fail(kind, status, _status_text(status))
+            pending.fail(kind, status, status_text(status))
             if status in SLOW_DOWN_STATUSES:
                 self._slow_down(sent_at)
         if pending.remaining == 0 and not pending.finished:

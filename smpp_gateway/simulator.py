@@ -16,6 +16,9 @@ Policies, in the order they are applied to each submit_sm (per simulator unless 
   one-second window; beyond it ESME_RTHROTTLED.
 - `transient_error_rate`, `permanent_error_rate`: random ESME_RTHROTTLED/ESME_RMSGQFUL and
   ESME_RINVDSTADR.
+
+A receipt due after the submit_sm's `validity_period` (absolute or relative) says EXPIRED
+whatever `receipt_mix` would have drawn: the message was never delivered.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from typing import IO, Any
 
 from smpplib import smpp
 from smpplib.command_codes import get_command_code, get_command_name
+
+from smpp_gateway import smpptime
 
 ESME_ROK = 0x00
 ESME_RINVCMDID = 0x03
@@ -119,6 +124,7 @@ class ReceivedPdu:
     dest_addr_npi: int | None = None
     message_id: str | None = None
     error: int | None = None
+    validity_period: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +136,7 @@ class ReceivedPdu:
             "esm_class": self.esm_class,
             "data_coding": self.data_coding,
             "registered_delivery": self.registered_delivery,
+            "validity_period": self.validity_period,
             "short_message": (self.short_message or b"").hex(),
             "tlvs": {f"0x{k:04x}": v.hex() for k, v in self.tlvs.items()},
             "message_id": self.message_id,
@@ -154,7 +161,7 @@ def _parse_submit(body: bytes) -> dict[str, Any]:
     esm_class = body[p]
     p += 3
     _, p = _cstring(body, p)  # schedule_delivery_time
-    _, p = _cstring(body, p)  # validity_period
+    validity, p = _cstring(body, p)
     registered = body[p]
     data_coding = body[p + 2]
     sm_length = body[p + 4]
@@ -176,6 +183,7 @@ def _parse_submit(body: bytes) -> dict[str, Any]:
         "esm_class": esm_class,
         "data_coding": data_coding,
         "registered_delivery": registered,
+        "validity_period": validity,
         "short_message": short_message,
         "tlvs": tlvs,
     }
@@ -555,6 +563,12 @@ class SmscSimulator:
             cfg = self.config
             states, weights = zip(*cfg.receipt_mix.items(), strict=True)
             stat = self._random.choices(states, weights)[0]
+            # An SMSC does not deliver past the validity the sender gave: the receipt says so.
+            until = smpptime.parse(
+                fields["validity_period"], datetime.fromtimestamp(submitted, UTC)
+            )
+            if until is not None and datetime.now(UTC) > until:
+                stat = "EXPIRED"
             rid = self._new_id(n, cfg.receipt_id_format)
             err = "000" if stat == "DELIVRD" else "001"
             kwargs: dict[str, Any] = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import signal
 import time
 from collections import Counter, deque
 from datetime import UTC, timedelta
@@ -24,8 +25,10 @@ from typing import Any
 
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout
+from rq.utils import now as rq_now
 
 from broadcast import keys, live, metrics
+from smpp_gateway import smpptime
 from smpp_gateway.client import OutboundMessage, OutcomeKind, SmppSession, SubmitOutcome
 from smpp_gateway.errors import GatewayError
 from smpp_gateway.receipts import Receipt
@@ -72,10 +75,20 @@ class CarrierSender:
             session.connect()
         metrics.BIND_STATE.labels(self.code).set(len(self.sessions))
 
-    def close(self) -> None:
+    def close(self, receipt_grace: float = 3.0) -> None:
+        """Wait for what is on the wire, then for the receipts still coming (until none came
+        for a moment, at most `receipt_grace` s: after the unbind the SMSC has nowhere to send
+        them), write them and unbind."""
         for session in self.sessions:
             try:
                 session.flush(5)
+            except GatewayError:
+                log.warning("flushing %s failed", session.name, exc_info=True)
+        end = time.monotonic() + receipt_grace
+        while time.monotonic() < end and time.monotonic() - self._receipts_at < 0.3:
+            self.poll(0.05)
+        for session in self.sessions:
+            try:
                 session.close()
             except GatewayError:
                 log.warning("closing %s failed", session.name, exc_info=True)
@@ -194,6 +207,8 @@ class CarrierSender:
             self._open_alerts.add(alert_id)
             self.flush_receipts()
             return {"result": "expired"}
+        # The SMSC is told the alert's expiry, so nothing reaches a phone after it.
+        validity = smpptime.absolute(expires) if expires is not None else ""
         claim = store.claim(alert_id, self.carrier_id, batch_no)
         if claim.reclaimed:
             # Rows a dead sender held: some may have reached the SMSC already.
@@ -285,8 +300,9 @@ class CarrierSender:
                             row = todo.popleft()
                             inflight[row.id] = row
                             self._roomiest().submit(
-                                OutboundMessage(row.id, row.msisdn, message.text, message.source)
-                            )
+                                OutboundMessage(row.id, row.msisdn, message.text,
+                                                message.source, validity_period=validity)
+                            )  # fmt: skip
                         seen["sent"] += grant.granted // parts
                         segments_since_flush += grant.granted
                     else:
@@ -364,7 +380,25 @@ def sender_for(runtime: Runtime, carrier_code: str) -> CarrierSender:
     return sender
 
 
-class SenderWorker(SimpleWorker):
+class GracefulWorker(SimpleWorker):
+    """SIGTERM or SIGINT only asks the worker to stop; the loops look between steps.
+
+    RQ's own handler raises StopRequested from inside whatever the process was doing when it
+    was idle: a database query half sent then leaves its connection unusable ("another command
+    is already in progress") and the clean-up that follows dies with a traceback. Here the
+    signal sets flags; a running batch hands back what it has not sent (see
+    `CarrierSender.send_batch`), the wait for jobs returns, and a second signal still forces
+    the stop."""
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self._shutdown_requested_date = rq_now()
+        self._stop_requested = True
+        signal.signal(signal.SIGINT, self.request_force_stop)
+        signal.signal(signal.SIGTERM, self.request_force_stop)
+        self.handle_warm_shutdown_request()
+
+
+class SenderWorker(GracefulWorker):
     """RQ worker of one carrier's send queues, emergency first; no fork, binds kept open."""
 
     def __init__(self, sender: CarrierSender, **kwargs: Any) -> None:
@@ -405,7 +439,7 @@ class SenderWorker(SimpleWorker):
         super().request_stop(signum, frame)
 
 
-class ControlWorker(SimpleWorker):
+class ControlWorker(GracefulWorker):
     """RQ worker of the control queue (fan-out, resume, reconcile) that also runs reconcile
     at start and every `delivery.reconcile_interval` seconds."""
 

@@ -31,6 +31,7 @@ from broadcast.models import (
     Receipt,
 )
 from broadcast.settings import DeliverySettings
+from smpp_gateway.receipts import STAT_WORDS
 
 Transitions = Counter  # Counter[tuple[int, int, str, str]]
 
@@ -51,6 +52,17 @@ RECEIPT_FINAL = {
 }
 # When parts end differently, the delivery takes the worst.
 _SEVERITY = {"delivered": 0, "expired": 1, "undeliverable": 2, "rejected": 3}
+# Receipt states (smpp_gateway.ReceiptState values) -> the `stat:` word a carrier wrote.
+_STAT_WORDS = {state.value: word for word, state in STAT_WORDS.items()}
+# Why a row expired, by what it had reached when the alert's expiry (its validity) passed.
+EXPIRED_UNSENT = "expired: validity passed before it was sent"
+EXPIRED_NO_RECEIPT = "expired: validity passed without a receipt"
+
+
+def receipt_reason(state: str, error_code: str | None) -> str:
+    """A failed receipt as a report shows it: "receipt UNDELIV err 001"."""
+    word = _STAT_WORDS.get(state, state.upper())
+    return f"receipt {word} err {error_code}" if error_code else f"receipt {word}"
 
 
 def utcnow() -> datetime:
@@ -356,7 +368,7 @@ class SqlDeliveryStore:
         now = utcnow()
         with self.database.session() as s:
             q = (
-                select(R.c.id, R.c.state, P.c.id, P.c.delivery_id)
+                select(R.c.id, R.c.state, P.c.id, P.c.delivery_id, R.c.error_code)
                 .join(P, and_(P.c.carrier_id == R.c.carrier_id, P.c.message_id == R.c.message_id))
                 .where(R.c.matched.is_(False))
                 .limit(limit)
@@ -366,7 +378,7 @@ class SqlDeliveryStore:
             rows = s.execute(q).all()
             if not rows:
                 return moved
-            final = [(pid, RECEIPT_FINAL[st]) for _, st, pid, _ in rows if st in RECEIPT_FINAL]
+            final = [(pid, RECEIPT_FINAL[st]) for _, st, pid, *_ in rows if st in RECEIPT_FINAL]
             if final:
                 s.execute(
                     update(P)
@@ -378,7 +390,21 @@ class SqlDeliveryStore:
                 update(R).where(R.c.id == bindparam("b_id")).values(matched=True),
                 [{"b_id": rid} for rid, *_ in rows],
             )
-            touched = sorted({did for *_, did in rows})
+            # A failed part says why on its delivery (the worst part decides the state).
+            reasons = {
+                did: receipt_reason(st, err)
+                for _, st, _, did, err in rows
+                if RECEIPT_FINAL.get(st, DeliveryState.DELIVERED.value)
+                != DeliveryState.DELIVERED.value
+            }
+            if reasons:
+                s.execute(
+                    update(D)
+                    .where(D.c.id == bindparam("b_id"))
+                    .values(last_error=bindparam("b_e")),
+                    [{"b_id": did, "b_e": e[:200]} for did, e in reasons.items()],
+                )
+            touched = sorted({did for _, _, _, did, _ in rows})
             moved = self._finish_deliveries(s, touched, now)
         return moved
 
@@ -429,15 +455,17 @@ class SqlDeliveryStore:
             cond = or_(D.c.lease_until.is_(None), D.c.lease_until < now)
             if own:
                 cond = or_(cond, D.c.id.in_(own))
-            rows = s.execute(
-                update(D)
-                .where(D.c.alert_id == alert_id, D.c.state.in_(OPEN_STATES), cond)
-                .values(state=DeliveryState.CANCELLED.value, final_at=now, lease_until=None)
-                .returning(D.c.carrier_id, D.c.state)
-            ).all()
-            # RETURNING gives the new state; the old one was pending or queued: recount.
-        for carrier_id, _ in rows:
-            moved[(alert_id, carrier_id, "open", DeliveryState.CANCELLED.value)] += 1
+            # One UPDATE per open state: RETURNING gives the new state only, and the live
+            # counters must lose the row from the column it was really in.
+            for before in OPEN_STATES:
+                rows = s.execute(
+                    update(D)
+                    .where(D.c.alert_id == alert_id, D.c.state == before, cond)
+                    .values(state=DeliveryState.CANCELLED.value, final_at=now, lease_until=None)
+                    .returning(D.c.carrier_id)
+                ).all()
+                for (carrier_id,) in rows:
+                    moved[(alert_id, carrier_id, before, DeliveryState.CANCELLED.value)] += 1
         return moved
 
     def expire_overdue(self) -> list[int]:
@@ -455,12 +483,18 @@ class SqlDeliveryStore:
             ).all()
             touched = []
             for alert_id in alert_ids:
-                result = s.execute(
-                    update(D)
-                    .where(D.c.alert_id == alert_id, D.c.state.in_(NOT_FINAL))
-                    .values(state=DeliveryState.EXPIRED.value, final_at=now, lease_until=None)
-                )
-                if result.rowcount:
+                count = 0
+                for states, reason in (
+                    (OPEN_STATES, EXPIRED_UNSENT),
+                    ((DeliveryState.SUBMITTED.value,), EXPIRED_NO_RECEIPT),
+                ):
+                    count += s.execute(
+                        update(D)
+                        .where(D.c.alert_id == alert_id, D.c.state.in_(states))
+                        .values(state=DeliveryState.EXPIRED.value, final_at=now,
+                                lease_until=None, last_error=reason)
+                    ).rowcount  # fmt: skip
+                if count:
                     touched.append(alert_id)
         return touched
 

@@ -74,6 +74,13 @@ def worker(
         for i in range(processes):
             port = [] if metrics_port is None else ["--metrics-port", str(metrics_port + i)]
             children.append(subprocess.Popen([*args, *port]))
+
+        def stop_children(signum: int, frame: object) -> None:
+            # A supervisor stops the parent: each child stops as a single worker would.
+            for child in children:
+                child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, stop_children)
         try:
             codes = [child.wait() for child in children]
         except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from broadcast import live
 from broadcast.alerts import AlertDraft
-from broadcast.models import Alert, AlertCategory, Carrier, Delivery
+from broadcast.models import Alert, AlertCategory, AlertStatus, Carrier, Delivery
 from broadcast.policy import as_utc
 from subscriber_import.report import defuse_cell
 
@@ -56,17 +56,27 @@ def draft_from(data: dict[str, Any]) -> AlertDraft:
     )
 
 
+def _percent(done: int, total: int, *, finished: bool) -> float:
+    """Rounded down to 0.1, and 100 only once the alert is over: 9,999 of 10,000 rows is
+    99.9 %, and an alert whose fan-out is still writing rows is not done though every row
+    written so far is."""
+    if not total:
+        return 100.0 if finished else 0.0
+    tenths = 1000 * done // total
+    return (tenths if finished else min(tenths, 999)) / 10
+
+
 def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any]:
-    """Per-carrier counters plus totals: what the watch page draws every second."""
+    """Per-carrier counters plus totals: what the watch page draws every second. The columns
+    of a carrier (pending … cancelled) add up to its total."""
     per_carrier = live.alert_progress(redis_client, session, alert.id)
+    over = AlertStatus(alert.status) in (AlertStatus.COMPLETED, AlertStatus.CANCELLED)
     total = done = 0
     rate = 0.0
     etas: list[float] = []
     for figures in per_carrier.values():
         finished = sum(figures[k] for k in FINAL_KEYS)
-        figures["percent"] = (
-            round(100.0 * finished / figures["total"], 1) if figures["total"] else 0.0
-        )
+        figures["percent"] = _percent(finished, figures["total"], finished=over)
         total += figures["total"]
         done += finished
         rate += figures["rate_now"]
@@ -79,7 +89,7 @@ def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any
         "carriers": per_carrier,
         "total": total,
         "done": done,
-        "percent": round(100.0 * done / total, 1) if total else 0.0,
+        "percent": _percent(done, total, finished=over),
         "rate_now": rate,
         "eta_seconds": max(etas) if etas else None,
         "at": time.time(),

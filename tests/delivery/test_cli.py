@@ -66,4 +66,4 @@ def test_worker_with_a_refused_bind_says_why(make_world: Callable[..., World]) -
     env = {**world.env(), "LOA_CARRIERS__VIETTEL__GATEWAY__PASSWORD": "wrong"}
     result = CliRunner().invoke(cli, ["worker", "--carrier", "viettel", "--burst"], env=env)
     assert result.exit_code == 2
-    assert "as 'loa_viettel' refused: 0x0E Invalid Password" in result.output
+    assert "as 'loa_viettel' refused: ESME_RINVPASWD (0x0E) Invalid Password" in result.output

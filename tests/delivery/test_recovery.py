@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -95,6 +96,109 @@ def test_a_sender_killed_mid_broadcast_loses_nothing(make_world: Callable[..., W
     # Bounded by what was on the wire or not yet written when it died, and counted.
     assert duplicates <= 20 + 0.25 * 300 + 20
     assert sender_for(world.runtime, "viettel").stats["reclaimed"] >= duplicates
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["sending", "two processes"])
+def test_a_sender_stopped_with_sigterm_exits_cleanly_and_loses_nothing(
+    make_world: Callable[..., World], when: str
+) -> None:
+    """Stopped mid-batch, alone or as `--processes 2` whose parent passes the signal on to
+    its children."""
+    world = make_world(
+        ("viettel",), mps=300, window=20, batch_size=100, sim={"receipt_delay": 0.02}
+    )
+    numbers = world.numbers(1200)
+    alert_id = world.make_alert({"viettel": numbers})
+    jobs.fan_out(alert_id)
+    out = world.tmp_path / "worker.out"
+    with out.open("wb") as sink:
+        child = subprocess.Popen(
+            [sys.executable, "-c", "from broadcast.cli import main; main()", "worker",
+             "--carrier", "viettel", *(["--processes", "2"] if when == "two processes" else [])],
+            env={**world.env(), "LOA_LOG_LEVEL": "INFO"},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            assert wait_for(lambda: len(world.sims["viettel"].submits()) >= 500, 30), (
+                out.read_text()
+            )
+            child.send_signal(signal.SIGTERM)
+            code = child.wait(20)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+    output = out.read_text()
+    assert code == 0, output
+    assert "Traceback" not in output and "already in progress" not in output, output
+    if when == "sending":
+        assert len(world.sims["viettel"].submits()) < 1200
+    binds = 2 if when == "two processes" else 1
+    assert output.count("warm shut down requested") == binds, output
+    with world.database.session() as s:
+        held = s.scalar(
+            select(func.count()).where(
+                Delivery.alert_id == alert_id, Delivery.lease_until.is_not(None)
+            )
+        )
+    assert held == 0  # every lease given back: nothing waits for a lease to run out
+    # A second worker finishes the alert.
+    report = jobs.reconcile()
+    assert report.get("expired_leases", 0) == 0
+    work(world.runtime, ["viettel"])
+    drain(world.runtime, ["viettel"], alert_id, timeout=3)
+    # Receipts due after the stopped worker unbound have no bind to go to (the simulator
+    # keeps none): those rows end at the alert's expiry.
+    counts = _finish_by_expiry(world, alert_id, 40 * binds)
+    assert counts["delivered"] + counts["expired"] == 1200
+    assert set(accepted_numbers(world.sims["viettel"])) == set(numbers)
+    assert _duplicates(world) <= 20 * binds
+
+
+@pytest.mark.slow
+def test_sigterm_while_receipts_are_written_never_breaks_a_query(
+    make_world: Callable[..., World],
+) -> None:
+    """An idle sender writes receipts as they come: RQ's own handler raised into that work,
+    and on PostgreSQL about one stop in four then logged "another command is already in
+    progress" with a traceback, or hung. Several stops at random moments of that work."""
+    world = make_world(("viettel",), mps=2000, batch_size=100, sim={"receipt_delay": 2.0})
+    sim = world.sims["viettel"]
+    rng = random.Random(14)
+    for trial in range(4):
+        alert_id = world.make_alert({"viettel": world.numbers(300)})
+        jobs.fan_out(alert_id)
+        before = len(sim.submits())
+        out = world.tmp_path / f"worker-{trial}.out"
+        with out.open("wb") as sink:
+            child = subprocess.Popen(
+                [sys.executable, "-c", "from broadcast.cli import main; main()", "worker",
+                 "--carrier", "viettel"],
+                env={**world.env(), "LOA_LOG_LEVEL": "INFO"},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                assert wait_for(lambda b=before: len(sim.submits()) >= b + 300, 30)
+                time.sleep(2.0 + rng.random() * 0.5)  # every batch sent; receipts arriving
+                child.send_signal(signal.SIGTERM)
+                code = child.wait(20)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait(10)
+        output = out.read_text()
+        assert code == 0, output
+        assert "Traceback" not in output, output
+        with world.database.session() as s:
+            held = s.scalar(
+                select(func.count()).where(
+                    Delivery.alert_id == alert_id, Delivery.lease_until.is_not(None)
+                )
+            )
+        assert held == 0
 
 
 def test_three_dropped_links_lose_nothing(make_world: Callable[..., World]) -> None:
