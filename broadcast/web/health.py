@@ -15,7 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 
 from broadcast import keys, live
-from broadcast.models import Alert
+from broadcast.models import Alert, Carrier
 from broadcast.web.context import Services, services
 
 bp = Blueprint("health", __name__)
@@ -72,8 +72,9 @@ class _StateCollector:
             "pushes back",
             labels=["carrier"],
         )
-        limits = {c.code: c.mps for c in self.svc.settings.carriers}
-        with contextlib.suppress(Exception):  # Redis down: report nothing, not a failure
+        with contextlib.suppress(Exception):  # Redis or database down: report nothing
+            with self.svc.database.session() as s:
+                limits = dict(s.execute(select(Carrier.code, Carrier.mps)).all())
             for code, rate in live.effective_rates(self.svc.redis, limits).items():
                 paced.add_metric([code], rate)
         yield paced

@@ -4,17 +4,26 @@ cannot take its contracted rate."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from flask.testing import FlaskClient
 from rq import Worker
+from sqlalchemy import select
 
+from broadcast import accounts
+from broadcast.bootstrap import sync_carriers
+from broadcast.models import User
+from broadcast.web import create_app
 from delivery.conftest import World
-from delivery.helpers import accepted_numbers, states, wait_for
+from delivery.helpers import ThreadSender, accepted_numbers, states, wait_for
 from smpp_gateway.encoding import segments
+from smpp_gateway.simulator import ESME_RTHROTTLED
 from workers import jobs
 
 LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]
@@ -89,3 +98,63 @@ def test_three_senders_on_a_busy_machine_never_exceed_the_limit_in_any_second(
     assert max_in_sliding_second(arrivals) <= limit
     achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
     assert achieved >= 0.9 * limit, f"{achieved:.1f} segments/s of {limit}"
+
+
+def _paced(client: FlaskClient, alert_id: int, token: str) -> tuple[float, float]:
+    """The carrier's pace as the progress API and /metrics show it."""
+    progress = client.get(
+        f"/api/v1/alerts/{alert_id}/progress", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert progress.status_code == 200, progress.get_data(as_text=True)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    shown = re.search(r'^loa_rate_limit\{carrier="viettel"\} (\S+)$', metrics, re.M)
+    assert shown is not None, metrics
+    return progress.get_json()["carriers"]["viettel"]["rate_limit"], float(shown.group(1))
+
+
+@pytest.mark.slow
+def test_an_smsc_slower_than_its_contract_slows_every_sender_down_then_recovers(
+    make_world: Callable[..., World],
+) -> None:
+    """The contract says 50/s, the SMSC takes 30/s and answers ESME_RTHROTTLED beyond: the
+    shared pace halves, climbs back, and everything is delivered with few throttled answers
+    after the first step down."""
+    world = make_world(
+        ("viettel",),
+        mps=50,
+        window=10,
+        batch_size=100,
+        sim={"tps": 30, "receipt_delay": 0.05},
+        throttle_recovery_seconds=10.0,
+    )
+    numbers = world.numbers(400)
+    alert_id = world.make_alert({"viettel": numbers})
+    with world.database.session() as s:
+        sync_carriers(s, world.runtime.settings)  # the carrier's limit, as `loa init` writes it
+        drafter = s.scalar(select(User).where(User.username == "drafter"))
+        _, token = accounts.create_token(s, drafter, "watch", actor="test")
+    client = create_app(world.runtime.settings, database=world.database).test_client()
+    assert _paced(client, alert_id, token) == (50.0, 50.0)  # nothing pushed back yet
+    shown: list[float] = []
+    senders = [ThreadSender(world.runtime, "viettel")]
+    try:
+        jobs.fan_out(alert_id)
+        end = time.monotonic() + 45
+        while states(world.database, alert_id)["delivered"] < 400 and time.monotonic() < end:
+            api, metric = _paced(client, alert_id, token)
+            assert abs(api - metric) <= 2.0  # one pace, read twice
+            shown.append(api)
+            time.sleep(0.25)
+    finally:
+        for sender in senders:
+            sender.join()
+    assert states(world.database, alert_id)["delivered"] == 400
+    sim = world.sims["viettel"]
+    assert accepted_numbers(sim) == dict.fromkeys(numbers, 1)
+    throttled = sorted(r.time for r in sim.submits() if r.error == ESME_RTHROTTLED)
+    assert throttled, "the SMSC never pushed back: the test proves nothing"
+    after_first_cut = [t for t in throttled if t > throttled[0] + 1.5]
+    assert len(after_first_cut) <= 0.05 * len(numbers), (len(throttled), len(after_first_cut))
+    assert min(shown) <= 30.0  # the pace dropped below the SMSC's real capacity
+    # ... and climbs back to the contract once the SMSC stops pushing back.
+    assert wait_for(lambda: _paced(client, alert_id, token)[0] == 50.0, 12, 0.5)
