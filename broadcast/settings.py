@@ -59,6 +59,7 @@ class DeliverySettings:
     retry_backoff_max: float = 300.0
     reconcile_interval: float = 60.0
     throttle_decrease: float = 0.5
+    jitter_margin: float = 0.03
     throttle_recovery_seconds: float = 60.0
 
 
@@ -239,6 +240,7 @@ class DeliverySchema(_Strict):
     throttle_decrease = fields.Float(
         validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False)
     )
+    jitter_margin = fields.Float(validate=validate.Range(min=0.001, max=0.5))
     throttle_recovery_seconds = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
 
     @post_load

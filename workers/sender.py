@@ -43,11 +43,10 @@ log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 0.1  # seconds between control/emergency checks while sending
 FLUSH_INTERVAL = 0.25  # seconds between bulk writes of outcomes
-# A PDU leaves at its slot (see workers/limiter.py) or at most this much later; a slot reached
-# later than that (the process was descheduled, a write took long) is given up and the message
-# waits for a new one. Together with the SMSC's own jitter it must stay inside the limiter's
-# window margin (20 ms), or arrivals from two slots could share a second they must not.
-SLOT_LATENESS = 0.005
+# A PDU leaves at its slot (see workers/limiter.py) or at most this share of the jitter
+# margin later; a slot reached later than that (the process was descheduled) is given up and
+# the message waits for a new one. The rest of the margin is for the way to the SMSC.
+SLOT_LATENESS_SHARE = 1 / 3
 # A round trip to Redis or the database is started only this long before the next slot (or
 # with no slot held), so the PDUs wait for no one.
 SLOT_CLEARANCE = 0.006
@@ -98,10 +97,12 @@ class CarrierSender:
             runtime.redis,
             carrier_code,
             self.carrier.mps,
+            window=1.0 + delivery.jitter_margin,
             decrease=delivery.throttle_decrease,
             recovery=delivery.throttle_recovery_seconds,
         )
         self.clock = ServerClock()
+        self.lateness = delivery.jitter_margin * SLOT_LATENESS_SHARE
         self.flush_size = flush_size
         self._receipts: list[ReceiptIn] = []
         self._receipts_at = 0.0
@@ -351,7 +352,7 @@ class CarrierSender:
                     times, row = slotted.popleft()
                     session = self._roomiest()
                     now = time.monotonic()
-                    if session is None or now - times[0] > SLOT_LATENESS:
+                    if session is None or now - times[0] > self.lateness:
                         # Too late for its slot: sent now it could share a second with later
                         # slots. The slot is lost; the message waits for a new one.
                         self.stats["late"] += 1

@@ -28,7 +28,7 @@ def _max_in_any_window(events: list[tuple[float, int]], width: float = 1.0) -> i
 
 def test_three_concurrent_users_get_slots_never_above_the_limit(redis_url: str) -> None:
     """Slots (planned send times) from three users asking at once: never more than the limit
-    in any window of 1.02 s (so arrivals up to 20 ms late still keep any second within it),
+    in any window of 1.03 s (so arrivals up to 30 ms late still keep any second within it),
     spaced evenly, and almost all of the limit used."""
     limit = 200
     slots: list[tuple[float, int]] = []
@@ -51,11 +51,11 @@ def test_three_concurrent_users_get_slots_never_above_the_limit(redis_url: str) 
         t.start()
     for t in threads:
         t.join(10)
-    assert _max_in_any_window(slots, 1.02) <= limit
+    assert _max_in_any_window(slots, 1.03) <= limit
     times = sorted(t for t, _ in slots)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 1.02 / limit - 1e-6  # every slot apart from the next, whoever got it
-    # Three seconds at the limit, less the 2 % margin for jitter and the start-up.
+    assert min(gaps) >= 1.03 / limit - 1e-6  # every slot apart from the next, whoever got it
+    # Three seconds at the limit, less the 3 % margin for jitter and the start-up.
     assert len(times) >= 0.9 * limit * 3
 
 
@@ -63,15 +63,15 @@ def test_grants_are_multiples_of_a_message_parts(redis_client: redis.Redis) -> N
     limiter = RedisRateLimiter(redis_client, "gmobile", 10, block=10)
     first = limiter.try_acquire(10, 3)
     assert first.granted == 9
-    assert first.interval == pytest.approx(0.102, abs=2e-6)
-    # Nine slots 0.102 s apart are handed out: nothing more until the pace is near again.
+    assert first.interval == pytest.approx(0.103, abs=2e-6)
+    # Nine slots 0.103 s apart are handed out: nothing more until the pace is near again.
     refused = limiter.try_acquire(10, 1)
     assert refused.granted == 0
-    assert 9 * 0.102 - limiter.horizon - 0.05 <= refused.wait <= 9 * 0.102
+    assert 9 * 0.103 - limiter.horizon - 0.05 <= refused.wait <= 9 * 0.103
     time.sleep(refused.wait)
     after = limiter.try_acquire(10, 1)
     assert after.granted == 10
-    assert after.first_slot == pytest.approx(first.first_slot + 9 * 0.102, abs=2e-5)
+    assert after.first_slot == pytest.approx(first.first_slot + 9 * 0.103, abs=2e-5)
 
 
 def test_a_message_longer_than_the_limit_is_refused_clearly(redis_client: redis.Redis) -> None:
