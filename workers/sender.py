@@ -55,9 +55,11 @@ SLOT_CLEARANCE = 0.006
 class ServerClock:
     """Maps the Redis server's clock (where the limiter's slots live) onto time.monotonic(),
     so a host whose clock differs still sends at the slot. The offset comes from the answer
-    with the shortest round trip in the last few seconds (its error is half that trip)."""
+    with the shortest round trip (its error is half that trip), refreshed every few seconds
+    by an answer about as quick."""
 
     REFRESH = 5.0
+    GOOD_TRIP = 0.001
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -66,7 +68,10 @@ class ServerClock:
 
     def observe(self, sent: float, received: float, server_now: float) -> None:
         trip = received - sent
-        if trip <= self._trip or received - self._measured > self.REFRESH:
+        # A slow answer (a loaded machine) would move the offset by half its trip and shift
+        # every later slot: after REFRESH s only a trip near the best one replaces it.
+        stale = received - self._measured > self.REFRESH
+        if trip <= self._trip or (stale and trip <= max(2 * self._trip, self.GOOD_TRIP)):
             self.offset = server_now - (sent + received) / 2
             self._trip = trip
             self._measured = received
