@@ -6,14 +6,17 @@ answering at once (`loa simulator --record`, one process per carrier). Measured 
 moment the fan-out job is enqueued to the moment no row is pending or queued. Baseline: bare
 smpplib with a hand-written window against one of the same simulators, in the same run.
 
-Phase B (limits): 300, 200, 100, 50 and 20 segments/s, 3 sender processes for the largest
-carrier; from the simulators' arrival times: the share of its limit each carrier got while it
-had work, and the messages above the limit in the worst one-second window.
+Phase B (limits): 300, 200, 100, 50 and 20 segments/s, with 1, 2 and 3 sender processes per
+carrier, on an idle machine and with `--hogs` CPU-spinning processes beside; from the
+simulators' arrival times: the share of its limit each carrier got while it had work, and the
+most submit_sm in any sliding one-second window (every arrival starts a window; a carrier
+taking long messages as one PDU, message_payload, receives half as many PDUs as segments).
 
-Progress on stderr; the last stdout line is one JSON object with `ratio`, `achieved_share` and
-`max_1s_over_limit` per carrier, `first_submit_s`, `lost` and `duplicates`.
+Progress on stderr; the last stdout line is one JSON object with `ratio`, `first_submit_s`,
+`ceiling` (processes -> idle|hog -> carrier -> {share, worst_1s}), `lost` and `duplicates`.
 
     .venv/bin/python benchmarks/pipeline.py [--recipients 200000] [--window 50]
+    .venv/bin/python benchmarks/pipeline.py --skip-throughput --two-parts   # phase B only
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ CARRIERS = {  # code: (system_id, password, phase-B limit, sender processes in p
     "gmobile": ("loa_gm", "demo-gm", 20, 1),
 }
 TEXT = "Canh bao: mua lon, nguy co lu quet. Di chuyen len cao. UBND tinh Ha Tinh."
+TEXT_TWO_PARTS = (  # 200 GSM-7 characters: 153 + 47
+    "Canh bao: mua lon keo dai, nguy co lu quet va sat lo dat o cac xa vung nui. "
+    "Nguoi dan di chuyen len cao, khong qua suoi, theo doi thong tin cua chinh quyen dia "
+    "phuong va goi 112 khi can cuu ho."
+)
 LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]
 
 
@@ -139,7 +147,7 @@ def approve(db: Database, conn: redis.Redis, alert_id: int) -> None:
     Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_id)
 
 
-def seed_alert(db: Database, audience: dict[str, list[str]], label: str) -> int:
+def seed_alert(db: Database, audience: dict[str, list[str]], label: str, text: str = TEXT) -> int:
     """New active list versions holding exactly `audience` (COPY), and an alert awaiting
     approval."""
     with db.session() as s:
@@ -167,7 +175,7 @@ def seed_alert(db: Database, audience: dict[str, list[str]], label: str) -> int:
             s.add(lst)
             s.flush()
             lists[code] = lst.id
-        alert = Alert(identifier=f"bench-{label}-{uuid.uuid4().hex[:6]}", title=label, body=TEXT,
+        alert = Alert(identifier=f"bench-{label}-{uuid.uuid4().hex[:6]}", title=label, body=text,
                       category=AlertCategory.INFORMATION, status=AlertStatus.PENDING_APPROVAL,
                       brandname="UBND HaTinh", created_by=user.id, waive_daily_cap=True,
                       waive_quiet_hours=True)  # fmt: skip
@@ -266,6 +274,124 @@ def max_in_window(times: list[float], width: float = 1.0) -> int:
     return best
 
 
+def cpu_hogs(count: int) -> list[subprocess.Popen[bytes]]:
+    """Processes spinning on the CPU beside the workers: an operator's busy machine."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def limited_run(
+    db: Database,
+    conn: redis.Redis,
+    env: dict[str, str],
+    tmp: Path,
+    limits: dict[str, int],
+    processes: int,
+    args: argparse.Namespace,
+    *,
+    hogs: int,
+) -> tuple[dict[str, dict[str, float]], int, int]:
+    """One alert over every carrier at its limit for `--limited-seconds`, `processes` senders
+    per carrier: per carrier the achieved share of the limit and the worst sliding second of
+    arrivals at the simulator (every arrival starts a window); then lost and duplicates."""
+    label = f"{processes}p-{'hog' if hogs else 'idle'}"
+    per_msg = 2 if args.two_parts else 1
+    text = TEXT_TWO_PARTS if args.two_parts else TEXT
+    audience = {
+        code: [f"84{3 + i}{processes}{hogs}{n:06d}"
+               for n in range(int(limits[code] * args.limited_seconds / per_msg))]
+        for i, code in enumerate(CARRIERS)
+    }  # fmt: skip
+    marks = {code: len(read_records(tmp / f"{code}.jsonl")) for code in CARRIERS}
+    settings = load_settings(env)
+    segments_per_pdu = {
+        code: per_msg if settings.carrier(code).gateway.concatenation == "payload" else 1
+        for code in CARRIERS
+    }
+    alert_id = seed_alert(db, audience, label, text)
+    total = sum(len(v) for v in audience.values())
+    workers = start_workers(
+        worker_env(env, limits, args.window), dict.fromkeys(CARRIERS, processes)
+    )
+    hogged = cpu_hogs(hogs)
+    try:
+        wait_workers(conn, len(workers))
+        time.sleep(0.5)
+        approve(db, conn, alert_id)
+        wait_sent(db, alert_id, total, timeout=args.limited_seconds * 10 + 120)
+    finally:
+        stop_workers(workers)
+        for hog in hogged:
+            hog.kill()
+            hog.wait()
+    figures: dict[str, dict[str, float]] = {}
+    lost = duplicates = 0
+    for code in CARRIERS:
+        recs = read_records(tmp / f"{code}.jsonl")[marks[code] :]
+        accepted = [r for r in recs if r["error"] is None]
+        times = sorted(r["time"] for r in accepted)
+        wanted = set(audience[code])
+        got = Counter(r["destination"] for r in accepted)
+        lost += len(wanted - set(got))
+        duplicates += sum(n - per_msg for d, n in got.items() if d in wanted and n > per_msg)
+        span = times[-1] - times[0] if len(times) > 1 else 0
+        # A carrier taking long messages as one PDU (message_payload) is charged per segment.
+        rate = (len(times) - 1) * segments_per_pdu[code] / span if span else 0.0
+        figures[code] = {"share": round(rate / limits[code], 4), "worst_1s": max_in_window(times)}
+        worst = figures[code]["worst_1s"]
+        log(f"phase B {label}: {code}: {rate:,.1f}/s of {limits[code]} "
+            f"({rate / limits[code]:.1%}), worst sliding second {worst}")  # fmt: skip
+    return figures, lost, duplicates
+
+
+def throughput_phase(
+    db: Database,
+    conn: redis.Redis,
+    env: dict[str, str],
+    tmp: Path,
+    sims: dict[str, tuple[subprocess.Popen[str], int]],
+    args: argparse.Namespace,
+    result: dict[str, Any],
+) -> tuple[int, int]:
+    """Phase A and the bare smpplib baseline; returns lost and duplicates."""
+    unlimited = dict.fromkeys(CARRIERS, 1_000_000)
+    # -- phase A: throughput ------------------------------------------------------------
+    per = args.recipients // len(CARRIERS)
+    audience = {code: [f"84{3 + i}{n:08d}" for n in range(per)] for i, code in enumerate(CARRIERS)}
+    alert_id = seed_alert(db, audience, "throughput")
+    log(f"phase A: {per * len(CARRIERS):,} recipients seeded")
+    workers = start_workers(worker_env(env, unlimited, args.window), dict.fromkeys(CARRIERS, 1))
+    try:
+        wait_workers(conn, len(workers))
+        time.sleep(0.5)
+        t0 = time.time()
+        approve(db, conn, alert_id)
+        t_end = wait_sent(db, alert_id, per * len(CARRIERS), timeout=1800)
+    finally:
+        stop_workers(workers)
+    loa_rate = per * len(CARRIERS) / (t_end - t0)
+    log(f"phase A: Loa end to end {loa_rate:,.0f} msg/s ({t_end - t0:.1f} s)")
+    first = None
+    lost = duplicates = 0
+    for code in CARRIERS:
+        recs = [r for r in read_records(tmp / f"{code}.jsonl") if r["error"] is None]
+        got = Counter(r["destination"] for r in recs)
+        wanted = set(audience[code])
+        lost += len(wanted - set(got))
+        duplicates += sum(n - 1 for d, n in got.items() if d in wanted)
+        times = [r["time"] for r in recs if r["destination"] in wanted]
+        if times:
+            first = min(first or times[0], min(times))
+    result["loa_msgs_per_s"] = round(loa_rate, 1)
+    result["first_submit_s"] = round(first - t0, 3) if first else None
+
+    # -- baseline: bare smpplib, same simulator, same run ---------------------------------
+    bare = bare_smpplib(sims["viettel"][1], "viettel", args.baseline_count, args.window)
+    log(f"baseline: bare smpplib window {args.window}: {bare:,.0f} msg/s")
+    result["smpplib_msgs_per_s"] = round(bare, 1)
+    result["ratio"] = round(loa_rate / bare, 3)
+    return lost, duplicates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=200_000)
@@ -273,6 +399,14 @@ def main() -> None:
     parser.add_argument("--baseline-count", type=int, default=40_000)
     parser.add_argument("--limited-seconds", type=float, default=10.0)
     parser.add_argument("--skip-limited", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true", help="phase B (and C) only")
+    parser.add_argument(
+        "--hogs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="CPU-spinning processes beside the workers in the loaded runs",
+    )
+    parser.add_argument("--two-parts", action="store_true", help="phase B sends 2-part messages")
     parser.add_argument(
         "--first-audience", type=int, default=0, help="also time the first submit for this many"
     )
@@ -302,79 +436,30 @@ def main() -> None:
 
         conn = redis.Redis.from_url(redis_server.url)
 
-        # -- phase A: throughput ------------------------------------------------------------
-        per = args.recipients // len(CARRIERS)
-        audience = {
-            code: [f"84{3 + i}{n:08d}" for n in range(per)] for i, code in enumerate(CARRIERS)
-        }
-        alert_id = seed_alert(db, audience, "throughput")
-        log(f"phase A: {per * len(CARRIERS):,} recipients seeded")
-        unlimited = dict.fromkeys(CARRIERS, 1_000_000)
-        workers = start_workers(worker_env(env, unlimited, args.window), dict.fromkeys(CARRIERS, 1))
-        wait_workers(conn, len(workers))
-        time.sleep(0.5)
-        t0 = time.time()
-        approve(db, conn, alert_id)
-        t_end = wait_sent(db, alert_id, per * len(CARRIERS), timeout=1800)
-        stop_workers(workers)
-        workers = []
-        loa_rate = per * len(CARRIERS) / (t_end - t0)
-        log(f"phase A: Loa end to end {loa_rate:,.0f} msg/s ({t_end - t0:.1f} s)")
-        first = None
         lost = duplicates = 0
-        for code in CARRIERS:
-            recs = [r for r in read_records(tmp / f"{code}.jsonl") if r["error"] is None]
-            got = Counter(r["destination"] for r in recs)
-            wanted = set(audience[code])
-            lost += len(wanted - set(got))
-            duplicates += sum(n - 1 for d, n in got.items() if d in wanted)
-            times = [r["time"] for r in recs if r["destination"] in wanted]
-            if times:
-                first = min(first or times[0], min(times))
-        result["loa_msgs_per_s"] = round(loa_rate, 1)
-        result["first_submit_s"] = round(first - t0, 3) if first else None
+        unlimited = dict.fromkeys(CARRIERS, 1_000_000)
+        if not args.skip_throughput:
+            lost, duplicates = throughput_phase(db, conn, env, tmp, sims, args, result)
 
-        # -- baseline: bare smpplib, same simulator, same run ---------------------------------
-        bare = bare_smpplib(sims["viettel"][1], "viettel", args.baseline_count, args.window)
-        log(f"baseline: bare smpplib window {args.window}: {bare:,.0f} msg/s")
-        result["smpplib_msgs_per_s"] = round(bare, 1)
-        result["ratio"] = round(loa_rate / bare, 3)
-
-        # -- phase B: limits ----------------------------------------------------------------
-        share: dict[str, float] = {}
-        over: dict[str, int] = {}
+        # -- phase B: limits, 1, 2 and 3 sender processes per carrier, idle and with CPU hogs --
+        ceiling: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
         if not args.skip_limited:
             limits = {code: c[2] for code, c in CARRIERS.items()}
-            seconds = args.limited_seconds
-            audience_b = {
-                code: [f"84{3 + i}9{n:07d}" for n in range(int(limits[code] * seconds))]
-                for i, code in enumerate(CARRIERS)
-            }
-            marks = {code: len(read_records(tmp / f"{code}.jsonl")) for code in CARRIERS}
-            alert_b = seed_alert(db, audience_b, "limits")
-            total_b = sum(len(v) for v in audience_b.values())
-            workers = start_workers(
-                worker_env(env, limits, args.window), {c: v[3] for c, v in CARRIERS.items()}
-            )
-            wait_workers(conn, len(workers))
-            time.sleep(0.5)
-            approve(db, conn, alert_b)
-            wait_sent(db, alert_b, total_b, timeout=args.limited_seconds * 10 + 120)
-            stop_workers(workers)
-            workers = []
-            for code in CARRIERS:
-                recs = read_records(tmp / f"{code}.jsonl")[marks[code] :]
-                times = sorted(r["time"] for r in recs if r["error"] is None)
-                wanted = set(audience_b[code])
-                got = Counter(r["destination"] for r in recs if r["error"] is None)
-                lost += len(wanted - set(got))
-                duplicates += sum(n - 1 for d, n in got.items() if d in wanted)
-                span = times[-1] - times[0] if len(times) > 1 else 0
-                rate = (len(times) - 1) / span if span else 0.0
-                share[code] = round(rate / limits[code], 4)
-                over[code] = max(0, max_in_window(times) - limits[code])
-                log(f"phase B: {code}: {rate:,.1f}/s of {limits[code]} "
-                    f"({share[code]:.1%}), worst 1 s over limit: {over[code]}")  # fmt: skip
+            for load in ("idle", "hog"):
+                for count in (1, 2, 3):
+                    figures, lost_b, dup_b = limited_run(
+                        db,
+                        conn,
+                        env,
+                        tmp,
+                        limits,
+                        count,
+                        args,
+                        hogs=args.hogs if load == "hog" else 0,
+                    )
+                    lost += lost_b
+                    duplicates += dup_b
+                    ceiling.setdefault(str(count), {})[load] = figures
         # -- phase C: time to first submit with a big audience -----------------------------
         if args.first_audience:
             code = "viettel"
@@ -400,8 +485,7 @@ def main() -> None:
             result["first_submit_audience"] = args.first_audience
             result["first_submit_big_s"] = round(first_c - t0, 3) if first_c else None
             log(f"phase C: first submit after {result['first_submit_big_s']} s")
-        result["achieved_share"] = share
-        result["max_1s_over_limit"] = over
+        result["ceiling"] = ceiling
         result["lost"] = lost
         result["duplicates"] = duplicates
     finally:

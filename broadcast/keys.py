@@ -44,9 +44,21 @@ def key(*parts: object) -> str:
     return ":".join([PREFIX, *(str(p) for p in parts)])
 
 
-def rate_key(carrier_code: str) -> str:
-    """The shared rate limiter state of one carrier (every process, every host)."""
-    return key("rate", carrier_code)
+def rate_pace_key(carrier_code: str) -> str:
+    """The shared rate limiter of one carrier (every process, every host): the planned send
+    time, on the Redis server's clock in microseconds, of the next free segment slot."""
+    return key("rate", carrier_code, "pace")
+
+
+def rate_epoch_key(carrier_code: str) -> str:
+    """When this Redis first served the carrier's limiter (absent after a flush or restart)."""
+    return key("rate", carrier_code, "epoch")
+
+
+def rate_effective_key(carrier_code: str) -> str:
+    """Hash {rate, at, cut_at}: the carrier's rate after the SMSC answered ESME_RTHROTTLED or
+    ESME_RMSGQFUL (below the configured limit, creeping back up); absent means the limit."""
+    return key("rate", carrier_code, "effective")
 
 
 def alert_control_key(alert_id: int) -> str:

@@ -8,6 +8,8 @@
   the only copy of anything.
 - `rate_now` comes from one-second buckets of submitted segments; the ETA divides what is left
   by it (or by the carrier's limit before anything has been sent).
+- `rate_limit` is the rate the carrier's senders pace at now: its configured limit, or less
+  while the SMSC pushes back (ESME_RTHROTTLED, ESME_RMSGQFUL; see workers/limiter.py).
 """
 
 from __future__ import annotations
@@ -134,11 +136,33 @@ def _carriers_of(connection: redis.Redis, session: Session, alert_id: int) -> li
     )
 
 
+def effective_rates(connection: redis.Redis, limits: Mapping[str, int]) -> dict[str, float]:
+    """Per carrier, the segments per second its senders pace at now: the limit, unless the
+    SMSC pushed back and the shared rate (workers.limiter) is still climbing back to it."""
+    pipe = connection.pipeline(transaction=False)
+    pipe.time()
+    for code in limits:
+        pipe.hmget(keys.rate_effective_key(code), "rate", "at", "increase")
+    got = pipe.execute()
+    seconds, micros = got[0]
+    now = seconds * 1_000_000 + micros
+    out: dict[str, float] = {}
+    for code, (rate, at, increase) in zip(limits, got[1:], strict=True):
+        limit = float(limits[code])
+        if rate is None or at is None or increase is None:
+            out[code] = limit
+            continue
+        climbed = float(rate) + float(increase) * (now - int(at))
+        out[code] = round(min(limit, climbed), 1)
+    return out
+
+
 def alert_progress(
     connection: redis.Redis, session: Session, alert_id: int
 ) -> dict[str, dict[str, Any]]:
     """Per carrier: total, pending, queued, submitted, delivered, failed, cancelled, rate_now
-    (segments/s over the last 3 s) and eta_seconds. A few Redis reads; the database only when
+    (segments/s over the last 3 s), rate_limit (what the senders pace at now) and
+    eta_seconds. A few Redis reads; the database only when
     Redis lost the counters."""
     carriers = _carriers_of(connection, session, alert_id)
     if not carriers:
@@ -161,6 +185,7 @@ def alert_progress(
         for code in carriers:
             pipe.hgetall(keys.alert_counters_key(alert_id, code))
         counted = [{k.decode(): int(v) for k, v in got.items()} for got in pipe.execute()]
+    paced = effective_rates(connection, {code: int(limits.get(code) or 0) for code in carriers})
     out: dict[str, dict[str, Any]] = {}
     for i, code in enumerate(carriers):
         rates = [int(v) for v in raw[2 * i + 1] if v is not None]
@@ -178,6 +203,7 @@ def alert_progress(
             "failed": sum(counts[s] for s in FAILED_STATES),
             "cancelled": counts["cancelled"],
             "rate_now": rate_now,
+            "rate_limit": paced[code],
             "eta_seconds": (left / pace) if left and pace else (0.0 if not left else None),
         }
     return out

@@ -22,3 +22,8 @@ RESENT = Counter(
 )  # fmt: skip
 QUEUE_DEPTH = Gauge("loa_queue_depth", "Batches waiting in the carrier's send queues", ["carrier"])
 BIND_STATE = Gauge("loa_binds_open", "SMPP binds this process holds open", ["carrier"])
+RATE_LIMIT = Gauge(
+    "loa_rate_limit",
+    "Segments/s the carrier's senders pace at now: its limit, less while its SMSC pushes back",
+    ["carrier"],
+)

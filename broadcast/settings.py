@@ -58,6 +58,9 @@ class DeliverySettings:
     retry_backoff_initial: float = 2.0
     retry_backoff_max: float = 300.0
     reconcile_interval: float = 60.0
+    throttle_decrease: float = 0.5
+    jitter_margin: float = 0.03
+    throttle_recovery_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,11 @@ class DeliverySchema(_Strict):
     retry_backoff_initial = fields.Float(validate=validate.Range(min=0))
     retry_backoff_max = fields.Float(validate=validate.Range(min=0))
     reconcile_interval = fields.Float(validate=validate.Range(min=1))
+    throttle_decrease = fields.Float(
+        validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False)
+    )
+    jitter_margin = fields.Float(validate=validate.Range(min=0.001, max=0.5))
+    throttle_recovery_seconds = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> DeliverySettings:

@@ -23,7 +23,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -211,8 +211,11 @@ class SmppSession:
         self._open()
         self._ever_connected = True
 
-    def submit(self, message: OutboundMessage) -> None:
-        """Send one message (all its parts); returns once every part is on the wire."""
+    def submit(self, message: OutboundMessage, *, at: Sequence[float] | None = None) -> None:
+        """Send one message (all its parts); returns once every part is on the wire.
+
+        `at`: a time.monotonic() per part before which that part does not leave (the slots a
+        rate limiter granted), so the parts of a long message are paced one by one."""
         parts = self._prepare(message)
         if parts is None:
             return
@@ -242,6 +245,8 @@ class SmppSession:
                     self._service(self._throttle_until - now)
                 elif len(self._inflight) >= self.config.window:
                     self._service(self._next_deadline(now))
+                elif at is not None and now < at[index]:
+                    self._service(at[index] - now)
                 else:
                     break
             self._send_part(

@@ -1,15 +1,24 @@
 """A rate limiter in Redis shared by every sender process of a carrier, on every host.
 
-The ceiling is hard: over ANY window of `window` seconds (1 s plus a small margin for the
-jitter between a grant and the message's arrival at the SMSC) the grants never add up to more
-than the limit. The state is a log of grants (time, count) in one Redis list plus a running
-sum; one Lua script trims the log, checks the sum and appends a grant, atomically, using the
-Redis server's clock so that hosts with different clocks share one timeline. A GCRA term in the
-same script spreads the grants evenly (at most one block ahead of the pace), so a window is
-never spent in one burst at its start.
+It hands out *slots*: planned send times, on the Redis server's clock, spaced evenly
+`window / rate` apart across every process and host (a GCRA whose state is the time of the
+next free slot). A sender puts each PDU on the wire at its own slot, never before it, and
+drops a slot it reached too late (see `workers.sender`), so the arrivals at the SMSC are the
+slots shifted by a small, bounded delay. With slots spaced `window / limit` apart, at most
+`limit` slots fall in any `window`; arrivals delayed by between 0 and `window - 1` seconds
+then put at most `limit` PDUs in any sliding second at the SMSC. The margin costs
+`1 - 1 / window` of the limit (2.9 % for the default 1.03 s, `delivery.jitter_margin`).
 
-Tokens are charged per segment and taken in small blocks (a few per cent of the limit), so the
-log stays short and a sender makes a handful of round trips per second, not one per message.
+Slots are granted at most `horizon` seconds ahead of now, in blocks of a few per cent of the
+limit, so a sender makes a few dozen round trips a second and a grant is never far ahead of
+the wire.
+
+Adaptive throttling (AIMD): when the SMSC answers ESME_RTHROTTLED or ESME_RMSGQFUL, the sender
+calls `slow_down`: the carrier's shared rate is multiplied by `decrease` (at most once per
+window, however many processes report the same congestion) and creeps back to the limit by
+`limit / recovery` segments per second every second. The state is a Redis hash next to the
+pace key, read and advanced lazily by the same scripts, so every process and host sees one
+rate.
 """
 
 from __future__ import annotations
@@ -21,87 +30,101 @@ import redis
 
 from broadcast import keys
 
-# KEYS[1] = log list, KEYS[2] = running sum, KEYS[3] = GCRA theoretical arrival time,
-# KEYS[4] = epoch (when this Redis first served the limiter; never expires)
-# ARGV: limit, window_us, want, unit, block   -> {granted, wait_us}
-_SCRIPT = """
+# The effective rate, advanced lazily: `rate` at `at` plus `increase` per microsecond since
+# (broadcast.live.effective_rates reads the same hash for the progress API and /metrics).
+_EFFECTIVE = """
+local function effective(key, limit, increase, now)
+  local eff = redis.call('HMGET', key, 'rate', 'at')
+  if not eff[1] then return limit end
+  local rate = tonumber(eff[1]) + increase * (now - tonumber(eff[2]))
+  if rate >= limit then
+    redis.call('DEL', key)
+    return limit
+  end
+  return rate
+end
+"""
+
+# KEYS: pace, epoch, effective
+# ARGV: limit, window_us, want, unit, horizon_us, prime, increase (segments/s per us)
+# -> {granted, wait_us, first_slot_us, interval_us, now_us, rate_milli}
+_ACQUIRE = (
+    _EFFECTIVE
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
--- A Redis that lost the log (restarted without persistence, or flushed) cannot know what was
--- granted in the last window: it grants nothing until one whole window after it noticed.
-local epoch = tonumber(redis.call('GET', KEYS[4]) or '-1')
+local horizon = tonumber(ARGV[5])
+local rate = effective(KEYS[3], limit, tonumber(ARGV[7]), now)
+local rate_milli = math.floor(rate * 1000)
+-- A Redis that lost the pace (restarted without persistence, or flushed) cannot know which
+-- slots were handed out: it grants nothing until every one of them is a window in the past.
+local epoch = tonumber(redis.call('GET', KEYS[2]) or '-1')
 if epoch < 0 then
   epoch = now
-  if ARGV[6] == '1' then epoch = now - window end
-  redis.call('SET', KEYS[4], string.format('%d', epoch))
+  if ARGV[6] == '1' then epoch = now - window - horizon end
+  redis.call('SET', KEYS[2], string.format('%d', epoch))
 end
-if now < epoch + window then
-  return {0, math.max(epoch + window - now, 1000)}
+if now < epoch + window + horizon then
+  return {0, math.max(epoch + window + horizon - now, 1000), 0, 0, now, rate_milli}
 end
 local want = tonumber(ARGV[3])
 local unit = tonumber(ARGV[4])
-local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-while true do
-  local head = redis.call('LINDEX', KEYS[1], 0)
-  if not head then used = 0 break end
-  local sep = string.find(head, ':', 1, true)
-  local at = tonumber(string.sub(head, 1, sep - 1))
-  if at > now - window then break end
-  used = used - tonumber(string.sub(head, sep + 1))
-  redis.call('LPOP', KEYS[1])
+-- strictly more than window / rate apart: never rate + 1 slots in one closed window
+local interval = math.floor(window / rate) + 1
+local pace = tonumber(redis.call('GET', KEYS[1]) or '0')
+if pace < now then pace = now end
+if pace - now > horizon then
+  return {0, math.max(pace - now - horizon, 1000), 0, interval, now, rate_milli}
 end
-if used < 0 then used = 0 end
-local free = limit - used
-local granted = 0
--- Smoothness (GCRA): at most one block ahead of an even pace of limit per window.
-local interval = window / limit
-local tat = tonumber(redis.call('GET', KEYS[3]) or '0')
-if tat < now then tat = now end
-local early = tat - now - tonumber(ARGV[5]) * interval
-if early > 0 then free = 0 end
-if free >= unit then
-  granted = math.min(want, free)
-  granted = granted - (granted % unit)
+local granted = want - (want % unit)
+if granted <= 0 then
+  return {0, 1000, 0, interval, now, rate_milli}
 end
-if granted > 0 then
-  redis.call('RPUSH', KEYS[1], now .. ':' .. granted)
-  used = used + granted
-  local ttl_ms = math.floor(window / 1000) + 1000
-  redis.call('SET', KEYS[3], string.format('%d', tat + granted * interval), 'PX', ttl_ms)
-end
-redis.call('SET', KEYS[2], used)
-local ttl = math.floor(window / 1000) + 1000
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
-local wait = 0
-if granted == 0 and early > 0 then
-  wait = math.max(early, 1000)
-elseif granted == 0 then
-  -- the earliest time enough of the log has aged out to free one unit
-  local need = unit - free
-  local freed = 0
-  local entries = redis.call('LRANGE', KEYS[1], 0, -1)
-  wait = window
-  for _, e in ipairs(entries) do
-    local sep = string.find(e, ':', 1, true)
-    freed = freed + tonumber(string.sub(e, sep + 1))
-    if freed >= need then
-      wait = tonumber(string.sub(e, 1, sep - 1)) + window - now
-      break
-    end
-  end
-  if wait < 1000 then wait = 1000 end
-end
-return {granted, wait}
+local after = pace + granted * interval
+redis.call('SET', KEYS[1], string.format('%d', after), 'PX',
+           math.floor((after - now + window) / 1000) + 1000)
+return {granted, 0, pace, interval, now, rate_milli}
 """
+)
+
+# KEYS: effective
+# ARGV: limit, decrease, increase (segments/s per us), floor, cooldown_us -> {cut, rate_milli}
+_SLOW_DOWN = (
+    _EFFECTIVE
+    + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local increase = tonumber(ARGV[3])
+local rate = effective(KEYS[1], limit, increase, now)
+local cut_at = tonumber(redis.call('HGET', KEYS[1], 'cut_at') or '0')
+if now - cut_at < tonumber(ARGV[5]) then
+  return {0, math.floor(rate * 1000)}
+end
+rate = math.max(tonumber(ARGV[4]), rate * tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'rate', tostring(rate), 'at', string.format('%d', now),
+           'cut_at', string.format('%d', now), 'increase', ARGV[3])
+-- Gone once the rate is back at the limit (absent means the limit).
+redis.call('PEXPIRE', KEYS[1], math.floor((limit - rate) / increase / 1000) + 1000)
+return {1, math.floor(rate * 1000)}
+"""
+)
 
 
 @dataclass(frozen=True)
 class Grant:
+    """`granted` segments whose slots are `first_slot + i * interval` (seconds, on the Redis
+    server's clock, `server_now` when it answered); `wait` seconds before asking again when
+    nothing was granted; `rate` the carrier's effective segments per second."""
+
     granted: int
-    wait: float  # seconds to wait before asking again when nothing was granted
+    wait: float
+    first_slot: float = 0.0
+    interval: float = 0.0
+    server_now: float = 0.0
+    rate: float = 0.0
 
 
 class RedisRateLimiter:
@@ -113,25 +136,61 @@ class RedisRateLimiter:
         carrier_code: str,
         limit: int,
         *,
-        window: float = 1.02,
+        window: float = 1.03,
         block: int | None = None,
+        horizon: float = 0.15,
+        decrease: float = 0.5,
+        recovery: float = 60.0,
     ) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1 per second, not {limit!r}")
         if window < 1.0:
             raise ValueError(f"window must be at least 1 second, not {window!r}")
+        if not 0 < decrease < 1:
+            raise ValueError(f"decrease must be between 0 and 1, not {decrease!r}")
+        if recovery <= 0:
+            raise ValueError(f"recovery must be positive, not {recovery!r}")
         self.connection = connection
         self.carrier_code = carrier_code
         self.limit = int(limit)
         self.window = window
-        # Small blocks: a few per cent of the limit, so pacing is smooth and the log short.
+        self.horizon = horizon
+        self.decrease = decrease
+        self.recovery = recovery
+        # Small blocks: a few per cent of the limit, so a grant is never far ahead of the wire.
         self.block = block or max(1, min(100, self.limit // 25))
-        self._log_key = keys.rate_key(carrier_code)
-        self._sum_key = keys.rate_key(carrier_code) + ":sum"
-        self._tat_key = keys.rate_key(carrier_code) + ":tat"
-        self._epoch_key = keys.rate_key(carrier_code) + ":epoch"
-        self._script = connection.register_script(_SCRIPT)
+        self._keys = [
+            keys.rate_pace_key(carrier_code),
+            keys.rate_epoch_key(carrier_code),
+            keys.rate_effective_key(carrier_code),
+        ]
+        # segments/s gained per microsecond: from nothing back to the limit in `recovery` s.
+        self._increase = self.limit / recovery / 1_000_000
+        self._acquire = connection.register_script(_ACQUIRE)
+        self._slow_down = connection.register_script(_SLOW_DOWN)
         self.prime()
+
+    def _call(self, want: int, unit: int, prime: bool) -> Grant:
+        granted, wait_us, first_us, interval_us, now_us, rate_milli = self._acquire(
+            keys=self._keys,
+            args=[
+                self.limit,
+                int(self.window * 1_000_000),
+                want,
+                unit,
+                int(self.horizon * 1_000_000),
+                "1" if prime else "0",
+                repr(self._increase),
+            ],
+        )
+        return Grant(
+            int(granted),
+            int(wait_us) / 1_000_000,
+            int(first_us) / 1_000_000,
+            int(interval_us) / 1_000_000,
+            int(now_us) / 1_000_000,
+            int(rate_milli) / 1000,
+        )
 
     def try_acquire(self, want: int, unit: int = 1) -> Grant:
         """Ask for up to `want` segments in multiples of `unit` (a message's parts)."""
@@ -139,29 +198,29 @@ class RedisRateLimiter:
             raise ValueError(
                 f"a message of {unit} segments can never pass a limit of {self.limit}/s"
             )
-        want = max(unit, min(want, self.limit))
-        granted, wait_us = self._script(
-            keys=[self._log_key, self._sum_key, self._tat_key, self._epoch_key],
-            args=[
-                self.limit,
-                int(self.window * 1_000_000),
-                want,
-                unit,
-                max(self.block, unit),
-                "0",
-            ],
-        )
-        return Grant(int(granted), int(wait_us) / 1_000_000)
+        return self._call(max(unit, min(want, self.limit)), unit, False)
 
     def prime(self) -> None:
         """Mark this Redis as serving the limiter, with nothing granted before (done when a
         sender starts, so the first alert does not wait a window). A Redis that later loses
-        the mark, by a restart or a flush, makes every sender wait one window before its next
-        grant, since what was granted just before is gone with the log."""
-        self._script(
-            keys=[self._log_key, self._sum_key, self._tat_key, self._epoch_key],
-            args=[self.limit, int(self.window * 1_000_000), 0, 1, 1, "1"],
+        the mark, by a restart or a flush, makes every sender wait one window (plus the
+        horizon) before its next grant, since the slots handed out just before are gone."""
+        self._call(0, 1, True)
+
+    def slow_down(self) -> float:
+        """The SMSC said it is congested: cut the carrier's shared rate (at most once per
+        window, whoever reports it). Returns the effective rate now."""
+        _, rate_milli = self._slow_down(
+            keys=[self._keys[2]],
+            args=[
+                self.limit,
+                repr(self.decrease),
+                repr(self._increase),
+                1,
+                int(self.window * 1_000_000),
+            ],
         )
+        return int(rate_milli) / 1000
 
     def acquire(
         self,
@@ -170,24 +229,25 @@ class RedisRateLimiter:
         *,
         deadline: float | None = None,
         should_stop: object = None,
-    ) -> int:
+    ) -> Grant:
         """Block until some segments (a multiple of `unit`, at most `want`) are granted.
 
-        Returns 0 only if `deadline` (time.monotonic) passes first or `should_stop()` is true.
+        Returns a grant of 0 only if `deadline` (time.monotonic) passes first or
+        `should_stop()` is true.
         """
         while True:
             grant = self.try_acquire(want, unit)
             if grant.granted:
-                return grant.granted
+                return grant
             if callable(should_stop) and should_stop():
-                return 0
+                return grant
             pause = min(grant.wait, 0.2)
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return 0
+                    return grant
                 pause = min(pause, left)
             time.sleep(pause)
 
     def reset(self) -> None:
-        self.connection.delete(self._log_key, self._sum_key, self._tat_key)
+        self.connection.delete(self._keys[0], self._keys[2])

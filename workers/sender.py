@@ -29,10 +29,16 @@ from rq.utils import now as rq_now
 
 from broadcast import keys, live, metrics
 from smpp_gateway import smpptime
-from smpp_gateway.client import OutboundMessage, OutcomeKind, SmppSession, SubmitOutcome
+from smpp_gateway.client import (
+    SLOW_DOWN_STATUSES,
+    OutboundMessage,
+    OutcomeKind,
+    SmppSession,
+    SubmitOutcome,
+)
 from smpp_gateway.errors import GatewayError
 from smpp_gateway.receipts import Receipt
-from workers.limiter import RedisRateLimiter
+from workers.limiter import Grant, RedisRateLimiter
 from workers.runtime import Runtime
 from workers.store import Claimed, Outcomes, ReceiptIn, utcnow
 
@@ -40,6 +46,41 @@ log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 0.1  # seconds between control/emergency checks while sending
 FLUSH_INTERVAL = 0.25  # seconds between bulk writes of outcomes
+# A PDU leaves at its slot (see workers/limiter.py) or at most this share of the jitter
+# margin later; a slot reached later than that (the process was descheduled) is given up and
+# the message waits for a new one. The rest of the margin is for the way to the SMSC.
+SLOT_LATENESS_SHARE = 1 / 3
+# A round trip to Redis or the database is started only this long before the next slot (or
+# with no slot held), so the PDUs wait for no one.
+SLOT_CLEARANCE = 0.006
+
+
+class ServerClock:
+    """Maps the Redis server's clock (where the limiter's slots live) onto time.monotonic(),
+    so a host whose clock differs still sends at the slot. The offset comes from the answer
+    with the shortest round trip (its error is half that trip), refreshed every few seconds
+    by an answer about as quick."""
+
+    REFRESH = 5.0
+    GOOD_TRIP = 0.001
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self._trip = float("inf")
+        self._measured = float("-inf")
+
+    def observe(self, sent: float, received: float, server_now: float) -> None:
+        trip = received - sent
+        # A slow answer (a loaded machine) would move the offset by half its trip and shift
+        # every later slot: after REFRESH s only a trip near the best one replaces it.
+        stale = received - self._measured > self.REFRESH
+        if trip <= self._trip or (stale and trip <= max(2 * self._trip, self.GOOD_TRIP)):
+            self.offset = server_now - (sent + received) / 2
+            self._trip = trip
+            self._measured = received
+
+    def local(self, server_time: float) -> float:
+        return server_time - self.offset
 
 
 class CarrierSender:
@@ -59,7 +100,17 @@ class CarrierSender:
             SmppSession(self.gateway, on_receipt=self._on_receipt, name=f"{carrier_code}-{i}")
             for i in range(self.carrier.binds)
         ]
-        self.limiter = RedisRateLimiter(runtime.redis, carrier_code, self.carrier.mps)
+        delivery = runtime.settings.delivery
+        self.limiter = RedisRateLimiter(
+            runtime.redis,
+            carrier_code,
+            self.carrier.mps,
+            window=1.0 + delivery.jitter_margin,
+            decrease=delivery.throttle_decrease,
+            recovery=delivery.throttle_recovery_seconds,
+        )
+        self.clock = ServerClock()
+        self.lateness = delivery.jitter_margin * SLOT_LATENESS_SHARE
         self.flush_size = flush_size
         self._receipts: list[ReceiptIn] = []
         self._receipts_at = 0.0
@@ -176,8 +227,31 @@ class CarrierSender:
             if s.connected and s.throttled_until <= now
         )
 
-    def _roomiest(self) -> SmppSession:
-        return max(self.sessions, key=lambda s: s.config.window - s.outstanding)
+    def _roomiest(self) -> SmppSession | None:
+        """The bind with the most room that can send now (None when every one is full, down
+        or backing off)."""
+        now = time.monotonic()
+        ready = [
+            s
+            for s in self.sessions
+            if s.connected and s.throttled_until <= now and s.outstanding < s.config.window
+        ]
+        return max(ready, key=lambda s: s.config.window - s.outstanding, default=None)
+
+    def _slots(self, want: int, parts: int) -> tuple[Grant, list[list[float]]]:
+        """Ask the shared limiter for slots; each granted message gets one time.monotonic()
+        per part, the times its PDUs may leave."""
+        sent = time.monotonic()
+        grant = self.limiter.try_acquire(want, parts)
+        received = time.monotonic()
+        self.clock.observe(sent, received, grant.server_now)
+        metrics.RATE_LIMIT.labels(self.code).set(grant.rate)
+        first = self.clock.local(grant.first_slot)
+        times = [
+            [first + (m * parts + p) * grant.interval for p in range(parts)]
+            for m in range(grant.granted // parts)
+        ]
+        return grant, times
 
     def send_batch(self, alert_id: int, batch_no: int) -> dict[str, Any]:
         rt = self.runtime
@@ -232,6 +306,8 @@ class CarrierSender:
         attempts = {r.id: r.attempts for r in claim.rows}
         retry: list[tuple[float, int, Claimed]] = []
         inflight: dict[int, Claimed] = {}
+        # Messages holding slots, in slot order: the time.monotonic() of each part's slot.
+        slotted: deque[tuple[list[float], Claimed]] = deque()
         outcomes = Outcomes()
         block = max(1, min(self.limiter.block, self.carrier.window * len(self.sessions)))
         seen = {"sent": 0}
@@ -239,6 +315,7 @@ class CarrierSender:
         stop = ""
         last_check = 0.0
         last_flush = last_renew = time.monotonic()
+        flush_wanted = False
 
         def handle(outcome: SubmitOutcome) -> None:
             row = inflight.pop(outcome.key, None)
@@ -247,6 +324,9 @@ class CarrierSender:
             if outcome.kind is OutcomeKind.ACCEPTED:
                 outcomes.accepted.append((row.id, outcome.message_ids))
                 return
+            if outcome.command_status in SLOW_DOWN_STATUSES:
+                # The SMSC cannot take the contracted rate now: every sender slows down.
+                metrics.RATE_LIMIT.labels(self.code).set(self.limiter.slow_down())
             attempts[row.id] += 1
             error = outcome.error or "unknown error"
             metrics.ERRORS.labels(self.code, outcome.kind.value).inc()
@@ -276,40 +356,63 @@ class CarrierSender:
             last_flush = time.monotonic()
 
         try:
-            while todo or retry or inflight:
+            while todo or retry or inflight or slotted:
                 now = time.monotonic()
                 while retry and retry[0][0] <= now:
                     todo.append(heapq.heappop(retry)[2])
-                if (todo or retry) and now - last_check >= CHECK_INTERVAL:
+                clear = not slotted or slotted[0][0][0] - now > SLOT_CLEARANCE
+                if (todo or retry or slotted) and clear and now - last_check >= CHECK_INTERVAL:
                     last_check = now
                     control = self._control(alert_id, message.status, priority)
                     if control != "sending" or self.stop_requested:
                         stop = control if control != "sending" else "stopping"
                         break
-                room = self._room(parts)
-                if todo and not room:
-                    # Tokens are taken only for messages that can leave at once: a grant
-                    # held while the window drains would reach the SMSC late and bunch
-                    # with the next grant's messages in one second.
-                    self.poll(0.002)
-                elif todo:
-                    want = min(block, len(todo), room) * parts
-                    grant = self.limiter.try_acquire(want, parts)
-                    if grant.granted:
-                        for _ in range(grant.granted // parts):
-                            row = todo.popleft()
-                            inflight[row.id] = row
-                            self._roomiest().submit(
-                                OutboundMessage(row.id, row.msisdn, message.text,
-                                                message.source, validity_period=validity)
-                            )  # fmt: skip
-                        seen["sent"] += grant.granted // parts
-                        segments_since_flush += grant.granted
+                if slotted and slotted[0][0][0] <= now:
+                    # Each message leaves at its own slot, never in a burst with the block.
+                    times, row = slotted.popleft()
+                    session = self._roomiest()
+                    now = time.monotonic()
+                    if session is None or now - times[0] > self.lateness:
+                        # Too late for its slot: sent now it could share a second with later
+                        # slots. The slot is lost; the message waits for a new one.
+                        self.stats["late"] += 1
+                        todo.appendleft(row)
                     else:
-                        self.poll(min(grant.wait, 0.02))
+                        inflight[row.id] = row
+                        session.submit(
+                            OutboundMessage(
+                                row.id,
+                                row.msisdn,
+                                message.text,
+                                message.source,
+                                validity_period=validity,
+                            ),
+                            at=times,
+                        )
+                        seen["sent"] += 1
+                        segments_since_flush += parts
+                elif (
+                    todo
+                    and clear
+                    and not flush_wanted
+                    and (room := self._room(parts) - len(slotted)) > 0
+                ):
+                    want = min(block, len(todo), room) * parts
+                    grant, times = self._slots(want, parts)
+                    for slot in times:
+                        slotted.append((slot, todo.popleft()))
+                    if not grant.granted:
+                        nap = grant.wait
+                        if slotted:
+                            nap = min(nap, slotted[0][0][0] - time.monotonic())
+                        self.poll(max(0.0, min(nap, 0.02)))
                         last_check = 0.0 if grant.wait > CHECK_INTERVAL else last_check
-                elif inflight:
-                    self.poll(0.005)
+                elif slotted:
+                    self.poll(max(0.0, min(slotted[0][0][0] - time.monotonic(), 0.02)))
+                elif todo and not flush_wanted:
+                    self.poll(0.002)  # every window full: wait for responses
+                elif inflight or flush_wanted:
+                    self.poll(0.002 if flush_wanted else 0.005)
                 else:
                     self.poll(min(0.05, max(0.0, retry[0][0] - now)))
                 for session in self.sessions:
@@ -319,10 +422,17 @@ class CarrierSender:
                 if len(outcomes) >= self.flush_size or (
                     outcomes and now - last_flush >= FLUSH_INTERVAL
                 ):
+                    # Written between slots: no new slots are taken until the ones held are
+                    # used, so a slow write never makes a PDU late.
+                    flush_wanted = True
+                if flush_wanted and not slotted:
                     flush()
-                if now - last_renew >= settings.lease_seconds / 3:
+                    flush_wanted = False
+                if not slotted and now - last_renew >= settings.lease_seconds / 3:
                     store.renew([*attempts])
                     last_renew = now
+            todo.extendleft(row for _, row in reversed(slotted))
+            slotted.clear()
             # Stopping early (or done): wait for what is on the wire, then account for it.
             for session in self.sessions:
                 for outcome in session.flush(self.gateway.response_timeout):
@@ -334,7 +444,8 @@ class CarrierSender:
             # The link stayed down too long: keep what the SMSC accepted, give back what was
             # not sent (re-queued by reconcile); rows on the wire keep their lease.
             flush()
-            store.release([r.id for r in todo] + [rid for _, rid, _ in retry])
+            unsent_rows = [r.id for r in todo] + [r.id for _, r in slotted]
+            store.release(unsent_rows + [rid for _, rid, _ in retry])
             raise
         unsent = [r.id for r in todo] + [rid for _, rid, _ in retry] + list(inflight)
         if stop == "cancelled":

@@ -14,8 +14,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 
-from broadcast import keys
-from broadcast.models import Alert
+from broadcast import keys, live
+from broadcast.models import Alert, Carrier
 from broadcast.web.context import Services, services
 
 bp = Blueprint("health", __name__)
@@ -66,6 +66,18 @@ class _StateCollector:
             depth.add_metric([keys.CONTROL_QUEUE], len(self.svc.control_queue))
             depth.add_metric([keys.IMPORT_QUEUE], len(self.svc.import_queue))
         yield depth
+        paced = GaugeMetricFamily(
+            "loa_rate_limit",
+            "Segments/s a carrier's senders pace at now: its limit, less while its SMSC "
+            "pushes back",
+            labels=["carrier"],
+        )
+        with contextlib.suppress(Exception):  # Redis or database down: report nothing
+            with self.svc.database.session() as s:
+                limits = dict(s.execute(select(Carrier.code, Carrier.mps)).all())
+            for code, rate in live.effective_rates(self.svc.redis, limits).items():
+                paced.add_metric([code], rate)
+        yield paced
 
 
 def init_metrics(app: Flask) -> None:

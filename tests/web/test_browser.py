@@ -291,6 +291,10 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         row = approver.locator(f'#w-carriers tr[data-carrier="{code}"]')
         assert row.locator('[data-k="percent"]').text_content() == "100"
         assert row.locator('[data-k="delivered"]').text_content() == str(count)
+        # The pace the carrier is sent at: its whole limit, its SMSC never asked to slow down.
+        assert row.locator('[data-k="rate_limit"]').text_content() == str(
+            settings.carrier(code).mps
+        )
     assert approver.text_content("#alert-status") == "Hoàn tất"
 
     expected = {"84" + n[1:]: "viettel" for n in viettel_numbers}

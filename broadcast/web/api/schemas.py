@@ -326,6 +326,10 @@ class CarrierProgress(Schema):
     failed = fields.Integer()
     cancelled = fields.Integer()
     rate_now = fields.Float()
+    rate_limit = fields.Float(
+        metadata={"description": "Segments/s the senders pace at now: the carrier's limit, "
+                  "or less while its SMSC answers ESME_RTHROTTLED / ESME_RMSGQFUL"}
+    )  # fmt: skip
     eta_seconds = fields.Float(allow_none=True)
     percent = fields.Float()
 

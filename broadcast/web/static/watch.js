@@ -46,7 +46,7 @@
     outer.setAttribute("aria-valuemin", "0"); outer.setAttribute("aria-valuemax", "100");
     var inner = document.createElement("span"); inner.setAttribute("data-bar", "");
     outer.appendChild(inner); bar.appendChild(outer); tr.appendChild(bar);
-    ["total", "submitted", "delivered", "failed", "percent"].forEach(function (k) {
+    ["total", "submitted", "delivered", "failed", "rate_limit", "percent"].forEach(function (k) {
       var td = document.createElement("td"); td.className = "num"; td.setAttribute("data-k", k); tr.appendChild(td);
     });
     box.querySelector("tbody").appendChild(tr);
@@ -93,6 +93,7 @@
       ["total", "submitted", "delivered", "failed", "percent"].forEach(function (k) {
         tr.querySelector('[data-k="' + k + '"]').textContent = f[k];
       });
+      tr.querySelector('[data-k="rate_limit"]').textContent = Math.round(f.rate_limit);
       receipts += f.delivered + f.failed;
     });
     var perSecond = last ? Math.max(0, (receipts - last.receipts) / Math.max(data.at - last.at, 0.001)) : 0;

@@ -207,6 +207,11 @@ VI: dict[str, str] = {
     "Submitted": "Đã gửi lên",
     "Delivered": "Đã nhận",
     "Failed": "Thất bại",
+    "Allowed rate/s": "Tốc độ cho phép/giây",
+    "The rate the carrier is sent at now: its limit, lower while its SMSC asks to slow down": (
+        "Tốc độ đang gửi tới nhà mạng: bằng giới hạn, thấp hơn khi tổng đài nhắn tin của nhà "
+        "mạng yêu cầu gửi chậm lại"
+    ),
     "Running": "Đang chạy",
     "Succeeded": "Thành công",
     "The sheet has cells as far as %(corner)s: %(cells)s cells, more than the limit of %(limit)s. Delete the rows and columns outside the data, or save the sheet as CSV, then upload it again.": "Trang tính có ô xa tới %(corner)s: %(cells)s ô, vượt giới hạn %(limit)s ô. Hãy xóa các hàng và cột nằm ngoài dữ liệu, hoặc lưu trang tính dưới dạng CSV, rồi tải lên lại.",

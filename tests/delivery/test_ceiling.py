@@ -1,0 +1,184 @@
+"""The carrier's ceiling as the SMSC counts it: over every sliding second of arrivals, whatever
+the number of sender processes, on a busy machine; and the pace that follows an SMSC which
+cannot take its contracted rate."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from rq import Worker
+from sqlalchemy import select
+
+from broadcast import accounts
+from broadcast.bootstrap import sync_carriers
+from broadcast.models import User
+from broadcast.web import create_app
+from delivery.conftest import CREDENTIALS, World
+from delivery.helpers import ThreadSender, accepted_numbers, states, wait_for
+from smpp_gateway.encoding import segments
+from smpp_gateway.simulator import ESME_RTHROTTLED
+from workers import jobs
+
+LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]
+# 200 GSM-7 characters: two parts (153 + 47) each.
+TWO_PARTS = (
+    "Canh bao: mua lon keo dai, nguy co lu quet va sat lo dat o cac xa vung nui. "
+    "Nguoi dan di chuyen len cao, khong qua suoi, theo doi thong tin cua chinh quyen dia "
+    "phuong va goi 112 khi can cuu ho."
+)
+
+
+def max_in_sliding_second(times: list[float]) -> int:
+    """The most arrivals in any one-second window (every arrival starts a window)."""
+    times = sorted(times)
+    best = end = 0
+    for start, t in enumerate(times):
+        while end < len(times) and times[end] < t + 1.0:
+            end += 1
+        best = max(best, end - start)
+    return best
+
+
+@contextmanager
+def cpu_hog() -> Iterator[None]:
+    """A process spinning on a core beside the senders, as on an operator's busy machine."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait(10)
+
+
+@contextmanager
+def simulator_process(record: Path, **options: object) -> Iterator[int]:
+    """`loa simulator --record FILE` in a process of its own (an SMSC that shares no
+    interpreter with the test), yielding its port."""
+    system_id, password = CREDENTIALS["viettel"]
+    argv = [*LOA, "simulator", "--port", "0", "--system-id", system_id, "--password", password,
+            "--record", str(record)]  # fmt: skip
+    for name, value in options.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield int(proc.stdout.readline().rsplit(":", 1)[1])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+@contextmanager
+def sender_processes(world: World, env: dict[str, str], code: str, count: int) -> Iterator[None]:
+    """`loa worker --carrier CODE` subprocesses, registered with RQ (binds open) on entry."""
+    procs = [subprocess.Popen([*LOA, "worker", "--carrier", code], env=env) for _ in range(count)]
+    try:
+        assert wait_for(lambda: Worker.count(connection=world.runtime.redis) >= count, 40)
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+@pytest.mark.slow
+def test_three_senders_on_a_busy_machine_never_exceed_the_limit_in_any_second(
+    make_world: Callable[..., World], tmp_path: Path
+) -> None:
+    limit = 50
+    world = make_world(("viettel",), mps=limit, window=10, batch_size=50)
+    assert segments(TWO_PARTS) == 2
+    numbers = world.numbers(300)
+    alert_id = world.make_alert({"viettel": numbers}, body=TWO_PARTS)
+    record = tmp_path / "smsc.jsonl"
+    with simulator_process(record, receipt_delay=0.05) as port, cpu_hog():
+        env = {**world.env(), "LOA_CARRIERS__VIETTEL__GATEWAY__PORT": str(port)}
+        with sender_processes(world, env, "viettel", 3):
+            jobs.fan_out(alert_id)
+            delivered = lambda: states(world.database, alert_id)["delivered"] == 300  # noqa: E731
+            assert wait_for(delivered, 45, 0.2)
+    accepted = [
+        json.loads(line) for line in record.read_text().splitlines() if '"error": null' in line
+    ]
+    # Every number exactly once, both parts.
+    assert Counter(r["destination"] for r in accepted) == dict.fromkeys(numbers, 2)
+    arrivals = sorted(r["time"] for r in accepted)
+    assert max_in_sliding_second(arrivals) <= limit
+    achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    assert achieved >= 0.9 * limit, f"{achieved:.1f} segments/s of {limit}"
+
+
+def _paced(client: FlaskClient, alert_id: int, token: str) -> tuple[float, float]:
+    """The carrier's pace as the progress API and /metrics show it."""
+    progress = client.get(
+        f"/api/v1/alerts/{alert_id}/progress", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert progress.status_code == 200, progress.get_data(as_text=True)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    shown = re.search(r'^loa_rate_limit\{carrier="viettel"\} (\S+)$', metrics, re.M)
+    assert shown is not None, metrics
+    return progress.get_json()["carriers"]["viettel"]["rate_limit"], float(shown.group(1))
+
+
+@pytest.mark.slow
+def test_an_smsc_slower_than_its_contract_slows_every_sender_down_then_recovers(
+    make_world: Callable[..., World],
+) -> None:
+    """The contract says 50/s, the SMSC takes 30/s and answers ESME_RTHROTTLED beyond: the
+    shared pace halves, climbs back, and everything is delivered with few throttled answers
+    after the first step down."""
+    world = make_world(
+        ("viettel",),
+        mps=50,
+        window=10,
+        batch_size=100,
+        sim={"tps": 30, "receipt_delay": 0.05},
+        throttle_recovery_seconds=10.0,
+    )
+    numbers = world.numbers(400)
+    alert_id = world.make_alert({"viettel": numbers})
+    with world.database.session() as s:
+        sync_carriers(s, world.runtime.settings)  # the carrier's limit, as `loa init` writes it
+        drafter = s.scalar(select(User).where(User.username == "drafter"))
+        _, token = accounts.create_token(s, drafter, "watch", actor="test")
+    client = create_app(world.runtime.settings, database=world.database).test_client()
+    assert _paced(client, alert_id, token) == (50.0, 50.0)  # nothing pushed back yet
+    shown: list[tuple[float, float]] = []  # (progress API, /metrics)
+    senders = [ThreadSender(world.runtime, "viettel")]
+    try:
+        jobs.fan_out(alert_id)
+        end = time.monotonic() + 45
+        while states(world.database, alert_id)["delivered"] < 400 and time.monotonic() < end:
+            shown.append(_paced(client, alert_id, token))
+            time.sleep(0.25)
+    finally:
+        for sender in senders:
+            sender.join()
+    assert states(world.database, alert_id)["delivered"] == 400
+    sim = world.sims["viettel"]
+    assert accepted_numbers(sim) == dict.fromkeys(numbers, 1)
+    throttled = sorted(r.time for r in sim.submits() if r.error == ESME_RTHROTTLED)
+    assert throttled, "the SMSC never pushed back: the test proves nothing"
+    after_first_cut = [t for t in throttled if t > throttled[0] + 1.5]
+    assert len(after_first_cut) <= 0.05 * len(numbers), (len(throttled), len(after_first_cut))
+    # The pace dropped below the SMSC's real capacity, in the API and in /metrics ...
+    assert min(api for api, _ in shown) <= 30.0
+    assert min(metric for _, metric in shown) <= 30.0
+    # ... and climbs back to the contract once the SMSC stops pushing back.
+    assert wait_for(lambda: _paced(client, alert_id, token) == (50.0, 50.0), 12, 0.5)
