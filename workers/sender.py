@@ -137,6 +137,15 @@ class CarrierSender:
 
     # -- one batch --------------------------------------------------------------------------
 
+    def _expire(self, alert_id: int) -> None:
+        """Past its expiry nothing more is sent: open rows become expired."""
+        rt = self.runtime
+        rt.store.expire_overdue()
+        with rt.database.session() as session:
+            live.rebuild_counters(rt.redis, session, alert_id)
+        self._open_alerts.add(alert_id)
+        self.flush_receipts()
+
     def _control(self, alert_id: int, status: str, priority: str) -> str:
         pipe = self.runtime.redis.pipeline(transaction=False)
         pipe.get(keys.alert_control_key(alert_id))
@@ -187,12 +196,7 @@ class CarrierSender:
         if expires is not None and expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)  # SQLite returns naive UTC
         if expires is not None and expires <= utcnow():
-            # Past its expiry nothing more is sent: open rows become expired.
-            store.expire_overdue()
-            with rt.database.session() as session:
-                live.rebuild_counters(rt.redis, session, alert_id)
-            self._open_alerts.add(alert_id)
-            self.flush_receipts()
+            self._expire(alert_id)
             return {"result": "expired"}
         claim = store.claim(alert_id, self.carrier_id, batch_no)
         if claim.reclaimed:
@@ -265,6 +269,9 @@ class CarrierSender:
                 now = time.monotonic()
                 while retry and retry[0][0] <= now:
                     todo.append(heapq.heappop(retry)[2])
+                if todo and expires is not None and expires <= utcnow():
+                    stop = "expired"  # checked before every grant: none leaves after it
+                    break
                 if (todo or retry) and now - last_check >= CHECK_INTERVAL:
                     last_check = now
                     control = self._control(alert_id, message.status, priority)
@@ -323,6 +330,9 @@ class CarrierSender:
         unsent = [r.id for r in todo] + [rid for _, rid, _ in retry] + list(inflight)
         if stop == "cancelled":
             self._apply(store.cancel_unsent(alert_id, unsent))
+        elif stop == "expired":
+            store.release(unsent)
+            self._expire(alert_id)
         elif unsent:
             store.release(unsent)
             if stop in ("yield", "stopping", ""):
