@@ -240,7 +240,8 @@ def results(cwd: Path, target: Target) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Modules: " + ", ".join(f"{k} ({t.path})" for k, t in TARGETS.items()),
     )
     parser.add_argument("modules", nargs="*", metavar="MODULE", help="default: all of them")

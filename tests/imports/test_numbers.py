@@ -161,3 +161,15 @@ def test_never_crashes_and_always_gives_a_number_or_a_reason(values: list[object
     assert (frame["msisdn"].isna() == frame["reason"].notna()).all()
     accepted = frame["msisdn"].dropna()
     assert accepted.str.fullmatch(r"84\d{9}").all()
+
+
+# Edges found by mutation testing (docs/testing.md).
+@pytest.mark.parametrize("raw", ["9.12345678e+8", "9,12345678E+8", "9,12345678e8"])
+def test_spreadsheet_exponents_in_any_case_and_decimal_comma(raw: str) -> None:
+    assert normalise_one(raw, PLAN) == "84912345678"
+
+
+def test_normalise_one_says_none_for_a_refused_number() -> None:
+    assert normalise_one("abc", PLAN) is None
+    assert normalise_one(None, PLAN) is None
+    assert normalise_one("0912345678", PLAN) == "84912345678"
