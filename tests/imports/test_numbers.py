@@ -173,3 +173,9 @@ def test_normalise_one_says_none_for_a_refused_number() -> None:
     assert normalise_one("abc", PLAN) is None
     assert normalise_one(None, PLAN) is None
     assert normalise_one("0912345678", PLAN) == "84912345678"
+
+
+def test_a_cell_reading_nan_is_an_empty_cell() -> None:
+    """ "nan" is what a missing spreadsheet cell becomes when a tool turns it to text."""
+    frame = normalise(pd.Series(["nan", float("nan"), 912345678.0], dtype=object), PLAN)
+    assert frame["reason"].tolist() == ["empty", "empty", None]
