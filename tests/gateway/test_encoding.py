@@ -398,3 +398,18 @@ FOLDED = {
 @pytest.mark.parametrize(("typed", "sent"), FOLDED.items())
 def test_fold_table(typed, sent):
     assert fold(typed) == sent
+
+
+@pytest.mark.parametrize("method", ["udh16", "sar"])
+def test_udh16_and_sar_parts_say_what_they_carry(method):
+    first, second = split("z" * 200, concatenation=method, reference=9, data_coding_gsm=0x01)
+    assert (first.text, second.text) == ("z" * first.units, "z" * second.units)
+    assert first.units + second.units == 200
+    assert first.data_coding == second.data_coding == 0x01
+    assert bool(first.udh) == (method == "udh16")
+    if method == "udh16":
+        assert second.udh == bytes([6, 8, 4, 0, 9, 2, 2])
+
+
+def test_the_last_bmp_character_is_one_ucs2_unit():
+    assert preview("\uffff" * 70).units == 70 and preview("\uffff" * 70).parts == 1
