@@ -198,22 +198,35 @@ def survivors(cwd: Path, target: Target, keys: list[str]) -> list[dict[str, obje
             check=True,
         ).stdout
     )
-    source = (ROOT / target.path).read_text(encoding="utf-8")
-    tree = ast.parse(source)
-    lines = source.splitlines()
+    tree = ast.parse((ROOT / target.path).read_text(encoding="utf-8"))
     found = []
     for key in keys:
         diff = diffs[key].splitlines()
         removed = [x[1:].strip() for x in diff if x.startswith("-") and not x.startswith("---")]
         added = [x[1:].strip() for x in diff if x.startswith("+") and not x.startswith("+++")]
-        first, last = _function_span(tree, re.sub(r"__mutmut_\d+$", "", key.rsplit(".", 1)[-1]))
-        line = next(
-            (n for n in range(first, last + 1) if removed and lines[n - 1].strip() == removed[0]),
-            first,
+        first, _last = _function_span(tree, re.sub(r"__mutmut_\d+$", "", key.rsplit(".", 1)[-1]))
+        found.append(
+            {
+                "location": f"{target.path}:{first + _changed_offset(diff)}",
+                "mutant": key,
+                "change": " / ".join(removed) + " -> " + " / ".join(added),
+            }
         )
-        change = " / ".join(removed) + " -> " + " / ".join(added)
-        found.append({"location": f"{target.path}:{line}", "mutant": key, "change": change})
     return found
+
+
+def _changed_offset(diff: list[str]) -> int:
+    """Lines from the function's first line to the first changed one, read from the hunks."""
+    old = 0
+    for line in diff:
+        hunk = re.match(r"@@ -(\d+)", line)
+        if hunk:
+            old = int(hunk.group(1)) - 1
+        elif line.startswith("-") and not line.startswith("---"):
+            return old
+        elif not line.startswith(("+", "---", "+++")):
+            old += 1
+    return 0
 
 
 def results(cwd: Path, target: Target) -> dict[str, object]:
