@@ -283,6 +283,8 @@ def main() -> None:
         if not args.report:
             cwd = stage(name, target)
             finished = run_mutmut(target, cwd, args.jobs, args.minutes * 60)
+        elif not (cwd / "mutants" / (target.path + ".meta")).is_file():
+            parser.error(f"no earlier run of {name!r} under {cwd}")
         result = results(cwd, target)
         result["seconds"] = round(time.monotonic() - started, 1)
         result["finished"] = finished
