@@ -134,3 +134,13 @@ def test_acquire_waits_for_a_grant_due_before_its_deadline(redis_client: redis.R
     assert limiter.acquire(1) == 1
     time.sleep(0.7)  # the next grant is due about 0.3 s from now
     assert limiter.acquire(1, deadline=time.monotonic() + 0.9) == 1
+
+
+def test_acquire_grants_whole_messages_and_hears_a_stop_soon(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client, "viettel", 100, block=10)
+    assert limiter.acquire(5, unit=2) == 4  # two messages of two segments, never half of one
+    spent = RedisRateLimiter(redis_client, "mobifone", 1, window=1.0)
+    assert spent.acquire(1) == 1
+    stop_at = time.monotonic() + 0.1
+    assert spent.acquire(1, should_stop=lambda: time.monotonic() > stop_at) == 0
+    assert time.monotonic() - stop_at < 0.5  # asked again within 0.2 s, not after the window
