@@ -72,6 +72,22 @@ TARGETS = {
             "tests/alerts/test_alert_services.py",
             "tests/alerts/test_policy.py",
         ),
+        # the state machine and the approval rules
+        (
+            "next_status",
+            "allowed_actions",
+            "_transition",
+            "_require_",
+            "submit_for_approval",
+            "withdraw",
+            "approve",
+            "reject",
+            "_control",
+            "pause",
+            "resume",
+            "cancel",
+            "mark_",
+        ),
     ),
     "security": Target(
         "broadcast/web/security.py",
