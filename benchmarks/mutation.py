@@ -96,8 +96,9 @@ TARGETS = {
     "import-service": Target(
         "subscriber_import/service.py",
         ("tests/imports/test_service.py",),
-        # the duplicate and conflict logic; the rest of the service is plumbing
-        ("*duplicate*", "*conflict*", "*_dedup*"),
+        # the duplicate and conflict logic: list rows (duplicates within and across chunks,
+        # numbers other carriers hold), counts rows, and the coverage conflicts
+        ("_import_list", "_repeats", "_contains", "_as_int64", "_import_counts", "coverage"),
     ),
 }
 
