@@ -146,8 +146,9 @@ def test_an_alert_that_expires_mid_batch_sends_nothing_after_its_expiry(
     assert drain(world.runtime, ["viettel"], alert_id)
     arrivals = [r.time for r in world.sims["viettel"].submits()]
     assert arrivals, "nothing was sent before the expiry"
-    # the simulator stamps a PDU when it reads it: allow its transit through the socket
-    assert max(arrivals) <= expires.timestamp() + 0.05, max(arrivals) - expires.timestamp()
+    # The simulator stamps a PDU when its thread reads it: allow the socket and a busy machine
+    # 0.1 s. Without the check the batch goes on for 3.5 s after the expiry.
+    assert max(arrivals) <= expires.timestamp() + 0.1, max(arrivals) - expires.timestamp()
     counts = states(world.database, alert_id)
     assert counts["delivered"] == len(arrivals)
     assert counts == {"delivered": len(arrivals), "expired": 100 - len(arrivals)}
