@@ -201,6 +201,15 @@ class CarrierSender:
 
     # -- one batch --------------------------------------------------------------------------
 
+    def _expire(self, alert_id: int) -> None:
+        """Past its expiry nothing more is sent: open rows become expired."""
+        rt = self.runtime
+        rt.store.expire_overdue()
+        with rt.database.session() as session:
+            live.rebuild_counters(rt.redis, session, alert_id)
+        self._open_alerts.add(alert_id)
+        self.flush_receipts()
+
     def _control(self, alert_id: int, status: str, priority: str) -> str:
         pipe = self.runtime.redis.pipeline(transaction=False)
         pipe.get(keys.alert_control_key(alert_id))
@@ -274,12 +283,7 @@ class CarrierSender:
         if expires is not None and expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)  # SQLite returns naive UTC
         if expires is not None and expires <= utcnow():
-            # Past its expiry nothing more is sent: open rows become expired.
-            store.expire_overdue()
-            with rt.database.session() as session:
-                live.rebuild_counters(rt.redis, session, alert_id)
-            self._open_alerts.add(alert_id)
-            self.flush_receipts()
+            self._expire(alert_id)
             return {"result": "expired"}
         # The SMSC is told the alert's expiry, so nothing reaches a phone after it.
         validity = smpptime.absolute(expires) if expires is not None else ""
@@ -360,6 +364,10 @@ class CarrierSender:
                 now = time.monotonic()
                 while retry and retry[0][0] <= now:
                     todo.append(heapq.heappop(retry)[2])
+                if (todo or slotted) and expires is not None and expires <= utcnow():
+                    # Checked before every grant and every slot: nothing leaves after expiry.
+                    stop = "expired"
+                    break
                 clear = not slotted or slotted[0][0][0] - now > SLOT_CLEARANCE
                 if (todo or retry or slotted) and clear and now - last_check >= CHECK_INTERVAL:
                     last_check = now
@@ -450,6 +458,9 @@ class CarrierSender:
         unsent = [r.id for r in todo] + [rid for _, rid, _ in retry] + list(inflight)
         if stop == "cancelled":
             self._apply(store.cancel_unsent(alert_id, unsent))
+        elif stop == "expired":
+            store.release(unsent)
+            self._expire(alert_id)
         elif unsent:
             store.release(unsent)
             if stop in ("yield", "stopping", ""):

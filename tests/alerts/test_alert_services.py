@@ -524,3 +524,30 @@ def test_a_retired_area_cannot_be_targeted(
     assert refused.value.details == {
         "area_codes": ["retired area code(s), no longer targetable: 436"]
     }
+
+
+def test_each_decision_names_its_maker_and_keeps_its_time(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    """Found by mutation testing (docs/testing.md): who withdrew, rejected, cancelled or
+    completed an alert, and when, as the audit log and the alert's stamps say."""
+    alert = _pending(session, people, draft)
+    alerts.withdraw(session, alert.id, user=people["drafter"])
+    alerts.submit_for_approval(session, alert.id, user=people["drafter"], now=DAYTIME)
+    alerts.reject(session, alert.id, user=people["approver"], reason="Sai địa bàn")
+    log = _audit(session, alert.id)
+    assert [(actor, action) for actor, action, _, _ in log[-3:]] == [
+        (people["drafter"].username, "alert.withdraw"),
+        (people["drafter"].username, "alert.submit"),
+        (people["approver"].username, "alert.reject"),
+    ]
+    assert log[-1][3]["version"] == alert.version
+    later = DAYTIME + timedelta(minutes=5)
+    alerts.cancel(session, alert.id, user=people["drafter"], now=later)
+    assert alert.status == AlertStatus.CANCELLED and alert.cancelled_at == later
+    sent = _pending(session, people, draft)
+    alerts.approve(session, sent.id, version=sent.version, user=people["approver"], now=DAYTIME)
+    alerts.mark_sending(session, sent.id, now=DAYTIME)
+    alerts.mark_completed(session, sent.id, now=later)
+    assert sent.status == AlertStatus.COMPLETED and sent.completed_at == later
+    assert _audit(session, sent.id)[-1][:2] == ("system", "alert.complete")

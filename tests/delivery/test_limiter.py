@@ -94,3 +94,66 @@ def test_a_redis_that_lost_the_log_waits_one_window(redis_client: redis.Redis) -
     assert 1.0 <= refused.wait <= 1.02 + limiter.horizon + 0.01
     assert limiter.acquire(100, deadline=lost_at + 3).granted > 0
     assert time.monotonic() - lost_at >= 1.0
+
+
+# Edges found by mutation testing (docs/testing.md).
+
+
+def test_the_smallest_limit_and_window_are_accepted(redis_client: redis.Redis) -> None:
+    one = RedisRateLimiter(redis_client, "viettel", 1, window=1.0)
+    assert one.try_acquire(1).granted == 1
+    assert one.try_acquire(1, unit=1).granted == 0
+    with pytest.raises(ValueError, match="limit must be at least 1 per second, not 0"):
+        RedisRateLimiter(redis_client, "viettel", 0)
+    with pytest.raises(ValueError, match=r"window must be at least 1 second, not 0\.99"):
+        RedisRateLimiter(redis_client, "viettel", 10, window=0.99)
+    three = RedisRateLimiter(redis_client, "mobifone", 3, block=3)
+    assert three.try_acquire(3, unit=3).granted == 3  # a message as long as the limit passes
+
+
+def test_blocks_are_a_twenty_fifth_of_the_limit_between_1_and_100(
+    redis_client: redis.Redis,
+) -> None:
+    sizes = {10: 1, 50: 2, 60: 2, 2525: 100}
+    for limit, block in sizes.items():
+        assert RedisRateLimiter(redis_client, f"c{limit}", limit).block == block
+
+
+def test_carriers_never_share_a_budget(redis_client: redis.Redis) -> None:
+    # block 1: after a grant of 10, a shared pace (GCRA) would hold the other carrier back
+    first = RedisRateLimiter(redis_client, "viettel", 10, block=1)
+    second = RedisRateLimiter(redis_client, "vinaphone", 10, block=1)
+    assert first.try_acquire(10).granted == 10
+    assert second.try_acquire(10).granted == 10
+    assert first.try_acquire(1).granted == 0 and second.try_acquire(1).granted == 0
+
+
+def test_acquire_takes_what_it_asks_and_stops_when_told(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client, "viettel", 100, block=10)
+    assert limiter.acquire(1).granted == 1  # one message of one segment, not two
+    assert limiter.acquire(10).granted == 10
+    spent = RedisRateLimiter(redis_client, "mobifone", 1, window=1.0)
+    assert spent.acquire(1).granted == 1
+    started = time.monotonic()
+    assert spent.acquire(1, should_stop=lambda: True).granted == 0
+    assert spent.acquire(1, deadline=time.monotonic() + 0.2).granted == 0
+    assert time.monotonic() - started < 0.6  # the deadline is kept, not a whole window
+
+
+def test_acquire_waits_for_a_grant_due_before_its_deadline(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client, "viettel", 1, window=1.0)
+    assert limiter.acquire(1).granted == 1
+    time.sleep(0.7)  # the next grant is due about 0.3 s from now
+    assert limiter.acquire(1, deadline=time.monotonic() + 0.9).granted == 1
+
+
+def test_acquire_grants_whole_messages_and_hears_a_stop_soon(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client, "viettel", 100, block=10)
+    assert (
+        limiter.acquire(5, unit=2).granted == 4
+    )  # two messages of two segments, never half of one
+    spent = RedisRateLimiter(redis_client, "mobifone", 1, window=1.0)
+    assert spent.acquire(1).granted == 1
+    stop_at = time.monotonic() + 0.1
+    assert spent.acquire(1, should_stop=lambda: time.monotonic() > stop_at).granted == 0
+    assert time.monotonic() - stop_at < 0.5  # asked again within 0.2 s, not after the window

@@ -128,3 +128,32 @@ def test_nothing_is_sent_after_the_alert_expires(make_world: Callable[..., World
     assert world.sims["viettel"].submits() == []
     assert states(world.database, alert_id) == {"expired": 20}
     assert alert_status(world.database, alert_id) == "completed"
+
+
+def test_an_alert_that_expires_mid_batch_sends_nothing_after_its_expiry(
+    make_world: Callable[..., World],
+) -> None:
+    """One batch of 100 at 20 messages a second takes 5 s; the alert expires after about 1.5 s.
+    The simulator's arrival times show nothing reached it after the expiry instant, and the
+    rows not sent by then end expired."""
+    world = make_world(("viettel",), mps=20, batch_size=100, sim={"receipt_delay": 0.01})
+    alert_id = world.make_alert({"viettel": world.numbers(100)})
+    jobs.fan_out(alert_id)
+    expires = datetime.now(UTC) + timedelta(seconds=1.5)
+    with world.database.session() as s:
+        s.get(Alert, alert_id).expires_at = expires
+    work(world.runtime, ["viettel"])
+    assert drain(world.runtime, ["viettel"], alert_id)
+    arrivals = [r.time for r in world.sims["viettel"].submits()]
+    assert arrivals, "nothing was sent before the expiry"
+    # The simulator stamps a PDU when its thread reads it: allow the socket and a busy machine
+    # 0.1 s. Without the check the batch goes on for 3.5 s after the expiry.
+    assert max(arrivals) <= expires.timestamp() + 0.1, max(arrivals) - expires.timestamp()
+    counts = states(world.database, alert_id)
+    # The SMSC was told the expiry too (validity_period): a message that arrived in the last
+    # moments gets an EXPIRED receipt (receipts come 10 ms later; arrivals are 50 ms apart).
+    delivered = counts.get("delivered", 0)
+    assert len(arrivals) - 3 <= delivered <= len(arrivals)
+    assert counts == {"delivered": delivered, "expired": 100 - delivered}
+    assert counts["expired"] >= 40
+    assert alert_status(world.database, alert_id) == "completed"

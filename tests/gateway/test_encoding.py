@@ -310,3 +310,106 @@ def test_bad_input_is_refused():
     for good in ("", "LOA-HaTinh", "UBND.HT", "84912345678"):
         validate_source(good)
     assert issubclass(EncodingError, ValueError)
+
+
+# Edges found by mutation testing (docs/testing.md): each assertion fails for a planted change.
+
+
+def test_sender_limits_are_inclusive_and_name_the_value():
+    validate_source("A" * 11)
+    validate_source("9" * 20)
+    with pytest.raises(EncodingError, match=r"'AAAAAAAAAAAA' is longer than 11 characters"):
+        validate_source("A" * 12)
+    with pytest.raises(EncodingError, match=r"'9{21}' is longer than 20 digits"):
+        validate_source("9" * 21)
+    with pytest.raises(EncodingError, match=r"invalid characters \['!'\]"):
+        validate_source("Bad!")
+
+
+def test_unknown_septets_decode_as_question_marks():
+    assert gsm_decode(b"\x80A") == "?A"
+    assert gsm_decode(b"\x1b\x41") == "A"  # escape then a code with no extension: the basic one
+    assert gsm_decode(b"\x1b\x80") == "?"
+    assert gsm_decode(b"\x1b\x65") == "€"
+
+
+def test_refusals_say_what_is_wrong():
+    with pytest.raises(EncodingError, match=r"^not GSM 7-bit: 'ảệ'$"):
+        gsm_encode("aảbệả")
+    with pytest.raises(EncodingError, match=r"^empty text: nothing to send$"):
+        split("", concatenation="udh", reference=1)
+
+
+def test_latin1_parts_decode_as_latin1():
+    from smpp_gateway.encoding import decode
+
+    assert decode("café".encode("latin-1"), 0x03) == "café"
+
+
+def test_empty_preview_and_default_segments():
+    assert preview("") == preview("", concatenation="udh")
+    assert (preview("").text, preview("").encoding, preview("").chars_left) == ("", "gsm7", 160)
+    assert preview("").ucs2_chars == ()
+    assert segments("") == 0
+    assert segments("x" * 161) == 2
+    assert segments("ả" * 71) == 2  # UCS-2 counts 70 per part, not GSM's 160
+
+
+def test_ucs2_parts_count_utf16_units_only():
+    def units(text: str) -> list[int]:
+        return [p.units for p in split(text, concatenation="udh", reference=1)]
+
+    assert units("ả" + "€" * 100) == [67, 34]  # € is one unit in UCS-2, two only in GSM
+    assert units("😀" * 40) == [66, 14]  # a surrogate pair is two units, never cut
+    assert units("\U00010000" * 40) == [66, 14]
+    assert units("\uffff" * 71) == [67, 4]
+
+
+def test_every_part_says_what_it_carries():
+    (single,) = split("hello", concatenation="udh", reference=1)
+    assert (single.esm_class, single.text, single.udh, single.data_coding) == (0, "hello", b"", 0)
+    first, second = split("x" * 200, concatenation="udh", reference=9, data_coding_gsm=0x01)
+    assert first.udh == bytes([5, 0, 3, 9, 2, 1]) and second.udh == bytes([5, 0, 3, 9, 2, 2])
+    assert (first.text, second.text) == ("x" * 153, "x" * 47)
+    assert first.data_coding == second.data_coding == 0x01
+    (payload,) = split("y" * 200, concatenation="payload", reference=1, data_coding_gsm=0x01)
+    assert (payload.esm_class, payload.data_coding) == (0, 0x01)
+    assert (payload.text, payload.units) == ("y" * 200, 200)
+
+
+# The fold table is built at import time, before mutmut turns a mutant on, so mutation testing
+# cannot check it (docs/testing.md): every entry is pinned here instead.
+FOLDED = {
+    "đĐðÐ": "dDdD",
+    "‘’‚‛′´`": "'''''''",
+    "“”„‟″«»": '"""""""',
+    "‐‑‒–—―−": "-------",
+    "…•·\t": "...-. ",
+    "\u00a0\u2002\u2003\u2009\u202f": "     ",
+    "a\u200bb\ufeffc": "abc",
+    "ÀẠẢÃÁÂẦẬẨẪẤĂẰẶẲẴẮ": "AAAAAAAAAAAAAAAAA",
+    "ƠỜỢỞỠỚƯỪỰỬỮỨỲỴỶỸÝ": "OOOOOOUUUUUUYYYYY",
+    "Ḁ": "A",  # first of the Latin Extended Additional block
+    "ÄÖÑÜäöñüÅåÇÆæØøß": "ÄÖÑÜäöñüÅåÇÆæØøß",  # GSM letters stay as they are
+    "ɐ": "ɐ",  # no mark to strip: left for UCS-2
+}
+
+
+@pytest.mark.parametrize(("typed", "sent"), FOLDED.items())
+def test_fold_table(typed, sent):
+    assert fold(typed) == sent
+
+
+@pytest.mark.parametrize("method", ["udh16", "sar"])
+def test_udh16_and_sar_parts_say_what_they_carry(method):
+    first, second = split("z" * 200, concatenation=method, reference=9, data_coding_gsm=0x01)
+    assert (first.text, second.text) == ("z" * first.units, "z" * second.units)
+    assert first.units + second.units == 200
+    assert first.data_coding == second.data_coding == 0x01
+    assert bool(first.udh) == (method == "udh16")
+    if method == "udh16":
+        assert second.udh == bytes([6, 8, 4, 0, 9, 2, 2])
+
+
+def test_the_last_bmp_character_is_one_ucs2_unit():
+    assert preview("\uffff" * 70).units == 70 and preview("\uffff" * 70).parts == 1

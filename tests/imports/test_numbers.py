@@ -161,3 +161,39 @@ def test_never_crashes_and_always_gives_a_number_or_a_reason(values: list[object
     assert (frame["msisdn"].isna() == frame["reason"].notna()).all()
     accepted = frame["msisdn"].dropna()
     assert accepted.str.fullmatch(r"84\d{9}").all()
+
+
+# Edges found by mutation testing (docs/testing.md).
+@pytest.mark.parametrize("raw", ["9.12345678e+8", "9,12345678E+8", "9,12345678e8"])
+def test_spreadsheet_exponents_in_any_case_and_decimal_comma(raw: str) -> None:
+    assert normalise_one(raw, PLAN) == "84912345678"
+
+
+def test_normalise_one_says_none_for_a_refused_number() -> None:
+    assert normalise_one("abc", PLAN) is None
+    assert normalise_one(None, PLAN) is None
+    assert normalise_one("0912345678", PLAN) == "84912345678"
+
+
+def test_a_cell_reading_nan_is_an_empty_cell() -> None:
+    """ "nan" is what a missing spreadsheet cell becomes when a tool turns it to text."""
+    frame = normalise(pd.Series(["nan", float("nan"), 912345678.0], dtype=object), PLAN)
+    assert frame["reason"].tolist() == ["empty", "empty", None]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("01123456789", "not_mobile"),  # ten national digits in no range: not too long
+        ("011234567890", "too_long"),  # eleven
+        ("9.9E+15", "too_long"),  # a spreadsheet exponent beyond any phone number
+    ],
+)
+def test_lengths_outside_every_range(raw: str, reason: str) -> None:
+    assert normalise(pd.Series([raw], dtype=object), PLAN)["reason"].iloc[0] == reason
+
+
+def test_the_frame_keeps_the_callers_row_labels() -> None:
+    frame = normalise(pd.Series(["0912345678", "abc"], index=[7, 3], dtype=object), PLAN)
+    assert list(frame.index) == [7, 3]
+    assert frame.loc[7, "msisdn"] == "84912345678" and frame.loc[3, "reason"] == "invalid"
