@@ -89,6 +89,7 @@ class AlertCategory(str, enum.Enum):
     WARNING = "warning"
     INFORMATION = "information"
     TEST = "test"
+    EXERCISE = "exercise"  # a drill: CAP status Exercise, only the drill group receives it
 
 
 class AlertStatus(str, enum.Enum):

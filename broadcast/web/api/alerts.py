@@ -322,23 +322,18 @@ def list_templates():  # type: ignore[no-untyped-def]
 
 
 def cap_response(alert_id: int) -> Response:
-    """CAP 1.2 XML of an alert (an Update or Cancel references its original)."""
+    """CAP 1.2 XML of an alert, any status, for the people who may read alerts."""
     from broadcast import cap
 
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        original = core.get_alert(session, alert.references_id) if alert.references_id else None
-        xml = cap.to_cap_xml(
-            alert,
-            sender=f"loa@{request.host.split(':')[0]}",
-            references=original,
-            sender_name=alert.brandname,
-            timezone=svc.settings.timezone,
+        xml = alertio.cap_document(
+            session, alert, host=request.host, timezone=svc.settings.timezone
         )
     return Response(
         xml,
-        mimetype="application/cap+xml",
+        mimetype=cap.CAP_MIMETYPE,
         headers={"Content-Disposition": f'attachment; filename="loa-alert-{alert_id}.cap.xml"'},
     )
 
