@@ -92,6 +92,13 @@ class AlertCategory(str, enum.Enum):
     EXERCISE = "exercise"  # a drill: CAP status Exercise, only the drill group receives it
 
 
+class RecipientGroup(str, enum.Enum):
+    """The small groups that non-public alerts go to instead of the lists."""
+
+    TEST = "test"  # test alerts
+    DRILL = "drill"  # drills (exercise alerts)
+
+
 class AlertStatus(str, enum.Enum):
     DRAFT = "draft"
     PENDING_APPROVAL = "pending_approval"
@@ -302,7 +309,8 @@ class CountReport(Base):
 
 
 class TestRecipient(Base):
-    """The test group: test alerts go only to these numbers."""
+    """The test and drill groups (`kind`): test alerts go only to the test group's numbers,
+    drills only to the drill group's. A number may be in both."""
 
     __tablename__ = "test_recipients"
     __test__ = False  # not a pytest test class
@@ -310,7 +318,10 @@ class TestRecipient(Base):
     msisdn: Mapped[str] = mapped_column(String(15))
     carrier_id: Mapped[int] = mapped_column(ForeignKey("carriers.id"))
     name: Mapped[str] = mapped_column(String(200), default="")
-    __table_args__ = (UniqueConstraint("msisdn"),)
+    kind: Mapped[RecipientGroup] = mapped_column(
+        _enum(RecipientGroup, "recipient_group"), default=RecipientGroup.TEST, server_default="test"
+    )
+    __table_args__ = (UniqueConstraint("kind", "msisdn"),)
 
 
 class Alert(Base):

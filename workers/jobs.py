@@ -113,7 +113,7 @@ def fan_out(alert_id: int) -> dict[str, Any]:
         work = [(plan, r[0]) for plan, r in zip(plans, rounds, strict=True) if r]
         work += [(plan, c) for plan, r in zip(plans, rounds, strict=True) for c in r[1:]]
         for plan, id_range in work:
-            if plan.list_id is None and AlertCategory(alert.category) != AlertCategory.TEST:
+            if plan.list_id is None and audience.recipient_group(alert.category) is None:
                 continue
             stmt = plan.insert(alert, batch_size=batch_size, dialect=dialect, id_range=id_range)
             session.execute(stmt)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy import select
 
 from broadcast import accounts, audit, registry
 from broadcast.errors import LoaError, NotFound
-from broadcast.models import ApiToken, AuditEntry, Carrier, Role, User
+from broadcast.models import ApiToken, AuditEntry, Carrier, RecipientGroup, Role, User
 from broadcast.web.api.admin import number_normaliser
 from broadcast.web.api.schemas import UserIn, UserPatch
 from broadcast.web.context import services
@@ -179,9 +180,35 @@ def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.brandnames"))
 
 
-@bp.route("/test-group", methods=["GET", "POST"])
-@roles_required(Role.ADMIN)
-def test_group():  # type: ignore[no-untyped-def]
+GROUP_PAGES = {
+    RecipientGroup.TEST: {
+        "title": _l("Test group"),
+        "intro": _l(
+            "Test alerts go only to these numbers, through the carrier chosen for each "
+            "(the prefix does not tell the carrier)."
+        ),
+        "added": _l("%(msisdn)s added to the test group."),
+        "removed": _l("%(msisdn)s removed from the test group."),
+        "page": "admin.test_group",
+        "remove": "admin.remove_test_recipient",
+    },
+    RecipientGroup.DRILL: {
+        "title": _l("Drill group"),
+        "intro": _l(
+            "Drills (exercise alerts) go only to these numbers, through the carrier chosen "
+            "for each: the officials, volunteers and rescue teams who take part."
+        ),
+        "added": _l("%(msisdn)s added to the drill group."),
+        "removed": _l("%(msisdn)s removed from the drill group."),
+        "page": "admin.drill_group",
+        "remove": "admin.remove_drill_recipient",
+    },
+}
+
+
+def _group_page(group: RecipientGroup):  # type: ignore[no-untyped-def]
+    """The test group's or the drill group's page: list, add (rules in broadcast.registry)."""
+    texts = GROUP_PAGES[group]
     db = services().database
     values = {"msisdn": "", "carrier": "", "name": ""}
     if request.method == "POST":
@@ -196,30 +223,63 @@ def test_group():  # type: ignore[no-untyped-def]
                     normalise=number_normaliser(),
                     actor=current_user.db_user(session),
                     ip=client_ip(),
+                    group=group,
                 )
-            flash(_("%(msisdn)s added to the test group.", msisdn=row.msisdn), "success")
-            return redirect(url_for("admin.test_group"))
+            flash(str(texts["added"]) % {"msisdn": row.msisdn}, "success")
+            return redirect(url_for(str(texts["page"])))
         except LoaError as exc:
             flash(refusal_text(exc), "error")
     with db.session() as session:
-        rows = registry.list_test_recipients(session)
+        rows = registry.list_test_recipients(session, group)
         carriers = session.scalars(
             select(Carrier).where(Carrier.active).order_by(Carrier.code)
         ).all()
         return render_template(
-            "admin/test_group.html", recipients=rows, carriers=carriers, values=values
+            "admin/test_group.html",
+            recipients=rows,
+            carriers=carriers,
+            values=values,
+            texts=texts,
+            prefix=group.value,
         )
+
+
+def _remove_from_group(group: RecipientGroup, recipient_id: int):  # type: ignore[no-untyped-def]
+    texts = GROUP_PAGES[group]
+    try:
+        with services().database.session() as session:
+            gone = registry.remove_test_recipient(
+                session,
+                recipient_id,
+                actor=current_user.db_user(session),
+                ip=client_ip(),
+                group=group,
+            )
+    except NotFound:
+        abort(404)
+    flash(str(texts["removed"]) % {"msisdn": gone.msisdn}, "success")
+    return redirect(url_for(str(texts["page"])))
+
+
+@bp.route("/test-group", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def test_group():  # type: ignore[no-untyped-def]
+    return _group_page(RecipientGroup.TEST)
 
 
 @bp.route("/test-group/<int:recipient_id>/remove", methods=["POST"])
 @roles_required(Role.ADMIN)
 def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
-    try:
-        with services().database.session() as session:
-            gone = registry.remove_test_recipient(
-                session, recipient_id, actor=current_user.db_user(session), ip=client_ip()
-            )
-    except NotFound:
-        abort(404)
-    flash(_("%(msisdn)s removed from the test group.", msisdn=gone.msisdn), "success")
-    return redirect(url_for("admin.test_group"))
+    return _remove_from_group(RecipientGroup.TEST, recipient_id)
+
+
+@bp.route("/drill-group", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def drill_group():  # type: ignore[no-untyped-def]
+    return _group_page(RecipientGroup.DRILL)
+
+
+@bp.route("/drill-group/<int:recipient_id>/remove", methods=["POST"])
+@roles_required(Role.ADMIN)
+def remove_drill_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+    return _remove_from_group(RecipientGroup.DRILL, recipient_id)

@@ -100,6 +100,7 @@ def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any
         "id": alert.id,
         "status": getattr(alert.status, "value", alert.status),
         "test": alert.category == AlertCategory.TEST,
+        "drill": alert.category == AlertCategory.EXERCISE,
         "carriers": per_carrier,
         "total": total,
         "done": done,
@@ -161,7 +162,9 @@ def report_csv(session: Session, alert_id: int, carrier_id: int | None = None) -
 def report_xlsx(session: Session, alert_id: int, carrier_id: int | None = None) -> Any:
     """The delivery report as an XLSX in a spooled temporary file (openpyxl write-only)."""
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("deliveries")
+    alert = session.get(Alert, alert_id)
+    drill = alert is not None and alert.category == AlertCategory.EXERCISE
+    sheet = workbook.create_sheet("DIEN TAP - drill" if drill else "deliveries")
     sheet.append(list(REPORT_COLUMNS))
     for row in _report_rows(session, alert_id, carrier_id):
         sheet.append(list(row))

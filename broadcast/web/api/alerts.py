@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from broadcast import alerts as core
 from broadcast import audit, templates
-from broadcast.models import Alert, AlertStatus, Role
+from broadcast.models import Alert, AlertCategory, AlertStatus, Role
 from broadcast.web import alertio, dispatch
 from broadcast.web.api import bp
 from broadcast.web.api.common import document, load_json, load_query
@@ -255,9 +255,11 @@ def report_response(alert_id: int, fmt: str) -> Response:
     """CSV streamed from the database; XLSX written by openpyxl in write-only mode."""
     db = services().database
     with db.session() as session:
-        core.get_alert(session, alert_id)  # 404 before anything streams
+        alert = core.get_alert(session, alert_id)  # 404 before anything streams
+        drill = alert.category == AlertCategory.EXERCISE
     _audit_export(alert_id, fmt)
-    name = f"loa-alert-{alert_id}-report.{fmt}"
+    # A drill's report says so in its name (and its XLSX sheet): nobody files it as real.
+    name = f"loa-{'drill' if drill else 'alert'}-{alert_id}-report.{fmt}"
     if fmt == "csv":
 
         def generate() -> Any:

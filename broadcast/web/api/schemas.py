@@ -9,7 +9,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from broadcast import text as textrules
 from broadcast.alerts import CERTAINTY, SEVERITY, URGENCY
-from broadcast.models import AlertStatus, Role
+from broadcast.models import AlertCategory, AlertStatus, Role
 from broadcast.text import TextRule
 
 # The id columns a client can name are INTEGER on PostgreSQL: a larger id cannot exist, and
@@ -95,7 +95,7 @@ class PreviewIn(Strict):
     carriers = fields.List(Code(), load_default=list, validate=validate.Length(max=MAX_CARRIERS))
     category = fields.String(
         load_default="information",
-        validate=validate.OneOf(["emergency", "warning", "information", "test"]),
+        validate=validate.OneOf([c.value for c in AlertCategory]),
     )
 
 
@@ -228,7 +228,7 @@ class TestRecipientOut(Schema):
     name = fields.String()
 
 
-CATEGORIES = ["emergency", "warning", "information", "test"]
+CATEGORIES = [c.value for c in AlertCategory]
 
 
 class AlertIn(Strict):
@@ -265,6 +265,7 @@ class AlertOut(Schema):
     fold = fields.Boolean()
     category = fields.String()
     test = fields.Boolean()
+    drill = fields.Boolean()  # an exercise alert: only the drill group
     status = fields.String()
     allowed_actions = fields.List(fields.String())
     msg_type = fields.String()
@@ -338,6 +339,7 @@ class ProgressOut(Schema):
     id = fields.Integer()
     status = fields.String()
     test = fields.Boolean()
+    drill = fields.Boolean()  # an exercise alert: only the drill group
     carriers = fields.Dict(keys=fields.String(), values=fields.Nested(CarrierProgress))
     total = fields.Integer()
     done = fields.Integer()

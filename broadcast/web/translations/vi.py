@@ -9,6 +9,15 @@ that has no translation yet, so a missing one is seen, never silently English.
 from __future__ import annotations
 
 VI: dict[str, str] = {
+    "Drill group": "Nhóm diễn tập",
+    "Drills (exercise alerts) go only to these numbers, through the carrier chosen for each: the officials, volunteers and rescue teams who take part.": "Tin diễn tập chỉ gửi tới các số này, qua nhà mạng được chọn cho từng số: cán bộ, tình nguyện viên và đội cứu hộ tham gia diễn tập.",
+    "%(msisdn)s added to the drill group.": "Đã thêm %(msisdn)s vào nhóm diễn tập.",
+    "%(msisdn)s removed from the drill group.": "Đã xoá %(msisdn)s khỏi nhóm diễn tập.",
+    "Drill (exercise)": "Diễn tập",
+    "a drill: goes only to the drill group, never to the public": "tin diễn tập: chỉ gửi nhóm diễn tập, không bao giờ gửi người dân",
+    "DRILL: %(total)s people of the drill group will receive it.": "Tin DIỄN TẬP: %(total)s người trong nhóm diễn tập sẽ nhận.",
+    "drill": "diễn tập",
+    "drill report: only the drill group": "báo cáo diễn tập: chỉ nhóm diễn tập",
     "Loa cannot reach its Redis server just now; nothing was changed. Try again in a minute.": "Loa tạm thời không kết nối được máy chủ Redis; chưa có gì thay đổi. Vui lòng thử lại sau một phút.",
     "Temporarily unavailable": "Tạm thời không phục vụ được",
     "New password set for %(name)s; their sessions have ended.": "Đã đặt mật khẩu mới cho %(name)s; mọi phiên đăng nhập của người này đã kết thúc.",
