@@ -364,6 +364,29 @@ class Alert(Base):
     carriers: Mapped[list[Carrier]] = relationship(secondary="alert_carriers")
 
 
+class DrillSchedule(Base):
+    """A recurring drill: every month on `day_of_month` at `at_time` (local time). `lead_days`
+    before each one, a drill draft is made and submitted in the name of the admin who set the
+    schedule; an approver still approves each one (broadcast/drills.py)."""
+
+    __tablename__ = "drill_schedules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    fold: Mapped[bool] = mapped_column(Boolean, default=False)
+    brandname: Mapped[str] = mapped_column(String(11))
+    area_codes: Mapped[list[str]] = mapped_column(JSON)
+    carrier_codes: Mapped[list[str]] = mapped_column(JSON)
+    day_of_month: Mapped[int] = mapped_column(Integer)  # 1..28: every month has it
+    at_time: Mapped[str] = mapped_column(String(5))  # "HH:MM", settings.timezone
+    lead_days: Mapped[int] = mapped_column(Integer, default=7)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the next drill
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    last_alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+
+
 class AlertArea(Base):
     __tablename__ = "alert_areas"
     alert_id: Mapped[int] = mapped_column(

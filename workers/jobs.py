@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from broadcast import alerts, audience, keys, live
+from broadcast import alerts, audience, drills, keys, live
 from broadcast.errors import InvalidTransition
 from broadcast.models import Alert, AlertCategory, AlertStatus
 from workers import runtime as rt_mod
@@ -226,6 +227,9 @@ def reconcile() -> dict[str, Any]:
     report: Counter[str] = Counter(dict.fromkeys(names, 0))
     report["expired_alerts"] = len(rt.store.expire_overdue())
     report["failed_imports"] = len(fail_abandoned_imports(rt))
+    with rt.database.session() as s:  # recurring drills whose lead time has come
+        now = datetime.now(UTC)
+        report["drills_created"] = len(drills.create_due(s, now=now, timezone=rt.settings.timezone))
     moved = rt.store.match_receipts()
     report["receipts_matched"] = sum(moved.values())
     for alert_id, status in rt.store.active_alerts():

@@ -131,6 +131,7 @@ def test_the_feed_lists_actual_alerts_on_the_air_newest_first_with_valid_cap_doc
     # Never published: a test alert, a draft, one awaiting approval, one rejected back to draft,
     # and one approved for later but cancelled before it went out.
     _sent(client, people, title="Thử hệ thống", category="test")
+    drill = _sent(client, people, title="Diễn tập sơ tán", category="exercise")
     _create(client, people, title="Bản nháp")
     pending = _create(client, people, title="Chờ duyệt")
     _submit(client, people, pending["id"])
@@ -172,6 +173,12 @@ def test_the_feed_lists_actual_alerts_on_the_air_newest_first_with_valid_cap_doc
         assert document.findtext("cap:status", namespaces=C) == "Actual"
         assert document.findtext("cap:scope", namespaces=C) == "Public"
         assert urlsplit(url).path == f"/cap/{document.findtext('cap:identifier', namespaces=C)}.xml"
+
+    # A drill is never in the feed, but its CAP document (for staff) says Exercise, validly.
+    assert client.get(f"/cap/{drill['identifier']}.xml").status_code == 404
+    staff = client.get(f"/api/v1/alerts/{drill['id']}/cap.xml", headers=people.auth("auditor"))
+    CAP_SCHEMA.validate(staff.data.decode())
+    assert ET.fromstring(staff.data).findtext("cap:status", namespaces=C) == "Exercise"  # noqa: S314
 
     # Nothing internal: no alert ids in URLs, no user ids, no subscriber numbers.
     body = client.get("/cap/feed.atom").get_data(as_text=True)

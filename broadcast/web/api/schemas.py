@@ -221,6 +221,40 @@ class TestRecipientIn(Strict):
     name = Text(textrules.RECIPIENT_NAME, load_default="")
 
 
+class DrillScheduleIn(Strict):
+    title = Text(textrules.TITLE, required=True)
+    body = Text(textrules.SMS_BODY, required=True)
+    areas = fields.List(Code(), required=True, validate=validate.Length(max=MAX_AREAS))
+    carriers = fields.List(Code(), required=True, validate=validate.Length(max=MAX_CARRIERS))
+    brandname = Text(textrules.BRANDNAME, required=True)
+    fold = fields.Boolean(load_default=False)
+    day_of_month = fields.Integer(
+        required=True, validate=validate.Range(min=1, max=28), metadata={"example": 15}
+    )
+    at_time = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"),
+        metadata={"example": "09:00", "description": "local time (settings.timezone)"},
+    )
+    lead_days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=27))
+
+
+class DrillScheduleOut(Schema):
+    id = fields.Integer()
+    title = fields.String()
+    body = fields.String()
+    fold = fields.Boolean()
+    brandname = fields.String()
+    areas = fields.List(fields.String())
+    carriers = fields.List(fields.String())
+    day_of_month = fields.Integer()
+    at_time = fields.String()
+    lead_days = fields.Integer()
+    next_at = fields.String(metadata={"description": "the next drill's time (UTC, ISO 8601)"})
+    active = fields.Boolean()
+    last_alert_id = fields.Integer(allow_none=True)
+
+
 class TestRecipientOut(Schema):
     id = fields.Integer()
     msisdn = fields.String()
