@@ -6,6 +6,8 @@ makes a credential for someone else: each user makes their own tokens (auth.toke
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -13,9 +15,9 @@ from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from broadcast import accounts, audit, registry
+from broadcast import accounts, audit, drills, registry
 from broadcast.errors import LoaError, NotFound
-from broadcast.models import ApiToken, AuditEntry, Carrier, RecipientGroup, Role, User
+from broadcast.models import ApiToken, Area, AuditEntry, Carrier, RecipientGroup, Role, User
 from broadcast.web.api.admin import number_normaliser
 from broadcast.web.api.schemas import UserIn, UserPatch
 from broadcast.web.context import services
@@ -283,3 +285,77 @@ def drill_group():  # type: ignore[no-untyped-def]
 @roles_required(Role.ADMIN)
 def remove_drill_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
     return _remove_from_group(RecipientGroup.DRILL, recipient_id)
+
+
+# -- recurring drills (rules in broadcast.drills) ---------------------------------------------
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        return default
+
+
+@bp.route("/drills", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def drill_schedules():  # type: ignore[no-untyped-def]
+    svc = services()
+    form = request.form
+    values: dict = {"at_time": "09:00", "lead_days": "7", "areas": [], "carriers": []}
+    if request.method == "POST":
+        values = {k: form.get(k, "") for k in ("title", "body", "brandname", "at_time")}
+        values |= {
+            "day_of_month": form.get("day_of_month", ""),
+            "lead_days": form.get("lead_days", "7"),
+            "fold": form.get("fold") == "1",
+            "areas": form.getlist("areas"),
+            "carriers": form.getlist("carriers"),
+        }
+        plan = drills.DrillPlan(
+            title=values["title"],
+            body=values["body"],
+            area_codes=tuple(values["areas"]),
+            carrier_codes=tuple(values["carriers"]),
+            brandname=values["brandname"],
+            day_of_month=_int(values["day_of_month"]),
+            at_time=values["at_time"],
+            lead_days=_int(values["lead_days"]),
+            fold=values["fold"],
+        )
+        try:
+            with svc.database.session() as session:
+                drills.create_schedule(
+                    session,
+                    plan,
+                    user=current_user.db_user(session),
+                    now=datetime.now(UTC),
+                    timezone=svc.settings.timezone,
+                )
+            flash(_("Recurring drill scheduled."), "success")
+            return redirect(url_for("admin.drill_schedules"))
+        except LoaError as exc:
+            flash(refusal_text(exc), "error")
+    with svc.database.session() as session:
+        rows = drills.list_schedules(session)
+        areas = session.scalars(
+            select(Area).where(Area.retired_at.is_(None)).order_by(Area.path)
+        ).all()
+        carriers = session.scalars(
+            select(Carrier).where(Carrier.active).order_by(Carrier.code)
+        ).all()
+        return render_template(
+            "admin/drills.html", schedules=rows, areas=areas, carriers=carriers, values=values
+        )
+
+
+@bp.route("/drills/<int:schedule_id>/deactivate", methods=["POST"])
+@roles_required(Role.ADMIN)
+def deactivate_drill_schedule(schedule_id: int):  # type: ignore[no-untyped-def]
+    try:
+        with services().database.session() as session:
+            drills.deactivate(session, schedule_id, user=current_user.db_user(session))
+    except NotFound:
+        abort(404)
+    flash(_("Recurring drill stopped."), "success")
+    return redirect(url_for("admin.drill_schedules"))

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
-from webtools import ControlJobs, People, assert_error
+from webtools import ControlJobs, People, assert_error, login, page_csrf
 
 from broadcast.models import AuditEntry, DrillSchedule
 from workers import jobs
@@ -152,3 +152,47 @@ def test_the_drill_group_is_apart_from_the_test_group(client: FlaskClient, peopl
     )
     assert preview.status_code == 200, preview.get_json()
     assert preview.get_json()["audience_total"] == 1  # the drafter's preview counts the group
+
+
+def test_an_admin_schedules_and_stops_a_drill_in_the_console(
+    client: FlaskClient, people: People
+) -> None:
+    plan = _plan()
+    login(client, "admin")
+    page = client.get("/admin/drills").get_data(as_text=True)
+    assert "Diễn tập định kỳ" in page and "Chưa có lịch diễn tập định kỳ." in page
+    form = {
+        "csrf_token": page_csrf(client, "/admin/drills"),
+        "title": plan["title"],
+        "body": plan["body"],
+        "brandname": plan["brandname"],
+        "day_of_month": "31",
+        "at_time": "09:00",
+        "lead_days": "7",
+        "areas": plan["areas"],
+        "carriers": plan["carriers"],
+    }
+    refused = client.post("/admin/drills", data=form, follow_redirects=True)
+    text = refused.get_data(as_text=True)
+    assert "31 is not a day 1..28" in text
+    assert "Chưa có lịch diễn tập định kỳ." in text  # nothing stored
+
+    form["day_of_month"] = str(plan["day_of_month"])
+    made = client.post("/admin/drills", data=form, follow_redirects=True)
+    text = made.get_data(as_text=True)
+    assert "Đã lên lịch diễn tập định kỳ." in text
+    assert f"ngày {plan['day_of_month']} lúc 09:00" in text
+    listed = client.get("/api/v1/drill-schedules", headers=people.auth("admin")).get_json()
+    assert [s["active"] for s in listed] == [True]
+
+    stop = client.post(
+        f"/admin/drills/{listed[0]['id']}/deactivate",
+        data={"csrf_token": page_csrf(client, "/admin/drills")},
+        follow_redirects=True,
+    )
+    assert "Đã dừng diễn tập định kỳ." in stop.get_data(as_text=True)
+    listed = client.get("/api/v1/drill-schedules", headers=people.auth("admin")).get_json()
+    assert [s["active"] for s in listed] == [False]
+
+    login(client, "drafter")
+    assert client.get("/admin/drills").status_code == 403

@@ -9,6 +9,22 @@ that has no translation yet, so a missing one is seen, never silently English.
 from __future__ import annotations
 
 VI: dict[str, str] = {
+    "Recurring drill scheduled.": "Đã lên lịch diễn tập định kỳ.",
+    "Recurring drill stopped.": "Đã dừng diễn tập định kỳ.",
+    "Recurring drills": "Diễn tập định kỳ",
+    "Every month on the day and at the local time set here, a drill goes to the drill group. Some days before (the lead time), the drill alert is made and submitted for approval in your name; an approver approves it like any alert, or it is not sent.": "Hằng tháng vào ngày và giờ (giờ địa phương) đặt ở đây, một tin diễn tập được gửi tới nhóm diễn tập. Trước đó vài ngày (thời gian chuẩn bị), tin diễn tập được tạo và trình duyệt dưới tên bạn; người phê duyệt duyệt như mọi tin, nếu không tin sẽ không được gửi.",
+    "Every month": "Hằng tháng",
+    "Lead time (days)": "Chuẩn bị trước (ngày)",
+    "Next drill": "Lần diễn tập tới",
+    "Last drill alert": "Tin diễn tập gần nhất",
+    "day %(day)s at %(time)s": "ngày %(day)s lúc %(time)s",
+    "Stop": "Dừng",
+    "No recurring drill yet.": "Chưa có lịch diễn tập định kỳ.",
+    "Text": "Nội dung",
+    "Fold (không dấu)": "Bỏ dấu (không dấu)",
+    "Day of the month (1–28)": "Ngày trong tháng (1–28)",
+    "Local time": "Giờ địa phương",
+    "Schedule": "Lên lịch",
     "Drill group": "Nhóm diễn tập",
     "Drills (exercise alerts) go only to these numbers, through the carrier chosen for each: the officials, volunteers and rescue teams who take part.": "Tin diễn tập chỉ gửi tới các số này, qua nhà mạng được chọn cho từng số: cán bộ, tình nguyện viên và đội cứu hộ tham gia diễn tập.",
     "%(msisdn)s added to the drill group.": "Đã thêm %(msisdn)s vào nhóm diễn tập.",
