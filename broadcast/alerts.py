@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 SYSTEM = "system"
 MAX_PARTS = 10  # a public alert should fit 1–2 parts; 10 UCS-2 parts is already 670 characters
 TEST_PREFIX = "[TEST - THU NGHIEM] "  # GSM-7 only, so it never forces UCS-2 on its own
+# A drill says so in Vietnamese first; folded (không dấu) it reads "[DIEN TAP] ".
+DRILL_PREFIX = "[DIỄN TẬP] "
 CONCATENATION = "udh"  # the parts figure stored on the alert; senders recount per gateway
 
 URGENCY = ("Immediate", "Expected", "Future", "Past", "Unknown")
@@ -164,9 +166,11 @@ class AlertDraft:
 
 
 def sms_text(*, body: str, category: AlertCategory) -> str:
-    """The text that goes on the air: test alerts carry an unmistakable prefix."""
+    """The text that goes on the air: test alerts and drills carry an unmistakable prefix."""
     if AlertCategory(category) == AlertCategory.TEST:
         return TEST_PREFIX + body
+    if AlertCategory(category) == AlertCategory.EXERCISE:
+        return DRILL_PREFIX + body
     return body
 
 
@@ -780,6 +784,7 @@ def alert_summary(alert: Alert) -> dict[str, Any]:
         "fold": alert.fold,
         "category": AlertCategory(alert.category).value,
         "test": AlertCategory(alert.category) == AlertCategory.TEST,
+        "drill": AlertCategory(alert.category) == AlertCategory.EXERCISE,
         "status": status.value,
         "allowed_actions": [a.value for a in allowed_actions(status)],
         "msg_type": MsgType(alert.msg_type).value,

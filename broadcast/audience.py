@@ -50,6 +50,7 @@ from broadcast.models import (
     Delivery,
     DeliveryState,
     ListStatus,
+    RecipientGroup,
     Subscriber,
     SubscriberList,
     TestRecipient,
@@ -154,16 +155,36 @@ def _list_audience(
     return s, conds
 
 
+def recipient_group(category: AlertCategory) -> RecipientGroup | None:
+    """The group a test alert or a drill goes to instead of the lists; None for public alerts."""
+    return {
+        AlertCategory.TEST: RecipientGroup.TEST,
+        AlertCategory.EXERCISE: RecipientGroup.DRILL,
+    }.get(AlertCategory(category))
+
+
 def audience_counts(
-    session: Session, *, area_codes: Iterable[str], carrier_codes: Iterable[str], test: bool
+    session: Session,
+    *,
+    area_codes: Iterable[str],
+    carrier_codes: Iterable[str],
+    test: bool = False,
+    group: RecipientGroup | None = None,
 ) -> dict[str, int]:
-    """Distinct numbers per carrier code that an alert with these choices would reach now."""
+    """Distinct numbers per carrier code that an alert with these choices would reach now.
+
+    A test alert (`test=True`, the same as `group=RecipientGroup.TEST`) or a drill reaches its
+    group's numbers, whatever the areas."""
     carriers = _carriers(session, carrier_codes)
-    if test:
+    group = RecipientGroup.TEST if test else group
+    if group is not None:
         rows = dict(
             session.execute(
                 select(TestRecipient.carrier_id, func.count())
-                .where(TestRecipient.carrier_id.in_([c.id for c in carriers]))
+                .where(
+                    TestRecipient.carrier_id.in_([c.id for c in carriers]),
+                    TestRecipient.kind == group,
+                )
                 .group_by(TestRecipient.carrier_id)
             ).all()
         )
@@ -301,11 +322,12 @@ def snapshot_insert_select(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     d = Delivery.__table__.alias("d")
-    if AlertCategory(alert.category) == AlertCategory.TEST:
+    group = recipient_group(alert.category)
+    if group is not None:
         t = TestRecipient.__table__.alias("t")
         msisdn, order = t.c.msisdn, t.c.id
         source: Any = t
-        conds: list[ColumnElement[bool]] = [t.c.carrier_id == carrier_id]
+        conds: list[ColumnElement[bool]] = [t.c.carrier_id == carrier_id, t.c.kind == group.value]
     else:
         if list_id is None:
             raise ValueError("a public alert needs the carrier's list id")
@@ -392,7 +414,7 @@ def plan_snapshot(
     """
     now = as_utc(now) if now else datetime.now(UTC)
     policy = Policy.from_settings(settings)
-    test = AlertCategory(alert.category) == AlertCategory.TEST
+    test = recipient_group(alert.category) is not None
     cap = (
         policy.daily_cap
         if daily_cap_applies(alert.category, policy, waived=alert.waive_daily_cap)
@@ -465,7 +487,7 @@ def snapshot(
     written: dict[str, int] = {}
     for plan in plan_snapshot(session, alert, settings=settings, now=now):
         written[plan.carrier_code] = 0
-        if plan.list_id is None and AlertCategory(alert.category) != AlertCategory.TEST:
+        if plan.list_id is None and recipient_group(alert.category) is None:
             continue
         for id_range in plan.chunks(chunk_rows):
             if dialect == "postgresql":

@@ -89,6 +89,14 @@ class AlertCategory(str, enum.Enum):
     WARNING = "warning"
     INFORMATION = "information"
     TEST = "test"
+    EXERCISE = "exercise"  # a drill: CAP status Exercise, only the drill group receives it
+
+
+class RecipientGroup(str, enum.Enum):
+    """The small groups that non-public alerts go to instead of the lists."""
+
+    TEST = "test"  # test alerts
+    DRILL = "drill"  # drills (exercise alerts)
 
 
 class AlertStatus(str, enum.Enum):
@@ -301,7 +309,8 @@ class CountReport(Base):
 
 
 class TestRecipient(Base):
-    """The test group: test alerts go only to these numbers."""
+    """The test and drill groups (`kind`): test alerts go only to the test group's numbers,
+    drills only to the drill group's. A number may be in both."""
 
     __tablename__ = "test_recipients"
     __test__ = False  # not a pytest test class
@@ -309,7 +318,10 @@ class TestRecipient(Base):
     msisdn: Mapped[str] = mapped_column(String(15))
     carrier_id: Mapped[int] = mapped_column(ForeignKey("carriers.id"))
     name: Mapped[str] = mapped_column(String(200), default="")
-    __table_args__ = (UniqueConstraint("msisdn"),)
+    kind: Mapped[RecipientGroup] = mapped_column(
+        _enum(RecipientGroup, "recipient_group"), default=RecipientGroup.TEST, server_default="test"
+    )
+    __table_args__ = (UniqueConstraint("kind", "msisdn"),)
 
 
 class Alert(Base):
@@ -350,6 +362,29 @@ class Alert(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     areas: Mapped[list[Area]] = relationship(secondary="alert_areas")
     carriers: Mapped[list[Carrier]] = relationship(secondary="alert_carriers")
+
+
+class DrillSchedule(Base):
+    """A recurring drill: every month on `day_of_month` at `at_time` (local time). `lead_days`
+    before each one, a drill draft is made and submitted in the name of the admin who set the
+    schedule; an approver still approves each one (broadcast/drills.py)."""
+
+    __tablename__ = "drill_schedules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    fold: Mapped[bool] = mapped_column(Boolean, default=False)
+    brandname: Mapped[str] = mapped_column(String(11))
+    area_codes: Mapped[list[str]] = mapped_column(JSON)
+    carrier_codes: Mapped[list[str]] = mapped_column(JSON)
+    day_of_month: Mapped[int] = mapped_column(Integer)  # 1..28: every month has it
+    at_time: Mapped[str] = mapped_column(String(5))  # "HH:MM", settings.timezone
+    lead_days: Mapped[int] = mapped_column(Integer, default=7)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the next drill
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    last_alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
 
 
 class AlertArea(Base):

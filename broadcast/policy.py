@@ -2,8 +2,9 @@
 
 Decree 91/2020 sets both for advertising SMS; public notices are believed to be outside it, but
 Loa applies them to the non-emergency public categories by choice (DOMAIN.md) and lets an
-approver waive them. Emergencies are never held back, and test alerts are exempt because they
-go only to the test group, whose members asked for them.
+approver waive them. Emergencies are never held back, and test alerts and drills are exempt
+because they go only to the test or drill group, whose members asked for them; a drill's
+messages do not count towards anyone's cap either (a drill must not hold back a real warning).
 
 The time arithmetic is pure; `under_cap` is the SQL filter the audience snapshot uses.
 """
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, select
 
 from broadcast.errors import ValidationFailed
-from broadcast.models import AlertCategory, Delivery
+from broadcast.models import Alert, AlertCategory, Delivery
 
 if TYPE_CHECKING:
     from broadcast.settings import Settings
@@ -188,6 +189,7 @@ def under_cap(
     `NOT IN (capped_numbers)` would scan every past delivery for every chunk).
     """
     since = as_utc(now) - CAP_WINDOW
+    drills = select(Alert.id).where(Alert.category == AlertCategory.EXERCISE)
     sent = (
         select(func.count())
         .select_from(Delivery)
@@ -195,6 +197,7 @@ def under_cap(
             Delivery.msisdn == msisdn,
             Delivery.submitted_at >= since,
             Delivery.alert_id != alert_id,
+            Delivery.alert_id.not_in(drills),
         )
         .scalar_subquery()
     )

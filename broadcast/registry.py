@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from broadcast import audit, text
 from broadcast.alerts import validate_brandname
 from broadcast.errors import NotFound, ValidationFailed
-from broadcast.models import Brandname, Carrier, TestRecipient, User
+from broadcast.models import Brandname, Carrier, RecipientGroup, TestRecipient, User
 
 Normaliser = Callable[[str], str | None]
 Actor = User | str
@@ -104,13 +104,18 @@ def deactivate_brandname(
     return row
 
 
-# -- the test group ---------------------------------------------------------------------------
+# -- the test and drill groups ----------------------------------------------------------------
+
+GROUP_NAMES = {RecipientGroup.TEST: "test group", RecipientGroup.DRILL: "drill group"}
 
 
-def list_test_recipients(session: Session) -> list[Recipient]:
+def list_test_recipients(
+    session: Session, group: RecipientGroup = RecipientGroup.TEST
+) -> list[Recipient]:
     rows = session.execute(
         select(TestRecipient.id, TestRecipient.msisdn, Carrier.code, TestRecipient.name)
         .join(Carrier, Carrier.id == TestRecipient.carrier_id)
+        .where(TestRecipient.kind == RecipientGroup(group))
         .order_by(Carrier.code, TestRecipient.msisdn)
     )
     return [Recipient(*row) for row in rows]
@@ -125,8 +130,11 @@ def add_test_recipient(
     normalise: Normaliser,
     actor: Actor,
     ip: str | None = None,
+    group: RecipientGroup = RecipientGroup.TEST,
 ) -> Recipient:
-    """Add a number to the test group, normalised to E.164 digits; refusals name the field."""
+    """Add a number to the test (or drill) group, normalised to E.164 digits; refusals name
+    the field."""
+    group = RecipientGroup(group)
     problems: dict[str, list[str]] = {}
     raw = (msisdn or "").strip()
     number = normalise(raw) if raw else None
@@ -141,13 +149,17 @@ def add_test_recipient(
     if refused:
         problems["name"] = refused
     if number is not None:
-        twin = session.scalar(select(TestRecipient).where(TestRecipient.msisdn == number))
+        twin = session.scalar(
+            select(TestRecipient).where(TestRecipient.msisdn == number, TestRecipient.kind == group)
+        )
         if twin is not None:
-            problems.setdefault("msisdn", []).append(f"{number} is already in the test group")
+            problems.setdefault("msisdn", []).append(
+                f"{number} is already in the {GROUP_NAMES[group]}"
+            )
     if problems:
-        raise ValidationFailed("test recipient refused", problems)
+        raise ValidationFailed(f"{GROUP_NAMES[group]} recipient refused", problems)
     assert carrier is not None and number is not None
-    row = TestRecipient(msisdn=number, carrier_id=carrier.id, name=name)
+    row = TestRecipient(msisdn=number, carrier_id=carrier.id, name=name, kind=group)
     session.add(row)
     session.flush()
     audit.record(
@@ -156,18 +168,23 @@ def add_test_recipient(
         action="test_recipient.add",
         object_type="test_recipient",
         object_id=row.id,
-        after={"msisdn": number, "carrier": carrier.code, "name": name},
+        after={"msisdn": number, "carrier": carrier.code, "name": name, "group": group.value},
         ip=ip,
     )
     return Recipient(row.id, number, carrier.code, name)
 
 
 def remove_test_recipient(
-    session: Session, recipient_id: int, *, actor: Actor, ip: str | None = None
+    session: Session,
+    recipient_id: int,
+    *,
+    actor: Actor,
+    ip: str | None = None,
+    group: RecipientGroup = RecipientGroup.TEST,
 ) -> Recipient:
     row = session.get(TestRecipient, recipient_id)
-    if row is None:
-        raise NotFound(f"test recipient {recipient_id} not found")
+    if row is None or RecipientGroup(row.kind) != RecipientGroup(group):
+        raise NotFound(f"{GROUP_NAMES[RecipientGroup(group)]} recipient {recipient_id} not found")
     carrier = session.get(Carrier, row.carrier_id)
     gone = Recipient(row.id, row.msisdn, carrier.code if carrier else "", row.name)
     session.delete(row)
@@ -177,7 +194,12 @@ def remove_test_recipient(
         action="test_recipient.remove",
         object_type="test_recipient",
         object_id=gone.id,
-        before={"msisdn": gone.msisdn, "carrier": gone.carrier_code, "name": gone.name},
+        before={
+            "msisdn": gone.msisdn,
+            "carrier": gone.carrier_code,
+            "name": gone.name,
+            "group": RecipientGroup(group).value,
+        },
         ip=ip,
     )
     return gone

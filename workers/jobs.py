@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from broadcast import alerts, audience, keys, live
+from broadcast import alerts, audience, drills, keys, live
 from broadcast.errors import InvalidTransition
 from broadcast.models import Alert, AlertCategory, AlertStatus
 from workers import runtime as rt_mod
@@ -113,7 +114,7 @@ def fan_out(alert_id: int) -> dict[str, Any]:
         work = [(plan, r[0]) for plan, r in zip(plans, rounds, strict=True) if r]
         work += [(plan, c) for plan, r in zip(plans, rounds, strict=True) for c in r[1:]]
         for plan, id_range in work:
-            if plan.list_id is None and AlertCategory(alert.category) != AlertCategory.TEST:
+            if plan.list_id is None and audience.recipient_group(alert.category) is None:
                 continue
             stmt = plan.insert(alert, batch_size=batch_size, dialect=dialect, id_range=id_range)
             session.execute(stmt)
@@ -226,6 +227,9 @@ def reconcile() -> dict[str, Any]:
     report: Counter[str] = Counter(dict.fromkeys(names, 0))
     report["expired_alerts"] = len(rt.store.expire_overdue())
     report["failed_imports"] = len(fail_abandoned_imports(rt))
+    with rt.database.session() as s:  # recurring drills whose lead time has come
+        now = datetime.now(UTC)
+        report["drills_created"] = len(drills.create_due(s, now=now, timezone=rt.settings.timezone))
     moved = rt.store.match_receipts()
     report["receipts_matched"] = sum(moved.values())
     for alert_id, status in rt.store.active_alerts():

@@ -26,6 +26,7 @@ from broadcast.models import (
     Brandname,
     Carrier,
     ListStatus,
+    RecipientGroup,
     Role,
     SubscriberList,
     TestRecipient,
@@ -173,6 +174,14 @@ def ensure_users(database: Database, known: dict[str, str]) -> list[DemoUser]:
                 session.add(
                     TestRecipient(
                         msisdn=number, carrier_id=carriers[code], name=f"Test phone {i + 1}"
+                    )
+                )
+                session.add(  # the same phones take part in drills (the drill group)
+                    TestRecipient(
+                        msisdn=number,
+                        carrier_id=carriers[code],
+                        name=f"Drill phone {i + 1}",
+                        kind=RecipientGroup.DRILL,
                     )
                 )
     return [

@@ -66,7 +66,7 @@ def create_app(
         upload_waiters=threading.Semaphore(settings.web.upload_waiters),
     )
 
-    from broadcast.web import admin, alerts, auth, carriers, health
+    from broadcast.web import admin, alerts, auth, capfeed, carriers, health
     from broadcast.web.api import bp as api_bp
     from broadcast.web.errors import init_errors
     from broadcast.web.i18n import init_i18n
@@ -83,7 +83,7 @@ def create_app(
     init_i18n(app, settings.instance_path)
     init_errors(app)
     init_templating(app)
-    for blueprint in (auth.bp, alerts.bp, carriers.bp, admin.bp, health.bp, api_bp):
+    for blueprint in (auth.bp, alerts.bp, carriers.bp, admin.bp, health.bp, capfeed.bp, api_bp):
         app.register_blueprint(blueprint)
     health.init_metrics(app)
     return app

@@ -6,15 +6,18 @@ makes a credential for someone else: each user makes their own tokens (auth.toke
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from broadcast import accounts, audit, registry
+from broadcast import accounts, audit, drills, registry
 from broadcast.errors import LoaError, NotFound
-from broadcast.models import ApiToken, AuditEntry, Carrier, Role, User
+from broadcast.models import ApiToken, Area, AuditEntry, Carrier, RecipientGroup, Role, User
 from broadcast.web.api.admin import number_normaliser
 from broadcast.web.api.schemas import UserIn, UserPatch
 from broadcast.web.context import services
@@ -179,9 +182,35 @@ def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.brandnames"))
 
 
-@bp.route("/test-group", methods=["GET", "POST"])
-@roles_required(Role.ADMIN)
-def test_group():  # type: ignore[no-untyped-def]
+GROUP_PAGES = {
+    RecipientGroup.TEST: {
+        "title": _l("Test group"),
+        "intro": _l(
+            "Test alerts go only to these numbers, through the carrier chosen for each "
+            "(the prefix does not tell the carrier)."
+        ),
+        "added": _l("%(msisdn)s added to the test group."),
+        "removed": _l("%(msisdn)s removed from the test group."),
+        "page": "admin.test_group",
+        "remove": "admin.remove_test_recipient",
+    },
+    RecipientGroup.DRILL: {
+        "title": _l("Drill group"),
+        "intro": _l(
+            "Drills (exercise alerts) go only to these numbers, through the carrier chosen "
+            "for each: the officials, volunteers and rescue teams who take part."
+        ),
+        "added": _l("%(msisdn)s added to the drill group."),
+        "removed": _l("%(msisdn)s removed from the drill group."),
+        "page": "admin.drill_group",
+        "remove": "admin.remove_drill_recipient",
+    },
+}
+
+
+def _group_page(group: RecipientGroup):  # type: ignore[no-untyped-def]
+    """The test group's or the drill group's page: list, add (rules in broadcast.registry)."""
+    texts = GROUP_PAGES[group]
     db = services().database
     values = {"msisdn": "", "carrier": "", "name": ""}
     if request.method == "POST":
@@ -196,30 +225,137 @@ def test_group():  # type: ignore[no-untyped-def]
                     normalise=number_normaliser(),
                     actor=current_user.db_user(session),
                     ip=client_ip(),
+                    group=group,
                 )
-            flash(_("%(msisdn)s added to the test group.", msisdn=row.msisdn), "success")
-            return redirect(url_for("admin.test_group"))
+            flash(str(texts["added"]) % {"msisdn": row.msisdn}, "success")
+            return redirect(url_for(str(texts["page"])))
         except LoaError as exc:
             flash(refusal_text(exc), "error")
     with db.session() as session:
-        rows = registry.list_test_recipients(session)
+        rows = registry.list_test_recipients(session, group)
         carriers = session.scalars(
             select(Carrier).where(Carrier.active).order_by(Carrier.code)
         ).all()
         return render_template(
-            "admin/test_group.html", recipients=rows, carriers=carriers, values=values
+            "admin/test_group.html",
+            recipients=rows,
+            carriers=carriers,
+            values=values,
+            texts=texts,
+            prefix=group.value,
         )
+
+
+def _remove_from_group(group: RecipientGroup, recipient_id: int):  # type: ignore[no-untyped-def]
+    texts = GROUP_PAGES[group]
+    try:
+        with services().database.session() as session:
+            gone = registry.remove_test_recipient(
+                session,
+                recipient_id,
+                actor=current_user.db_user(session),
+                ip=client_ip(),
+                group=group,
+            )
+    except NotFound:
+        abort(404)
+    flash(str(texts["removed"]) % {"msisdn": gone.msisdn}, "success")
+    return redirect(url_for(str(texts["page"])))
+
+
+@bp.route("/test-group", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def test_group():  # type: ignore[no-untyped-def]
+    return _group_page(RecipientGroup.TEST)
 
 
 @bp.route("/test-group/<int:recipient_id>/remove", methods=["POST"])
 @roles_required(Role.ADMIN)
 def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+    return _remove_from_group(RecipientGroup.TEST, recipient_id)
+
+
+@bp.route("/drill-group", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def drill_group():  # type: ignore[no-untyped-def]
+    return _group_page(RecipientGroup.DRILL)
+
+
+@bp.route("/drill-group/<int:recipient_id>/remove", methods=["POST"])
+@roles_required(Role.ADMIN)
+def remove_drill_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+    return _remove_from_group(RecipientGroup.DRILL, recipient_id)
+
+
+# -- recurring drills (rules in broadcast.drills) ---------------------------------------------
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        return default
+
+
+@bp.route("/drills", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def drill_schedules():  # type: ignore[no-untyped-def]
+    svc = services()
+    form = request.form
+    values: dict = {"at_time": "09:00", "lead_days": "7", "areas": [], "carriers": []}
+    if request.method == "POST":
+        values = {k: form.get(k, "") for k in ("title", "body", "brandname", "at_time")}
+        values |= {
+            "day_of_month": form.get("day_of_month", ""),
+            "lead_days": form.get("lead_days", "7"),
+            "fold": form.get("fold") == "1",
+            "areas": form.getlist("areas"),
+            "carriers": form.getlist("carriers"),
+        }
+        plan = drills.DrillPlan(
+            title=values["title"],
+            body=values["body"],
+            area_codes=tuple(values["areas"]),
+            carrier_codes=tuple(values["carriers"]),
+            brandname=values["brandname"],
+            day_of_month=_int(values["day_of_month"]),
+            at_time=values["at_time"],
+            lead_days=_int(values["lead_days"]),
+            fold=values["fold"],
+        )
+        try:
+            with svc.database.session() as session:
+                drills.create_schedule(
+                    session,
+                    plan,
+                    user=current_user.db_user(session),
+                    now=datetime.now(UTC),
+                    timezone=svc.settings.timezone,
+                )
+            flash(_("Recurring drill scheduled."), "success")
+            return redirect(url_for("admin.drill_schedules"))
+        except LoaError as exc:
+            flash(refusal_text(exc), "error")
+    with svc.database.session() as session:
+        rows = drills.list_schedules(session)
+        areas = session.scalars(
+            select(Area).where(Area.retired_at.is_(None)).order_by(Area.path)
+        ).all()
+        carriers = session.scalars(
+            select(Carrier).where(Carrier.active).order_by(Carrier.code)
+        ).all()
+        return render_template(
+            "admin/drills.html", schedules=rows, areas=areas, carriers=carriers, values=values
+        )
+
+
+@bp.route("/drills/<int:schedule_id>/deactivate", methods=["POST"])
+@roles_required(Role.ADMIN)
+def deactivate_drill_schedule(schedule_id: int):  # type: ignore[no-untyped-def]
     try:
         with services().database.session() as session:
-            gone = registry.remove_test_recipient(
-                session, recipient_id, actor=current_user.db_user(session), ip=client_ip()
-            )
+            drills.deactivate(session, schedule_id, user=current_user.db_user(session))
     except NotFound:
         abort(404)
-    flash(_("%(msisdn)s removed from the test group.", msisdn=gone.msisdn), "success")
-    return redirect(url_for("admin.test_group"))
+    flash(_("Recurring drill stopped."), "success")
+    return redirect(url_for("admin.drill_schedules"))

@@ -1,5 +1,6 @@
 """Input and output around the alert services, shared by the console and the API:
-a draft from parsed input, the progress figures a watch page polls, report exports."""
+a draft from parsed input, the progress figures a watch page polls, report exports, and the
+CAP document (one builder for the API, the console and the public feed)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcast import live
+from broadcast import cap, live
 from broadcast.alerts import AlertDraft
 from broadcast.models import Alert, AlertCategory, AlertStatus, Carrier, Delivery
 from broadcast.policy import as_utc
@@ -33,6 +34,19 @@ REPORT_COLUMNS = (
     "final_at",
 )
 FINAL_KEYS = ("delivered", "failed", "cancelled")
+
+
+def cap_document(session: Session, alert: Alert, *, host: str, timezone: str) -> bytes:
+    """The alert as CAP 1.2 XML; an Update or Cancel references its original. The CAP sender
+    is `loa@<host>`, the host the reader reached us by (without its port)."""
+    original = session.get(Alert, alert.references_id) if alert.references_id else None
+    return cap.to_cap_xml(
+        alert,
+        sender=f"loa@{host.split(':')[0]}",
+        references=original,
+        sender_name=alert.brandname,
+        timezone=timezone,
+    )
 
 
 def draft_from(data: dict[str, Any]) -> AlertDraft:
@@ -86,6 +100,7 @@ def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any
         "id": alert.id,
         "status": getattr(alert.status, "value", alert.status),
         "test": alert.category == AlertCategory.TEST,
+        "drill": alert.category == AlertCategory.EXERCISE,
         "carriers": per_carrier,
         "total": total,
         "done": done,
@@ -147,7 +162,9 @@ def report_csv(session: Session, alert_id: int, carrier_id: int | None = None) -
 def report_xlsx(session: Session, alert_id: int, carrier_id: int | None = None) -> Any:
     """The delivery report as an XLSX in a spooled temporary file (openpyxl write-only)."""
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("deliveries")
+    alert = session.get(Alert, alert_id)
+    drill = alert is not None and alert.category == AlertCategory.EXERCISE
+    sheet = workbook.create_sheet("DIEN TAP - drill" if drill else "deliveries")
     sheet.append(list(REPORT_COLUMNS))
     for row in _report_rows(session, alert_id, carrier_id):
         sheet.append(list(row))

@@ -141,11 +141,12 @@ def build_preview(
     }
     known = {code: name for code, name in session.execute(select(Carrier.code, Carrier.name))}
     chosen = [c for c in (carriers or []) if c in known]
-    if not chosen or (not areas and category != AlertCategory.TEST.value):
+    group = audience.recipient_group(category)
+    if not chosen or (not areas and group is None):
         return result
-    test = category == AlertCategory.TEST.value
+    test = group is not None
     counts = audience.audience_counts(
-        session, area_codes=areas or [], carrier_codes=chosen, test=test
+        session, area_codes=areas or [], carrier_codes=chosen, group=group
     )
     reported = (
         {c: None for c in chosen}

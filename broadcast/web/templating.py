@@ -30,6 +30,7 @@ CATEGORY_LABELS = {
     AlertCategory.WARNING: _l("Warning"),
     AlertCategory.INFORMATION: _l("Information"),
     AlertCategory.TEST: _l("Test"),
+    AlertCategory.EXERCISE: _l("Drill (exercise)"),
 }
 ROLE_LABELS = {
     Role.ADMIN: _l("Administrator"),
@@ -119,6 +120,7 @@ def import_problem(code: str | None, details: dict[str, Any] | None, fallback: s
 
 # Shown in both languages whatever the locale: nobody may mistake a test for a real alert.
 TEST_MARK = "THỬ NGHIỆM / TEST"
+DRILL_MARK = "DIỄN TẬP / DRILL"
 
 
 def init_templating(app: Flask) -> None:
@@ -167,6 +169,7 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.globals.update(
         get_locale=get_locale,
         TEST_MARK=TEST_MARK,
+        DRILL_MARK=DRILL_MARK,
         Role=Role,
         AlertStatus=AlertStatus,
         REPORT_LABELS=REPORT_LABELS,

@@ -70,6 +70,12 @@ ENDPOINTS: list[tuple[str, str, Any]] = [
     ("GET", "/api/v1/test-recipients", None),
     ("POST", "/api/v1/test-recipients", {}),
     ("DELETE", "/api/v1/test-recipients/1", None),
+    ("GET", "/api/v1/drill-recipients", None),
+    ("POST", "/api/v1/drill-recipients", {}),
+    ("DELETE", "/api/v1/drill-recipients/1", None),
+    ("GET", "/api/v1/drill-schedules", None),
+    ("POST", "/api/v1/drill-schedules", {}),
+    ("DELETE", "/api/v1/drill-schedules/1", None),
 ]
 
 

@@ -636,3 +636,40 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
         assert approver.text_content(".flash.success") == "Đã xong: Đã hủy."
     finally:
         workers.stop()
+
+
+def test_a_drill_is_bannered_on_the_form_list_alert_read_back_and_watch(
+    server: dict[str, Any], browser: Any
+) -> None:
+    base, token = server["url"], server["people"].tokens["drafter"]
+    drafter = log_in(browser, base, "drafter")
+    drafter.goto(f"{base}/alerts/new")
+    assert drafter.is_hidden("#drill-banner")
+    drafter.select_option("#category", "exercise")
+    drafter.wait_for_selector("#drill-banner", state="visible")
+    assert "DIỄN TẬP / DRILL" in drafter.text_content("#drill-banner")
+
+    alert = {
+        "title": "Diễn tập sơ tán lũ",
+        "body": "Diễn tập: tập trung tại nhà văn hoá xã lúc 8 giờ.",
+        "category": "exercise",
+        "areas": ["18073"],
+        "carriers": ["viettel"],
+        "brandname": "UBND HaTinh",
+    }
+    aid = _api(base, token, "POST", "/api/v1/alerts", alert)["id"]
+    _api(base, token, "POST", f"/api/v1/alerts/{aid}/submit")
+    approver = log_in(browser, base, "approver")
+    approver.goto(f"{base}/alerts/")
+    row = approver.locator("#alerts tbody tr", has_text="Diễn tập sơ tán lũ")
+    assert row.locator(".badge.drill").is_visible()
+    approver.goto(f"{base}/alerts/{aid}")
+    assert approver.is_visible("#drill-banner") and approver.is_visible("#watch-drill")
+    approver.click("#do-approve")
+    approver.wait_for_selector("#rb-text")
+    assert approver.is_visible("#drill-banner")
+    assert "DIỄN TẬP" in approver.text_content("#rb-lead")
+    assert approver.text_content("#rb-text").startswith("[DIỄN TẬP] ")
+    approver.click("#do-confirm-approve")
+    approver.wait_for_selector(".flash.success")
+    assert approver.is_visible("#drill-banner") and approver.is_visible("#watch-drill")

@@ -1,21 +1,24 @@
-"""Users, API tokens, brandnames and the test group."""
+"""Users, API tokens, brandnames, the test and drill groups, recurring drills."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, current_app, jsonify
 from flask_login import current_user
 from sqlalchemy import select
 
-from broadcast import accounts, audit, registry
+from broadcast import accounts, audit, drills, registry
 from broadcast.errors import PermissionDenied, ValidationFailed
-from broadcast.models import ApiToken, Role, User
+from broadcast.models import ApiToken, RecipientGroup, Role, User
 from broadcast.web.api import bp
 from broadcast.web.api.common import document, load_json
 from broadcast.web.api.schemas import (
     BrandnameIn,
     BrandnameOut,
+    DrillScheduleIn,
+    DrillScheduleOut,
     TestRecipientIn,
     TestRecipientOut,
     TokenCreated,
@@ -305,3 +308,138 @@ def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
             session, recipient_id, actor=current_user.db_user(session), ip=client_ip()
         )
         return jsonify(TestRecipientOut().dump(row))
+
+
+@bp.get("/drill-recipients")
+@roles_required(*ADMIN)
+@document(
+    "The drill group (drills, CAP Exercise, go only to these numbers)",
+    roles=ADMIN,
+    tag="registry",
+    response=TestRecipientOut,
+    many=True,
+)
+def list_drill_recipients():  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        rows = registry.list_test_recipients(session, RecipientGroup.DRILL)
+        return jsonify(TestRecipientOut(many=True).dump(rows))
+
+
+@bp.post("/drill-recipients")
+@roles_required(*ADMIN)
+@document(
+    "Add a number to the drill group (normalised to 84…; sent through the chosen carrier)",
+    roles=ADMIN,
+    tag="registry",
+    body=TestRecipientIn,
+    response=TestRecipientOut,
+    status=201,
+    errors=(400, 401, 403, 422),
+)
+def add_drill_recipient():  # type: ignore[no-untyped-def]
+    data = load_json(TestRecipientIn())
+    normalise = number_normaliser()
+    with services().database.session() as session:
+        row = registry.add_test_recipient(
+            session,
+            msisdn=data["msisdn"],
+            carrier_code=data["carrier"],
+            name=data["name"],
+            normalise=normalise,
+            actor=current_user.db_user(session),
+            ip=client_ip(),
+            group=RecipientGroup.DRILL,
+        )
+        return jsonify(TestRecipientOut().dump(row)), 201
+
+
+@bp.delete("/drill-recipients/<int:recipient_id>")
+@roles_required(*ADMIN)
+@document(
+    "Remove a number from the drill group",
+    roles=ADMIN,
+    tag="registry",
+    response=TestRecipientOut,
+    errors=(401, 403, 404),
+)
+def remove_drill_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        row = registry.remove_test_recipient(
+            session,
+            recipient_id,
+            actor=current_user.db_user(session),
+            ip=client_ip(),
+            group=RecipientGroup.DRILL,
+        )
+        return jsonify(TestRecipientOut().dump(row))
+
+
+DRILL_READERS = (Role.ADMIN, Role.APPROVER, Role.AUDITOR)
+
+
+@bp.get("/drill-schedules")
+@roles_required(*DRILL_READERS)
+@document(
+    "Recurring drills",
+    roles=DRILL_READERS,
+    tag="drills",
+    response=DrillScheduleOut,
+    many=True,
+)
+def list_drill_schedules():  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        rows = [drills.schedule_summary(r) for r in drills.list_schedules(session)]
+        return jsonify(DrillScheduleOut(many=True).dump(rows))
+
+
+@bp.post("/drill-schedules")
+@roles_required(*ADMIN)
+@document(
+    "Schedule a recurring drill: every month on a day at a local time; lead_days before each, "
+    "a drill alert (CAP Exercise, schedule_at = that time) is submitted for approval in the "
+    "admin's name, and an approver approves it as any alert",
+    roles=ADMIN,
+    tag="drills",
+    body=DrillScheduleIn,
+    response=DrillScheduleOut,
+    status=201,
+    errors=(400, 401, 403, 422),
+)
+def create_drill_schedule():  # type: ignore[no-untyped-def]
+    data = load_json(DrillScheduleIn())
+    plan = drills.DrillPlan(
+        title=data["title"],
+        body=data["body"],
+        area_codes=tuple(data["areas"]),
+        carrier_codes=tuple(data["carriers"]),
+        brandname=data["brandname"],
+        day_of_month=data["day_of_month"],
+        at_time=data["at_time"],
+        lead_days=data["lead_days"],
+        fold=data["fold"],
+    )
+    svc = services()
+    with svc.database.session() as session:
+        row = drills.create_schedule(
+            session,
+            plan,
+            user=current_user.db_user(session),
+            now=datetime.now(UTC),
+            timezone=svc.settings.timezone,
+        )
+        return jsonify(DrillScheduleOut().dump(drills.schedule_summary(row))), 201
+
+
+@bp.delete("/drill-schedules/<int:schedule_id>")
+@roles_required(*ADMIN)
+@document(
+    "Stop a recurring drill (drills already made stay as they are)",
+    roles=ADMIN,
+    tag="drills",
+    response=DrillScheduleOut,
+    errors=(401, 403, 404),
+)
+def deactivate_drill_schedule(schedule_id: int):  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        row = drills.deactivate(session, schedule_id, user=current_user.db_user(session))
+        return jsonify(DrillScheduleOut().dump(drills.schedule_summary(row)))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from broadcast import alerts as core
 from broadcast import audit, templates
-from broadcast.models import Alert, AlertStatus, Role
+from broadcast.models import Alert, AlertCategory, AlertStatus, Role
 from broadcast.web import alertio, dispatch
 from broadcast.web.api import bp
 from broadcast.web.api.common import document, load_json, load_query
@@ -255,9 +255,11 @@ def report_response(alert_id: int, fmt: str) -> Response:
     """CSV streamed from the database; XLSX written by openpyxl in write-only mode."""
     db = services().database
     with db.session() as session:
-        core.get_alert(session, alert_id)  # 404 before anything streams
+        alert = core.get_alert(session, alert_id)  # 404 before anything streams
+        drill = alert.category == AlertCategory.EXERCISE
     _audit_export(alert_id, fmt)
-    name = f"loa-alert-{alert_id}-report.{fmt}"
+    # A drill's report says so in its name (and its XLSX sheet): nobody files it as real.
+    name = f"loa-{'drill' if drill else 'alert'}-{alert_id}-report.{fmt}"
     if fmt == "csv":
 
         def generate() -> Any:
@@ -322,23 +324,18 @@ def list_templates():  # type: ignore[no-untyped-def]
 
 
 def cap_response(alert_id: int) -> Response:
-    """CAP 1.2 XML of an alert (an Update or Cancel references its original)."""
+    """CAP 1.2 XML of an alert, any status, for the people who may read alerts."""
     from broadcast import cap
 
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        original = core.get_alert(session, alert.references_id) if alert.references_id else None
-        xml = cap.to_cap_xml(
-            alert,
-            sender=f"loa@{request.host.split(':')[0]}",
-            references=original,
-            sender_name=alert.brandname,
-            timezone=svc.settings.timezone,
+        xml = alertio.cap_document(
+            session, alert, host=request.host, timezone=svc.settings.timezone
         )
     return Response(
         xml,
-        mimetype="application/cap+xml",
+        mimetype=cap.CAP_MIMETYPE,
         headers={"Content-Disposition": f'attachment; filename="loa-alert-{alert_id}.cap.xml"'},
     )
 

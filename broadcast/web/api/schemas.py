@@ -9,7 +9,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from broadcast import text as textrules
 from broadcast.alerts import CERTAINTY, SEVERITY, URGENCY
-from broadcast.models import AlertStatus, Role
+from broadcast.models import AlertCategory, AlertStatus, Role
 from broadcast.text import TextRule
 
 # The id columns a client can name are INTEGER on PostgreSQL: a larger id cannot exist, and
@@ -95,7 +95,7 @@ class PreviewIn(Strict):
     carriers = fields.List(Code(), load_default=list, validate=validate.Length(max=MAX_CARRIERS))
     category = fields.String(
         load_default="information",
-        validate=validate.OneOf(["emergency", "warning", "information", "test"]),
+        validate=validate.OneOf([c.value for c in AlertCategory]),
     )
 
 
@@ -221,6 +221,40 @@ class TestRecipientIn(Strict):
     name = Text(textrules.RECIPIENT_NAME, load_default="")
 
 
+class DrillScheduleIn(Strict):
+    title = Text(textrules.TITLE, required=True)
+    body = Text(textrules.SMS_BODY, required=True)
+    areas = fields.List(Code(), required=True, validate=validate.Length(max=MAX_AREAS))
+    carriers = fields.List(Code(), required=True, validate=validate.Length(max=MAX_CARRIERS))
+    brandname = Text(textrules.BRANDNAME, required=True)
+    fold = fields.Boolean(load_default=False)
+    day_of_month = fields.Integer(
+        required=True, validate=validate.Range(min=1, max=28), metadata={"example": 15}
+    )
+    at_time = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"),
+        metadata={"example": "09:00", "description": "local time (settings.timezone)"},
+    )
+    lead_days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=27))
+
+
+class DrillScheduleOut(Schema):
+    id = fields.Integer()
+    title = fields.String()
+    body = fields.String()
+    fold = fields.Boolean()
+    brandname = fields.String()
+    areas = fields.List(fields.String())
+    carriers = fields.List(fields.String())
+    day_of_month = fields.Integer()
+    at_time = fields.String()
+    lead_days = fields.Integer()
+    next_at = fields.String(metadata={"description": "the next drill's time (UTC, ISO 8601)"})
+    active = fields.Boolean()
+    last_alert_id = fields.Integer(allow_none=True)
+
+
 class TestRecipientOut(Schema):
     id = fields.Integer()
     msisdn = fields.String()
@@ -228,7 +262,7 @@ class TestRecipientOut(Schema):
     name = fields.String()
 
 
-CATEGORIES = ["emergency", "warning", "information", "test"]
+CATEGORIES = [c.value for c in AlertCategory]
 
 
 class AlertIn(Strict):
@@ -265,6 +299,7 @@ class AlertOut(Schema):
     fold = fields.Boolean()
     category = fields.String()
     test = fields.Boolean()
+    drill = fields.Boolean()  # an exercise alert: only the drill group
     status = fields.String()
     allowed_actions = fields.List(fields.String())
     msg_type = fields.String()
@@ -338,6 +373,7 @@ class ProgressOut(Schema):
     id = fields.Integer()
     status = fields.String()
     test = fields.Boolean()
+    drill = fields.Boolean()  # an exercise alert: only the drill group
     carriers = fields.Dict(keys=fields.String(), values=fields.Nested(CarrierProgress))
     total = fields.Integer()
     done = fields.Integer()

@@ -118,6 +118,8 @@
   form.addEventListener("change", function () {
     $("test-banner").hidden = category.value !== "test";
     document.body.classList.toggle("test-alert", category.value === "test");
+    $("drill-banner").hidden = category.value !== "exercise";
+    document.body.classList.toggle("drill-alert", category.value === "exercise");
     later();
   });
   $("use-folded").addEventListener("click", function () { fold.checked = true; refresh(); });
