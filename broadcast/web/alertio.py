@@ -14,7 +14,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcast import live
+from broadcast import live, network, reach
 from broadcast.alerts import AlertDraft
 from broadcast.models import Alert, AlertCategory, AlertStatus, Carrier, Delivery
 from broadcast.policy import as_utc
@@ -68,7 +68,8 @@ def _percent(done: int, total: int, *, finished: bool) -> float:
 
 def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any]:
     """Per-carrier counters plus totals: what the watch page draws every second. The columns
-    of a carrier (pending … cancelled) add up to its total."""
+    of a carrier (pending … cancelled) add up to its total. `areas` ranks the areas by share
+    reached, `network` lists the targeted areas a chosen carrier reports degraded or down."""
     per_carrier = live.alert_progress(redis_client, session, alert.id)
     over = AlertStatus(alert.status) in (AlertStatus.COMPLETED, AlertStatus.CANCELLED)
     total = done = 0
@@ -93,6 +94,12 @@ def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any
         "rate_now": rate,
         "eta_seconds": max(etas) if etas else None,
         "at": time.time(),
+        "areas": reach.area_progress(session, alert.id),
+        "network": network.affected(
+            session,
+            area_codes=[a.code for a in alert.areas],
+            carrier_codes=[c.code for c in alert.carriers],
+        ),
     }
 
 
