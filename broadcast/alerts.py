@@ -792,7 +792,9 @@ def _narrowed(
             for c in foreign
         ]
     area_codes = tuple(dict.fromkeys(areas or [a.code for a in original.areas]))
-    paths = dict(session.execute(select(Area.code, Area.path).where(Area.code.in_(area_codes))))
+    paths = dict(
+        session.execute(select(Area.code, Area.path).where(Area.code.in_(area_codes))).all()
+    )
     for code in area_codes:
         if code not in paths:
             problems.setdefault("areas", []).append(f"unknown area code {code!r}")

@@ -98,6 +98,11 @@ class PreviewIn(Strict):
         load_default="information",
         validate=validate.OneOf(["emergency", "warning", "information", "test"]),
     )
+    resend_of = Id(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Editing a resend: count that alert's unreached numbers"},
+    )
 
 
 class TextInfo(Schema):
@@ -120,6 +125,7 @@ class CarrierAudience(Schema):
 class PreviewWarning(Schema):
     code = fields.String()
     carrier = fields.String()
+    area = fields.String(metadata={"description": "network_degraded / network_down: the area"})
     audience = fields.Integer()
     reported = fields.Integer()
     message = fields.String()
