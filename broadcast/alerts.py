@@ -807,20 +807,17 @@ def _narrowed(
     return area_codes, carrier_codes
 
 
-def derive_resend(
+def resend_counts(
     session: Session,
     alert_id: int,
     *,
-    user: User,
-    now: datetime | None = None,
     areas: Sequence[str] | None = None,
     carriers: Sequence[str] | None = None,
-) -> Alert:
-    """A draft of the same message to the numbers the alert did not reach (undeliverable,
-    expired, rejected), optionally only in some of its areas and carriers. The original must
-    be over (completed or cancelled); a second person approves the resend like any alert."""
+) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int]]:
+    """What a resend of the alert would reach now: its areas, carriers and the unreached
+    numbers per carrier code. Refuses (before anything is written) an alert that is not over,
+    areas or carriers outside the alert's, and an alert nobody is left to reach in them."""
     original = get_alert(session, alert_id)
-    _require_role(user, DRAFT_ROLES, "drafting a resend")
     status = AlertStatus(original.status)
     if original.approved_at is None:
         raise InvalidTransition(f"alert {original.id} was never sent; there is nobody to resend to")
@@ -842,6 +839,26 @@ def derive_resend(
             + (" in these areas and carriers" if areas or carriers else "")
             + " (none undeliverable, expired or rejected, or another resend reached them)"
         )
+    return area_codes, carrier_codes, counts
+
+
+def derive_resend(
+    session: Session,
+    alert_id: int,
+    *,
+    user: User,
+    now: datetime | None = None,
+    areas: Sequence[str] | None = None,
+    carriers: Sequence[str] | None = None,
+) -> Alert:
+    """A draft of the same message to the numbers the alert did not reach (undeliverable,
+    expired, rejected), optionally only in some of its areas and carriers. The original must
+    be over (completed or cancelled); a second person approves the resend like any alert."""
+    original = get_alert(session, alert_id)
+    _require_role(user, DRAFT_ROLES, "drafting a resend")
+    area_codes, carrier_codes, _counts = resend_counts(
+        session, alert_id, areas=areas, carriers=carriers
+    )
     expires = original.expires_at
     if expires is not None and as_utc(expires) <= _now(now):
         expires = None

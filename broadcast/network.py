@@ -154,7 +154,7 @@ def _view(row: Any) -> dict[str, Any]:
         "name": row.name,
         "state": NetworkState(row.state).value,
         "note": row.note,
-        "set_at": as_utc(row.set_at).isoformat() if row.set_at else None,
+        "set_at": as_utc(row.set_at) if row.set_at else None,
         "set_by": row.username,
     }
 

@@ -360,7 +360,7 @@ class NetworkStatusOut(Schema):
     name = fields.String()
     state = fields.String()
     note = fields.String()
-    set_at = fields.String(allow_none=True)
+    set_at = fields.DateTime(allow_none=True)
     set_by = fields.String(allow_none=True)
 
 
