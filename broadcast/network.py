@@ -42,11 +42,12 @@ def _carrier(session: Session, carrier_code: str) -> Carrier:
     return carrier
 
 
-def may_set(user: User, carrier: Carrier) -> bool:
+def may_set(user: User, carrier_code: str) -> bool:
     """An admin, or a user of this very carrier: nobody reports on another's network."""
     if not user.active:
         return False
-    return user.role == Role.ADMIN or (user.role == Role.CARRIER and user.carrier_id == carrier.id)
+    own = user.carrier.code if user.role == Role.CARRIER and user.carrier else None
+    return user.role == Role.ADMIN or own == carrier_code
 
 
 def parse_entries(rows: Sequence[dict[str, Any]]) -> list[AreaState]:
@@ -88,13 +89,15 @@ def set_status(
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Record the carrier's report on these areas (only what changed: a replayed request adds
-    nothing), audited. Returns the carrier's current status afterwards."""
-    carrier = _carrier(session, carrier_code)
-    if not may_set(user, carrier):
+    nothing), audited. Returns the carrier's current status afterwards. A user who may not
+    report on `carrier_code` is refused before its existence is looked at: a carrier's user
+    gets the same answer for another carrier and for a code that names none."""
+    if not may_set(user, carrier_code):
         raise PermissionDenied(
-            f"{user.username!r} may not report on the network of {carrier.code!r}; "
-            "only that carrier's users and admins can"
+            f"{user.username!r} may not report on this network: a carrier's users report "
+            "on their own carrier's network only (and admins on any)"
         )
+    carrier = _carrier(session, carrier_code)
     codes = [e.code for e in entries]
     known = {
         code: (area_id, retired)

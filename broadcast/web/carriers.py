@@ -230,5 +230,5 @@ def network_status(code: str):  # type: ignore[no-untyped-def]
             history=network.history(session, code, limit=50),
             areas=areas,
             states=[s.value for s in NetworkState],
-            can_report=network.may_set(current_user.db_user(session), carrier),
+            can_report=network.may_set(current_user.db_user(session), carrier.code),
         )
