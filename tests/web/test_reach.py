@@ -262,6 +262,18 @@ def test_resend_goes_to_exactly_the_unreached_after_two_person_approval(
     assert resend["status"] == "draft" and resend["resend_of_id"] == sent
     assert resend["body"] == ALERT["body"]
     assert readback_total(client, resend["id"]) == "4"
+    # the edit form's live preview counts the same (draft.js sends the alert it resends)
+    preview = client.post(
+        "/api/v1/preview",
+        json={"text": ALERT["body"], "areas": ALERT["areas"], "carriers": ALERT["carriers"],
+              "category": "emergency", "resend_of": sent},
+        headers=people.auth("drafter"),
+    ).get_json()  # fmt: skip
+    assert preview["audience_total"] == 4
+    assert {r["carrier"]: r["audience"] for r in preview["audience"]} == {
+        "viettel": 1,
+        "mobifone": 3,
+    }
     # the drafter cannot approve it, nor can an approver who drafted a resend
     assert_error(
         _post(client, f"/api/v1/alerts/{resend['id']}/approve", "drafter", people, version=1), 403
