@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from broadcast import audit, templates, text
+from broadcast import audience, audit, templates, text
 from broadcast.errors import (
     InvalidTransition,
     NotFound,
@@ -454,6 +455,7 @@ def create_draft(
     now: datetime | None = None,
     msg_type: MsgType = MsgType.ALERT,
     references: Alert | None = None,
+    resend_of: Alert | None = None,
 ) -> Alert:
     """A new alert in draft, version 1; drafters, approvers and admins may draft."""
     _require_role(user, DRAFT_ROLES, "drafting an alert")
@@ -463,6 +465,7 @@ def create_draft(
         status=AlertStatus.DRAFT,
         msg_type=msg_type,
         references_id=references.id if references else None,
+        resend_of_id=resend_of.id if resend_of else None,
         version=1,
         created_by=user.id,
     )
@@ -480,6 +483,7 @@ def create_draft(
             "status": "draft",
             "msg_type": MsgType(msg_type).value,
             "references_id": alert.references_id,
+            "resend_of_id": alert.resend_of_id,
             **draft.content(),
         },
     )
@@ -691,6 +695,8 @@ def mark_completed(session: Session, alert_id: int, *, now: datetime | None = No
 
 
 DERIVED = {"update": MsgType.UPDATE, "correction": MsgType.UPDATE, "all_clear": MsgType.CANCEL}
+RESEND = "resend"
+DERIVE_KINDS = (*DERIVED, RESEND)
 
 
 def sent_at(alert: Alert) -> datetime:
@@ -706,18 +712,28 @@ def derive(
     user: User,
     now: datetime | None = None,
     timezone: str = "Asia/Ho_Chi_Minh",
+    areas: Sequence[str] | None = None,
+    carriers: Sequence[str] | None = None,
 ) -> Alert:
-    """A new draft that references an alert: update, correction or all-clear (CAP Cancel).
+    """A new draft that references an alert: update, correction or all-clear (CAP Cancel), or
+    a resend to the numbers it did not reach (see derive_resend; `areas`, `carriers` narrow it).
 
     Same areas, carriers, brandname and category (an emergency's correction must not wait for
     quiet hours), text prefilled from the templates; it still needs a second person to approve.
     An update keeps the original's CAP urgency, severity and certainty; a correction or an
     all-clear takes its template's (the hazard is over), and the drafter may edit them.
     """
-    if kind not in DERIVED:
+    if kind not in DERIVE_KINDS:
         raise ValidationFailed(
-            f"unknown kind {kind!r}; one of {', '.join(DERIVED)}",
+            f"unknown kind {kind!r}; one of {', '.join(DERIVE_KINDS)}",
             {"kind": [f"unknown kind {kind!r}"]},
+        )
+    if kind == RESEND:
+        return derive_resend(session, alert_id, user=user, now=now, areas=areas, carriers=carriers)
+    if areas or carriers:
+        raise ValidationFailed(
+            f"an {kind} goes to the original's areas and carriers; only a resend narrows them",
+            {"areas" if areas else "carriers": [f"not allowed for kind {kind!r}"]},
         )
     original = get_alert(session, alert_id)
     _require_role(user, DRAFT_ROLES, "drafting an update")
@@ -761,6 +777,105 @@ def derive(
     )
 
 
+def _narrowed(
+    session: Session,
+    original: Alert,
+    areas: Sequence[str] | None,
+    carriers: Sequence[str] | None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The resend's areas and carriers: the original's, or a part of them (anything else is
+    refused by name: it would only ever reach nobody)."""
+    own_carriers = [c.code for c in original.carriers]
+    own_paths = [a.path for a in original.areas]
+    problems: dict[str, list[str]] = {}
+    carrier_codes = tuple(dict.fromkeys(carriers or own_carriers))
+    foreign = [c for c in carrier_codes if c not in own_carriers]
+    if foreign:
+        problems["carriers"] = [
+            f"{c!r} was not a carrier of alert {original.id} ({', '.join(own_carriers)})"
+            for c in foreign
+        ]
+    area_codes = tuple(dict.fromkeys(areas or [a.code for a in original.areas]))
+    paths = dict(
+        session.execute(select(Area.code, Area.path).where(Area.code.in_(area_codes))).all()
+    )
+    for code in area_codes:
+        if code not in paths:
+            problems.setdefault("areas", []).append(f"unknown area code {code!r}")
+        elif not any(paths[code].startswith(p) for p in own_paths):
+            problems.setdefault("areas", []).append(
+                f"area {code!r} is not within the areas of alert {original.id}"
+            )
+    if problems:
+        raise ValidationFailed(f"resend refused: check {', '.join(problems)}", problems)
+    return area_codes, carrier_codes
+
+
+def resend_counts(
+    session: Session,
+    alert_id: int,
+    *,
+    areas: Sequence[str] | None = None,
+    carriers: Sequence[str] | None = None,
+) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int]]:
+    """What a resend of the alert would reach now: its areas, carriers and the unreached
+    numbers per carrier code. Refuses (before anything is written) an alert that is not over,
+    areas or carriers outside the alert's, and an alert nobody is left to reach in them."""
+    original = get_alert(session, alert_id)
+    status = AlertStatus(original.status)
+    if original.approved_at is None:
+        raise InvalidTransition(f"alert {original.id} was never sent; there is nobody to resend to")
+    if status not in FINAL_STATUSES:
+        raise InvalidTransition(
+            f"alert {original.id} is {status.value}; resend once it has completed or been cancelled"
+        )
+    area_codes, carrier_codes = _narrowed(session, original, areas, carriers)
+    counts = audience.audience_counts(
+        session,
+        area_codes=area_codes,
+        carrier_codes=carrier_codes,
+        test=AlertCategory(original.category) == AlertCategory.TEST,
+        resend_of=original.id,
+    )
+    if not sum(counts.values()):
+        raise InvalidTransition(
+            f"alert {original.id} has no unreached numbers"
+            + (" in these areas and carriers" if areas or carriers else "")
+            + " (none undeliverable, expired or rejected, or another resend reached them)"
+        )
+    return area_codes, carrier_codes, counts
+
+
+def derive_resend(
+    session: Session,
+    alert_id: int,
+    *,
+    user: User,
+    now: datetime | None = None,
+    areas: Sequence[str] | None = None,
+    carriers: Sequence[str] | None = None,
+) -> Alert:
+    """A draft of the same message to the numbers the alert did not reach (undeliverable,
+    expired, rejected), optionally only in some of its areas and carriers. The original must
+    be over (completed or cancelled); a second person approves the resend like any alert."""
+    original = get_alert(session, alert_id)
+    _require_role(user, DRAFT_ROLES, "drafting a resend")
+    area_codes, carrier_codes, _counts = resend_counts(
+        session, alert_id, areas=areas, carriers=carriers
+    )
+    expires = original.expires_at
+    if expires is not None and as_utc(expires) <= _now(now):
+        expires = None
+    draft = replace(
+        draft_of(original),
+        area_codes=area_codes,
+        carrier_codes=carrier_codes,
+        schedule_at=None,
+        expires_at=as_utc(expires) if expires else None,
+    )
+    return create_draft(session, draft, user=user, now=now, resend_of=original)
+
+
 def alert_summary(alert: Alert) -> dict[str, Any]:
     """A JSON-able view for the API and the console."""
 
@@ -789,6 +904,7 @@ def alert_summary(alert: Alert) -> dict[str, Any]:
         "allowed_actions": [a.value for a in allowed_actions(status)],
         "msg_type": MsgType(alert.msg_type).value,
         "references_id": alert.references_id,
+        "resend_of_id": alert.resend_of_id,
         "brandname": alert.brandname,
         "areas": [{"code": a.code, "name": a.name} for a in alert.areas],
         "carriers": [c.code for c in alert.carriers],

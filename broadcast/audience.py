@@ -3,7 +3,9 @@
 The audience of a carrier is its ACTIVE subscriber list, restricted to the chosen areas and
 their subtrees (Area.path prefixes). A subscriber without an area is reached only when a
 top-level area (the whole province) is chosen. Test alerts go to the carriers' test recipients
-instead, whatever the areas.
+instead, whatever the areas. A resend (Alert.resend_of_id) goes to exactly the numbers its
+original did not reach (delivery ended undeliverable, expired or rejected), within the
+resend's own carriers and areas: its audience is read from the original's deliveries.
 
 Number portability (DOMAIN.md): the prefix is not the carrier. A number present in the active
 lists of two carriers belongs to the list activated most recently (ties: the higher list id),
@@ -24,13 +26,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Integer,
     Select,
     and_,
+    cast,
     exists,
     false,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     text,
@@ -60,7 +65,9 @@ from broadcast.policy import Policy, as_utc, daily_cap_applies, under_cap
 if TYPE_CHECKING:
     from broadcast.settings import Settings
 
-DELIVERY_COLUMNS = ("alert_id", "carrier_id", "msisdn", "batch_no", "state", "parts")
+DELIVERY_COLUMNS = ("alert_id", "carrier_id", "msisdn", "area_id", "batch_no", "state", "parts")
+# Where a delivery ended without reaching its number: what a resend goes to.
+UNREACHED_STATES = (DeliveryState.UNDELIVERABLE, DeliveryState.EXPIRED, DeliveryState.REJECTED)
 # Dialects where numbers already in deliveries are skipped by ON CONFLICT DO NOTHING on the
 # (alert_id, msisdn) unique index. A NOT EXISTS would do the same, but while a chunked snapshot
 # fills `deliveries` the planner (statistics say "empty") picks a nested loop over a table
@@ -163,6 +170,35 @@ def recipient_group(category: AlertCategory) -> RecipientGroup | None:
     }.get(AlertCategory(category))
 
 
+def _unreached(
+    source_id: int, *, area_paths: Sequence[str] | None, resend_id: int | None = None
+) -> tuple[Any, list[ColumnElement[bool]]]:
+    """The deliveries alias and the conditions that pick an alert's unreached numbers
+    (`area_paths` None: whatever their area, as for a test alert's test group). A number that
+    another resend of the same alert reached, or is sending to, is left out: two resends, say
+    one per commune coming back, never text a person twice."""
+    r = Delivery.__table__.alias("r")
+    conds: list[ColumnElement[bool]] = [
+        r.c.alert_id == source_id,
+        r.c.state.in_([s.value for s in UNREACHED_STATES]),
+    ]
+    if area_paths is not None:
+        conds.append(area_clause(r.c.area_id, area_paths))
+    other = Delivery.__table__.alias("o")
+    resends = select(Alert.id).where(Alert.resend_of_id == source_id)
+    if resend_id is not None:
+        resends = resends.where(Alert.id != resend_id)
+    gone = [*UNREACHED_STATES, DeliveryState.CANCELLED]
+    conds.append(
+        ~exists().where(
+            other.c.alert_id.in_(resends),
+            other.c.msisdn == r.c.msisdn,
+            other.c.state.not_in([s.value for s in gone]),
+        )
+    )
+    return r, conds
+
+
 def audience_counts(
     session: Session,
     *,
@@ -170,13 +206,27 @@ def audience_counts(
     carrier_codes: Iterable[str],
     test: bool = False,
     group: RecipientGroup | None = None,
+    resend_of: int | None = None,
+    resend_id: int | None = None,
 ) -> dict[str, int]:
     """Distinct numbers per carrier code that an alert with these choices would reach now.
 
     A test alert (`test=True`, the same as `group=RecipientGroup.TEST`) or a drill reaches its
-    group's numbers, whatever the areas."""
+    group's numbers, whatever the areas. `resend_of`: a resend of that alert, `resend_id` the
+    resend itself if it exists yet (see the module's docstring)."""
     carriers = _carriers(session, carrier_codes)
     group = RecipientGroup.TEST if test else group
+    if resend_of is not None:
+        paths = None if group is not None else area_paths(session, area_codes)
+        r, conds = _unreached(resend_of, area_paths=paths, resend_id=resend_id)
+        rows = dict(
+            session.execute(
+                select(r.c.carrier_id, func.count())
+                .where(*conds, r.c.carrier_id.in_([c.id for c in carriers]))
+                .group_by(r.c.carrier_id)
+            ).all()
+        )
+        return {c.code: int(rows.get(c.id, 0)) for c in carriers}
     if group is not None:
         rows = dict(
             session.execute(
@@ -317,24 +367,40 @@ def snapshot_insert_select(
     skipped (ON CONFLICT DO NOTHING; NOT EXISTS on other dialects), so a re-run only fills
     gaps, and its batches may hold fewer than batch_size rows.
     `cap` > 0 excludes numbers that were sent `cap` alerts in the 24 h before `cap_now`.
-    Test alerts read the carrier's test recipients and ignore list, areas and cap.
+    Test alerts read the carrier's test recipients and ignore list, areas and cap. A resend
+    reads its original's unreached deliveries of this carrier (list_id only marks the carrier
+    as having an audience; it is the original's pinned list).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     d = Delivery.__table__.alias("d")
     group = recipient_group(alert.category)
-    if group is not None:
+    source: Any
+    conds: list[ColumnElement[bool]]
+    if alert.resend_of_id is not None:
+        source, conds = _unreached(
+            alert.resend_of_id,
+            area_paths=None if group is not None else area_paths,
+            resend_id=alert.id,
+        )
+        conds.append(source.c.carrier_id == carrier_id)
+        msisdn, order, area = source.c.msisdn, source.c.id, source.c.area_id
+        if cap > 0:
+            conds.append(
+                under_cap(msisdn, alert_id=alert.id, now=cap_now or datetime.now(UTC), cap=cap)
+            )
+    elif group is not None:
         t = TestRecipient.__table__.alias("t")
-        msisdn, order = t.c.msisdn, t.c.id
-        source: Any = t
-        conds: list[ColumnElement[bool]] = [t.c.carrier_id == carrier_id, t.c.kind == group.value]
+        msisdn, order, area = t.c.msisdn, t.c.id, cast(null(), Integer)
+        source = t
+        conds = [t.c.carrier_id == carrier_id, t.c.kind == group.value]
     else:
         if list_id is None:
             raise ValueError("a public alert needs the carrier's list id")
         source, conds = _list_audience(
             list_id=list_id, area_paths=area_paths, newer_list_ids=newer_list_ids, id_range=id_range
         )
-        msisdn, order = source.c.msisdn, source.c.id
+        msisdn, order, area = source.c.msisdn, source.c.id, source.c.area_id
         if cap > 0:
             conds.append(
                 under_cap(msisdn, alert_id=alert.id, now=cap_now or datetime.now(UTC), cap=cap)
@@ -348,6 +414,7 @@ def snapshot_insert_select(
         literal(alert.id),
         literal(carrier_id),
         msisdn,
+        area,
         batch_no,
         literal(DeliveryState.PENDING.value),
         literal(max(alert.parts or 1, 1)),
@@ -421,6 +488,8 @@ def plan_snapshot(
         else 0
     )
     paths = tuple(area_paths(session, [a.code for a in alert.areas]))
+    if alert.resend_of_id is not None:
+        return _plan_resend(session, alert, paths=paths, cap=cap, now=now)
     lists = [] if test else active_lists(session)
     by_carrier = {row.carrier_id: row for row in lists}
     plans: list[CarrierSnapshot] = []
@@ -447,6 +516,42 @@ def plan_snapshot(
                 area_paths=paths,
                 id_min=id_min,
                 id_max=id_max,
+                cap=cap,
+                cap_now=now if cap else None,
+            )
+        )
+    return plans
+
+
+def _plan_resend(
+    session: Session, alert: Alert, *, paths: tuple[str, ...], cap: int, now: datetime
+) -> list[CarrierSnapshot]:
+    """A resend's plan: one chunk per carrier, read from the original's deliveries. Each
+    carrier keeps the list its original was sent from (the marker that it has an audience)."""
+    pinned = dict(
+        session.execute(
+            select(AlertCarrier.carrier_id, AlertCarrier.list_id).where(
+                AlertCarrier.alert_id == alert.resend_of_id
+            )
+        ).all()
+    )
+    plans = []
+    for carrier in sorted(alert.carriers, key=lambda c: c.code):
+        list_id = pinned.get(carrier.id)
+        session.execute(
+            update(AlertCarrier)
+            .where(AlertCarrier.alert_id == alert.id, AlertCarrier.carrier_id == carrier.id)
+            .values(list_id=list_id)
+        )
+        plans.append(
+            CarrierSnapshot(
+                carrier_id=carrier.id,
+                carrier_code=carrier.code,
+                list_id=list_id,
+                newer_list_ids=(),
+                area_paths=paths,
+                id_min=None,
+                id_max=None,
                 cap=cap,
                 cap_now=now if cap else None,
             )

@@ -86,6 +86,11 @@ def alert_batches_key(alert_id: int) -> str:
     return key("alert", alert_id, "batches")
 
 
+def alert_reach_key(alert_id: int) -> str:
+    """The alert's reach by area (JSON), cached briefly for every watcher (web/alertio.py)."""
+    return key("alert", alert_id, "reach")
+
+
 def alert_counters_built_key(alert_id: int) -> str:
     """Present while the counters of an alert mirror the database (absent after a flush)."""
     return key("alert", alert_id, "counters-built")

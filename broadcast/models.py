@@ -335,6 +335,8 @@ class Alert(Base):
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus, "alert_status"), index=True)
     msg_type: Mapped[MsgType] = mapped_column(_enum(MsgType, "msg_type"), default=MsgType.ALERT)
     references_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    # A resend: its audience is the numbers this alert did not reach (broadcast/audience.py).
+    resend_of_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
     brandname: Mapped[str] = mapped_column(String(11))
     # CAP info
     event: Mapped[str] = mapped_column(String(200), default="")
@@ -405,6 +407,26 @@ class AlertCarrier(Base):
     list_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber_lists.id"))
 
 
+class NetworkState(str, enum.Enum):
+    NORMAL = "normal"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+class NetworkStatus(Base):
+    """A carrier's report on its network in one area; appended, the latest row is current."""
+
+    __tablename__ = "network_status"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(ForeignKey("carriers.id"))
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id"))
+    state: Mapped[NetworkState] = mapped_column(_enum(NetworkState, "network_state"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    set_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    __table_args__ = (Index("ix_network_status_carrier_area", "carrier_id", "area_id", "id"),)
+
+
 class AlertVersion(Base):
     """Every saved content of an alert, so no edit is silent."""
 
@@ -439,6 +461,8 @@ class Delivery(Base):
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
     carrier_id: Mapped[int] = mapped_column(ForeignKey("carriers.id"))
     msisdn: Mapped[str] = mapped_column(String(15))
+    # The subscriber's area when snapshotted (lists get purged; reach by commune stays).
+    area_id: Mapped[int | None] = mapped_column(Integer)
     batch_no: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState, "delivery_state"))
     parts: Mapped[int] = mapped_column(Integer, default=1)

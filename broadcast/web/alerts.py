@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from broadcast import alerts as core
-from broadcast import templates
+from broadcast import audience, network, templates
 from broadcast.errors import LoaError, PermissionDenied, ValidationFailed, VersionChanged
 from broadcast.models import (
     Alert,
@@ -40,7 +40,7 @@ from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
 from broadcast.web.security import READ_ALERTS, roles_required
-from broadcast.web.templating import CATEGORY_LABELS, STATUS_LABELS
+from broadcast.web.templating import CATEGORY_LABELS, NETWORK_LABELS, STATUS_LABELS
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -279,6 +279,10 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
         figures = (
             None if progress["total"] else previews.alert_audience(session, svc.settings, alert)
         )
+        resends = session.scalars(
+            select(Alert.id).where(Alert.resend_of_id == alert_id).order_by(Alert.id)
+        ).all()
+        offers = _resend_offers(session, alert, summary)
     return render_template(
         "alerts/show.html",
         alert=summary,
@@ -290,7 +294,34 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
         can=_abilities(summary),
         cap_available="alerts.cap" in current_app.view_functions,
         status_labels={s.value: str(label) for s, label in STATUS_LABELS.items()},
+        network_labels={s.value: str(label) for s, label in NETWORK_LABELS.items()},
+        resends=resends,
+        offers=offers,
     )
+
+
+def _resend_offers(session: Any, alert: Alert, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Targeted areas whose carrier reports normal again after trouble since the alert went
+    out, with the numbers the alert did not reach there: the moment to resend."""
+    if not _abilities(summary)["resend"]:
+        return []
+    offers = []
+    for row in network.restored(
+        session,
+        area_codes=[a.code for a in alert.areas],
+        carrier_codes=[c.code for c in alert.carriers],
+        since=alert.approved_at,
+    ):
+        left = audience.audience_counts(
+            session,
+            area_codes=[row["code"]],
+            carrier_codes=[row["carrier"]],
+            test=False,
+            resend_of=alert.id,
+        )[row["carrier"]]
+        if left:
+            offers.append({**row, "unreached": left})
+    return offers
 
 
 def _abilities(summary: dict[str, Any]) -> dict[str, bool]:
@@ -311,6 +342,9 @@ def _abilities(summary: dict[str, Any]) -> dict[str, bool]:
             or (mine and summary["status"] in ("draft", "pending_approval"))
         ),
         "derive": summary["approved_at"] is not None and role in core.DRAFT_ROLES,
+        "resend": summary["approved_at"] is not None
+        and summary["status"] in ("completed", "cancelled")
+        and role in core.DRAFT_ROLES,
     }
 
 
@@ -431,6 +465,39 @@ def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
     return redirect(url_for("alerts.show", alert_id=alert_id))
 
 
+@bp.route("/<int:alert_id>/resend")
+@roles_required(*DRAFTERS)
+def confirm_resend(alert_id: int):  # type: ignore[no-untyped-def]
+    """Step one of a resend: how many numbers it would reach, per carrier, read back before
+    the draft is made (areas=…&carriers=… narrow it)."""
+    areas = request.args.getlist("areas") or None
+    carriers = request.args.getlist("carriers") or None
+    try:
+        with services().database.session() as session:
+            summary = core.alert_summary(core.get_alert(session, alert_id))
+            area_codes, carrier_codes, counts = core.resend_counts(
+                session, alert_id, areas=areas, carriers=carriers
+            )
+            names = {
+                code: name
+                for code, name in session.execute(
+                    select(Area.code, Area.name).where(Area.code.in_(area_codes))
+                )
+            }
+    except LoaError as exc:
+        flash(refusal_text(exc), "error")
+        return redirect(url_for("alerts.show", alert_id=alert_id))
+    return render_template(
+        "alerts/resend.html",
+        alert=summary,
+        areas=[(code, names.get(code, code)) for code in area_codes],
+        carriers=carrier_codes,
+        counts=counts,
+        total=sum(counts.values()),
+        narrowed=bool(areas or carriers),
+    )
+
+
 @bp.route("/<int:alert_id>/derive", methods=["POST"])
 @roles_required(*DRAFTERS)
 def derive(alert_id: int):  # type: ignore[no-untyped-def]
@@ -443,6 +510,8 @@ def derive(alert_id: int):  # type: ignore[no-untyped-def]
                 kind=request.form.get("kind", ""),
                 user=current_user.db_user(session),
                 timezone=svc.settings.timezone,
+                areas=request.form.getlist("areas") or None,
+                carriers=request.form.getlist("carriers") or None,
             )
             new_id = alert.id
     except LoaError as exc:

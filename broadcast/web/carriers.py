@@ -1,4 +1,5 @@
-"""Console pages for carriers: uploads with progress, import reports, coverage.
+"""Console pages for carriers: uploads with progress, import reports, coverage, and the
+carrier's report on its network by area (normal, degraded, down).
 
 A carrier user sees only its own carrier; another carrier's pages answer 404.
 """
@@ -12,8 +13,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from broadcast.errors import LoaError
-from broadcast.models import Area, Carrier, Import, Role
+from broadcast import network
+from broadcast.errors import LoaError, PermissionDenied
+from broadcast.models import Area, Carrier, Import, NetworkState, Role
 from broadcast.web import uploads
 from broadcast.web.api.imports import (
     COVERAGE_READERS,
@@ -24,8 +26,10 @@ from broadcast.web.api.imports import (
     rejects_response,
     visible_import,
 )
+from broadcast.web.api.network import REPORTERS
 from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
+from broadcast.web.errors import refusal_text
 from broadcast.web.security import READ_CARRIERS, carrier_in_scope, roles_required
 from broadcast.web.templating import import_problem
 from subscriber_import import service
@@ -189,3 +193,42 @@ def confirm_shrink(import_id: int):  # type: ignore[no-untyped-def]
 @roles_required(*READERS)
 def import_rejects(import_id: int):  # type: ignore[no-untyped-def]
     return rejects_response(import_id)
+
+
+@bp.route("/<code>/status", methods=["GET", "POST"])
+@roles_required(*COVERAGE_READERS)
+def network_status(code: str):  # type: ignore[no-untyped-def]
+    """The carrier's network by area now, its history, and (for that carrier's users and
+    admins) the form that reports an area normal, degraded or down."""
+    with services().database.session() as session:
+        carrier = carrier_in_scope(session, code)
+        if request.method == "POST":
+            if current_user.role not in REPORTERS:
+                abort(403)
+            row = {
+                "code": request.form.get("area", ""),
+                "state": request.form.get("state", ""),
+                "note": request.form.get("note", "").strip(),
+            }
+            try:
+                entries = network.parse_entries([row])
+                network.set_status(session, code, entries, user=current_user.db_user(session))
+            except LoaError as exc:
+                if isinstance(exc, PermissionDenied):
+                    raise
+                flash(refusal_text(exc), "error")
+            else:
+                flash(_("Saved."), "success")
+            return redirect(url_for("carriers.network_status", code=code))
+        areas = session.execute(
+            select(Area.code, Area.name).where(Area.retired_at.is_(None)).order_by(Area.path)
+        ).all()
+        return render_template(
+            "carriers/status.html",
+            carrier=carrier,
+            current=network.current(session, carrier_codes=[code]),
+            history=network.history(session, code, limit=50),
+            areas=areas,
+            states=[s.value for s in NetworkState],
+            can_report=network.may_set(current_user.db_user(session), carrier.code),
+        )

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcast import audience, policy, templates
+from broadcast import audience, network, policy, templates
 from broadcast.alerts import CONCATENATION, sms_text
 from broadcast.models import Alert, AlertCategory, Carrier
 from broadcast.settings import Settings
@@ -49,6 +49,34 @@ def _short_list(row: dict[str, Any]) -> dict[str, Any]:
         "reported": row["reported"],
         "message": message,
     }
+
+
+def network_warnings(
+    session: Session, areas: list[str], carriers: list[str]
+) -> list[dict[str, Any]]:
+    """Targeted areas a chosen carrier reports degraded or down: its people there may not get
+    the message now (a resend once the carrier reports normal again reaches them)."""
+    out = []
+    for row in network.affected(session, area_codes=areas, carrier_codes=carriers):
+        template = (
+            _("%(carrier)s reports its network down in %(area)s%(note)s")
+            if row["state"] == "down"
+            else _("%(carrier)s reports its network degraded in %(area)s%(note)s")
+        )
+        out.append(
+            {
+                "code": f"network_{row['state']}",
+                "carrier": row["carrier"],
+                "area": row["code"],
+                "message": template
+                % {
+                    "carrier": row["carrier_name"],
+                    "area": row["name"],
+                    "note": f": {row['note']}" if row["note"] else "",
+                },
+            }
+        )
+    return out
 
 
 def rule_notes(
@@ -112,6 +140,8 @@ def alert_audience(session: Session, settings: Settings, alert: Alert) -> dict[s
         carriers=[c.code for c in alert.carriers],
         category=AlertCategory(alert.category).value,
         send_at=scheduled if scheduled and scheduled > datetime.now(UTC) else None,
+        resend_of=alert.resend_of_id,
+        resend_id=alert.id,
     )
 
 
@@ -125,7 +155,11 @@ def build_preview(
     carriers: list[str] | None = None,
     category: str = "information",
     send_at: datetime | None = None,
+    resend_of: int | None = None,
+    resend_id: int | None = None,
 ) -> dict[str, Any]:
+    """`resend_of`: the draft is a resend of that alert (`resend_id` once stored), and its
+    audience is that alert's unreached numbers in these areas and carriers."""
     on_air = sms_text(body=text, category=AlertCategory(category))
     shown = _text_info(on_air, fold)
     result: dict[str, Any] = {
@@ -146,11 +180,16 @@ def build_preview(
         return result
     test = group is not None
     counts = audience.audience_counts(
-        session, area_codes=areas or [], carrier_codes=chosen, group=group
+        session,
+        area_codes=areas or [],
+        carrier_codes=chosen,
+        group=group,
+        resend_of=resend_of,
+        resend_id=resend_id,
     )
     reported = (
         {c: None for c in chosen}
-        if test
+        if test or resend_of is not None
         else audience.reported_counts(session, area_codes=areas or [], carrier_codes=chosen)
     )
     mps = {c.code: c.mps for c in settings.carriers}
@@ -169,6 +208,8 @@ def build_preview(
         )
     eta = audience.eta_seconds(counts, parts, mps)
     result["warnings"] = [_short_list(row) for row in rows if _is_short(row)]
+    if not test:
+        result["warnings"] += network_warnings(session, areas or [], chosen)
     result.update(
         audience=rows,
         audience_total=sum(counts.values()),

@@ -13,7 +13,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from broadcast.models import AlertCategory, AlertStatus, ImportKind, ImportStatus, Role
+from broadcast.models import (
+    AlertCategory,
+    AlertStatus,
+    ImportKind,
+    ImportStatus,
+    NetworkState,
+    Role,
+)
 
 STATUS_LABELS = {
     AlertStatus.DRAFT: _l("Draft"),
@@ -31,6 +38,11 @@ CATEGORY_LABELS = {
     AlertCategory.INFORMATION: _l("Information"),
     AlertCategory.TEST: _l("Test"),
     AlertCategory.EXERCISE: _l("Drill (exercise)"),
+}
+NETWORK_LABELS = {
+    NetworkState.NORMAL: _l("Normal"),
+    NetworkState.DEGRADED: _l("Degraded"),
+    NetworkState.DOWN: _l("Down"),
 }
 ROLE_LABELS = {
     Role.ADMIN: _l("Administrator"),
@@ -165,6 +177,7 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["status_label"] = lambda v: _label(STATUS_LABELS, v)
     app.jinja_env.filters["category_label"] = lambda v: _label(CATEGORY_LABELS, v)
     app.jinja_env.filters["role_label"] = lambda v: _label(ROLE_LABELS, v)
+    app.jinja_env.filters["network_label"] = lambda v: _label(NETWORK_LABELS, v)
     app.jinja_env.globals["import_problem"] = import_problem
     app.jinja_env.globals.update(
         get_locale=get_locale,

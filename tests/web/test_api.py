@@ -63,6 +63,8 @@ ENDPOINTS: list[tuple[str, str, Any]] = [
     ("GET", "/api/v1/imports/1", None),
     ("GET", "/api/v1/imports/progress/abcdefgh", None),
     ("GET", "/api/v1/carriers/viettel/coverage", None),
+    ("GET", "/api/v1/carriers/viettel/status", None),
+    ("PUT", "/api/v1/carriers/viettel/status", {}),
     ("GET", "/api/v1/imports/1/rejects.csv", None),
     ("GET", "/api/v1/brandnames", None),
     ("POST", "/api/v1/brandnames", {}),

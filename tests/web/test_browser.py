@@ -673,3 +673,84 @@ def test_a_drill_is_bannered_on_the_form_list_alert_read_back_and_watch(
     approver.click("#do-confirm-approve")
     approver.wait_for_selector(".flash.success")
     assert approver.is_visible("#drill-banner") and approver.is_visible("#watch-drill")
+
+
+def test_watch_page_ranks_communes_live_and_shows_a_commune_down(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """The official watching an alert sees the communes not getting it at the top, and the
+    carrier's own report of its network down there, both as they change."""
+    from sqlalchemy import insert, select
+
+    from broadcast import alerts, audience
+    from broadcast.models import (
+        Alert,
+        Area,
+        Carrier,
+        Delivery,
+        DeliveryState,
+        ListStatus,
+        Subscriber,
+        SubscriberList,
+    )
+
+    base, people, database = server["url"], server["people"], server["database"]
+    numbers = {"0981000001": "18073", "0981000002": "18073", "0981000003": "18073",
+               "0981000004": "18100", "0981000005": "18100", "0981000006": "18100"}  # fmt: skip
+    with database.session() as s:
+        areas = dict(s.execute(select(Area.code, Area.id)).all())
+        viettel = s.scalar(select(Carrier.id).where(Carrier.code == "viettel"))
+        row = SubscriberList(carrier_id=viettel, version=1, status=ListStatus.ACTIVE)
+        s.add(row)
+        s.flush()
+        s.execute(
+            insert(Subscriber),
+            [{"list_id": row.id, "msisdn": "84" + m[1:], "area_id": areas[a]}
+             for m, a in numbers.items()],
+        )  # fmt: skip
+    alert = {
+        "title": "Lũ quét",
+        "body": "Lũ quét tại Thành Sen và Trần Phú. Di chuyển lên cao ngay.",
+        "category": "emergency",
+        "areas": ["18073", "18100"],
+        "carriers": ["viettel"],
+        "brandname": "UBND HaTinh",
+    }
+    drafter, approver = people.tokens["drafter"], people.tokens["approver"]
+    aid = _api(base, drafter, "POST", "/api/v1/alerts", alert)["id"]
+    _api(base, drafter, "POST", f"/api/v1/alerts/{aid}/submit")
+    _api(base, approver, "POST", f"/api/v1/alerts/{aid}/approve", {"version": 1})
+    with database.session() as s:  # what the fan-out job does (no worker runs here)
+        audience.snapshot(s, s.get(Alert, aid), batch_size=10)
+        alerts.mark_sending(s, aid)
+
+    page = log_in(browser, base, "approver")
+    page.goto(f"{base}/alerts/{aid}")
+    page.wait_for_selector('#w-areas tbody tr[data-area="18100"]')
+    assert "Mức tiếp cận theo xã, phường" in page.text_content("#watch")
+    # receipts come in: all of Thành Sen delivered, one of three in Trần Phú
+    with database.session() as s:
+        for d in s.scalars(select(Delivery).where(Delivery.alert_id == aid)):
+            in_tran_phu = d.area_id == areas["18100"]
+            d.state = (
+                DeliveryState.UNDELIVERABLE
+                if in_tran_phu and d.msisdn != "84981000004"
+                else DeliveryState.DELIVERED
+            )
+    page.wait_for_function(
+        "(() => { const r = document.querySelectorAll('#w-areas tbody tr');"
+        " return r.length === 2 && r[0].dataset.area === '18100'"
+        " && r[0].querySelector('[data-k=failed]').textContent === '2'; })()"
+    )
+    first = page.query_selector("#w-areas tbody tr")
+    assert "Trần Phú" in first.text_content()
+    assert first.query_selector('[data-k="share"]').text_content() == "33.3"
+    assert page.query_selector_all("#w-areas tbody tr")[1].get_attribute("data-area") == "18073"
+    assert page.is_hidden("#w-network")
+    # Viettel reports its network down in Trần Phú: the watch page says so, in Vietnamese
+    _api(base, people.tokens["viettel"], "PUT", "/api/v1/carriers/viettel/status",
+         {"areas": [{"code": "18100", "state": "down", "note": "Trạm BTS mất điện"}]})  # fmt: skip
+    page.wait_for_selector('#w-network li[data-carrier="viettel"][data-area="18100"]')
+    shown = page.text_content('#w-network li[data-area="18100"]')
+    assert "Trần Phú" in shown and "Mất sóng" in shown and "Trạm BTS mất điện" in shown
+    assert page.is_visible("#w-network")

@@ -23,6 +23,7 @@ MISSING_ID = 987654
 API_ROUTES = {
     "/api/v1/carriers/<code>/imports": ("GET", "POST"),
     "/api/v1/carriers/<code>/coverage": ("GET",),
+    "/api/v1/carriers/<code>/status": ("GET", "PUT"),
     "/api/v1/imports/<int:import_id>": ("GET",),
     "/api/v1/imports/<int:import_id>/rejects.csv": ("GET",),
     "/api/v1/imports/progress/<token>": ("GET",),
@@ -30,6 +31,7 @@ API_ROUTES = {
 CONSOLE_ROUTES = {
     "/carriers/<code>": ("GET",),
     "/carriers/<code>/upload": ("POST",),
+    "/carriers/<code>/status": ("GET", "POST"),
     "/carriers/<code>/uploads/<token>": ("GET",),
     "/carriers/imports/<int:import_id>": ("GET",),
     "/carriers/imports/<int:import_id>/confirm-shrink": ("POST",),
@@ -111,6 +113,13 @@ def test_another_carrier_gets_only_not_found_from_the_api(
         get(f"/api/v1/imports/progress/{TOKEN}"), get("/api/v1/imports/progress/nosuchtoken1")
     )
     _same_as_missing(post("viettel"), post("zz"))
+    _same_as_missing(get("/api/v1/carriers/viettel/status"), get("/api/v1/carriers/zz/status"))
+
+    def report(code: str) -> Any:
+        body = {"areas": [{"code": "18100", "state": "down", "note": ""}]}
+        return client.put(f"/api/v1/carriers/{code}/status", json=body, headers=b)
+
+    _same_as_missing(report("viettel"), report("zz"))
 
     # nothing of viettel's changed: one import, its progress, its coverage
     listed = client.get("/api/v1/carriers/viettel/imports", headers=mine).get_json()
@@ -150,6 +159,11 @@ def test_another_carrier_gets_only_not_found_from_the_console(
 
     _same_as_missing(b.get("/carriers/viettel"), b.get("/carriers/zz"))
     _same_as_missing(upload("viettel"), upload("zz"))
+    _same_as_missing(b.get("/carriers/viettel/status"), b.get("/carriers/zz/status"))
+    down = {"csrf_token": csrf, "area": "18100", "state": "down"}
+    _same_as_missing(
+        b.post("/carriers/viettel/status", data=down), b.post("/carriers/zz/status", data=down)
+    )
     _same_as_missing(
         b.get(f"/carriers/viettel/uploads/{TOKEN}"), b.get("/carriers/viettel/uploads/nosuchtoken1")
     )

@@ -40,6 +40,6 @@ def authenticate() -> None:
         csrf.protect()  # cookie-authenticated writes carry the page's X-CSRFToken header
 
 
-from broadcast.web.api import admin, alerts, core, imports, openapi  # noqa: E402
+from broadcast.web.api import admin, alerts, core, imports, network, openapi  # noqa: E402
 
-__all__ = ["admin", "alerts", "bp", "core", "imports", "openapi"]
+__all__ = ["admin", "alerts", "bp", "core", "imports", "network", "openapi"]

@@ -200,7 +200,8 @@ def cancel_alert(alert_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/alerts/<int:alert_id>/derive")
 @roles_required(*DRAFTERS)
 @document(
-    "New draft referencing this alert: update, correction or all-clear",
+    "New draft from this alert: update, correction, all-clear, or a resend to the numbers it "
+    "did not reach (undeliverable, expired, rejected; `areas`, `carriers` narrow it)",
     roles=DRAFTERS,
     tag="alerts",
     body=DeriveIn,
@@ -218,6 +219,8 @@ def derive_alert(alert_id: int):  # type: ignore[no-untyped-def]
             kind=data["kind"],
             user=current_user.db_user(session),
             timezone=svc.settings.timezone,
+            areas=data.get("areas"),
+            carriers=data.get("carriers"),
         )
         return jsonify(_one(alert)), 201
 
@@ -225,7 +228,7 @@ def derive_alert(alert_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/alerts/<int:alert_id>/progress")
 @roles_required(*READ_ALERTS)
 @document(
-    "Live progress per carrier (poll every second)",
+    "Live progress per carrier and reach per area (poll every second)",
     roles=READ_ALERTS,
     tag="alerts",
     response=ProgressOut,

@@ -8,8 +8,9 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from broadcast import text as textrules
-from broadcast.alerts import CERTAINTY, SEVERITY, URGENCY
-from broadcast.models import AlertCategory, AlertStatus, Role
+from broadcast.alerts import CERTAINTY, DERIVE_KINDS, SEVERITY, URGENCY
+from broadcast.models import AlertCategory, AlertStatus, NetworkState, Role
+from broadcast.network import MAX_AREAS_PER_CHANGE
 from broadcast.text import TextRule
 
 # The id columns a client can name are INTEGER on PostgreSQL: a larger id cannot exist, and
@@ -97,6 +98,11 @@ class PreviewIn(Strict):
         load_default="information",
         validate=validate.OneOf([c.value for c in AlertCategory]),
     )
+    resend_of = Id(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Editing a resend: count that alert's unreached numbers"},
+    )
 
 
 class TextInfo(Schema):
@@ -119,6 +125,7 @@ class CarrierAudience(Schema):
 class PreviewWarning(Schema):
     code = fields.String()
     carrier = fields.String()
+    area = fields.String(metadata={"description": "network_degraded / network_down: the area"})
     audience = fields.Integer()
     reported = fields.Integer()
     message = fields.String()
@@ -304,6 +311,9 @@ class AlertOut(Schema):
     allowed_actions = fields.List(fields.String())
     msg_type = fields.String()
     references_id = fields.Integer(allow_none=True)
+    resend_of_id = fields.Integer(
+        allow_none=True, metadata={"description": "A resend: the alert whose unreached it goes to"}
+    )
     brandname = fields.String()
     areas = fields.List(fields.Nested(AreaRef))
     carriers = fields.List(fields.String())
@@ -347,9 +357,10 @@ class RejectIn(Strict):
 
 
 class DeriveIn(Strict):
-    kind = fields.String(
-        required=True, validate=validate.OneOf(["update", "correction", "all_clear"])
-    )
+    kind = fields.String(required=True, validate=validate.OneOf(DERIVE_KINDS))
+    # A resend only: some of the original's areas and carriers (default: all of them).
+    areas = fields.List(Code(), validate=validate.Length(max=1000))
+    carriers = fields.List(Code(), validate=validate.Length(max=50))
 
 
 class CarrierProgress(Schema):
@@ -369,6 +380,39 @@ class CarrierProgress(Schema):
     percent = fields.Float()
 
 
+class AreaReach(Schema):
+    code = fields.String()
+    name = fields.String()
+    total = fields.Integer()
+    delivered = fields.Integer()
+    failed = fields.Integer(metadata={"description": "undeliverable, expired or rejected"})
+
+
+class NetworkStatusOut(Schema):
+    carrier = fields.String()
+    carrier_name = fields.String()
+    code = fields.String()
+    name = fields.String()
+    state = fields.String()
+    note = fields.String()
+    set_at = fields.DateTime(allow_none=True)
+    set_by = fields.String(allow_none=True)
+
+
+class NetworkAreaIn(Strict):
+    code = Code(required=True)
+    state = fields.String(required=True, validate=validate.OneOf([s.value for s in NetworkState]))
+    note = Text(textrules.NETWORK_NOTE, load_default="")
+
+
+class NetworkStatusIn(Strict):
+    areas = fields.List(
+        fields.Nested(NetworkAreaIn),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_AREAS_PER_CHANGE),
+    )
+
+
 class ProgressOut(Schema):
     id = fields.Integer()
     status = fields.String()
@@ -381,6 +425,14 @@ class ProgressOut(Schema):
     rate_now = fields.Float()
     eta_seconds = fields.Float(allow_none=True)
     at = fields.Float()
+    areas = fields.List(
+        fields.Nested(AreaReach),
+        metadata={"description": "Reach per area, lowest share delivered first"},
+    )
+    network = fields.List(
+        fields.Nested(NetworkStatusOut),
+        metadata={"description": "Targeted areas a chosen carrier reports degraded or down"},
+    )
 
 
 class TemplateQuery(Strict):

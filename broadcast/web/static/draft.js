@@ -106,7 +106,9 @@
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
       body: JSON.stringify({
         text: body.value, fold: fold.checked, category: category.value,
-        areas: checked("input[data-area]"), carriers: checked("input[data-carrier]")
+        areas: checked("input[data-area]"), carriers: checked("input[data-carrier]"),
+        /* A resend's audience is the unreached numbers of the alert it resends. */
+        resend_of: box.hasAttribute("data-resend-of") ? Number(box.getAttribute("data-resend-of")) : null
       })
     }).then(function (r) { return r.json(); }).then(function (data) {
       if (mine === seq && data.preview) { render(data); box.setAttribute("data-ready", String(mine)); }

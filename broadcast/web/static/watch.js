@@ -1,5 +1,7 @@
 /* Watch page: poll the progress JSON every second, move the bars, draw messages/s and
    receipts/s over the last minutes as an SVG line chart. Stops when the alert is final.
+   The communes are ranked by share reached, lowest first (the server's order), and the
+   carriers' reports of a targeted commune degraded or down are listed above them.
    Pause and resume follow the status (an alert approved a moment ago is sending now); the
    status and every tenth of the way are said to screen readers through an aria-live line. */
 (function () {
@@ -13,6 +15,8 @@
   var last = null;
   var FINAL = { completed: true, cancelled: true, draft: true, pending_approval: true };
   var LABELS = JSON.parse(box.getAttribute("data-labels") || "{}");
+  var NETWORK = JSON.parse(box.getAttribute("data-network-labels") || "{}");
+  var numberFormat = new Intl.NumberFormat("vi-VN");
   var announced = null;
 
   function controls(status) {
@@ -77,7 +81,58 @@
     label.textContent = Math.round(max) + "/s";
     svg.appendChild(label);
   }
+  function cell(tr, text, cls, key) {
+    var td = document.createElement("td");
+    if (cls) { td.className = cls; }
+    if (key) { td.setAttribute("data-k", key); }
+    td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+  function areas(list) {
+    var tbody = document.querySelector("#w-areas tbody");
+    if (!tbody || !list) { return; }
+    tbody.textContent = "";
+    list.forEach(function (a) {
+      var share = a.total ? Math.floor(1000 * a.delivered / a.total) / 10 : 0;
+      var tr = document.createElement("tr");
+      tr.setAttribute("data-area", a.code);
+      cell(tr, a.name);
+      var bar = document.createElement("td");
+      var outer = document.createElement("div"); outer.className = "progress";
+      outer.setAttribute("role", "progressbar"); outer.setAttribute("aria-label", a.name);
+      outer.setAttribute("aria-valuemin", "0"); outer.setAttribute("aria-valuemax", "100");
+      outer.setAttribute("aria-valuenow", String(share));
+      var inner = document.createElement("span"); inner.setAttribute("data-bar", "");
+      inner.style.width = share + "%";
+      outer.appendChild(inner); bar.appendChild(outer); tr.appendChild(bar);
+      cell(tr, numberFormat.format(a.total), "num", "total");
+      cell(tr, numberFormat.format(a.delivered), "num", "delivered");
+      cell(tr, numberFormat.format(a.failed), "num", "failed");
+      cell(tr, String(share), "num", "share");
+      tbody.appendChild(tr);
+    });
+  }
+  function network(list) {
+    var ul = document.getElementById("w-network");
+    if (!ul || !list) { return; }
+    ul.textContent = "";
+    list.forEach(function (n) {
+      var li = document.createElement("li");
+      li.setAttribute("data-carrier", n.carrier);
+      li.setAttribute("data-area", n.code);
+      li.setAttribute("data-state", n.state);
+      li.appendChild(document.createTextNode(n.carrier_name + " · " + n.name + ": "));
+      var b = document.createElement("b"); b.textContent = NETWORK[n.state] || n.state;
+      li.appendChild(b);
+      if (n.note) { li.appendChild(document.createTextNode(" — " + n.note)); }
+      ul.appendChild(li);
+    });
+    ul.hidden = list.length === 0;
+  }
   function update(data) {
+    areas(data.areas);
+    network(data.network);
     document.getElementById("w-percent").textContent = data.percent;
     var total = document.getElementById("w-total");
     total.setAttribute("aria-valuenow", String(data.percent));
