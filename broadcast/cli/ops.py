@@ -66,6 +66,8 @@ DEMO_SMSC: dict[str, dict[str, Any]] = {
     "reddi": {"latency": 0.05, "receipt_delay": 3.0},
 }
 DEMO_RECEIPT_MIX = {"DELIVRD": 0.95, "UNDELIV": 0.03, "EXPIRED": 0.01, "REJECTD": 0.01}
+# Share of delivered alerts the demo's subscribers answer ("1" safe, "2" need help, other).
+DEMO_REPLY_RATE = 0.05
 SAMPLE_AREA = "18073"  # Phường Thành Sen, the provincial capital
 
 
@@ -85,6 +87,7 @@ def _start_simulators(settings: Settings) -> Any:
             tps=float(carrier.mps) * 1.5,
             receipt_mix=DEMO_RECEIPT_MIX,
             message_id_format="hex",
+            reply_rate=DEMO_REPLY_RATE,
             **behaviour,
         )
         sim = SmscSimulator(config, host="127.0.0.1", port=gw.port)
