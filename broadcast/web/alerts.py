@@ -34,7 +34,12 @@ from broadcast.models import (
 )
 from broadcast.policy import PolicyViolation
 from broadcast.web import alertio, dispatch, previews
-from broadcast.web.api.alerts import cap_response, report_response
+from broadcast.web.api.alerts import (
+    RESCUE_EXPORTERS,
+    cap_response,
+    help_response,
+    report_response,
+)
 from broadcast.web.api.schemas import AlertIn
 from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
@@ -460,6 +465,12 @@ def report(alert_id: int, fmt: str):  # type: ignore[no-untyped-def]
     if fmt not in ("csv", "xlsx"):
         abort(404)
     return report_response(alert_id, fmt)
+
+
+@bp.route("/<int:alert_id>/help.csv")
+@roles_required(*RESCUE_EXPORTERS)
+def help_export(alert_id: int):  # type: ignore[no-untyped-def]
+    return help_response(alert_id)
 
 
 @bp.route("/<int:alert_id>/cap.xml")

@@ -9,6 +9,11 @@ that has no translation yet, so a missing one is seen, never silently English.
 from __future__ import annotations
 
 VI: dict[str, str] = {
+    "Phone number": "Số điện thoại",
+    "Commune code": "Mã xã",
+    "Commune": "Xã, phường",
+    "Reply": "Tin trả lời",
+    "Received at (local time)": "Nhận lúc (giờ địa phương)",
     "Loa cannot reach its Redis server just now; nothing was changed. Try again in a minute.": "Loa tạm thời không kết nối được máy chủ Redis; chưa có gì thay đổi. Vui lòng thử lại sau một phút.",
     "Temporarily unavailable": "Tạm thời không phục vụ được",
     "New password set for %(name)s; their sessions have ended.": "Đã đặt mật khẩu mới cho %(name)s; mọi phiên đăng nhập của người này đã kết thúc.",
