@@ -46,6 +46,11 @@ LABEL = textrules.TextRule(60, required=True, public=True)
 # Rows that reached a phone, or may have: a reply can only answer an alert that got there.
 REACHED = (DeliveryState.SUBMITTED.value, DeliveryState.DELIVERED.value)
 _TEXT_LIMIT = 1000  # a reply longer than this (a concatenated essay) is cut when stored
+# A delivery's submitted_at is when its sender wrote the outcome, a flush (or a slow database)
+# after the submit_sm left, and the reply is stamped when it arrived, maybe on another host: a
+# quick reply can look older than the alert it answers. Rows stamped this much after a reply
+# still count as having reached the number before it (people take longer to answer).
+SUBMIT_SLACK = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,9 @@ def store_replies(
     for r in replies:
         number = normalise_msisdn(r.msisdn)
         at = _aware(r.received_at)
-        candidates = [c for c in by_number.get(number, ()) if at - window <= c[0] <= at]
+        candidates = [
+            c for c in by_number.get(number, ()) if at - window <= c[0] <= at + SUBMIT_SLACK
+        ]
         latest = max(candidates, key=lambda c: (c[0], c[1]), default=None)
         rows.append(
             {

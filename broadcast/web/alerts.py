@@ -9,6 +9,7 @@ first page reads back what will happen, only its final button acts.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import zip_longest
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from broadcast import alerts as core
-from broadcast import templates
+from broadcast import replies, templates
 from broadcast.errors import LoaError, PermissionDenied, ValidationFailed, VersionChanged
 from broadcast.models import (
     Alert,
@@ -82,7 +83,20 @@ def _form_input() -> dict[str, Any]:
         "certainty": form.get("certainty", "Unknown"),
         "instruction": form.get("instruction", ""),
         "web": form.get("web", ""),
+        "reply_keywords": _form_keywords(),
     }
+
+
+def _form_keywords() -> list[dict[str, Any]]:
+    """The reply keyword rows of the form; a row left empty is no keyword."""
+    form = request.form
+    helps = set(form.getlist("reply_help"))
+    rows = zip_longest(form.getlist("reply_word"), form.getlist("reply_label"), fillvalue="")
+    return [
+        {"word": word, "label": label, "help": str(n) in helps}
+        for n, (word, label) in enumerate(rows)
+        if word.strip() or label.strip()
+    ]
 
 
 def _with_local(values: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +221,12 @@ def index():  # type: ignore[no-untyped-def]
 @roles_required(*DRAFTERS)
 def new():  # type: ignore[no-untyped-def]
     svc = services()
-    values: dict[str, Any] = {"category": "warning", "carriers": [], "areas": []}
+    values: dict[str, Any] = {
+        "category": "warning",
+        "carriers": [],
+        "areas": [],
+        "reply_keywords": [k.as_dict() for k in replies.DEFAULT_KEYWORDS],
+    }
     template_fields: list[dict[str, str]] = []
     template_key = request.args.get("template", "")
     if request.method == "GET" and template_key:
@@ -284,6 +303,8 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
         figures = (
             None if progress["total"] else previews.alert_audience(session, svc.settings, alert)
         )
+        # Replies are shown from approval on (and go on coming after the alert is sent).
+        answers = replies.summary(session, alert) if alert.approved_at else None
     return render_template(
         "alerts/show.html",
         alert=summary,
@@ -291,6 +312,7 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
         decisions=decisions,
         progress=progress,
         figures=figures,
+        replies=answers,
         audience_total=progress["total"] or (figures or {}).get("audience_total"),
         can=_abilities(summary),
         cap_available="alerts.cap" in current_app.view_functions,
@@ -316,6 +338,7 @@ def _abilities(summary: dict[str, Any]) -> dict[str, bool]:
             or (mine and summary["status"] in ("draft", "pending_approval"))
         ),
         "derive": summary["approved_at"] is not None and role in core.DRAFT_ROLES,
+        "export_help": role in RESCUE_EXPORTERS,
     }
 
 

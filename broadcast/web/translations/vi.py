@@ -9,6 +9,19 @@ that has no translation yet, so a missing one is seen, never silently English.
 from __future__ import annotations
 
 VI: dict[str, str] = {
+    "Replies": "Tin trả lời",
+    "What people texted back to this alert, by keyword and by commune.": "Tin người dân nhắn trả lời cảnh báo này, theo từ khóa và theo xã, phường.",
+    "Keyword": "Từ khóa",
+    "Meaning": "Ý nghĩa",
+    "asks for help": "cần giúp",
+    "Asks for help": "Cần giúp",
+    "Other replies": "Trả lời khác",
+    "Other": "Khác",
+    "By commune": "Theo xã, phường",
+    "Commune not known": "Chưa rõ xã, phường",
+    "Numbers that asked for help, with their commune": "Các số cần giúp, kèm xã, phường",
+    "Reply keywords": "Từ khóa trả lời",
+    "People may answer the alert by SMS. A reply is matched to a keyword without diacritics and case; the rest count as other replies.": "Người dân có thể nhắn tin trả lời cảnh báo. Tin trả lời được so với từ khóa không phân biệt dấu và chữ hoa; các tin còn lại tính là trả lời khác.",
     "Phone number": "Số điện thoại",
     "Commune code": "Mã xã",
     "Commune": "Xã, phường",
