@@ -38,6 +38,7 @@ from broadcast.models import (
     Subscriber,
 )
 from smpp_gateway.encoding import fold
+from smpp_gateway.mobile import MobileMessage
 
 OTHER = "other"
 MAX_KEYWORDS = 9
@@ -132,21 +133,12 @@ def normalise_msisdn(raw: str) -> str:
     return s[:20]
 
 
-@dataclass(frozen=True)
-class IncomingReply:
-    """A reply as a sender received it (smpp_gateway.mobile.MobileMessage, in our words)."""
-
-    msisdn: str
-    text: str
-    received_at: datetime
-
-
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def store_replies(
-    session: Session, carrier_id: int, replies: Sequence[IncomingReply], *, window_hours: int
+    session: Session, carrier_id: int, replies: Sequence[MobileMessage], *, window_hours: int
 ) -> int:
     """Store replies received on one carrier's binds, attributed (see the module docstring):
     one query finds the deliveries that reached these numbers within the window, one the
@@ -154,7 +146,7 @@ def store_replies(
     if not replies:
         return 0
     window = timedelta(hours=window_hours)
-    numbers = {normalise_msisdn(r.msisdn) for r in replies}
+    numbers = {normalise_msisdn(r.source_addr) for r in replies}
     earliest = min(_aware(r.received_at) for r in replies) - window
     reached = session.execute(
         select(Delivery.msisdn, Delivery.alert_id, Delivery.submitted_at, Subscriber.area_id)
@@ -180,7 +172,7 @@ def store_replies(
         by_number.setdefault(msisdn, []).append((_aware(submitted_at), alert_id, area_id))
     rows: list[dict[str, Any]] = []
     for r in replies:
-        number = normalise_msisdn(r.msisdn)
+        number = normalise_msisdn(r.source_addr)
         at = _aware(r.received_at)
         candidates = [
             c for c in by_number.get(number, ()) if at - window <= c[0] <= at + SUBMIT_SLACK

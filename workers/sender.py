@@ -31,13 +31,13 @@ from broadcast import keys, live, metrics, replies
 from smpp_gateway import smpptime
 from smpp_gateway.client import (
     SLOW_DOWN_STATUSES,
+    MobileMessage,
     OutboundMessage,
     OutcomeKind,
     SmppSession,
     SubmitOutcome,
 )
 from smpp_gateway.errors import GatewayError
-from smpp_gateway.mobile import MobileMessage
 from smpp_gateway.receipts import Receipt
 from workers.limiter import Grant, RedisRateLimiter
 from workers.runtime import Runtime
@@ -97,11 +97,12 @@ class CarrierSender:
         self.carrier_id = ids[carrier_code]
         self._codes = {v: k for k, v in ids.items()}
         self.gateway = self.carrier.gateway
+        self._replies: list[MobileMessage] = []  # people's replies, stored with the receipts
         self.sessions = [
             SmppSession(
                 self.gateway,
                 on_receipt=self._on_receipt,
-                on_message=self._on_message,
+                on_message=self._replies.append,
                 name=f"{carrier_code}-{i}",
             )
             for i in range(self.carrier.binds)
@@ -119,7 +120,6 @@ class CarrierSender:
         self.lateness = delivery.jitter_margin * SLOT_LATENESS_SHARE
         self.flush_size = flush_size
         self._receipts: list[ReceiptIn] = []
-        self._replies: list[replies.IncomingReply] = []  # people's replies, stored with receipts
         self._receipts_at = 0.0
         self._open_alerts: set[int] = set()
         self._open_checked = 0.0
@@ -160,11 +160,6 @@ class CarrierSender:
         )  # fmt: skip
         self._receipts_at = time.monotonic()
 
-    def _on_message(self, message: MobileMessage) -> None:
-        self._replies.append(
-            replies.IncomingReply(message.source_addr, message.text, message.received_at)
-        )
-
     def poll(self, seconds: float) -> None:
         """Service every bind for about `seconds` (responses, receipts, keepalive)."""
         per = max(0.0, seconds / len(self.sessions))
@@ -183,7 +178,8 @@ class CarrierSender:
     def flush_receipts(self, *, force_match: bool = False) -> None:
         store = self.runtime.store
         if self._replies:
-            incoming, self._replies = self._replies, []
+            incoming = self._replies[:]
+            self._replies.clear()  # in place: the sessions append to this very list
             with self.runtime.database.session() as session:
                 replies.store_replies(
                     session, self.carrier_id, incoming,

@@ -13,6 +13,7 @@ from broadcast import replies
 from broadcast.alerts import create_draft
 from broadcast.models import Carrier, Delivery, DeliveryState, Reply
 from broadcast.replies import DEFAULT_KEYWORDS, OTHER, ReplyKeyword, match
+from smpp_gateway.mobile import MobileMessage
 
 KEYWORDS = (*DEFAULT_KEYWORDS, ReplyKeyword("Cứu nạn", "Cứu / Rescue", help=True))
 
@@ -79,11 +80,11 @@ def test_a_reply_answers_the_latest_alert_that_reached_the_number_within_the_win
     )
     session.flush()
     incoming = [
-        replies.IncomingReply("84961000001", "1", now),
-        replies.IncomingReply("0961000002", "2 cần giúp", now),
-        replies.IncomingReply("+84961000003", "1", now),
-        replies.IncomingReply("84961000004", "1", now),
-        replies.IncomingReply("1900", "TIN QC", now),
+        MobileMessage("84961000001", "UBND HaTinh", "1", now),
+        MobileMessage("0961000002", "UBND HaTinh", "2 cần giúp", now),
+        MobileMessage("+84961000003", "UBND HaTinh", "1", now),
+        MobileMessage("84961000004", "UBND HaTinh", "1", now),
+        MobileMessage("1900", "UBND HaTinh", "TIN QC", now),
     ]
     attributed = replies.store_replies(session, viettel, incoming, window_hours=72)
     stored = session.execute(select(Reply.msisdn, Reply.alert_id, Reply.keyword).order_by(Reply.id))
@@ -97,7 +98,7 @@ def test_a_reply_answers_the_latest_alert_that_reached_the_number_within_the_win
     assert attributed == 2
     # A shorter window leaves the 5-hour-old alert out as well.
     replies.store_replies(
-        session, viettel, [replies.IncomingReply("84961000002", "2", now)], window_hours=4
+        session, viettel, [MobileMessage("84961000002", "UBND HaTinh", "2", now)], window_hours=4
     )
     last = session.scalars(select(Reply).order_by(Reply.id.desc())).first()
     assert (last.alert_id, last.keyword) == (None, None)

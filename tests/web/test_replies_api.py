@@ -28,6 +28,7 @@ from broadcast.models import (
     Subscriber,
     SubscriberList,
 )
+from smpp_gateway.mobile import MobileMessage
 
 ALERT = {
     "title": "Lũ lớn",
@@ -97,7 +98,7 @@ def _csv(response: object) -> list[list[str]]:
 def _reply(database: Database, carrier: str, *texts: tuple[str, str]) -> None:
     with database.session() as s:
         carrier_id = s.scalar(select(Carrier.id).where(Carrier.code == carrier))
-        incoming = [replies.IncomingReply(m, t, datetime.now(UTC)) for m, t in texts]
+        incoming = [MobileMessage(m, "UBND HaTinh", t, datetime.now(UTC)) for m, t in texts]
         replies.store_replies(s, carrier_id, incoming, window_hours=72)
 
 
