@@ -66,6 +66,10 @@ def test_watch_page_shows_replies_by_keyword_and_commune_live(
     alert_url = page.url
     page.click("#do-submit")
     page.wait_for_selector('#alert-status[data-status="pending_approval"]')
+    # What the approver reads back: the keywords people will answer with.
+    assert page.text_content("#alert-reply-keywords") == (
+        "1 An toàn / Safe; 2 Cần giúp / Need help (cần giúp); Cứu Cứu nạn / Rescue (cần giúp)"
+    )
 
     workers = Workers(settings, WALK_CARRIERS)
     try:
