@@ -42,6 +42,7 @@ from broadcast.models import (
     User,
 )
 from broadcast.policy import Policy, as_utc, check_quiet_hours
+from broadcast.replies import ReplyKeyword, keyword_problems, keywords_from
 from smpp_gateway.encoding import Preview, preview
 
 if TYPE_CHECKING:
@@ -153,6 +154,8 @@ class AlertDraft:
     certainty: str = "Unknown"
     instruction: str = ""
     web: str = ""
+    # The answers people may text back (broadcast/replies.py); empty: every reply is "other".
+    reply_keywords: tuple[ReplyKeyword, ...] = ()
 
     def content(self) -> dict[str, Any]:
         """JSON-able content, as stored in AlertVersion and the audit log."""
@@ -160,6 +163,7 @@ class AlertDraft:
         data["category"] = AlertCategory(self.category).value
         data["area_codes"] = list(self.area_codes)
         data["carrier_codes"] = list(self.carrier_codes)
+        data["reply_keywords"] = [k.as_dict() for k in self.reply_keywords]
         for key in ("schedule_at", "expires_at"):
             value = data[key]
             data[key] = as_utc(value).isoformat() if value else None
@@ -315,6 +319,8 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
             add(name, f"{value!r} is not a CAP {name}; one of {', '.join(allowed)}")
     if draft.web and "web" not in p and not re.match(r"^https?://\S+$", draft.web):
         add("web", f"{draft.web[:80]!r} is not an http(s) address")
+    for message in keyword_problems(draft.reply_keywords):
+        add("reply_keywords", message)
 
     if p:
         fields = ", ".join(p)
@@ -375,6 +381,7 @@ def _apply(session: Session, alert: Alert, draft: AlertDraft) -> None:
     alert.urgency, alert.severity, alert.certainty = draft.urgency, draft.severity, draft.certainty
     alert.instruction = draft.instruction
     alert.web = draft.web
+    alert.reply_keywords = [k.as_dict() for k in draft.reply_keywords] or None
     alert.schedule_at = as_utc(draft.schedule_at) if draft.schedule_at else None
     alert.expires_at = as_utc(draft.expires_at) if draft.expires_at else None
     alert.parts = preview_draft(draft).parts
@@ -400,6 +407,7 @@ def draft_of(alert: Alert) -> AlertDraft:
         certainty=alert.certainty,
         instruction=alert.instruction,
         web=alert.web,
+        reply_keywords=keywords_from(alert.reply_keywords),
     )
 
 
@@ -914,6 +922,7 @@ def alert_summary(alert: Alert) -> dict[str, Any]:
         "certainty": alert.certainty,
         "instruction": alert.instruction,
         "web": alert.web,
+        "reply_keywords": [k.as_dict() for k in keywords_from(alert.reply_keywords)],
         "schedule_at": iso(alert.schedule_at),
         "expires_at": iso(alert.expires_at),
         "waive_quiet_hours": alert.waive_quiet_hours,

@@ -362,6 +362,8 @@ class Alert(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # [{"word", "label", "help"}] (broadcast/replies.py); None: no keywords, every reply "other".
+    reply_keywords: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     areas: Mapped[list[Area]] = relationship(secondary="alert_areas")
     carriers: Mapped[list[Carrier]] = relationship(secondary="alert_carriers")
 
@@ -513,6 +515,27 @@ class Receipt(Base):
     __table_args__ = (
         Index("ix_receipts_carrier_message", "carrier_id", "message_id"),
         Index("ix_receipts_matched", "matched"),
+    )
+
+
+class Reply(Base):
+    """A message a subscriber sent back (mobile-originated), attributed to the latest alert
+    that reached the number within replies.window_hours (alert_id NULL when none did), with
+    the area of that number in the alert's audience and the keyword it matched."""
+
+    __tablename__ = "replies"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(ForeignKey("carriers.id"))
+    msisdn: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    # A keyword's word, or "other"; NULL when the reply is attributed to no alert.
+    keyword: Mapped[str | None] = mapped_column(String(20))
+    __table_args__ = (
+        Index("ix_replies_alert_keyword", "alert_id", "keyword"),
+        Index("ix_replies_received_at", "received_at"),
     )
 
 

@@ -64,6 +64,12 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class ReplySettings:
+    # A reply is attributed to the latest alert that reached its number this many hours back.
+    window_hours: int = 72
+
+
+@dataclass(frozen=True)
 class PolicySettings:
     quiet_hours_start: str = "22:00"
     quiet_hours_end: str = "07:00"
@@ -131,6 +137,7 @@ class Settings:
     policy: PolicySettings = field(default_factory=PolicySettings)
     web: WebSettings = field(default_factory=WebSettings)
     carriers: tuple[CarrierSettings, ...] = ()
+    replies: ReplySettings = field(default_factory=ReplySettings)
 
     @property
     def production(self) -> bool:
@@ -261,6 +268,14 @@ class PolicySchema(_Strict):
         return PolicySettings(**data)
 
 
+class ReplySchema(_Strict):
+    window_hours = fields.Integer(validate=validate.Range(min=1, max=24 * 30))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> ReplySettings:
+        return ReplySettings(**data)
+
+
 class AreaSchema(_Strict):
     province = fields.String(
         validate=validate.Regexp(r"^\d{1,3}$", error="Expected a province code.")
@@ -307,6 +322,7 @@ class SettingsSchema(_Strict):
     delivery = fields.Nested(DeliverySchema, required=True)
     policy = fields.Nested(PolicySchema, required=True)
     web = fields.Nested(WebSchema, required=True)
+    replies = fields.Nested(ReplySchema, load_default=ReplySettings)
     carriers = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,31}$")),
         values=fields.Nested(CarrierSchema),
@@ -442,6 +458,7 @@ def load_settings(
         policy=loaded["policy"],
         web=loaded["web"],
         carriers=carriers,
+        replies=loaded["replies"],
     )
     check_production(settings)
     return settings

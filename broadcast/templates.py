@@ -17,6 +17,7 @@ from typing import Any
 
 from broadcast.errors import NotFound
 from broadcast.models import AlertCategory
+from broadcast.replies import DEFAULT_KEYWORDS, ReplyKeyword
 
 LANGUAGES = ("vi", "en")
 
@@ -57,6 +58,8 @@ class Template:
     urgency: str = "Unknown"
     severity: str = "Unknown"
     certainty: str = "Unknown"
+    # What people may text back; a test message or a notice asks nothing.
+    reply_keywords: tuple[ReplyKeyword, ...] = DEFAULT_KEYWORDS
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -144,6 +147,7 @@ TEMPLATES: dict[str, Template] = {
                 "en": "{sender}: {subject}. More: {web}",
             },
             instruction={"vi": "", "en": ""},
+            reply_keywords=(),
         ),
         _t(
             key="test",
@@ -156,6 +160,7 @@ TEMPLATES: dict[str, Template] = {
                 "en": "{sender}: This is a TEST, not a real alert. No action needed.",
             },
             instruction={"vi": "Không cần làm gì.", "en": "No action needed."},
+            reply_keywords=(),
         ),
         # The three below are filled by `derive` from the original alert. An update restates
         # the original's instruction and keeps its CAP assessment; a correction or an all-clear
@@ -266,6 +271,7 @@ def prefill(key: str, *, language: str = "vi", **values: Any) -> dict[str, Any]:
         "urgency": template.urgency,
         "severity": template.severity,
         "certainty": template.certainty,
+        "reply_keywords": [k.as_dict() for k in template.reply_keywords],
     }
 
 
@@ -281,6 +287,7 @@ def catalogue(language: str = "vi") -> list[dict[str, Any]]:
             "urgency": t.urgency,
             "severity": t.severity,
             "certainty": t.certainty,
+            "reply_keywords": [k.as_dict() for k in t.reply_keywords],
         }
         for t in TEMPLATES.values()
     ]

@@ -8,7 +8,8 @@ PDUs, and the session drives a non-blocking socket itself:
   is slowed down by throttling;
 - every read takes all the bytes the socket has and handles every whole PDU in them;
 - outcomes are values (`SubmitOutcome`), collected with `collect`/`flush`;
-- deliver_sm is answered at once and turned into a `Receipt` for `on_receipt`;
+- deliver_sm is answered at once and turned into a `Receipt` for `on_receipt`, or, when it
+  is not a receipt, into a `MobileMessage` (a subscriber's reply) for `on_message`;
 - no response within `response_timeout`, or a lost link, makes a TRANSIENT outcome;
 - after a lost link the next `submit`/`poll` reconnects with exponential backoff and jitter;
   `submit` keeps trying for at most `config.reconnect_timeout` seconds of downtime and then
@@ -25,6 +26,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 
 from smpplib import consts, smpp
@@ -33,10 +35,12 @@ from smpplib.command_codes import get_command_code
 from smpp_gateway.config import GatewayConfig
 from smpp_gateway.encoding import Part, segments, split, validate_source
 from smpp_gateway.errors import BindError, GatewayError
+from smpp_gateway.mobile import MobileMessage, mobile_message
 from smpp_gateway.receipts import Receipt, ReceiptState, normalise_id, parse_receipt
 
 __all__ = [
     "TRANSIENT_STATUSES",
+    "MobileMessage",
     "OutboundMessage",
     "OutcomeKind",
     "Receipt",
@@ -153,11 +157,13 @@ class SmppSession:
         config: GatewayConfig,
         *,
         on_receipt: Callable[[Receipt], None] | None = None,
+        on_message: Callable[[MobileMessage], None] | None = None,
         name: str = "",
     ) -> None:
         self.config = config
         self.name = name or f"{config.system_id}@{config.address}"
         self.on_receipt = on_receipt
+        self.on_message = on_message
         self._sock: socket.socket | None = None
         self._poller: select.poll | None = None
         self._inbuf = bytearray()
@@ -182,7 +188,7 @@ class SmppSession:
         self._valid_sources: set[str] = set()
         self._single_parts: dict[str, list[Part]] = {}
         self._templates: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
-        self.stats = {"throttled": 0, "reconnects": 0, "timeouts": 0, "receipts": 0}
+        self.stats = {"throttled": 0, "reconnects": 0, "timeouts": 0, "receipts": 0, "messages": 0}
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -739,6 +745,19 @@ class SmppSession:
             self.stats["receipts"] += 1
             if self.on_receipt is not None:
                 self.on_receipt(receipt)
+            return
+        message = mobile_message(
+            source_addr=pdu.source_addr,
+            destination_addr=pdu.destination_addr,
+            short_message=pdu.short_message,
+            message_payload=getattr(pdu, "message_payload", None),
+            data_coding=pdu.data_coding,
+            esm_class=pdu.esm_class,
+            received_at=datetime.now(UTC),
+        )
+        self.stats["messages"] += 1
+        if self.on_message is not None:
+            self.on_message(message)
 
     # -- timers ---------------------------------------------------------------------------------
 

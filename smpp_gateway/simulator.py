@@ -19,6 +19,12 @@ Policies, in the order they are applied to each submit_sm (per simulator unless 
 
 A receipt due after the submit_sm's `validity_period` (absolute or relative) says EXPIRED
 whatever `receipt_mix` would have drawn: the message was never delivered.
+
+Replies: `reply_rate` of the messages a receipt reports DELIVRD (their first part) are answered
+by their recipient `reply_delay` s later, as a mobile-originated deliver_sm (esm_class 0) from
+that number to the message's sender, on a receiver or transceiver bind of the same system_id.
+The text is drawn from `reply_mix` (text -> weight; the word `other` draws a free-text reply
+from `OTHER_REPLIES`); a text outside GSM 03.38 goes as UCS-2. `replies()` lists what was sent.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from smpplib import smpp
 from smpplib.command_codes import get_command_code, get_command_name
 
 from smpp_gateway import smpptime
+from smpp_gateway.encoding import DC_UCS2, ESM_UDHI, gsm_encode, is_gsm7
 
 ESME_ROK = 0x00
 ESME_RINVCMDID = 0x03
@@ -65,6 +72,17 @@ _BINDS = {
     get_command_code("bind_receiver"): "receiver",
     get_command_code("bind_transceiver"): "transceiver",
 }
+# What people write that is no keyword: Vietnamese with and without diacritics, so the
+# receiving side sees GSM 7-bit and UCS-2 replies alike.
+OTHER_REPLIES = (
+    "Nhà tôi bị ngập, cần thuyền",
+    "Cam on",
+    "Đã nhận tin",
+    "ok",
+    "Ai gửi tin này?",
+)
+OTHER = "other"
+_SAR_SEQNUM = 0x020F
 _STATES = {"DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELIV": 5, "ACCEPTD": 6, "UNKNOWN": 7,
            "REJECTD": 8, "ENROUTE": 1}  # fmt: skip
 
@@ -87,6 +105,11 @@ class SimulatorConfig:
     receipt_id_format: str = "hex"
     drop_after: int | None = None
     seed: int | None = None
+    reply_rate: float = 0.0
+    reply_mix: Mapping[str, float] = field(
+        default_factory=lambda: {"1": 0.8, "2": 0.15, OTHER: 0.05}
+    )
+    reply_delay: float = 0.2
     # Added: keep every PDU in memory for records(); a benchmark of millions turns it off.
     keep_records: bool = True
 
@@ -99,6 +122,28 @@ class SimulatorConfig:
         unknown = set(self.receipt_mix) - set(_STATES)
         if unknown:
             raise ValueError(f"unknown receipt states {sorted(unknown)}")
+        if not 0.0 <= self.reply_rate <= 1.0:
+            raise ValueError("reply_rate must be between 0 and 1")
+        if self.reply_rate and (
+            not self.reply_mix
+            or any(w < 0 for w in self.reply_mix.values())
+            or not sum(self.reply_mix.values())
+        ):
+            raise ValueError("reply_mix needs texts with weights >= 0, not all 0")
+        if self.reply_delay < 0:
+            raise ValueError("reply_delay must be >= 0")
+
+
+@dataclass(frozen=True)
+class SentReply:
+    """A mobile-originated message the simulator sent on behalf of a subscriber."""
+
+    time: float
+    system_id: str
+    source_addr: str
+    destination_addr: str
+    text: str
+    data_coding: int
 
 
 @dataclass(frozen=True)
@@ -253,6 +298,8 @@ class SmscSimulator:
         self.max_outstanding = 0
         self.submit_count = 0
         self._dirty_record = False
+        self._replies: list[SentReply] = []
+        self._reply_seq = itertools.count(1)
 
     # -- control, from any thread -------------------------------------------------------------
 
@@ -303,6 +350,10 @@ class SmscSimulator:
 
     def submits(self) -> list[ReceivedPdu]:
         return [r for r in self._records if r.command == "submit_sm"]
+
+    def replies(self) -> list[SentReply]:
+        """Every reply sent so far (see the module docstring), in order."""
+        return list(self._replies)
 
     def set_config(self, **changes: Any) -> None:
         """Change behaviour at run time (tps, error rates, drop_after...)."""
@@ -599,6 +650,54 @@ class SmscSimulator:
             pdu = smpp.make_pdu("deliver_sm", **kwargs)
             pdu.sequence = kwargs["sequence"]  # smpplib's kwargs don't override the property
             target.outbuf += pdu.generate()
+            answers = stat == "DELIVRD" and cfg.reply_rate and _first_part(fields)
+            if answers and self._random.random() < cfg.reply_rate:
+                self._schedule(
+                    time.time() + cfg.reply_delay, self._reply_sender(conn.system_id, fields)
+                )
+
+        return send
+
+    def _reply_sender(self, system_id: str, fields: dict[str, Any]) -> Callable[[], None]:
+        def send() -> None:
+            target = self._receiver_for(system_id)
+            if target is None:
+                return  # no bind can take it: a real SMSC would retry later; this one drops
+            texts, weights = zip(*self.config.reply_mix.items(), strict=True)
+            text = self._random.choices(texts, weights)[0]
+            if text == OTHER:
+                text = self._random.choice(OTHER_REPLIES)
+            if is_gsm7(text):
+                body, coding = gsm_encode(text), 0
+            else:
+                body, coding = text.encode("utf-16-be"), DC_UCS2
+            seq = next(self._reply_seq) | 0x40000000  # apart from the receipts' numbers
+            pdu = smpp.make_pdu(
+                "deliver_sm",
+                client=None,
+                sequence=seq,
+                source_addr_ton=1,
+                source_addr_npi=1,
+                source_addr=fields["destination_addr"],
+                dest_addr_ton=fields["source_addr_ton"],
+                dest_addr_npi=fields["source_addr_npi"],
+                destination_addr=fields["source_addr"],
+                esm_class=0,
+                data_coding=coding,
+                short_message=body,
+            )
+            pdu.sequence = seq
+            target.outbuf += pdu.generate()
+            self._replies.append(
+                SentReply(
+                    time.time(),
+                    system_id,
+                    fields["destination_addr"],
+                    fields["source_addr"],
+                    text,
+                    coding,
+                )
+            )
 
         return send
 
@@ -607,6 +706,18 @@ class SmscSimulator:
             if c.system_id == system_id and c.mode in ("receiver", "transceiver"):
                 return c
         return None
+
+
+def _first_part(fields: Mapping[str, Any]) -> bool:
+    """Whether a submit_sm is a whole message or its first part (UDH or SAR), so a long
+    message is answered once, not once a part."""
+    seqnum = fields["tlvs"].get(_SAR_SEQNUM)
+    if seqnum is not None:
+        return seqnum == b"\x01"
+    sm = fields["short_message"]
+    if fields["esm_class"] & ESM_UDHI and len(sm) >= 6 and sm[1] in (0x00, 0x08):
+        return sm[2 + sm[2]] == 1  # the concatenation IE ends with the part number
+    return True
 
 
 def run_many(

@@ -27,10 +27,11 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout
 from rq.utils import now as rq_now
 
-from broadcast import keys, live, metrics
+from broadcast import keys, live, metrics, replies
 from smpp_gateway import smpptime
 from smpp_gateway.client import (
     SLOW_DOWN_STATUSES,
+    MobileMessage,
     OutboundMessage,
     OutcomeKind,
     SmppSession,
@@ -96,8 +97,14 @@ class CarrierSender:
         self.carrier_id = ids[carrier_code]
         self._codes = {v: k for k, v in ids.items()}
         self.gateway = self.carrier.gateway
+        self._replies: list[MobileMessage] = []  # people's replies, stored with the receipts
         self.sessions = [
-            SmppSession(self.gateway, on_receipt=self._on_receipt, name=f"{carrier_code}-{i}")
+            SmppSession(
+                self.gateway,
+                on_receipt=self._on_receipt,
+                on_message=self._replies.append,
+                name=f"{carrier_code}-{i}",
+            )
             for i in range(self.carrier.binds)
         ]
         delivery = runtime.settings.delivery
@@ -170,6 +177,14 @@ class CarrierSender:
 
     def flush_receipts(self, *, force_match: bool = False) -> None:
         store = self.runtime.store
+        if self._replies:
+            incoming = self._replies[:]
+            self._replies.clear()  # in place: the sessions append to this very list
+            with self.runtime.database.session() as session:
+                replies.store_replies(
+                    session, self.carrier_id, incoming,
+                    window_hours=self.runtime.settings.replies.window_hours,
+                )  # fmt: skip
         received = self._receipts
         if received:
             self._receipts = []

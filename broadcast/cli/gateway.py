@@ -23,6 +23,20 @@ def _mix(value: str | None) -> dict[str, float]:
     return out
 
 
+def _reply_mix(value: str) -> dict[str, float]:
+    """`1:0.8,2:0.15,other:0.05` -> {"1": 0.8, "2": 0.15, "other": 0.05}."""
+    out: dict[str, float] = {}
+    for item in value.split(","):
+        text, sep, weight = item.rpartition(":")
+        try:
+            out[text.strip()] = float(weight)
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not TEXT:WEIGHT") from None
+        if not sep or not text.strip():
+            raise click.BadParameter(f"{item!r} is not TEXT:WEIGHT")
+    return out
+
+
 @click.command("preview")
 @click.option("--fold", "fold_", is_flag=True, help="Remove Vietnamese diacritics first.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -60,6 +74,18 @@ def preview_command(fold_: bool, as_json: bool, text: str) -> None:
 @click.option("--permanent-error-rate", type=float, default=0.0)
 @click.option("--drop-after", type=int, help="Close a connection at its N-th submit_sm.")
 @click.option("--seed", type=int)
+@click.option(
+    "--reply-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Share of delivered messages answered with a reply (mobile-originated deliver_sm).",
+)
+@click.option(
+    "--reply-mix",
+    default="1:0.8,2:0.15,other:0.05",
+    show_default=True,
+    help="Reply texts and weights; `other` draws a free-text reply.",
+)
 @click.option("--record", "record", type=click.Path(dir_okay=False), help="JSON lines file.")
 def simulator_command(
     host: str,
@@ -78,26 +104,33 @@ def simulator_command(
     permanent_error_rate: float,
     drop_after: int | None,
     seed: int | None,
+    reply_rate: float,
+    reply_mix: str,
     record: str | None,
 ) -> None:
     """Run one SMPP 3.4 SMSC simulator until SIGINT or SIGTERM."""
-    config = SimulatorConfig(
-        system_id=system_id,
-        password=password,
-        tps=tps,
-        window=window,
-        latency=latency,
-        transient_error_rate=error_rate,
-        permanent_error_rate=permanent_error_rate,
-        receipt_delay=receipt_delay,
-        receipt_mix=_mix(receipt_mix),
-        receipt_form=receipt_form,
-        message_id_format=message_id_format,
-        receipt_id_format=receipt_id_format,
-        drop_after=drop_after,
-        seed=seed,
-        keep_records=False,  # a long run would grow without bound; --record keeps them
-    )
+    try:
+        config = SimulatorConfig(
+            system_id=system_id,
+            password=password,
+            tps=tps,
+            window=window,
+            latency=latency,
+            transient_error_rate=error_rate,
+            permanent_error_rate=permanent_error_rate,
+            receipt_delay=receipt_delay,
+            receipt_mix=_mix(receipt_mix),
+            receipt_form=receipt_form,
+            message_id_format=message_id_format,
+            receipt_id_format=receipt_id_format,
+            drop_after=drop_after,
+            seed=seed,
+            keep_records=False,  # a long run would grow without bound; --record keeps them
+            reply_rate=reply_rate,
+            reply_mix=_reply_mix(reply_mix),
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

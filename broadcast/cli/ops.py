@@ -66,6 +66,9 @@ DEMO_SMSC: dict[str, dict[str, Any]] = {
     "reddi": {"latency": 0.05, "receipt_delay": 3.0},
 }
 DEMO_RECEIPT_MIX = {"DELIVRD": 0.95, "UNDELIV": 0.03, "EXPIRED": 0.01, "REJECTD": 0.01}
+# Share of delivered alerts the demo's subscribers answer ("1" safe, "2" need help, other).
+DEMO_REPLY_RATE = 0.05
+SAMPLE_REPLY_WAIT = 2.0  # seconds `--send-sample` waits after completion for the last replies
 SAMPLE_AREA = "18073"  # Phường Thành Sen, the provincial capital
 
 
@@ -85,6 +88,7 @@ def _start_simulators(settings: Settings) -> Any:
             tps=float(carrier.mps) * 1.5,
             receipt_mix=DEMO_RECEIPT_MIX,
             message_id_format="hex",
+            reply_rate=DEMO_REPLY_RATE,
             **behaviour,
         )
         sim = SmscSimulator(config, host="127.0.0.1", port=gw.port)
@@ -145,13 +149,16 @@ def _load_demo_data(settings: Settings, database: Any, subscribers: int) -> None
         )
 
 
-def _send_sample(settings: Settings, database: Any, timeout: float) -> dict[str, dict[str, int]]:
-    """Draft, approve and send a sample alert to one commune; wait until it is final."""
+def _send_sample(
+    settings: Settings, database: Any, timeout: float
+) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+    """Draft, approve and send a sample alert to one commune; wait until it is final; its
+    delivery states per carrier and the replies that came back."""
     from redis import Redis
     from rq import Queue
     from sqlalchemy import select
 
-    from broadcast import alerts, keys
+    from broadcast import alerts, keys, replies
     from broadcast.live import state_counts
     from broadcast.models import (
         Alert,
@@ -177,6 +184,7 @@ def _send_sample(settings: Settings, database: Any, timeout: float) -> dict[str,
             urgency="Expected",
             severity="Moderate",
             certainty="Likely",
+            reply_keywords=replies.DEFAULT_KEYWORDS,
         )
         alert = alerts.create_draft(session, draft, user=drafter)
         alerts.submit_for_approval(session, alert.id, user=drafter)
@@ -205,7 +213,10 @@ def _send_sample(settings: Settings, database: Any, timeout: float) -> dict[str,
     if status != AlertStatus.COMPLETED:
         click.echo(json.dumps({"alert": alert_id, "status": str(status), "carriers": result}))
         fail(f"sample alert #{alert_id} did not complete within {timeout:.0f} s (status {status})")
-    return result
+    time.sleep(SAMPLE_REPLY_WAIT)  # the simulated subscribers answer after their receipts
+    with database.session() as session:
+        answers = replies.summary(session, session.get(Alert, alert_id))
+    return result, answers
 
 
 @click.command()
@@ -262,8 +273,8 @@ def demo(port: int | None, subscribers: int, send_sample: bool, timeout: float) 
         workers.append([loa, "worker", "--imports"])
         with _children(workers, _child_env(settings), instance / "logs"):
             if send_sample:
-                result = _send_sample(settings, database, timeout)
-                click.echo(json.dumps({"carriers": result}, ensure_ascii=False))
+                result, answers = _send_sample(settings, database, timeout)
+                click.echo(json.dumps({"carriers": result, "replies": answers}, ensure_ascii=False))
                 return
             _serve_until_interrupted(settings, port, users)
         for sim in sims:

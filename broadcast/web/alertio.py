@@ -9,8 +9,9 @@ import io
 import json
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from broadcast import cap, keys, live, network, reach
 from broadcast.alerts import AlertDraft
 from broadcast.models import Alert, AlertCategory, AlertStatus, Carrier, Delivery
 from broadcast.policy import as_utc
+from broadcast.replies import keywords_from
 from subscriber_import.report import defuse_cell
 
 REPORT_COLUMNS = (
@@ -73,6 +75,7 @@ def draft_from(data: dict[str, Any]) -> AlertDraft:
         certainty=data.get("certainty", "Unknown"),
         instruction=data.get("instruction", ""),
         web=data.get("web", ""),
+        reply_keywords=keywords_from(data.get("reply_keywords")),
     )
 
 
@@ -198,3 +201,23 @@ def report_xlsx(session: Session, alert_id: int, carrier_id: int | None = None) 
     workbook.save(out)
     out.seek(0)
     return out
+
+
+def help_csv(
+    rows: Iterable[Sequence[Any]], headers: Sequence[str], timezone: str
+) -> tuple[str, int]:
+    """The numbers that asked for help (broadcast.replies.help_rows) as CSV text for rescue
+    teams, times in local time, every text cell defused like the delivery report (a reply is
+    what a stranger typed); and the number of rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(headers)
+    zone = ZoneInfo(timezone)
+    count = 0
+    for row in rows:
+        writer.writerow(
+            f"{v.astimezone(zone):%Y-%m-%d %H:%M:%S}" if hasattr(v, "astimezone") else _cell(v)
+            for v in row
+        )
+        count += 1
+    return buffer.getvalue(), count

@@ -9,6 +9,7 @@ first page reads back what will happen, only its final button acts.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import zip_longest
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from broadcast import alerts as core
-from broadcast import audience, network, templates
+from broadcast import audience, network, replies, templates
 from broadcast.errors import LoaError, PermissionDenied, ValidationFailed, VersionChanged
 from broadcast.models import (
     Alert,
@@ -34,7 +35,12 @@ from broadcast.models import (
 )
 from broadcast.policy import PolicyViolation
 from broadcast.web import alertio, dispatch, previews
-from broadcast.web.api.alerts import cap_response, report_response
+from broadcast.web.api.alerts import (
+    RESCUE_EXPORTERS,
+    cap_response,
+    help_response,
+    report_response,
+)
 from broadcast.web.api.schemas import AlertIn
 from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
@@ -77,7 +83,20 @@ def _form_input() -> dict[str, Any]:
         "certainty": form.get("certainty", "Unknown"),
         "instruction": form.get("instruction", ""),
         "web": form.get("web", ""),
+        "reply_keywords": _form_keywords(),
     }
+
+
+def _form_keywords() -> list[dict[str, Any]]:
+    """The reply keyword rows of the form; a row left empty is no keyword."""
+    form = request.form
+    helps = set(form.getlist("reply_help"))
+    rows = zip_longest(form.getlist("reply_word"), form.getlist("reply_label"), fillvalue="")
+    return [
+        {"word": word, "label": label, "help": str(n) in helps}
+        for n, (word, label) in enumerate(rows)
+        if word.strip() or label.strip()
+    ]
 
 
 def _with_local(values: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +221,12 @@ def index():  # type: ignore[no-untyped-def]
 @roles_required(*DRAFTERS)
 def new():  # type: ignore[no-untyped-def]
     svc = services()
-    values: dict[str, Any] = {"category": "warning", "carriers": [], "areas": []}
+    values: dict[str, Any] = {
+        "category": "warning",
+        "carriers": [],
+        "areas": [],
+        "reply_keywords": [k.as_dict() for k in replies.DEFAULT_KEYWORDS],
+    }
     template_fields: list[dict[str, str]] = []
     template_key = request.args.get("template", "")
     if request.method == "GET" and template_key:
@@ -283,6 +307,8 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
             select(Alert.id).where(Alert.resend_of_id == alert_id).order_by(Alert.id)
         ).all()
         offers = _resend_offers(session, alert, summary)
+        # Replies are shown from approval on (and go on coming after the alert is sent).
+        answers = replies.summary(session, alert) if alert.approved_at else None
     return render_template(
         "alerts/show.html",
         alert=summary,
@@ -290,6 +316,7 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
         decisions=decisions,
         progress=progress,
         figures=figures,
+        replies=answers,
         audience_total=progress["total"] or (figures or {}).get("audience_total"),
         can=_abilities(summary),
         cap_available="alerts.cap" in current_app.view_functions,
@@ -345,6 +372,7 @@ def _abilities(summary: dict[str, Any]) -> dict[str, bool]:
         "resend": summary["approved_at"] is not None
         and summary["status"] in ("completed", "cancelled")
         and role in core.DRAFT_ROLES,
+        "export_help": role in RESCUE_EXPORTERS,
     }
 
 
@@ -529,6 +557,12 @@ def report(alert_id: int, fmt: str):  # type: ignore[no-untyped-def]
     if fmt not in ("csv", "xlsx"):
         abort(404)
     return report_response(alert_id, fmt)
+
+
+@bp.route("/<int:alert_id>/help.csv")
+@roles_required(*RESCUE_EXPORTERS)
+def help_export(alert_id: int):  # type: ignore[no-untyped-def]
+    return help_response(alert_id)
 
 
 @bp.route("/<int:alert_id>/cap.xml")

@@ -83,8 +83,11 @@ class World:
         category: str = "information",
         body: str = "Canh bao lu: di chuyen len cao ngay.",
         status: AlertStatus = AlertStatus.APPROVED,
+        area_of: dict[str, str] | None = None,
+        reply_keywords: list[dict[str, Any]] | None = None,
     ) -> int:
-        """An approved alert over the whole province to these carriers' lists."""
+        """An approved alert over the whole province to these carriers' lists (`area_of`:
+        number -> area code in the list, else none)."""
         with self.database.session() as s:
             user = s.scalar(select(User).where(User.username == "drafter"))
             if user is None:
@@ -111,7 +114,13 @@ class World:
                 )
                 s.add(lst)
                 s.flush()
-                s.add_all(Subscriber(list_id=lst.id, msisdn=m, area_id=None) for m in msisdns)
+                area_ids = dict(s.execute(select(Area.code, Area.id)).all()) if area_of else {}
+                s.add_all(
+                    Subscriber(
+                        list_id=lst.id, msisdn=m, area_id=area_ids.get((area_of or {}).get(m))
+                    )
+                    for m in msisdns
+                )
             alert = Alert(
                 identifier=f"test-{next(self._numbers)}",
                 title="Test",
@@ -122,6 +131,7 @@ class World:
                 created_by=user.id,
                 waive_daily_cap=True,
                 waive_quiet_hours=True,
+                reply_keywords=reply_keywords,
             )
             alert.areas = [province]
             alert.carriers = carriers

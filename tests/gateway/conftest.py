@@ -31,7 +31,14 @@ def start_simulator() -> Iterator[Callable[..., SmscSimulator]]:
 def open_session() -> Iterator[Callable[..., SmppSession]]:
     sessions: list[SmppSession] = []
 
-    def open_(sim: SmscSimulator, *, on_receipt=None, connect: bool = True, **changes: object):
+    def open_(
+        sim: SmscSimulator,
+        *,
+        on_receipt=None,
+        on_message=None,
+        connect: bool = True,
+        **changes: object,
+    ):
         config = GatewayConfig(
             host="127.0.0.1",
             port=sim.port,
@@ -43,7 +50,9 @@ def open_session() -> Iterator[Callable[..., SmppSession]]:
             reconnect_max=0.2,
             reconnect_timeout=3.0,
         )
-        session = SmppSession(replace(config, **changes), on_receipt=on_receipt)
+        session = SmppSession(
+            replace(config, **changes), on_receipt=on_receipt, on_message=on_message
+        )
         sessions.append(session)
         if connect:
             session.connect()

@@ -50,6 +50,12 @@ def test_send_sample_from_a_clean_instance(tmp_path: Path) -> None:
     for code, states in carriers.items():
         assert set(states) <= final, (code, states)
         assert states.get("delivered", 0) > 0, (code, states)
+    # The simulated subscribers answer a share of the messages; the replies are counted by
+    # the sample's keywords (how many is chance: 5 % of a commune's numbers).
+    answers = result["replies"]
+    assert set(answers["by_keyword"]) == {"1", "2", "other"}
+    assert answers["total"] == sum(answers["by_keyword"].values())
+    assert answers["total"] == sum(a["total"] for a in answers["by_area"])
     # The demo stopped its embedded Redis server on the way out.
     assert not (tmp_path / "instance" / "redis" / "port").exists()
     # Running it again reuses the data (no second import).

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify, request, send_file, stream_with_context
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from broadcast import alerts as core
-from broadcast import audit, templates
+from broadcast import audit, replies, templates
 from broadcast.models import Alert, AlertCategory, AlertStatus, Role
 from broadcast.web import alertio, dispatch
 from broadcast.web.api import bp
@@ -22,6 +23,7 @@ from broadcast.web.api.schemas import (
     DeriveIn,
     ProgressOut,
     RejectIn,
+    RepliesOut,
     TemplateOut,
     TemplateQuery,
 )
@@ -33,6 +35,9 @@ APPROVERS = tuple(core.APPROVE_ROLES)
 CONTROLLERS = tuple(sorted(core.CONTROL_ROLES, key=lambda r: r.value))
 AUTHORS = (Role.ADMIN, Role.APPROVER, Role.DRAFTER)
 WRITE_ERRORS = (400, 401, 403, 404, 409, 422)
+# Who may take the numbers that asked for help: phone numbers of people in need go to rescue
+# teams through the province's leaders, not to every reader of alerts.
+RESCUE_EXPORTERS = (Role.ADMIN, Role.APPROVER)
 
 
 def _one(alert: Alert) -> dict[str, Any]:
@@ -239,6 +244,67 @@ def alert_progress(alert_id: int):  # type: ignore[no-untyped-def]
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
         return jsonify(ProgressOut().dump(alertio.progress(svc.redis, session, alert)))
+
+
+@bp.get("/alerts/<int:alert_id>/replies")
+@roles_required(*READ_ALERTS)
+@document(
+    "Replies people texted back, by keyword and by commune (poll while sending)",
+    roles=READ_ALERTS,
+    tag="alerts",
+    response=RepliesOut,
+    errors=(401, 403, 404),
+)
+def alert_replies(alert_id: int):  # type: ignore[no-untyped-def]
+    with services().database.session() as session:
+        alert = core.get_alert(session, alert_id)
+        return jsonify(RepliesOut().dump(replies.summary(session, alert)))
+
+
+def help_response(alert_id: int) -> Response:
+    """The numbers that asked for help, with their commune: CSV for rescue teams, headers in
+    the reader's language, audited with the number of rows handed out."""
+    svc = services()
+    headers = [
+        _("Phone number"),
+        _("Carrier"),
+        _("Commune code"),
+        _("Commune"),
+        _("Reply"),
+        _("Received at (local time)"),
+    ]
+    with svc.database.session() as session:
+        alert = core.get_alert(session, alert_id)
+        text, count = alertio.help_csv(
+            replies.help_rows(session, alert), headers, svc.settings.timezone
+        )
+        audit.record(
+            session,
+            actor=current_user.db_user(session),
+            action="alert.export_help",
+            object_type="alert",
+            object_id=alert_id,
+            after={"format": "csv", "rows": count},
+            ip=client_ip(),
+        )
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="loa-alert-{alert_id}-help.csv"'},
+    )
+
+
+@bp.get("/alerts/<int:alert_id>/help.csv")
+@roles_required(*RESCUE_EXPORTERS)
+@document(
+    "Numbers that replied asking for help, with their commune: CSV for rescue teams (audited)",
+    roles=RESCUE_EXPORTERS,
+    tag="reports",
+    produces="text/csv",
+    errors=(401, 403, 404),
+)
+def help_csv(alert_id: int):  # type: ignore[no-untyped-def]
+    return help_response(alert_id)
 
 
 def _audit_export(alert_id: int, fmt: str) -> None:

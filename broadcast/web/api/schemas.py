@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from broadcast import replies
 from broadcast import text as textrules
 from broadcast.alerts import CERTAINTY, DERIVE_KINDS, SEVERITY, URGENCY
 from broadcast.models import AlertCategory, AlertStatus, NetworkState, Role
@@ -272,6 +273,21 @@ class TestRecipientOut(Schema):
 CATEGORIES = [c.value for c in AlertCategory]
 
 
+class ReplyKeywordIn(Strict):
+    """An answer people may text back: matched folded and case-insensitively on the reply's
+    first words; `help` marks a call for help (its numbers go to rescue teams)."""
+
+    word = Text(replies.WORD, required=True)
+    label = Text(replies.LABEL, required=True)
+    help = fields.Boolean(load_default=False)
+
+
+class ReplyKeywordOut(Schema):
+    word = fields.String()
+    label = fields.String()
+    help = fields.Boolean()
+
+
 class AlertIn(Strict):
     title = Text(textrules.TITLE, required=True)
     body = Text(textrules.SMS_BODY, required=True)
@@ -288,6 +304,12 @@ class AlertIn(Strict):
     certainty = fields.String(load_default="Unknown", validate=validate.OneOf(CERTAINTY))
     instruction = Text(textrules.INSTRUCTION, load_default="")
     web = Text(textrules.WEB, load_default="")
+    # Absent: the templates' default ("1" safe, "2" need help); [] asks for no keywords.
+    reply_keywords = fields.List(
+        fields.Nested(ReplyKeywordIn),
+        load_default=lambda: [k.as_dict() for k in replies.DEFAULT_KEYWORDS],
+        validate=validate.Length(max=replies.MAX_KEYWORDS),
+    )
 
 
 class AreaRef(Schema):
@@ -323,6 +345,7 @@ class AlertOut(Schema):
     certainty = fields.String()
     instruction = fields.String()
     web = fields.String()
+    reply_keywords = fields.List(fields.Nested(ReplyKeywordOut))
     schedule_at = fields.String(allow_none=True)
     expires_at = fields.String(allow_none=True)
     waive_quiet_hours = fields.Boolean()
@@ -450,6 +473,23 @@ class TemplateOut(Schema):
     urgency = fields.String()
     severity = fields.String()
     certainty = fields.String()
+    reply_keywords = fields.List(fields.Nested(ReplyKeywordOut))
+
+
+class AreaReplies(Schema):
+    code = fields.String(allow_none=True, metadata={"description": "null: area not known"})
+    name = fields.String()
+    total = fields.Integer()
+    by_keyword = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class RepliesOut(Schema):
+    """Replies attributed to an alert; `by_keyword` has every keyword of the alert and
+    `other`, zeros included; areas ranked by replies."""
+
+    total = fields.Integer()
+    by_keyword = fields.Dict(keys=fields.String(), values=fields.Integer())
+    by_area = fields.List(fields.Nested(AreaReplies))
 
 
 class ImportOut(Schema):
