@@ -61,7 +61,8 @@ def _create(client: FlaskClient, people: People, **over: object) -> dict:
 
 
 def _reached(database: Database, alert_id: int) -> None:
-    """The alert reached every number of AUDIENCE, from lists that place them in communes."""
+    """The alert reached every number of AUDIENCE, from lists that place them in communes (the
+    snapshot copies each number's commune onto its delivery row)."""
     now = datetime.now(UTC)
     with database.session() as s:
         carriers = {c.code: c.id for c in s.scalars(select(Carrier))}
@@ -83,10 +84,11 @@ def _reached(database: Database, alert_id: int) -> None:
                     alert_id=alert_id,
                     carrier_id=carriers[code],
                     msisdn=m,
+                    area_id=areas[a],
                     state=DeliveryState.DELIVERED if m[-1] != "5" else DeliveryState.SUBMITTED,
                     submitted_at=now - timedelta(minutes=30),
                 )
-                for m, _ in numbers
+                for m, a in numbers
             )
 
 
