@@ -26,6 +26,8 @@ from sqlalchemy import (
     Insert,
     Select,
     and_,
+    case,
+    delete,
     exists,
     false,
     func,
@@ -45,6 +47,7 @@ from broadcast.models import (
     AlertCarrier,
     AlertCategory,
     Area,
+    AudienceAreaCount,
     Carrier,
     CountReport,
     Delivery,
@@ -98,18 +101,42 @@ def area_clause(area_id: Any, paths: Sequence[str]) -> ColumnElement[bool]:
     return clause
 
 
-def _upload_order(row: SubscriberList) -> tuple[datetime, int]:
-    stamp = row.activated_at or row.created_at or datetime.min.replace(tzinfo=UTC)
-    return (as_utc(stamp), row.id)
+@dataclass(frozen=True)
+class ActiveList:
+    """An active list version, as far as the audience needs it."""
+
+    id: int
+    carrier_id: int
+    uploaded: datetime
 
 
-def active_lists(session: Session) -> list[SubscriberList]:
+def active_lists(session: Session) -> list[ActiveList]:
     """Every carrier's active list, oldest upload first (the portability order)."""
-    rows = session.scalars(select(SubscriberList).where(SubscriberList.status == ListStatus.ACTIVE))
-    return sorted(rows, key=_upload_order)
+    rows = session.execute(
+        select(
+            SubscriberList.id,
+            SubscriberList.carrier_id,
+            SubscriberList.activated_at,
+            SubscriberList.created_at,
+        ).where(SubscriberList.status == ListStatus.ACTIVE)
+    )
+    lists = [
+        ActiveList(
+            id=list_id,
+            carrier_id=carrier_id,
+            uploaded=as_utc(activated or created or datetime.min.replace(tzinfo=UTC)),
+        )
+        for list_id, carrier_id, activated, created in rows
+    ]
+    return sorted(lists, key=lambda row: (row.uploaded, row.id))
 
 
-def newer_lists(lists: Sequence[SubscriberList], list_id: int) -> tuple[int, ...]:
+def lists_basis(lists: Sequence[ActiveList]) -> str:
+    """The name of a set of active lists in upload order: the key of their area counts."""
+    return ",".join(str(row.id) for row in lists)
+
+
+def newer_lists(lists: Sequence[ActiveList], list_id: int) -> tuple[int, ...]:
     """Active lists of other carriers uploaded after `list_id`: their numbers win over ours."""
     ids = [row.id for row in lists]
     mine = next(row for row in lists if row.id == list_id)
@@ -131,6 +158,12 @@ def _carriers(session: Session, carrier_codes: Iterable[str]) -> list[Carrier]:
 # --- the audience query ----------------------------------------------------------------------
 
 
+def _owned_by_newer(s: Any, newer_list_ids: Sequence[int]) -> ColumnElement[bool]:
+    """The number of row `s` is in one of these newer lists (it belongs to that carrier)."""
+    other = Subscriber.__table__.alias("o")
+    return exists().where(other.c.list_id.in_(list(newer_list_ids)), other.c.msisdn == s.c.msisdn)
+
+
 def _list_audience(
     *,
     list_id: int,
@@ -145,10 +178,7 @@ def _list_audience(
         area_clause(s.c.area_id, area_paths),
     ]
     if newer_list_ids:
-        other = Subscriber.__table__.alias("o")
-        conds.append(
-            ~exists().where(other.c.list_id.in_(list(newer_list_ids)), other.c.msisdn == s.c.msisdn)
-        )
+        conds.append(~_owned_by_newer(s, newer_list_ids))
     if id_range is not None:
         conds.extend([s.c.id >= id_range[0], s.c.id < id_range[1]])
     return s, conds
@@ -171,12 +201,19 @@ def audience_counts(
     paths = area_paths(session, area_codes)
     lists = active_lists(session)
     by_carrier = {row.carrier_id: row for row in lists}
+    kept = _kept_counts(
+        session, lists, [by_carrier[c.id].id for c in carriers if c.id in by_carrier], paths
+    )
     counts: dict[str, int] = {}
     for carrier in carriers:
         current = by_carrier.get(carrier.id)
         if current is None:
             counts[carrier.code] = 0
             continue
+        if current.id in kept:
+            counts[carrier.code] = kept[current.id]
+            continue
+        # No counts kept for this set of lists (written outside the importer): scan.
         s, conds = _list_audience(
             list_id=current.id, area_paths=paths, newer_list_ids=newer_lists(lists, current.id)
         )
@@ -184,6 +221,53 @@ def audience_counts(
             session.scalar(select(func.count()).select_from(s).where(*conds)) or 0
         )
     return counts
+
+
+def _kept_counts(
+    session: Session, lists: Sequence[ActiveList], list_ids: Sequence[int], paths: Sequence[str]
+) -> dict[int, int]:
+    """Audience per list id from the kept area counts; lists with no rows for the current
+    basis are left out (the caller scans those)."""
+    if not list_ids:
+        return {}
+    c = AudienceAreaCount.__table__.alias("c")
+    rows = session.execute(
+        select(
+            c.c.list_id,
+            func.sum(case((area_clause(c.c.area_id, paths), c.c.subscribers), else_=0)),
+        )
+        .where(c.c.basis == lists_basis(lists), c.c.list_id.in_(list(list_ids)))
+        .group_by(c.c.list_id)
+    )
+    return {int(list_id): int(total or 0) for list_id, total in rows}
+
+
+def refresh_area_counts(session: Session) -> int:
+    """Recount every active list per area, net of the numbers newer lists own, with the same
+    conditions the snapshot uses; the rows of any other basis are deleted. Call it in the
+    transaction that changes which lists are active. Returns the rows written (one per list
+    and area that list holds a number in, even when all of them belong to a newer list)."""
+    lists = active_lists(session)
+    basis = lists_basis(lists)
+    session.execute(delete(AudienceAreaCount))
+    written = 0
+    for current in lists:
+        s = Subscriber.__table__.alias("s")
+        newer = newer_lists(lists, current.id)
+        kept: Any = (
+            func.sum(case((_owned_by_newer(s, newer), 0), else_=1)) if newer else func.count()
+        )
+        sel = (
+            select(literal(basis), literal(current.id), s.c.area_id, kept)
+            .where(s.c.list_id == current.id)
+            .group_by(s.c.area_id)
+        )
+        stmt = insert(AudienceAreaCount).from_select(
+            ["basis", "list_id", "area_id", "subscribers"], sel
+        )
+        result = session.connection().execute(stmt.execution_options(preserve_rowcount=True))
+        written += max(result.rowcount, 0)
+    return written
 
 
 # A list under this share of what its carrier reported for the same areas misses most of that
