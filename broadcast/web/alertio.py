@@ -7,31 +7,42 @@ import csv
 import io
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+import xlsxwriter
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, aliased
 
 from broadcast import live
 from broadcast.alerts import AlertDraft
-from broadcast.models import Alert, AlertCategory, AlertStatus, Carrier, Delivery
+from broadcast.models import (
+    Alert,
+    AlertCarrier,
+    AlertCategory,
+    AlertStatus,
+    Area,
+    Carrier,
+    Delivery,
+    DeliveryState,
+    Subscriber,
+)
 from broadcast.policy import as_utc
+from broadcast.web.templating import (
+    CATEGORY_LABELS,
+    DELIVERY_STATE_LABELS,
+    STATUS_LABELS,
+    failure_reason,
+    label_of,
+)
 from subscriber_import.report import defuse_cell
 
-REPORT_COLUMNS = (
-    "msisdn",
-    "carrier",
-    "state",
-    "parts",
-    "parts_final",
-    "attempts",
-    "last_error",
-    "queued_at",
-    "submitted_at",
-    "final_at",
-)
 FINAL_KEYS = ("delivered", "failed", "cancelled")
 
 
@@ -96,47 +107,114 @@ def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any
     }
 
 
-def _report_rows(session: Session, alert_id: int, carrier_id: int | None) -> Iterator[tuple]:
+# --- delivery reports ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportColumn:
+    header: Any  # lazy gettext: read in the request's language
+    width: int
+    kind: str = "text"  # text | int | time
+
+
+REPORT_COLUMNS = (
+    ReportColumn(_l("Phone number"), 14),
+    ReportColumn(_l("Carrier"), 14),
+    ReportColumn(_l("Commune code"), 10),
+    ReportColumn(_l("Commune"), 24),
+    ReportColumn(_l("Status"), 22),
+    ReportColumn(_l("Message parts"), 8, "int"),
+    ReportColumn(_l("Parts with a final receipt"), 10, "int"),
+    ReportColumn(_l("Attempts"), 8, "int"),
+    ReportColumn(_l("Failure reason"), 40),
+    ReportColumn(_l("Queued at"), 20, "time"),
+    ReportColumn(_l("Sent at"), 20, "time"),
+    ReportColumn(_l("Final at"), 20, "time"),
+)
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+FAILED_STATES = (DeliveryState.UNDELIVERABLE, DeliveryState.EXPIRED, DeliveryState.REJECTED)
+OPEN_STATES = (DeliveryState.PENDING, DeliveryState.QUEUED, DeliveryState.SUBMITTED)
+
+
+def zone_label(timezone: str) -> str:
+    """The zone as a reader needs it next to a time: "Asia/Ho_Chi_Minh, UTC+07:00"."""
+    offset = datetime.now(ZoneInfo(timezone)).strftime("%z")
+    return f"{timezone}, UTC{offset[:3]}:{offset[3:]}"
+
+
+def report_headers(timezone: str) -> list[str]:
+    """The report's column headers in the request's language, times with their zone."""
+    zone = zone_label(timezone)
+    return [
+        _("%(column)s (%(zone)s)", column=c.header, zone=zone)
+        if c.kind == "time"
+        else str(c.header)
+        for c in REPORT_COLUMNS
+    ]
+
+
+def _report_rows(
+    session: Session, alert_id: int, carrier_id: int | None, timezone: str
+) -> Iterator[list[Any]]:
+    """One list per recipient: the area from the list version the alert was sent from (none
+    for a test recipient, or once that version's numbers are purged), times as naive local
+    times, states and reasons in words, text cells defused."""
+    d, ac, s, a = Delivery, AlertCarrier, aliased(Subscriber), aliased(Area)
     query = (
         select(
-            Delivery.msisdn,
-            Carrier.code,
-            Delivery.state,
-            Delivery.parts,
-            Delivery.parts_final,
-            Delivery.attempts,
-            Delivery.last_error,
-            Delivery.queued_at,
-            Delivery.submitted_at,
-            Delivery.final_at,
+            d.msisdn,
+            Carrier.name,
+            a.code,
+            a.name,
+            d.state,
+            d.parts,
+            d.parts_final,
+            d.attempts,
+            d.last_error,
+            d.queued_at,
+            d.submitted_at,
+            d.final_at,
         )
-        .join(Carrier, Carrier.id == Delivery.carrier_id)
-        .where(Delivery.alert_id == alert_id)
-        .order_by(Delivery.id)
+        .join(Carrier, Carrier.id == d.carrier_id)
+        .outerjoin(ac, and_(ac.alert_id == d.alert_id, ac.carrier_id == d.carrier_id))
+        .outerjoin(s, and_(s.list_id == ac.list_id, s.msisdn == d.msisdn))
+        .outerjoin(a, a.id == s.area_id)
+        .where(d.alert_id == alert_id)
+        .order_by(d.id)
         .execution_options(yield_per=5000)
     )
     if carrier_id is not None:
-        query = query.where(Delivery.carrier_id == carrier_id)
+        query = query.where(d.carrier_id == carrier_id)
+    zone = ZoneInfo(timezone)
+    states = {state: label_of(DELIVERY_STATE_LABELS, state) for state in DeliveryState}
+    reasons: dict[str | None, str] = {}  # a few distinct texts: translate each once
     for row in session.execute(query):
-        yield tuple(_cell(v) for v in row)
+        msisdn, carrier, code, name, state, parts, final, attempts, error, *times = row
+        if error not in reasons:
+            reasons[error] = defuse_cell(failure_reason(error))
+        yield [
+            defuse_cell(msisdn),
+            defuse_cell(carrier),
+            code or "",
+            defuse_cell(name or ""),
+            states[DeliveryState(state)],
+            parts,
+            final,
+            attempts,
+            reasons[error],
+            *(as_utc(t).astimezone(zone).replace(tzinfo=None) if t else None for t in times),
+        ]
 
 
-def _cell(value: Any) -> Any:
-    """A report cell: enums as their value, times in ISO 8601, text never a live formula (an
-    error text can carry what a peer sent; openpyxl would even store it as a formula)."""
-    if hasattr(value, "isoformat"):
-        return as_utc(value).isoformat()
-    value = getattr(value, "value", value)
-    return defuse_cell(value) if isinstance(value, str) else value
-
-
-def report_csv(session: Session, alert_id: int, carrier_id: int | None = None) -> Iterator[str]:
+def report_csv(
+    session: Session, alert_id: int, timezone: str, carrier_id: int | None = None
+) -> Iterator[str]:
     """The delivery report as CSV text chunks (streamed; never the whole report in memory)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(REPORT_COLUMNS)
-    for n, row in enumerate(_report_rows(session, alert_id, carrier_id), start=1):
-        writer.writerow(row)
+    writer.writerow(report_headers(timezone))
+    for n, row in enumerate(_report_rows(session, alert_id, carrier_id, timezone), start=1):
+        writer.writerow([v.strftime(TIME_FORMAT) if isinstance(v, datetime) else v for v in row])
         if n % 2000 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -144,14 +222,165 @@ def report_csv(session: Session, alert_id: int, carrier_id: int | None = None) -
     yield buffer.getvalue()
 
 
-def report_xlsx(session: Session, alert_id: int, carrier_id: int | None = None) -> Any:
-    """The delivery report as an XLSX in a spooled temporary file (openpyxl write-only)."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("deliveries")
-    sheet.append(list(REPORT_COLUMNS))
-    for row in _report_rows(session, alert_id, carrier_id):
-        sheet.append(list(row))
-    out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - returned
-    workbook.save(out)
+def report_summary(session: Session, alert: Alert, timezone: str) -> dict[str, Any]:
+    """The figures of the summary sheet: totals per carrier and per state, failure reasons
+    with their counts (in words; texts that read the same are added together)."""
+    per = session.execute(
+        select(Carrier.name, Delivery.state, func.count())
+        .join(Carrier, Carrier.id == Delivery.carrier_id)
+        .where(Delivery.alert_id == alert.id)
+        .group_by(Carrier.name, Delivery.state)
+    ).all()
+    carriers: dict[str, Counter[str]] = {}
+    states: Counter[DeliveryState] = Counter()
+    for name, state, count in per:
+        state = DeliveryState(state)
+        states[state] += count
+        figures = carriers.setdefault(name, Counter())
+        figures["total"] += count
+        if state == DeliveryState.DELIVERED:
+            figures["delivered"] += count
+        elif state in FAILED_STATES:
+            figures["failed"] += count
+        elif state == DeliveryState.CANCELLED:
+            figures["cancelled"] += count
+        else:
+            figures["open"] += count
+    reasons: Counter[str] = Counter()
+    for error, count in session.execute(
+        select(Delivery.last_error, func.count())
+        .where(Delivery.alert_id == alert.id, Delivery.state.in_(FAILED_STATES))
+        .group_by(Delivery.last_error)
+    ):
+        reasons[failure_reason(error) or _("No reason given")] += count
+    zone = ZoneInfo(timezone)
+
+    def local(moment: datetime | None) -> datetime | None:
+        return as_utc(moment).astimezone(zone).replace(tzinfo=None) if moment else None
+
+    return {
+        "title": alert.title,
+        "identifier": alert.identifier,
+        "category": label_of(CATEGORY_LABELS, alert.category),
+        "test": AlertCategory(alert.category) == AlertCategory.TEST,
+        "status": label_of(STATUS_LABELS, alert.status),
+        "areas": ", ".join(f"{a.name} ({a.code})" for a in alert.areas),
+        "times": [
+            (_("Created"), local(alert.created_at)),
+            (_("Approved"), local(alert.approved_at)),
+            (_("Sending started"), local(alert.started_at)),
+            (_("Completed"), local(alert.completed_at)),
+            (_("Cancelled"), local(alert.cancelled_at)),
+        ],
+        "carriers": dict(sorted(carriers.items())),
+        "states": [(label_of(DELIVERY_STATE_LABELS, s), states[s]) for s in DeliveryState],
+        "reasons": reasons.most_common(),
+        "zone": zone_label(timezone),
+    }
+
+
+def _summary_sheet(book: Any, summary: dict[str, Any]) -> None:
+    """The first sheet, for an official to attach to the report to the province."""
+    sheet = book.add_worksheet(_("Summary"))
+    bold = book.add_format({"bold": True})
+    title = book.add_format({"bold": True, "font_size": 14})
+    when = book.add_format({"num_format": "dd/mm/yyyy hh:mm:ss", "align": "left"})
+    count = book.add_format({"num_format": "#,##0"})
+    sheet.set_column(0, 0, 34)
+    sheet.set_column(1, 5, 16)
+    row = 0
+
+    def line(label: Any, value: Any = None, fmt: Any = None) -> None:
+        nonlocal row
+        sheet.write_string(row, 0, str(label), bold)
+        if isinstance(value, datetime):
+            sheet.write_datetime(row, 1, value, fmt or when)
+        elif isinstance(value, int):
+            sheet.write_number(row, 1, value, fmt or count)
+        elif value is not None:
+            sheet.write_string(row, 1, defuse_cell(str(value)))
+        row += 1
+
+    sheet.write_string(row, 0, _("Alert delivery report"), title)
+    row += 2
+    line(_("Alert"), summary["title"])
+    line(_("Identifier"), summary["identifier"])
+    line(_("Category"), summary["category"])
+    line(_("Test or live"), _("Test") if summary["test"] else _("Live"))
+    line(_("Status"), summary["status"])
+    line(_("Areas"), summary["areas"])
+    for label, moment in summary["times"]:
+        if moment is not None:
+            line(_("%(column)s (%(zone)s)", column=label, zone=summary["zone"]), moment)
+    row += 1
+    heads = [_("Carrier"), _("Recipients"), _("Delivered"), _("Failed"), _("Cancelled")]
+    heads.append(_("Not final yet"))
+    for col, head in enumerate(heads):
+        sheet.write_string(row, col, head, bold)
+    row += 1
+    totals: Counter[str] = Counter()
+    keys = ("total", "delivered", "failed", "cancelled", "open")
+    for name, figures in summary["carriers"].items():
+        sheet.write_string(row, 0, defuse_cell(name))
+        for col, key in enumerate(keys, start=1):
+            sheet.write_number(row, col, figures[key], count)
+            totals[key] += figures[key]
+        row += 1
+    sheet.write_string(row, 0, _("Total"), bold)
+    for col, key in enumerate(keys, start=1):
+        sheet.write_number(row, col, totals[key], count)
+    row += 2
+    sheet.write_string(row, 0, _("Status"), bold)
+    sheet.write_string(row, 1, _("Recipients"), bold)
+    row += 1
+    for label, value in summary["states"]:
+        line(label, value)
+    row += 1
+    sheet.write_string(row, 0, _("Failure reason"), bold)
+    sheet.write_string(row, 1, _("Recipients"), bold)
+    row += 1
+    if not summary["reasons"]:
+        sheet.write_string(row, 0, _("No failures"))
+    for reason, value in summary["reasons"]:
+        line(defuse_cell(reason), value)
+
+
+def _commune_ranking_sheet(book: Any, session: Session, alert: Alert) -> None:
+    """Where a per-commune ranking sheet (recipients, delivered and failed per commune) goes
+    when the province asks for one; the summary and the rows do not depend on it."""
+
+
+def report_xlsx(
+    session: Session, alert: Alert, timezone: str, carrier_id: int | None = None
+) -> IO[bytes]:
+    """The delivery report as an XLSX in a temporary file: a summary sheet, then one row per
+    recipient. xlsxwriter in constant_memory mode writes each row to disk as it comes (memory
+    stays flat whatever the size); the caller streams the file and closes it."""
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - returned, the response closes it
+    book = xlsxwriter.Workbook(
+        out, {"constant_memory": True, "tmpdir": tempfile.gettempdir(), "in_memory": False}
+    )
+    _summary_sheet(book, report_summary(session, alert, timezone))
+    _commune_ranking_sheet(book, session, alert)
+    sheet = book.add_worksheet(_("Recipients"))
+    bold = book.add_format({"bold": True})
+    when = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    for col, (column, header) in enumerate(
+        zip(REPORT_COLUMNS, report_headers(timezone), strict=True)
+    ):
+        sheet.set_column(col, col, column.width)
+        sheet.write_string(0, col, header, bold)
+    sheet.freeze_panes(1, 0)
+    for r, values in enumerate(_report_rows(session, alert.id, carrier_id, timezone), start=1):
+        for col, value in enumerate(values):
+            if value is None or value == "":
+                continue
+            if isinstance(value, datetime):
+                sheet.write_datetime(r, col, value, when)
+            elif isinstance(value, int):
+                sheet.write_number(r, col, value)
+            else:
+                sheet.write_string(r, col, value)
+    book.close()
     out.seek(0)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +14,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from broadcast.models import AlertCategory, AlertStatus, ImportKind, ImportStatus, Role
+from broadcast.models import (
+    AlertCategory,
+    AlertStatus,
+    DeliveryState,
+    ImportKind,
+    ImportStatus,
+    Role,
+)
 
 STATUS_LABELS = {
     AlertStatus.DRAFT: _l("Draft"),
@@ -75,6 +83,79 @@ REASON_LABELS = {
     "invalid_date": _l("Invalid date"),
     "duplicate": _l("Duplicate"),
 }
+DELIVERY_STATE_LABELS = {
+    DeliveryState.PENDING: _l("Waiting to be queued"),
+    DeliveryState.QUEUED: _l("Queued"),
+    DeliveryState.SUBMITTED: _l("Sent, awaiting receipt"),
+    DeliveryState.DELIVERED: _l("Delivered"),
+    DeliveryState.UNDELIVERABLE: _l("Undeliverable"),
+    DeliveryState.EXPIRED: _l("Expired"),
+    DeliveryState.REJECTED: _l("Rejected"),
+    DeliveryState.CANCELLED: _l("Cancelled"),
+}
+# The `stat:` word of a failed delivery receipt (smpp_gateway.receipts.STAT_WORDS).
+RECEIPT_WORDS = {
+    "UNDELIV": _l("The carrier could not deliver it to the phone"),
+    "EXPIRED": _l("It expired at the carrier before reaching the phone"),
+    "REJECTD": _l("The carrier refused it"),
+    "DELETED": _l("The carrier deleted it"),
+    "UNKNOWN": _l("The carrier reported an unknown outcome"),
+}
+# The reasons workers write in Delivery.last_error (workers/sender.py, workers/store.py).
+_RECEIPT = re.compile(r"^receipt (?P<word>[A-Z]+)(?: err (?P<code>\S+))?$")
+_GAVE_UP = re.compile(r"^gave up after (?P<n>\d+) attempts: (?P<error>.*)$", re.S)
+_TOO_LONG = re.compile(r"^(?P<parts>\d+) parts exceed the carrier limit of (?P<limit>\d+)")
+_SMSC_STATUS = re.compile(r"^ESME_[A-Z0-9_]+")
+_FIXED_REASONS = {
+    "expired: validity passed before it was sent": _l(
+        "The alert's validity ended before it was sent"
+    ),
+    "expired: validity passed without a receipt": _l(
+        "The alert's validity ended with no delivery receipt"
+    ),
+}
+
+
+def label_of(mapping: dict[Any, Any], value: Any) -> str:
+    """The label of an enum member or its value in one of the tables above."""
+    for key, label in mapping.items():
+        if key == value or getattr(key, "value", None) == value:
+            return str(label)
+    return str(getattr(value, "value", value))
+
+
+def failure_reason(text: str | None) -> str:
+    """Why a delivery failed, in words in the reader's language; a text from a peer that
+    Loa does not know is shown as it came."""
+    if not text:
+        return ""
+    fixed = _FIXED_REASONS.get(text)
+    if fixed is not None:
+        return str(fixed)
+    if match := _RECEIPT.match(text):
+        words = RECEIPT_WORDS.get(match["word"])
+        if words is None:
+            return text
+        if match["code"]:
+            return _("%(reason)s (error code %(code)s)", reason=words, code=match["code"])
+        return str(words)
+    if match := _GAVE_UP.match(text):
+        return _(
+            "Gave up after %(attempts)s attempts: %(error)s",
+            attempts=match["n"],
+            error=failure_reason(match["error"]),
+        )
+    if match := _TOO_LONG.match(text):
+        return _(
+            "%(parts)s parts, more than the carrier allows (%(limit)s)",
+            parts=match["parts"],
+            limit=match["limit"],
+        )
+    if _SMSC_STATUS.match(text):
+        return _("The carrier's SMSC refused it: %(status)s", status=text)
+    return text
+
+
 # Why an import ended without a list, by its error code (subscriber_import.errors), for the
 # console in the reader's language; other codes show the importer's own message.
 IMPORT_PROBLEMS = {
@@ -133,11 +214,7 @@ def init_templating(app: Flask) -> None:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(tz).strftime(fmt)
 
-    def _label(mapping: dict[Any, Any], value: Any) -> str:
-        for key, label in mapping.items():
-            if key == value or getattr(key, "value", None) == value:
-                return str(label)
-        return str(getattr(value, "value", value))
+    _label = label_of
 
     def number(value: Any) -> str:
         """A count in the reader's locale (vi: 99.935); '—' for none."""
@@ -161,6 +238,8 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["import_kind_label"] = lambda v: _label(IMPORT_KIND_LABELS, v)
     app.jinja_env.filters["reason_label"] = lambda v: _label(REASON_LABELS, v)
     app.jinja_env.filters["status_label"] = lambda v: _label(STATUS_LABELS, v)
+    app.jinja_env.filters["delivery_state_label"] = lambda v: _label(DELIVERY_STATE_LABELS, v)
+    app.jinja_env.filters["failure_reason"] = failure_reason
     app.jinja_env.filters["category_label"] = lambda v: _label(CATEGORY_LABELS, v)
     app.jinja_env.filters["role_label"] = lambda v: _label(ROLE_LABELS, v)
     app.jinja_env.globals["import_problem"] = import_problem

@@ -252,8 +252,11 @@ def _audit_export(alert_id: int, fmt: str) -> None:
 
 
 def report_response(alert_id: int, fmt: str) -> Response:
-    """CSV streamed from the database; XLSX written by openpyxl in write-only mode."""
-    db = services().database
+    """CSV streamed from the database as it is read; XLSX written to a temporary file in
+    constant memory (xlsxwriter), then streamed from disk. Headers, words and local times in
+    the request's language and the instance's time zone."""
+    svc = services()
+    db, timezone = svc.database, svc.settings.timezone
     with db.session() as session:
         core.get_alert(session, alert_id)  # 404 before anything streams
     _audit_export(alert_id, fmt)
@@ -262,7 +265,8 @@ def report_response(alert_id: int, fmt: str) -> Response:
 
         def generate() -> Any:
             with db.session() as session:
-                yield from alertio.report_csv(session, alert_id)
+                yield "\ufeff"  # a BOM: spreadsheet programs then read the file as UTF-8
+                yield from alertio.report_csv(session, alert_id, timezone)
 
         return Response(
             stream_with_context(generate()),
@@ -270,7 +274,7 @@ def report_response(alert_id: int, fmt: str) -> Response:
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     with db.session() as session:
-        data = alertio.report_xlsx(session, alert_id)
+        data = alertio.report_xlsx(session, core.get_alert(session, alert_id), timezone)
     return send_file(
         data,
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
