@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import datetime
@@ -124,6 +125,26 @@ def label_of(mapping: dict[Any, Any], value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+def audit_details(values: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """An audit entry's before/after as (field, value) pairs a person reads: text as text
+    (never \\u escapes), counts in the reader's number format, lists joined."""
+    if not values:
+        return []
+
+    def shown(key: str, value: Any) -> str:
+        if isinstance(value, bool) or value is None:
+            return json.dumps(value)
+        if isinstance(value, int | float) and not key.endswith("id") and key != "version":
+            return str(format_decimal(value))
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+            return ", ".join(str(v) for v in value)
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+    return [(str(key), shown(str(key), value)) for key, value in values.items()]
+
+
 def failure_reason(text: str | None) -> str:
     """Why a delivery failed, in words in the reader's language; a text from a peer that
     Loa does not know is shown as it came."""
@@ -154,6 +175,45 @@ def failure_reason(text: str | None) -> str:
     if _SMSC_STATUS.match(text):
         return _("The carrier's SMSC refused it: %(status)s", status=text)
     return text
+
+
+# Audit log actions (broadcast.audit.record callers), as a person reads them.
+AUDIT_ACTION_LABELS = {
+    "login": _l("Logged in"),
+    "login.failed": _l("Failed login"),
+    "login.throttled": _l("Login attempts held back"),
+    "logout": _l("Logged out"),
+    "user.create": _l("User created"),
+    "user.update": _l("User changed"),
+    "user.set_role": _l("User's role changed"),
+    "user.set_password": _l("Password set"),
+    "token.create": _l("API token created"),
+    "token.revoke": _l("API token revoked"),
+    "carrier.create": _l("Carrier added"),
+    "brandname.add": _l("Brandname added"),
+    "brandname.activate": _l("Brandname enabled"),
+    "brandname.deactivate": _l("Brandname disabled"),
+    "test_recipient.add": _l("Test recipient added"),
+    "test_recipient.remove": _l("Test recipient removed"),
+    "areas.load": _l("Areas loaded"),
+    "subscribers.purge": _l("Old subscriber lists purged"),
+    "import.list": _l("Subscriber list imported"),
+    "import.counts": _l("Subscriber counts imported"),
+    "import.rejects_download": _l("Refused rows downloaded"),
+    "alert.create": _l("Alert drafted"),
+    "alert.update": _l("Alert edited"),
+    "alert.submit": _l("Alert sent for approval"),
+    "alert.withdraw": _l("Alert taken back to draft"),
+    "alert.approve": _l("Alert approved"),
+    "alert.schedule": _l("Alert approved and scheduled"),
+    "alert.reject": _l("Alert rejected"),
+    "alert.start": _l("Sending started"),
+    "alert.pause": _l("Sending paused"),
+    "alert.resume": _l("Sending resumed"),
+    "alert.cancel": _l("Alert cancelled"),
+    "alert.complete": _l("Sending completed"),
+    "alert.export": _l("Report exported"),
+}
 
 
 # Why an import ended without a list, by its error code (subscriber_import.errors), for the
@@ -240,6 +300,8 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["status_label"] = lambda v: _label(STATUS_LABELS, v)
     app.jinja_env.filters["delivery_state_label"] = lambda v: _label(DELIVERY_STATE_LABELS, v)
     app.jinja_env.filters["failure_reason"] = failure_reason
+    app.jinja_env.filters["audit_details"] = audit_details
+    app.jinja_env.filters["audit_action_label"] = lambda v: _label(AUDIT_ACTION_LABELS, v)
     app.jinja_env.filters["category_label"] = lambda v: _label(CATEGORY_LABELS, v)
     app.jinja_env.filters["role_label"] = lambda v: _label(ROLE_LABELS, v)
     app.jinja_env.globals["import_problem"] = import_problem
