@@ -77,9 +77,26 @@ def _percent(done: int, total: int, *, finished: bool) -> float:
     return (tenths if finished else min(tenths, 999)) / 10
 
 
-def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any]:
+def failure_reasons(session: Session, alert_id: int) -> list[tuple[str, int]]:
+    """Why recipients of an alert failed, from the database: (reason in words, recipients),
+    most frequent first; texts that read the same are added together."""
+    reasons: Counter[str] = Counter()
+    for error, count in session.execute(
+        select(Delivery.last_error, func.count())
+        .where(Delivery.alert_id == alert_id, Delivery.state.in_(FAILED_STATES))
+        .group_by(Delivery.last_error)
+    ):
+        reasons[failure_reason(error) or _("No reason given")] += count
+    return reasons.most_common()
+
+
+def progress(
+    redis_client: Any, session: Session, alert: Alert, *, history: bool = False
+) -> dict[str, Any]:
     """Per-carrier counters plus totals: what the watch page draws every second. The columns
-    of a carrier (pending … cancelled) add up to its total."""
+    of a carrier (pending … cancelled) add up to its total. Reached and failed totals and the
+    failure reasons come from the database. Each call adds a point to the chart's series
+    (once a second at most); `history` returns the recorded series as well."""
     per_carrier = live.alert_progress(redis_client, session, alert.id)
     over = AlertStatus(alert.status) in (AlertStatus.COMPLETED, AlertStatus.CANCELLED)
     total = done = 0
@@ -93,7 +110,22 @@ def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any
         rate += figures["rate_now"]
         if figures["eta_seconds"] is not None:
             etas.append(figures["eta_seconds"])
+    at = time.time()
+    live.record_point(redis_client, alert.id, at=at, rate=rate, done=done)
+    reached = sum(f["delivered"] for f in per_carrier.values())
+    failed = sum(f["failed"] for f in per_carrier.values())
+    figures = {
+        "reached": reached,
+        "failed": failed,
+        "failure_reasons": [
+            {"reason": reason, "count": count}
+            for reason, count in (failure_reasons(session, alert.id) if failed else [])
+        ],
+    }
+    if history:
+        figures["history"] = live.series(redis_client, alert.id)
     return {
+        **figures,
         "id": alert.id,
         "status": getattr(alert.status, "value", alert.status),
         "test": alert.category == AlertCategory.TEST,
@@ -103,7 +135,7 @@ def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any
         "percent": _percent(done, total, finished=over),
         "rate_now": rate,
         "eta_seconds": max(etas) if etas else None,
-        "at": time.time(),
+        "at": at,
     }
 
 
@@ -246,13 +278,6 @@ def report_summary(session: Session, alert: Alert, timezone: str) -> dict[str, A
             figures["cancelled"] += count
         else:
             figures["open"] += count
-    reasons: Counter[str] = Counter()
-    for error, count in session.execute(
-        select(Delivery.last_error, func.count())
-        .where(Delivery.alert_id == alert.id, Delivery.state.in_(FAILED_STATES))
-        .group_by(Delivery.last_error)
-    ):
-        reasons[failure_reason(error) or _("No reason given")] += count
     zone = ZoneInfo(timezone)
 
     def local(moment: datetime | None) -> datetime | None:
@@ -274,7 +299,7 @@ def report_summary(session: Session, alert: Alert, timezone: str) -> dict[str, A
         ],
         "carriers": dict(sorted(carriers.items())),
         "states": [(label_of(DELIVERY_STATE_LABELS, s), states[s]) for s in DeliveryState],
-        "reasons": reasons.most_common(),
+        "reasons": failure_reasons(session, alert.id),
         "zone": zone_label(timezone),
     }
 

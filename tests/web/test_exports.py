@@ -5,15 +5,18 @@ live formula for a spreadsheet (OWASP CSV injection: cells starting with = + - @
 from __future__ import annotations
 
 import csv
+import html
 import io
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select, update
-from webtools import People
+from webtools import People, login
 
 from broadcast import audience
 from broadcast.db import Database
@@ -272,3 +275,45 @@ def test_xlsx_report_row_by_row_with_a_summary(
         "Viettel": [4, 1, 2, 0, 1],
         w["total"]: [5, 1, 3, 0, 1],
     }
+
+
+# --- the watch page's figures (same alert) ----------------------------------------------------
+
+
+def test_progress_totals_reasons_and_history_survive_a_reload(
+    client: FlaskClient,
+    people: People,
+    sent_alert: int,
+    redis_client: redis.Redis,
+) -> None:
+    url = f"/api/v1/alerts/{sent_alert}/progress"
+    first = client.get(url + "?history=1", headers=people.auth("auditor")).get_json()
+    assert (first["reached"], first["failed"]) == (1, 3)
+    assert first["failure_reasons"] == [
+        {"reason": WORDS["vi"]["undeliv"], "count": 2},
+        {"reason": WORDS["vi"]["validity"], "count": 1},
+    ]
+    assert "history" not in client.get(url, headers=people.auth("auditor")).get_json()
+    time.sleep(1.1)  # one point a second at most, however many watch
+    client.get(url, headers=people.auth("auditor"))
+    client.get(url, headers=people.auth("drafter"))
+    # a reload: the chart starts from the series the server kept
+    again = client.get(url + "?history=1", headers=people.auth("drafter")).get_json()
+    assert len(again["history"]) >= 2
+    assert [p["done"] for p in again["history"]] == [4] * len(again["history"])
+    assert all(p["at"] <= again["at"] for p in again["history"])
+    # the reasons are the database's: a Redis that lost its counters still says them
+    redis_client.flushdb()
+    lost = client.get(url, headers=people.auth("auditor")).get_json()
+    assert lost["failure_reasons"] == first["failure_reasons"] and lost["failed"] == 3
+
+
+def test_watch_page_shows_totals_and_reasons_in_words(
+    client: FlaskClient, sent_alert: int, people: People
+) -> None:
+    login(client, "auditor")
+    page = html.unescape(client.get(f"/alerts/{sent_alert}").get_data(as_text=True))
+    assert 'id="w-reached">1<' in page and 'id="w-failed">3<' in page
+    assert f"<span data-reason>{WORDS['vi']['undeliv']}</span>: <span data-count>2</span>" in page
+    assert "receipt UNDELIV" not in page
+    assert "tin/giây" in page

@@ -235,7 +235,10 @@ def alert_progress(alert_id: int):  # type: ignore[no-untyped-def]
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        return jsonify(ProgressOut().dump(alertio.progress(svc.redis, session, alert)))
+        history = request.args.get("history") == "1"
+        return jsonify(
+            ProgressOut().dump(alertio.progress(svc.redis, session, alert, history=history))
+        )
 
 
 def _audit_export(alert_id: int, fmt: str) -> None:

@@ -334,7 +334,22 @@ class CarrierProgress(Schema):
     percent = fields.Float()
 
 
+class FailureReasonOut(Schema):
+    reason = fields.String()  # in the reader's language
+    count = fields.Integer()
+
+
+class ProgressPointOut(Schema):
+    at = fields.Float()  # unix seconds
+    rate = fields.Float()  # messages (segments) per second
+    done = fields.Integer()  # recipients with a final state
+
+
 class ProgressOut(Schema):
+    reached = fields.Integer()
+    failed = fields.Integer()
+    failure_reasons = fields.List(fields.Nested(FailureReasonOut))
+    history = fields.List(fields.Nested(ProgressPointOut))  # with ?history=1
     id = fields.Integer()
     status = fields.String()
     test = fields.Boolean()

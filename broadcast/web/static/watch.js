@@ -1,7 +1,9 @@
 /* Watch page: poll the progress JSON every second, move the bars, draw messages/s and
    receipts/s over the last minutes as an SVG line chart. Stops when the alert is final.
    Pause and resume follow the status (an alert approved a moment ago is sending now); the
-   status and every tenth of the way are said to screen readers through an aria-live line. */
+   status and every tenth of the way are said to screen readers through an aria-live line.
+   The first poll asks for the series the server kept, so a reload keeps the chart's history;
+   reached and failed totals and the failure reasons come from the database. */
 (function () {
   "use strict";
   var box = document.getElementById("watch");
@@ -14,6 +16,8 @@
   var FINAL = { completed: true, cancelled: true, draft: true, pending_approval: true };
   var LABELS = JSON.parse(box.getAttribute("data-labels") || "{}");
   var announced = null;
+  var NUMBER = new Intl.NumberFormat(document.documentElement.lang === "en" ? "en-US" : "vi-VN");
+  var UNIT = svg.getAttribute("data-unit") || "/s";
 
   function controls(status) {
     var pause = document.getElementById("pause-form");
@@ -74,10 +78,37 @@
     line("receipts", points.map(function (p) { return p.receipts; }), max);
     var label = document.createElementNS(NS, "text");
     label.setAttribute("x", "4"); label.setAttribute("y", "12");
-    label.textContent = Math.round(max) + "/s";
+    label.textContent = NUMBER.format(Math.round(max)) + " " + UNIT;
     svg.appendChild(label);
   }
+  /* The series the server kept (one point a second at most): the chart's history. */
+  function seed(history) {
+    points = [];
+    for (var i = 1; i < history.length; i++) {
+      var a = history[i - 1], b = history[i];
+      var perSecond = Math.max(0, (b.done - a.done) / Math.max(b.at - a.at, 0.001));
+      points.push({ rate: b.rate, receipts: perSecond });
+    }
+    if (points.length > 300) { points = points.slice(points.length - 300); }
+    if (history.length) { last = { receipts: history[history.length - 1].done, at: history[history.length - 1].at }; }
+  }
+  function totals(data) {
+    document.getElementById("w-reached").textContent = NUMBER.format(data.reached);
+    document.getElementById("w-failed").textContent = NUMBER.format(data.failed);
+    var list = document.getElementById("w-reasons");
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    (data.failure_reasons || []).forEach(function (r) {
+      var li = document.createElement("li");
+      var reason = document.createElement("span"); reason.setAttribute("data-reason", ""); reason.textContent = r.reason;
+      var count = document.createElement("span"); count.setAttribute("data-count", ""); count.textContent = NUMBER.format(r.count);
+      li.appendChild(reason); li.appendChild(document.createTextNode(": ")); li.appendChild(count);
+      list.appendChild(li);
+    });
+    document.getElementById("w-reasons-box").hidden = !(data.failure_reasons || []).length;
+  }
   function update(data) {
+    if (data.history) { seed(data.history); }
+    totals(data);
     document.getElementById("w-percent").textContent = data.percent;
     var total = document.getElementById("w-total");
     total.setAttribute("aria-valuenow", String(data.percent));
@@ -111,8 +142,11 @@
     box.setAttribute("data-percent", String(data.percent));
     return !FINAL[data.status];
   }
+  var first = true;
   function poll() {
-    fetch(url, { credentials: "same-origin" })
+    var asked = first ? url + (url.indexOf("?") < 0 ? "?" : "&") + "history=1" : url;
+    first = false;
+    fetch(asked, { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (data) { if (update(data)) { setTimeout(poll, 1000); } })
       .catch(function () { setTimeout(poll, 3000); });

@@ -396,6 +396,10 @@ VI: dict[str, str] = {
     "A user name has at most 120 characters.": "Tên đăng nhập dài tối đa 120 ký tự.",
     "There is no action %(value)s in the audit log.": "Nhật ký không có thao tác %(value)s.",
     "The start date is after the end date.": "Ngày bắt đầu sau ngày kết thúc.",
+    "Reached": "Đã tới máy",
+    "recipients": "người nhận",
+    "Failure reasons": "Lý do không thành công",
+    "Vertical axis: messages per second. Horizontal axis: time, one point a second, the oldest on the left.": "Trục đứng: số tin mỗi giây. Trục ngang: thời gian, mỗi giây một điểm, cũ nhất ở bên trái.",
 }
 
 
