@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
-import tempfile
+import re
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 from zoneinfo import ZoneInfo
 
 import xlsxwriter
@@ -375,16 +377,61 @@ def _commune_ranking_sheet(book: Any, session: Session, alert: Alert) -> None:
     when the province asks for one; the summary and the rows do not depend on it."""
 
 
-def report_xlsx(
-    session: Session, alert: Alert, timezone: str, carrier_id: int | None = None
-) -> IO[bytes]:
-    """The delivery report as an XLSX in a temporary file: a summary sheet, then one row per
-    recipient. xlsxwriter in constant_memory mode writes each row to disk as it comes (memory
-    stays flat whatever the size); the caller streams the file and closes it."""
-    out = tempfile.TemporaryFile()  # noqa: SIM115 - returned, the response closes it
-    book = xlsxwriter.Workbook(
-        out, {"constant_memory": True, "tmpdir": tempfile.gettempdir(), "in_memory": False}
-    )
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable file for zipfile: the bytes written since the last take()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> Iterator[bytes]:
+        if self.parts:
+            data, self.parts = b"".join(self.parts), []
+            yield data
+
+
+_COLUMN_LETTERS = [chr(ord("A") + i) for i in range(len(REPORT_COLUMNS))]
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+# Characters XML 1.0 cannot hold, and CR (an XML reader turns it into LF): OOXML's _xHHHH_.
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _XML_UNSAFE.sub(lambda m: f"_x{ord(m.group()):04X}_", xml_escape(text))
+
+
+def _row_xml(r: int, values: list[Any], time_style: int) -> str:
+    cells = []
+    for letter, value in zip(_COLUMN_LETTERS, values, strict=True):
+        if value is None or value == "":
+            continue
+        ref = f"{letter}{r}"
+        if isinstance(value, datetime):
+            serial = (value - _EXCEL_EPOCH).total_seconds() / 86400
+            cells.append(f'<c r="{ref}" s="{time_style}"><v>{serial:.8f}</v></c>')
+        elif isinstance(value, int):
+            cells.append(f'<c r="{ref}"><v>{value}</v></c>')
+        else:
+            cells.append(
+                f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">'
+                f"{_xml_text(value)}</t></is></c>"
+            )
+    return f'<row r="{r}">{"".join(cells)}</row>'
+
+
+def _xlsx_skeleton(session: Session, alert: Alert, timezone: str) -> tuple[bytes, str, int]:
+    """The workbook without its recipient rows, written by xlsxwriter: the summary sheet,
+    the recipients sheet's header, styles and every other part. Returns the bytes, the part
+    name of the recipients sheet and the style index of its times."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
     _summary_sheet(book, report_summary(session, alert, timezone))
     _commune_ranking_sheet(book, session, alert)
     sheet = book.add_worksheet(_("Recipients"))
@@ -395,17 +442,47 @@ def report_xlsx(
     ):
         sheet.set_column(col, col, column.width)
         sheet.write_string(0, col, header, bold)
+    sheet.write_blank(1, 0, None, when)  # the time style must exist in styles.xml
     sheet.freeze_panes(1, 0)
-    for r, values in enumerate(_report_rows(session, alert.id, carrier_id, timezone), start=1):
-        for col, value in enumerate(values):
-            if value is None or value == "":
-                continue
-            if isinstance(value, datetime):
-                sheet.write_datetime(r, col, value, when)
-            elif isinstance(value, int):
-                sheet.write_number(r, col, value)
-            else:
-                sheet.write_string(r, col, value)
     book.close()
-    out.seek(0)
-    return out
+    part = f"xl/worksheets/sheet{book.worksheets().index(sheet) + 1}.xml"
+    return buffer.getvalue(), part, int(when.xf_index)
+
+
+def report_xlsx(
+    session: Session, alert: Alert, timezone: str, carrier_id: int | None = None
+) -> Iterator[bytes]:
+    """The delivery report as an XLSX, streamed: the first bytes leave before the first row is
+    read and memory stays flat whatever the size. xlsxwriter writes the workbook without the
+    recipient rows (summary sheet, header, styles); the rows' XML is then written straight
+    into the ZIP (zipfile on an unseekable stream: sizes go in data descriptors) as the
+    database yields them. No maintained library streams an XLSX to a socket."""
+    skeleton, recipients_part, time_style = _xlsx_skeleton(session, alert, timezone)
+    sink = _Sink()
+    with (
+        zipfile.ZipFile(io.BytesIO(skeleton)) as source,
+        zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename != recipients_part:
+                out.writestr(info.filename, data)
+                yield from sink.take()
+                continue
+            head, tail = data.decode().split('<row r="2"', 1)
+            tail = tail[tail.index("</sheetData>") :]
+            head = re.sub(r"<dimension ref=\"[^\"]*\"/>", "", head)  # the rows are not known yet
+            with out.open(info.filename, "w", force_zip64=True) as stream:
+                stream.write(head.encode())
+                rows: list[str] = []
+                for r, values in enumerate(
+                    _report_rows(session, alert.id, carrier_id, timezone), start=2
+                ):
+                    rows.append(_row_xml(r, values, time_style))
+                    if len(rows) == 1000:
+                        stream.write("".join(rows).encode())
+                        rows.clear()
+                        yield from sink.take()
+                stream.write(("".join(rows) + tail).encode())
+            yield from sink.take()
+    yield from sink.take()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request, send_file, stream_with_context
+from flask import Response, jsonify, request, stream_with_context
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -255,9 +255,9 @@ def _audit_export(alert_id: int, fmt: str) -> None:
 
 
 def report_response(alert_id: int, fmt: str) -> Response:
-    """CSV streamed from the database as it is read; XLSX written to a temporary file in
-    constant memory (xlsxwriter), then streamed from disk. Headers, words and local times in
-    the request's language and the instance's time zone."""
+    """CSV and XLSX streamed as the database is read (constant memory; the download starts
+    at once). Headers, words and local times in the request's language and the instance's
+    time zone."""
     svc = services()
     db, timezone = svc.database, svc.settings.timezone
     with db.session() as session:
@@ -276,13 +276,15 @@ def report_response(alert_id: int, fmt: str) -> Response:
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    with db.session() as session:
-        data = alertio.report_xlsx(session, core.get_alert(session, alert_id), timezone)
-    return send_file(
-        data,
+
+    def workbook() -> Any:
+        with db.session() as session:
+            yield from alertio.report_xlsx(session, core.get_alert(session, alert_id), timezone)
+
+    return Response(
+        stream_with_context(workbook()),
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        as_attachment=True,
-        download_name=name,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
