@@ -305,6 +305,7 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
     expected |= {"84" + n[1:]: "VinaPhone" for n in vina_numbers}
     with approver.expect_download() as info:
         approver.click("#export-csv")
+    assert "Đang tạo báo cáo" in approver.text_content("#export-status")  # not a dead click
     text = Path(info.value.path()).read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert {r["Số thuê bao"]: r["Nhà mạng"] for r in rows} == expected

@@ -400,6 +400,7 @@ VI: dict[str, str] = {
     "recipients": "người nhận",
     "Failure reasons": "Lý do không thành công",
     "Vertical axis: messages per second. Horizontal axis: time, one point a second, the oldest on the left.": "Trục đứng: số tin mỗi giây. Trục ngang: thời gian, mỗi giây một điểm, cũ nhất ở bên trái.",
+    "Preparing the report: the download starts as soon as its first rows are ready and goes on while the rest are written.": "Đang tạo báo cáo: tệp bắt đầu tải xuống ngay khi có những dòng đầu tiên và tiếp tục trong lúc các dòng còn lại được ghi.",
 }
 
 
