@@ -5,15 +5,23 @@ commune picked with its parent, for narrowed carriers, and with numbers in two c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from broadcast import audience
 from broadcast.alerts import AlertDraft
-from broadcast.db import Database
-from broadcast.models import AlertCategory, AudienceAreaCount
+from broadcast.db import Database, downgrade
+from broadcast.models import (
+    AlertCategory,
+    Area,
+    AudienceAreaCount,
+    Carrier,
+    Subscriber,
+    SubscriberList,
+)
 from broadcast.settings import Settings
 from subscriber_import.service import import_file
 from tests.alerts.conftest import People
@@ -161,3 +169,54 @@ def test_kept_counts_are_what_the_preview_reads(
         session.rollback()
     assert before == {"viettel": 1 if picked == ("18073",) else 2}
     assert after == {"viettel": 1000 if picked == ("18073",) else 2000}
+
+
+def test_the_migration_backfills_the_counts_of_an_existing_database(
+    seeded_database: Database,
+) -> None:
+    """A database from before the kept counts (revision 0003) with active lists gets them
+    on upgrade, equal to the scan."""
+    db = seeded_database
+    downgrade(db.engine, "0003")
+    with db.session() as session:
+        carriers = dict(session.execute(select(Carrier.code, Carrier.id)).all())
+        areas = dict(session.execute(select(Area.code, Area.id)).all())
+        for n, (code, numbers) in enumerate(
+            {
+                "viettel": {"84960000001": "18073", "84960000002": "18100", "84910000001": None},
+                "vinaphone": {"84910000001": "18073", "84910000002": "18754"},
+            }.items()
+        ):
+            list_id = session.execute(
+                insert(SubscriberList.__table__)
+                .values(
+                    carrier_id=carriers[code],
+                    version=1,
+                    status="active",
+                    filename="",
+                    row_count=len(numbers),
+                    activated_at=datetime(2026, 11, 1, n, tzinfo=UTC),
+                )
+                .returning(SubscriberList.__table__.c.id)
+            ).scalar_one()
+            session.execute(
+                insert(Subscriber.__table__),
+                [
+                    {"list_id": list_id, "msisdn": m, "area_id": areas.get(a), "id": i}
+                    for i, (m, a) in enumerate(numbers.items(), start=1)
+                ],
+            )
+    db.upgrade()
+    assert _kept_rows(db) > 0
+    with db.session() as session:
+        for areas_chosen in (["42"], ["18073"], ["18754", "18100"]):
+            kept = audience.audience_counts(
+                session, area_codes=areas_chosen, carrier_codes=CARRIERS, test=False
+            )
+            scanned = audience.audience_counts(
+                session, area_codes=areas_chosen, carrier_codes=CARRIERS, test=False, kept=False
+            )
+            assert kept == scanned, areas_chosen
+        assert audience.audience_counts(
+            session, area_codes=["42"], carrier_codes=CARRIERS, test=False
+        ) == {"viettel": 2, "vinaphone": 2, "mobifone": 0}
