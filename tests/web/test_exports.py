@@ -16,7 +16,7 @@ import redis
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select, update
-from webtools import People, login
+from webtools import People, assert_error, login
 
 from broadcast import audience
 from broadcast.db import Database
@@ -287,18 +287,20 @@ def test_progress_totals_reasons_and_history_survive_a_reload(
     redis_client: redis.Redis,
 ) -> None:
     url = f"/api/v1/alerts/{sent_alert}/progress"
-    first = client.get(url + "?history=1", headers=people.auth("auditor")).get_json()
+    first = client.get(url + "?history=true", headers=people.auth("auditor")).get_json()
     assert (first["reached"], first["failed"]) == (1, 3)
     assert first["failure_reasons"] == [
         {"reason": WORDS["vi"]["undeliv"], "count": 2},
         {"reason": WORDS["vi"]["validity"], "count": 1},
     ]
     assert "history" not in client.get(url, headers=people.auth("auditor")).get_json()
+    refused = client.get(url + "?history=maybe", headers=people.auth("auditor"))
+    assert "history" in assert_error(refused, 422)["details"]
     time.sleep(1.1)  # one point a second at most, however many watch
     client.get(url, headers=people.auth("auditor"))
     client.get(url, headers=people.auth("drafter"))
     # a reload: the chart starts from the series the server kept
-    again = client.get(url + "?history=1", headers=people.auth("drafter")).get_json()
+    again = client.get(url + "?history=true", headers=people.auth("drafter")).get_json()
     assert len(again["history"]) >= 2
     assert [p["done"] for p in again["history"]] == [4] * len(again["history"])
     assert all(p["at"] <= again["at"] for p in again["history"])

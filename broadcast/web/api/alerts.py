@@ -21,6 +21,7 @@ from broadcast.web.api.schemas import (
     ApproveIn,
     DeriveIn,
     ProgressOut,
+    ProgressQuery,
     RejectIn,
     TemplateOut,
     TemplateQuery,
@@ -228,14 +229,15 @@ def derive_alert(alert_id: int):  # type: ignore[no-untyped-def]
     "Live progress per carrier (poll every second)",
     roles=READ_ALERTS,
     tag="alerts",
+    query=ProgressQuery,
     response=ProgressOut,
-    errors=(401, 403, 404),
+    errors=(401, 403, 404, 422),
 )
 def alert_progress(alert_id: int):  # type: ignore[no-untyped-def]
     svc = services()
+    history = load_query(ProgressQuery())["history"]
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        history = request.args.get("history") == "1"
         return jsonify(
             ProgressOut().dump(alertio.progress(svc.redis, session, alert, history=history))
         )

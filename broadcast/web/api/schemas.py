@@ -334,6 +334,12 @@ class CarrierProgress(Schema):
     percent = fields.Float()
 
 
+class ProgressQuery(Strict):
+    """history=true also returns the chart's series the server kept (on the first poll)."""
+
+    history = fields.Boolean(load_default=False)
+
+
 class FailureReasonOut(Schema):
     reason = fields.String()  # in the reader's language
     count = fields.Integer()
@@ -349,7 +355,7 @@ class ProgressOut(Schema):
     reached = fields.Integer()
     failed = fields.Integer()
     failure_reasons = fields.List(fields.Nested(FailureReasonOut))
-    history = fields.List(fields.Nested(ProgressPointOut))  # with ?history=1
+    history = fields.List(fields.Nested(ProgressPointOut))  # with ?history=true
     id = fields.Integer()
     status = fields.String()
     test = fields.Boolean()

@@ -144,7 +144,7 @@
   }
   var first = true;
   function poll() {
-    var asked = first ? url + (url.indexOf("?") < 0 ? "?" : "&") + "history=1" : url;
+    var asked = first ? url + (url.indexOf("?") < 0 ? "?" : "&") + "history=true" : url;
     first = false;
     fetch(asked, { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
