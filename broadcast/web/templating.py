@@ -215,6 +215,18 @@ AUDIT_ACTION_LABELS = {
     "alert.export": _l("Report exported"),
 }
 
+AUDIT_OBJECT_LABELS = {
+    "alert": _l("Alert"),
+    "api_token": _l("API token"),
+    "area": _l("Area"),
+    "brandname": _l("Brandname"),
+    "carrier": _l("Carrier"),
+    "import": _l("Import"),
+    "subscriber_list": _l("Subscriber list"),
+    "test_recipient": _l("Test recipient"),
+    "user": _l("User"),
+}
+
 
 # Why an import ended without a list, by its error code (subscriber_import.errors), for the
 # console in the reader's language; other codes show the importer's own message.
@@ -301,6 +313,7 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["delivery_state_label"] = lambda v: _label(DELIVERY_STATE_LABELS, v)
     app.jinja_env.filters["failure_reason"] = failure_reason
     app.jinja_env.filters["audit_details"] = audit_details
+    app.jinja_env.filters["audit_object_label"] = lambda v: _label(AUDIT_OBJECT_LABELS, v)
     app.jinja_env.filters["audit_action_label"] = lambda v: _label(AUDIT_ACTION_LABELS, v)
     app.jinja_env.filters["category_label"] = lambda v: _label(CATEGORY_LABELS, v)
     app.jinja_env.filters["role_label"] = lambda v: _label(ROLE_LABELS, v)

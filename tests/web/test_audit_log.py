@@ -73,7 +73,7 @@ def test_vietnamese_text_actions_in_words_local_time_and_numbers(
     assert "Cảnh báo lũ quét ở Hương Khê" in text
     assert "\\u" not in text  # no escapes such as \u1ea3
     assert "Soạn cảnh báo" in text and "Phê duyệt cảnh báo" in text  # alert.create, approve
-    assert ">alert.create<" not in text
+    assert ">alert.create<" not in text and "Cảnh báo 7" in text  # the object in words
     assert "12.345" in text  # a count in vi-VN
     assert "20/11/2026 06:30:00" in text  # local time, not 23:30 UTC
     client.post("/locale/en", data={"csrf_token": page_csrf(client, "/admin/audit")})

@@ -306,7 +306,7 @@ def report_csv(alert_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/alerts/<int:alert_id>/report.xlsx")
 @roles_required(*READ_ALERTS)
 @document(
-    "Delivery report, XLSX",
+    "Delivery report, XLSX (streamed; a summary sheet first)",
     roles=READ_ALERTS,
     tag="reports",
     produces="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -359,8 +359,8 @@ VI: dict[str, str] = {
     "User changed": "Sửa người dùng",
     "User's role changed": "Đổi vai trò người dùng",
     "Password set": "Đặt mật khẩu",
-    "API token created": "Tạo khóa API",
-    "API token revoked": "Thu hồi khóa API",
+    "API token created": "Tạo mã truy cập API",
+    "API token revoked": "Thu hồi mã truy cập API",
     "Carrier added": "Thêm nhà mạng",
     "Brandname added": "Thêm tên định danh",
     "Brandname enabled": "Bật tên định danh",
@@ -401,6 +401,7 @@ VI: dict[str, str] = {
     "Failure reasons": "Lý do không thành công",
     "Vertical axis: messages per second. Horizontal axis: time, one point a second, the oldest on the left.": "Trục đứng: số tin mỗi giây. Trục ngang: thời gian, mỗi giây một điểm, cũ nhất ở bên trái.",
     "Preparing the report: the download starts as soon as its first rows are ready and goes on while the rest are written.": "Đang tạo báo cáo: tệp bắt đầu tải xuống ngay khi có những dòng đầu tiên và tiếp tục trong lúc các dòng còn lại được ghi.",
+    "Test recipient": "Người nhận thử nghiệm",
 }
 
 
