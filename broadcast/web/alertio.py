@@ -113,7 +113,8 @@ def progress(
         if figures["eta_seconds"] is not None:
             etas.append(figures["eta_seconds"])
     at = time.time()
-    live.record_point(redis_client, alert.id, at=at, rate=rate, done=done)
+    if not over:  # a finished alert's chart ends where its sending did
+        live.record_point(redis_client, alert.id, at=at, rate=rate, done=done)
     reached = sum(f["delivered"] for f in per_carrier.values())
     failed = sum(f["failed"] for f in per_carrier.values())
     figures = {
