@@ -96,6 +96,17 @@ def alert_counters_built_key(alert_id: int) -> str:
     return key("alert", alert_id, "counters-built")
 
 
+def alert_series_key(alert_id: int) -> str:
+    """List of JSON points [unix time, messages/s, recipients with a final state] of the watch
+    page's chart, one a second at most, bounded (live.SERIES_POINTS): its history on reload."""
+    return key("alert", alert_id, "series")
+
+
+def alert_series_gate_key(alert_id: int, second: int) -> str:
+    """Taken by the first poll of a second, so several watchers add one point, not several."""
+    return key("alert", alert_id, "series", second)
+
+
 def alert_rate_key(alert_id: int, carrier_code: str, second: int) -> str:
     """Segments submitted in one wall-clock second (a short-lived bucket for `rate_now`)."""
     return key("alert", alert_id, "carrier", carrier_code, "rate", second)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -207,6 +208,38 @@ def alert_progress(
             "eta_seconds": (left / pace) if left and pace else (0.0 if not left else None),
         }
     return out
+
+
+# The watch page's chart history: one point a second at most, the last 30 minutes of them.
+SERIES_POINTS = 1800
+SERIES_TTL = 7 * 24 * 3600
+
+
+def record_point(
+    connection: redis.Redis, alert_id: int, *, at: float, rate: float, done: int
+) -> None:
+    """Add a point to the alert's progress series, once per second whoever polls."""
+    second = int(at)
+    if not connection.set(keys.alert_series_gate_key(alert_id, second), 1, nx=True, ex=5):
+        return
+    series = keys.alert_series_key(alert_id)
+    pipe = connection.pipeline(transaction=False)
+    pipe.rpush(series, json.dumps([round(at, 3), round(rate, 2), int(done)]))
+    pipe.ltrim(series, -SERIES_POINTS, -1)
+    pipe.expire(series, SERIES_TTL)
+    pipe.execute()
+
+
+def series(connection: redis.Redis, alert_id: int) -> list[dict[str, float]]:
+    """The recorded points, oldest first: at (unix seconds), rate (messages/s), done."""
+    points = []
+    for raw in connection.lrange(keys.alert_series_key(alert_id), 0, -1):
+        try:
+            at, rate, done = json.loads(raw)
+        except (ValueError, TypeError):
+            continue
+        points.append({"at": float(at), "rate": float(rate), "done": int(done)})
+    return points
 
 
 def alert_status_controls(session: Session) -> list[tuple[int, AlertStatus]]:

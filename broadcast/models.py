@@ -274,6 +274,22 @@ class Subscriber(Base):
     )
 
 
+class AudienceAreaCount(Base):
+    """How many numbers of an active list each area holds, net of numbers a newer active list
+    of another carrier owns (number portability): the preview adds these up instead of
+    scanning the subscribers. Written by the import in the transaction that activates a list
+    (broadcast.audience.refresh_area_counts); `basis` names the active lists, in upload order,
+    the rows were computed for, so rows from another set of lists are never read."""
+
+    __tablename__ = "audience_area_counts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    basis: Mapped[str] = mapped_column(String(400))
+    list_id: Mapped[int] = mapped_column(Integer)
+    area_id: Mapped[int | None] = mapped_column(Integer)
+    subscribers: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_audience_area_counts_basis_list", "basis", "list_id"),)
+
+
 class Import(Base):
     """One upload (list or counts) and its report, accepted or refused."""
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, aliased
 
 from broadcast import audit
 from broadcast.areas import read_old_labels
-from broadcast.audience import short_of_reported
+from broadcast.audience import refresh_area_counts, short_of_reported
 from broadcast.db import Database
 from broadcast.models import (
     Area,
@@ -506,6 +506,8 @@ def _import_list(
     new_list.activated_at = now
     new_list.row_count = report.accepted
     session.flush()
+    # The preview's per-area counts change with the lists, in this same transaction.
+    refresh_area_counts(session)
     latest = _latest_counts(session, carrier_id)
     report.per_area = _area_rows(areas, per_area, latest)
 

@@ -6,14 +6,16 @@ makes a credential for someone else: each user makes their own tokens (auth.toke
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from broadcast import accounts, audit, drills, registry
 from broadcast.errors import LoaError, NotFound
@@ -24,6 +26,7 @@ from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
 from broadcast.web.inputs import page_arg
 from broadcast.web.security import client_ip, roles_required
+from broadcast.web.templating import AUDIT_ACTION_LABELS
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -129,16 +132,90 @@ def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.users"))
 
 
+AUDIT_PAGE_SIZE = 50
+
+
+class BadFilter(ValueError):
+    """A filter value of the audit log that cannot be used (shown to the person, 400)."""
+
+
+def _audit_date(name: str, tz: ZoneInfo) -> datetime | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw) if len(raw) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise BadFilter(
+            _("The date %(value)s is not a date such as 2026-11-20.", value=repr(raw[:40]))
+        )
+    # In UTC: SQLite keeps the stored wall time (UTC) and compares it as text.
+    return datetime.combine(day, time.min, tz).astimezone(UTC)
+
+
+def audit_filters(tz: ZoneInfo) -> dict[str, Any]:
+    """The audit log's filters from the query string: actor (user name, exact), action (one
+    of the known codes), from/to (local dates, both included)."""
+    actor = request.args.get("actor", "").strip()
+    if len(actor) > 120:
+        raise BadFilter(_("A user name has at most 120 characters."))
+    action = request.args.get("action", "").strip()
+    if action and action not in AUDIT_ACTION_LABELS:
+        raise BadFilter(
+            _("There is no action %(value)s in the audit log.", value=repr(action[:80]))
+        )
+    start, end = _audit_date("from", tz), _audit_date("to", tz)
+    if start and end and start > end:
+        raise BadFilter(_("The start date is after the end date."))
+    return {"actor": actor, "action": action, "start": start, "end": end}
+
+
 @bp.route("/audit")
 @roles_required(Role.ADMIN, Role.AUDITOR)
 def audit_log():  # type: ignore[no-untyped-def]
-    size = 100
+    size = AUDIT_PAGE_SIZE
     page = page_arg(size)
+    tz = ZoneInfo(services().settings.timezone)
+    args = {k: request.args.get(k, "") for k in ("actor", "action", "from", "to")}
+    try:
+        filters = audit_filters(tz)
+    except BadFilter as exc:
+        return render_template(
+            "admin/audit.html",
+            entries=[],
+            page=1,
+            size=size,
+            total=0,
+            args=args,
+            error=str(exc),
+            actions=AUDIT_ACTION_LABELS,
+        ), 400
+    query = select(AuditEntry)
+    if filters["actor"]:
+        query = query.where(AuditEntry.actor == filters["actor"])
+    if filters["action"]:
+        query = query.where(AuditEntry.action == filters["action"])
+    if filters["start"]:
+        query = query.where(AuditEntry.at >= filters["start"])
+    if filters["end"]:
+        query = query.where(AuditEntry.at < filters["end"] + timedelta(days=1))
     with services().database.session() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(
-            select(AuditEntry).order_by(AuditEntry.id.desc()).limit(size).offset((page - 1) * size)
+            query.order_by(AuditEntry.id.desc()).limit(size).offset((page - 1) * size)
         ).all()
-    return render_template("admin/audit.html", entries=rows, page=page, size=size)
+    return render_template(
+        "admin/audit.html",
+        entries=rows,
+        page=page,
+        size=size,
+        total=total,
+        args=args,
+        error=None,
+        actions=AUDIT_ACTION_LABELS,
+    )
 
 
 # -- brandnames and the test group (rules in broadcast.registry) -----------------------------

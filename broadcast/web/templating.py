@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +18,7 @@ from flask_login import current_user
 from broadcast.models import (
     AlertCategory,
     AlertStatus,
+    DeliveryState,
     ImportKind,
     ImportStatus,
     NetworkState,
@@ -88,6 +91,150 @@ REASON_LABELS = {
     "invalid_date": _l("Invalid date"),
     "duplicate": _l("Duplicate"),
 }
+DELIVERY_STATE_LABELS = {
+    DeliveryState.PENDING: _l("Waiting to be queued"),
+    DeliveryState.QUEUED: _l("Queued"),
+    DeliveryState.SUBMITTED: _l("Sent, awaiting receipt"),
+    DeliveryState.DELIVERED: _l("Delivered"),
+    DeliveryState.UNDELIVERABLE: _l("Undeliverable"),
+    DeliveryState.EXPIRED: _l("Expired"),
+    DeliveryState.REJECTED: _l("Rejected"),
+    DeliveryState.CANCELLED: _l("Cancelled"),
+}
+# The `stat:` word of a failed delivery receipt (smpp_gateway.receipts.STAT_WORDS).
+RECEIPT_WORDS = {
+    "UNDELIV": _l("The carrier could not deliver it to the phone"),
+    "EXPIRED": _l("It expired at the carrier before reaching the phone"),
+    "REJECTD": _l("The carrier refused it"),
+    "DELETED": _l("The carrier deleted it"),
+    "UNKNOWN": _l("The carrier reported an unknown outcome"),
+}
+# The reasons workers write in Delivery.last_error (workers/sender.py, workers/store.py).
+_RECEIPT = re.compile(r"^receipt (?P<word>[A-Z]+)(?: err (?P<code>\S+))?$")
+_GAVE_UP = re.compile(r"^gave up after (?P<n>\d+) attempts: (?P<error>.*)$", re.S)
+_TOO_LONG = re.compile(r"^(?P<parts>\d+) parts exceed the carrier limit of (?P<limit>\d+)")
+_SMSC_STATUS = re.compile(r"^ESME_[A-Z0-9_]+")
+_FIXED_REASONS = {
+    "expired: validity passed before it was sent": _l(
+        "The alert's validity ended before it was sent"
+    ),
+    "expired: validity passed without a receipt": _l(
+        "The alert's validity ended with no delivery receipt"
+    ),
+}
+
+
+def label_of(mapping: dict[Any, Any], value: Any) -> str:
+    """The label of an enum member or its value in one of the tables above."""
+    for key, label in mapping.items():
+        if key == value or getattr(key, "value", None) == value:
+            return str(label)
+    return str(getattr(value, "value", value))
+
+
+def audit_details(values: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """An audit entry's before/after as (field, value) pairs a person reads: text as text
+    (never \\u escapes), counts in the reader's number format, lists joined."""
+    if not values:
+        return []
+
+    def shown(key: str, value: Any) -> str:
+        if isinstance(value, bool) or value is None:
+            return json.dumps(value)
+        if isinstance(value, int | float) and not key.endswith("id") and key != "version":
+            return str(format_decimal(value))
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+            return ", ".join(str(v) for v in value)
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+    return [(str(key), shown(str(key), value)) for key, value in values.items()]
+
+
+def failure_reason(text: str | None) -> str:
+    """Why a delivery failed, in words in the reader's language; a text from a peer that
+    Loa does not know is shown as it came."""
+    if not text:
+        return ""
+    fixed = _FIXED_REASONS.get(text)
+    if fixed is not None:
+        return str(fixed)
+    if match := _RECEIPT.match(text):
+        words = RECEIPT_WORDS.get(match["word"])
+        if words is None:
+            return text
+        if match["code"]:
+            return _("%(reason)s (error code %(code)s)", reason=words, code=match["code"])
+        return str(words)
+    if match := _GAVE_UP.match(text):
+        return _(
+            "Gave up after %(attempts)s attempts: %(error)s",
+            attempts=match["n"],
+            error=failure_reason(match["error"]),
+        )
+    if match := _TOO_LONG.match(text):
+        return _(
+            "%(parts)s parts, more than the carrier allows (%(limit)s)",
+            parts=match["parts"],
+            limit=match["limit"],
+        )
+    if _SMSC_STATUS.match(text):
+        return _("The carrier's SMSC refused it: %(status)s", status=text)
+    return text
+
+
+# Audit log actions (broadcast.audit.record callers), as a person reads them.
+AUDIT_ACTION_LABELS = {
+    "login": _l("Logged in"),
+    "login.failed": _l("Failed login"),
+    "login.throttled": _l("Login attempts held back"),
+    "logout": _l("Logged out"),
+    "user.create": _l("User created"),
+    "user.update": _l("User changed"),
+    "user.set_role": _l("User's role changed"),
+    "user.set_password": _l("Password set"),
+    "token.create": _l("API token created"),
+    "token.revoke": _l("API token revoked"),
+    "carrier.create": _l("Carrier added"),
+    "brandname.add": _l("Brandname added"),
+    "brandname.activate": _l("Brandname enabled"),
+    "brandname.deactivate": _l("Brandname disabled"),
+    "test_recipient.add": _l("Test recipient added"),
+    "test_recipient.remove": _l("Test recipient removed"),
+    "areas.load": _l("Areas loaded"),
+    "subscribers.purge": _l("Old subscriber lists purged"),
+    "import.list": _l("Subscriber list imported"),
+    "import.counts": _l("Subscriber counts imported"),
+    "import.rejects_download": _l("Refused rows downloaded"),
+    "alert.create": _l("Alert drafted"),
+    "alert.update": _l("Alert edited"),
+    "alert.submit": _l("Alert sent for approval"),
+    "alert.withdraw": _l("Alert taken back to draft"),
+    "alert.approve": _l("Alert approved"),
+    "alert.schedule": _l("Alert approved and scheduled"),
+    "alert.reject": _l("Alert rejected"),
+    "alert.start": _l("Sending started"),
+    "alert.pause": _l("Sending paused"),
+    "alert.resume": _l("Sending resumed"),
+    "alert.cancel": _l("Alert cancelled"),
+    "alert.complete": _l("Sending completed"),
+    "alert.export": _l("Report exported"),
+}
+
+AUDIT_OBJECT_LABELS = {
+    "alert": _l("Alert"),
+    "api_token": _l("API token"),
+    "area": _l("Area"),
+    "brandname": _l("Brandname"),
+    "carrier": _l("Carrier"),
+    "import": _l("Import"),
+    "subscriber_list": _l("Subscriber list"),
+    "test_recipient": _l("Test recipient"),
+    "user": _l("User"),
+}
+
+
 # Why an import ended without a list, by its error code (subscriber_import.errors), for the
 # console in the reader's language; other codes show the importer's own message.
 IMPORT_PROBLEMS = {
@@ -147,11 +294,7 @@ def init_templating(app: Flask) -> None:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(tz).strftime(fmt)
 
-    def _label(mapping: dict[Any, Any], value: Any) -> str:
-        for key, label in mapping.items():
-            if key == value or getattr(key, "value", None) == value:
-                return str(label)
-        return str(getattr(value, "value", value))
+    _label = label_of
 
     def number(value: Any) -> str:
         """A count in the reader's locale (vi: 99.935); '—' for none."""
@@ -175,6 +318,11 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["import_kind_label"] = lambda v: _label(IMPORT_KIND_LABELS, v)
     app.jinja_env.filters["reason_label"] = lambda v: _label(REASON_LABELS, v)
     app.jinja_env.filters["status_label"] = lambda v: _label(STATUS_LABELS, v)
+    app.jinja_env.filters["delivery_state_label"] = lambda v: _label(DELIVERY_STATE_LABELS, v)
+    app.jinja_env.filters["failure_reason"] = failure_reason
+    app.jinja_env.filters["audit_details"] = audit_details
+    app.jinja_env.filters["audit_object_label"] = lambda v: _label(AUDIT_OBJECT_LABELS, v)
+    app.jinja_env.filters["audit_action_label"] = lambda v: _label(AUDIT_ACTION_LABELS, v)
     app.jinja_env.filters["category_label"] = lambda v: _label(CATEGORY_LABELS, v)
     app.jinja_env.filters["role_label"] = lambda v: _label(ROLE_LABELS, v)
     app.jinja_env.filters["network_label"] = lambda v: _label(NETWORK_LABELS, v)

@@ -23,7 +23,7 @@ from smpp_gateway import smpptime
 from tests.conftest import make_settings
 from workers import jobs
 
-FAILED = ("undeliverable", "expired", "rejected")
+FAILED_WORDS = ("Không gửi được", "Hết hiệu lực", "Bị từ chối")
 COLUMNS = ("pending", "queued", "submitted", "delivered", "failed", "cancelled")
 
 
@@ -113,17 +113,25 @@ def test_every_failed_row_says_why_in_the_report(make_world: Callable[..., World
     jobs.reconcile()
     response = client.get(f"/api/v1/alerts/{alert_id}/report.csv", headers=people.auth("auditor"))
     assert response.status_code == 200
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True), newline="")))
+    # The report in the auditor's language (Vietnamese): states and reasons in words.
+    text = response.get_data(as_text=True).removeprefix("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert len(rows) == 440
-    failed = [r for r in rows if r["state"] in FAILED]
+    state, reason = "Trạng thái", "Lý do không thành công"
+    failed = [r for r in rows if r[state] in FAILED_WORDS]
     assert len(failed) > 60
-    assert [r for r in failed if not r["last_error"]] == []
-    reasons = {r["last_error"] for r in failed}
-    assert "ESME_RINVDSTADR (0x0B)" in reasons
-    assert any(r.startswith("gave up after 2 attempts: ESME_R") for r in reasons), reasons
-    assert {"receipt UNDELIV err 001", "receipt REJECTD err 001", "receipt EXPIRED err 001",
-            "expired: validity passed without a receipt"} <= reasons  # fmt: skip
-    assert all(r["last_error"] == "" for r in rows if r["state"] == "delivered")
+    assert [r for r in failed if not r[reason]] == []
+    reasons = {r[reason] for r in failed}
+    smsc = "Tổng đài tin nhắn của nhà mạng từ chối: "
+    assert smsc + "ESME_RINVDSTADR (0x0B)" in reasons
+    assert any(r.startswith("Dừng sau 2 lần thử: " + smsc + "ESME_R") for r in reasons), reasons
+    assert {
+        "Nhà mạng không chuyển được tới máy (mã lỗi 001)",
+        "Nhà mạng từ chối (mã lỗi 001)",
+        "Hết hạn tại nhà mạng trước khi tới máy (mã lỗi 001)",
+        "Hết thời hạn hiệu lực mà chưa có báo nhận",
+    } <= reasons
+    assert all(r[reason] == "" for r in rows if r[state] == "Đã nhận")
 
 
 def test_progress_adds_up_at_every_poll_and_is_100_only_when_done(

@@ -361,11 +361,12 @@ def test_reports_stream_csv_and_xlsx_and_are_audited(
     aid = create_alert(client, people)["id"]
     csv_response = client.get(f"/api/v1/alerts/{aid}/report.csv", headers=people.auth("auditor"))
     assert csv_response.status_code == 200
-    assert csv_response.get_data(as_text=True).startswith("msisdn,carrier,state")
+    assert csv_response.get_data(as_text=True).startswith("\ufeffSố thuê bao,Nhà mạng,")
     with client.get(f"/api/v1/alerts/{aid}/report.xlsx", headers=people.auth("auditor")) as xlsx:
         assert xlsx.status_code == 200
         book = load_workbook(io.BytesIO(xlsx.data), read_only=True)
-    assert next(book.active.iter_rows(values_only=True))[:3] == ("msisdn", "carrier", "state")
+    rows = book.worksheets[1].iter_rows(values_only=True)
+    assert next(rows)[:3] == ("Số thuê bao", "Nhà mạng", "Mã xã/phường")
     book.close()
     cap = client.get(f"/api/v1/alerts/{aid}/cap.xml", headers=people.auth("auditor"))
     assert cap.status_code == 200 and b"urn:oasis:names:tc:emergency:cap:1.2" in cap.data

@@ -297,23 +297,31 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         )
     assert approver.text_content("#alert-status") == "Hoàn tất"
 
-    expected = {"84" + n[1:]: "viettel" for n in viettel_numbers}
-    expected |= {"84" + n[1:]: "vinaphone" for n in vina_numbers}
+    assert approver.text_content("#w-reached") == "35"  # the totals: reached and failed
+    assert approver.text_content("#w-failed") == "0"
+    assert approver.is_hidden("#w-reasons-box")  # no failure, no reasons
+
+    expected = {"84" + n[1:]: "Viettel" for n in viettel_numbers}
+    expected |= {"84" + n[1:]: "VinaPhone" for n in vina_numbers}
     with approver.expect_download() as info:
         approver.click("#export-csv")
-    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
-    assert {r["msisdn"]: r["carrier"] for r in rows} == expected
-    assert len(rows) == 35 and {r["state"] for r in rows} == {"delivered"}
+    assert "Đang tạo báo cáo" in approver.text_content("#export-status")  # not a dead click
+    text = Path(info.value.path()).read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["Số thuê bao"]: r["Nhà mạng"] for r in rows} == expected
+    assert len(rows) == 35 and {r["Trạng thái"] for r in rows} == {"Đã nhận"}
+    assert {r["Mã xã/phường"] for r in rows} <= {"18073", ""}
     with approver.expect_download() as info:
         approver.click("#export-xlsx")
     assert info.value.suggested_filename.endswith("-report.xlsx")
     book = load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()), read_only=True)
-    sheet = list(book.active.iter_rows(values_only=True))
+    assert book.sheetnames == ["Tổng hợp", "Người nhận"]
+    sheet = list(book.worksheets[1].iter_rows(values_only=True))
     book.close()
     header = list(sheet[0])
-    assert header[:3] == ["msisdn", "carrier", "state"]
+    assert header[:3] == ["Số thuê bao", "Nhà mạng", "Mã xã/phường"]
     assert {r[0]: r[1] for r in sheet[1:]} == expected
-    assert {r[2] for r in sheet[1:]} == {"delivered"}
+    assert {r[4] for r in sheet[1:]} == {"Đã nhận"}
     # what the carriers' SMSCs received: each number once, as the folded (GSM) text
     for code, numbers in (("viettel", viettel_numbers), ("vinaphone", vina_numbers)):
         received = [r.destination_addr for r in server["sims"][code].submits() if r.error is None]
@@ -754,3 +762,26 @@ def test_watch_page_ranks_communes_live_and_shows_a_commune_down(
     shown = page.text_content('#w-network li[data-area="18100"]')
     assert "Trần Phú" in shown and "Mất sóng" in shown and "Trạm BTS mất điện" in shown
     assert page.is_visible("#w-network")
+
+
+def test_audit_log_shows_vietnamese_as_text(server: dict[str, Any], browser: Any) -> None:
+    from broadcast import audit
+
+    with server["database"].session() as session:
+        audit.record(
+            session,
+            actor="drafter",
+            action="alert.create",
+            object_type="alert",
+            object_id=1,
+            after={"title": "Cảnh báo lũ quét ở Hương Khê", "recipients": 12345},
+        )
+    page = log_in(browser, server["url"], "admin")
+    page.goto(f"{server['url']}/admin/audit?action=alert.create")
+    table = page.inner_text("#audit")
+    assert "Cảnh báo lũ quét ở Hương Khê" in table
+    assert "\\u" not in table and "Soạn cảnh báo" in table and "12.345" in table
+    page.fill("#f-from", "2026-11-21")
+    page.fill("#f-to", "2026-11-20")
+    page.click("#f-apply")
+    assert "Ngày bắt đầu sau ngày kết thúc" in page.inner_text("#audit-error")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request, send_file, stream_with_context
+from flask import Response, jsonify, request, stream_with_context
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from broadcast.web.api.schemas import (
     ApproveIn,
     DeriveIn,
     ProgressOut,
+    ProgressQuery,
     RejectIn,
     RepliesOut,
     TemplateOut,
@@ -236,14 +237,18 @@ def derive_alert(alert_id: int):  # type: ignore[no-untyped-def]
     "Live progress per carrier and reach per area (poll every second)",
     roles=READ_ALERTS,
     tag="alerts",
+    query=ProgressQuery,
     response=ProgressOut,
-    errors=(401, 403, 404),
+    errors=(401, 403, 404, 422),
 )
 def alert_progress(alert_id: int):  # type: ignore[no-untyped-def]
     svc = services()
+    history = load_query(ProgressQuery())["history"]
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        return jsonify(ProgressOut().dump(alertio.progress(svc.redis, session, alert)))
+        return jsonify(
+            ProgressOut().dump(alertio.progress(svc.redis, session, alert, history=history))
+        )
 
 
 @bp.get("/alerts/<int:alert_id>/replies")
@@ -321,32 +326,38 @@ def _audit_export(alert_id: int, fmt: str) -> None:
 
 
 def report_response(alert_id: int, fmt: str) -> Response:
-    """CSV streamed from the database; XLSX written by openpyxl in write-only mode."""
-    db = services().database
+    """CSV and XLSX streamed as the database is read (constant memory; the download starts
+    at once). Headers, words and local times in the request's language and the instance's
+    time zone."""
+    svc = services()
+    db, timezone = svc.database, svc.settings.timezone
     with db.session() as session:
         alert = core.get_alert(session, alert_id)  # 404 before anything streams
         drill = alert.category == AlertCategory.EXERCISE
     _audit_export(alert_id, fmt)
-    # A drill's report says so in its name (and its XLSX sheet): nobody files it as real.
+    # A drill's report says so in its name (and its summary sheet): nobody files it as real.
     name = f"loa-{'drill' if drill else 'alert'}-{alert_id}-report.{fmt}"
     if fmt == "csv":
 
         def generate() -> Any:
             with db.session() as session:
-                yield from alertio.report_csv(session, alert_id)
+                yield "\ufeff"  # a BOM: spreadsheet programs then read the file as UTF-8
+                yield from alertio.report_csv(session, alert_id, timezone)
 
         return Response(
             stream_with_context(generate()),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    with db.session() as session:
-        data = alertio.report_xlsx(session, alert_id)
-    return send_file(
-        data,
+
+    def workbook() -> Any:
+        with db.session() as session:
+            yield from alertio.report_xlsx(session, core.get_alert(session, alert_id), timezone)
+
+    return Response(
+        stream_with_context(workbook()),
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        as_attachment=True,
-        download_name=name,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -366,7 +377,7 @@ def report_csv(alert_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/alerts/<int:alert_id>/report.xlsx")
 @roles_required(*READ_ALERTS)
 @document(
-    "Delivery report, XLSX",
+    "Delivery report, XLSX (streamed; a summary sheet first)",
     roles=READ_ALERTS,
     tag="reports",
     produces="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -436,7 +436,28 @@ class NetworkStatusIn(Strict):
     )
 
 
+class ProgressQuery(Strict):
+    """history=true also returns the chart's series the server kept (on the first poll)."""
+
+    history = fields.Boolean(load_default=False)
+
+
+class FailureReasonOut(Schema):
+    reason = fields.String()  # in the reader's language
+    count = fields.Integer()
+
+
+class ProgressPointOut(Schema):
+    at = fields.Float()  # unix seconds
+    rate = fields.Float()  # messages (segments) per second
+    done = fields.Integer()  # recipients with a final state
+
+
 class ProgressOut(Schema):
+    reached = fields.Integer()
+    failed = fields.Integer()
+    failure_reasons = fields.List(fields.Nested(FailureReasonOut))
+    history = fields.List(fields.Nested(ProgressPointOut))  # with ?history=true
     id = fields.Integer()
     status = fields.String()
     test = fields.Boolean()

@@ -3,7 +3,9 @@
    The communes are ranked by share reached, lowest first (the server's order), and the
    carriers' reports of a targeted commune degraded or down are listed above them.
    Pause and resume follow the status (an alert approved a moment ago is sending now); the
-   status and every tenth of the way are said to screen readers through an aria-live line. */
+   status and every tenth of the way are said to screen readers through an aria-live line.
+   The first poll asks for the series the server kept, so a reload keeps the chart's history;
+   reached and failed totals and the failure reasons come from the database. */
 (function () {
   "use strict";
   var box = document.getElementById("watch");
@@ -16,8 +18,9 @@
   var FINAL = { completed: true, cancelled: true, draft: true, pending_approval: true };
   var LABELS = JSON.parse(box.getAttribute("data-labels") || "{}");
   var NETWORK = JSON.parse(box.getAttribute("data-network-labels") || "{}");
-  var numberFormat = new Intl.NumberFormat("vi-VN");
   var announced = null;
+  var NUMBER = new Intl.NumberFormat(document.documentElement.lang === "en" ? "en-US" : "vi-VN");
+  var UNIT = svg.getAttribute("data-unit") || "/s";
 
   function controls(status) {
     var pause = document.getElementById("pause-form");
@@ -78,7 +81,7 @@
     line("receipts", points.map(function (p) { return p.receipts; }), max);
     var label = document.createElementNS(NS, "text");
     label.setAttribute("x", "4"); label.setAttribute("y", "12");
-    label.textContent = Math.round(max) + "/s";
+    label.textContent = NUMBER.format(Math.round(max)) + " " + UNIT;
     svg.appendChild(label);
   }
   function cell(tr, text, cls, key) {
@@ -106,9 +109,9 @@
       var inner = document.createElement("span"); inner.setAttribute("data-bar", "");
       inner.style.width = share + "%";
       outer.appendChild(inner); bar.appendChild(outer); tr.appendChild(bar);
-      cell(tr, numberFormat.format(a.total), "num", "total");
-      cell(tr, numberFormat.format(a.delivered), "num", "delivered");
-      cell(tr, numberFormat.format(a.failed), "num", "failed");
+      cell(tr, NUMBER.format(a.total), "num", "total");
+      cell(tr, NUMBER.format(a.delivered), "num", "delivered");
+      cell(tr, NUMBER.format(a.failed), "num", "failed");
       cell(tr, String(share), "num", "share");
       tbody.appendChild(tr);
     });
@@ -130,7 +133,34 @@
     });
     ul.hidden = list.length === 0;
   }
+  /* The series the server kept (one point a second at most): the chart's history. */
+  function seed(history) {
+    points = [];
+    for (var i = 1; i < history.length; i++) {
+      var a = history[i - 1], b = history[i];
+      var perSecond = Math.max(0, (b.done - a.done) / Math.max(b.at - a.at, 0.001));
+      points.push({ rate: b.rate, receipts: perSecond });
+    }
+    if (points.length > 300) { points = points.slice(points.length - 300); }
+    if (history.length) { last = { receipts: history[history.length - 1].done, at: history[history.length - 1].at }; }
+  }
+  function totals(data) {
+    document.getElementById("w-reached").textContent = NUMBER.format(data.reached);
+    document.getElementById("w-failed").textContent = NUMBER.format(data.failed);
+    var list = document.getElementById("w-reasons");
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    (data.failure_reasons || []).forEach(function (r) {
+      var li = document.createElement("li");
+      var reason = document.createElement("span"); reason.setAttribute("data-reason", ""); reason.textContent = r.reason;
+      var count = document.createElement("span"); count.setAttribute("data-count", ""); count.textContent = NUMBER.format(r.count);
+      li.appendChild(reason); li.appendChild(document.createTextNode(": ")); li.appendChild(count);
+      list.appendChild(li);
+    });
+    document.getElementById("w-reasons-box").hidden = !(data.failure_reasons || []).length;
+  }
   function update(data) {
+    if (data.history) { seed(data.history); }
+    totals(data);
     areas(data.areas);
     network(data.network);
     document.getElementById("w-percent").textContent = data.percent;
@@ -166,8 +196,11 @@
     box.setAttribute("data-percent", String(data.percent));
     return !FINAL[data.status];
   }
+  var first = true;
   function poll() {
-    fetch(url, { credentials: "same-origin" })
+    var asked = first ? url + (url.indexOf("?") < 0 ? "?" : "&") + "history=true" : url;
+    first = false;
+    fetch(asked, { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (data) { if (update(data)) { setTimeout(poll, 1000); } })
       .catch(function () { setTimeout(poll, 3000); });
