@@ -122,7 +122,7 @@ def test_watch_page_shows_replies_by_keyword_and_commune_live(
     with approver.expect_download() as info:
         approver.click("#export-help")
     rows = list(csv.reader(io.StringIO(Path(info.value.path()).read_text(), newline="")))
-    assert rows[0][:2] == ["Số điện thoại", "Nhà mạng"]
+    assert rows[0][:2] == ["Số thuê bao", "Nhà mạng"]
     helped = sorted(
         (r.source_addr, r.text)
         for sim in server["sims"].values()

@@ -219,7 +219,7 @@ def test_help_csv_for_rescue_teams(
     assert f"loa-alert-{aid}-help.csv" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True), newline="")))
     # The API user's language is Vietnamese (the default): headers in Vietnamese.
-    assert rows[0] == ["Số điện thoại", "Nhà mạng", "Mã xã", "Xã, phường", "Tin trả lời",
+    assert rows[0] == ["Số thuê bao", "Nhà mạng", "Mã xã/phường", "Xã/phường", "Tin trả lời",
                        "Nhận lúc (giờ địa phương)"]  # fmt: skip
     with seeded_database.session() as s:
         names = dict(s.execute(select(Area.code, Area.name)).all())
