@@ -9,8 +9,8 @@ Number portability (DOMAIN.md): the prefix is not the carrier. A number present 
 lists of two carriers belongs to the list activated most recently (ties: the higher list id),
 even when that carrier is not chosen for the alert; the older list's row is skipped.
 
-The snapshot is one INSERT … SELECT per carrier (or per carrier and subscriber-id chunk, so
-sending can start while a big audience is still being written), never a row per round trip.
+The snapshot statement is one INSERT … SELECT per carrier and subscriber-id chunk, never a row
+per round trip; `broadcast.deliveries.fan_out` writes an alert's audience with it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -350,15 +349,6 @@ class CarrierSnapshot:
     cap: int
     cap_now: datetime | None
 
-    def chunks(self, rows: int | None) -> list[tuple[int, int] | None]:
-        """Subscriber-id ranges of about `rows` ids each (None: the whole list at once)."""
-        if not rows or self.id_min is None or self.id_max is None:
-            return [None]
-        return [
-            (lo, min(lo + rows, self.id_max + 1))
-            for lo in range(self.id_min, self.id_max + 1, rows)
-        ]
-
     def insert(
         self,
         alert: Alert,
@@ -430,58 +420,3 @@ def plan_snapshot(
             )
         )
     return plans
-
-
-def next_batch_no(session: Session, alert_id: int, carrier_id: int) -> int:
-    """The batch number the next chunk of this carrier starts at."""
-    last = session.scalar(
-        select(func.max(Delivery.batch_no)).where(
-            Delivery.alert_id == alert_id, Delivery.carrier_id == carrier_id
-        )
-    )
-    return 0 if last is None else int(last) + 1
-
-
-ChunkCallback = Callable[[CarrierSnapshot, int, range], None]
-
-
-def snapshot(
-    session: Session,
-    alert: Alert,
-    *,
-    batch_size: int,
-    settings: Settings | None = None,
-    now: datetime | None = None,
-    chunk_rows: int | None = None,
-    on_chunk: ChunkCallback | None = None,
-) -> dict[str, int]:
-    """Write the alert's whole audience as pending deliveries; rows written per carrier code.
-
-    With `chunk_rows`, each carrier is written in subscriber-id chunks and `on_chunk(plan, rows,
-    batches)` is called after each, so a caller can enqueue those batches (and commit) before
-    the next chunk. Running it again adds nothing already there.
-    """
-    dialect = session.get_bind().dialect.name
-    written: dict[str, int] = {}
-    for plan in plan_snapshot(session, alert, settings=settings, now=now):
-        written[plan.carrier_code] = 0
-        if plan.list_id is None and AlertCategory(alert.category) != AlertCategory.TEST:
-            continue
-        for id_range in plan.chunks(chunk_rows):
-            if dialect == "postgresql":
-                # The per-row cap probe lifts the cost estimate past jit_above_cost; compiling
-                # then costs ~0.2 s a statement and saves nothing. SET LOCAL: this transaction
-                # only, and again per chunk because on_chunk may commit.
-                session.execute(text("SET LOCAL jit = off"))
-            start = next_batch_no(session, alert.id, plan.carrier_id)
-            stmt = plan.insert(
-                alert, batch_size=batch_size, dialect=dialect, batch_start=start, id_range=id_range
-            )
-            result = session.connection().execute(stmt.execution_options(preserve_rowcount=True))
-            rows = result.rowcount
-            written[plan.carrier_code] += rows
-            if on_chunk is not None and rows:
-                on_chunk(
-                    plan, rows, range(start, next_batch_no(session, alert.id, plan.carrier_id))
-                )
-    return written

@@ -119,14 +119,20 @@ class DeliveryState(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
+# The one definition of the groups of delivery states (the store, the live counters, the
+# progress API and the reports all use these).
+# Not on the wire yet: cancel and expiry take these rows back.
+UNSENT_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.QUEUED)
+# Not final: the alert is not completed while a row is in one of these.
+OPEN_DELIVERY_STATES = (*UNSENT_DELIVERY_STATES, DeliveryState.SUBMITTED)
+# Failed, least severe first (a multipart delivery takes its worst part's state).
+FAILED_DELIVERY_STATES = (
+    DeliveryState.EXPIRED,
+    DeliveryState.UNDELIVERABLE,
+    DeliveryState.REJECTED,
+)
 FINAL_DELIVERY_STATES = frozenset(
-    {
-        DeliveryState.DELIVERED,
-        DeliveryState.UNDELIVERABLE,
-        DeliveryState.EXPIRED,
-        DeliveryState.REJECTED,
-        DeliveryState.CANCELLED,
-    }
+    {DeliveryState.DELIVERED, *FAILED_DELIVERY_STATES, DeliveryState.CANCELLED}
 )
 
 

@@ -28,6 +28,7 @@ from delivery.helpers import (
     work,
 )
 from workers import jobs
+from workers.processes import ControlWorker
 from workers.sender import sender_for
 
 
@@ -265,8 +266,6 @@ def test_redis_flushed_mid_broadcast_reconcile_finishes(make_world: Callable[...
 def test_an_approved_alert_whose_fan_out_was_lost_is_sent(
     make_world: Callable[..., World],
 ) -> None:
-    from workers.sender import ControlWorker
-
     world = make_world(("viettel",), sim={"receipt_delay": 0.02})
     numbers = world.numbers(60)
     alert_id = world.make_alert({"viettel": numbers})  # approved; its fan-out job never ran
