@@ -15,7 +15,6 @@ per round trip; `broadcast.deliveries.fan_out` writes an alert's audience with i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -245,22 +244,6 @@ def reported_counts(
         known = [v for v in values if v is not None]
         result[carrier.code] = sum(known) if known else None
     return result
-
-
-def eta_seconds(counts: dict[str, int], parts: int, mps: dict[str, int]) -> float:
-    """Carriers send in parallel, each at its contracted segments per second: the slowest wins.
-
-    A carrier with recipients but no rate (0 or missing) makes the ETA infinite.
-    """
-    worst = 0.0
-    for code, count in counts.items():
-        if count <= 0:
-            continue
-        rate = mps.get(code, 0)
-        if rate <= 0:
-            return math.inf
-        worst = max(worst, count * max(parts, 1) / rate)
-    return worst
 
 
 # --- the snapshot ----------------------------------------------------------------------------

@@ -141,13 +141,13 @@ def _now() -> Any:
 
 
 class Carrier(Base):
-    """A carrier; its contract and gateway are configuration, synchronised by `loa init`."""
+    """A carrier; its contract and gateway are configuration, synchronised by `loa init`.
+    Its rate is read from the settings only (`Settings.rate_limits`), never copied here."""
 
     __tablename__ = "carriers"
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(120))
-    mps: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

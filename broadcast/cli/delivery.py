@@ -172,4 +172,8 @@ def progress(alert_id: int) -> None:
 
     runtime = _runtime()
     with runtime.database.session() as session:
-        click.echo(json.dumps(live.alert_progress(runtime.redis, session, alert_id)))
+        click.echo(
+            json.dumps(
+                live.alert_progress(runtime.redis, session, alert_id, runtime.settings.rate_limits)
+            )
+        )

@@ -7,7 +7,7 @@ import csv
 import io
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from openpyxl import Workbook
@@ -32,7 +32,6 @@ REPORT_COLUMNS = (
     "submitted_at",
     "final_at",
 )
-FINAL_KEYS = ("delivered", "failed", "cancelled")
 
 
 def draft_from(data: dict[str, Any]) -> AlertDraft:
@@ -66,16 +65,18 @@ def _percent(done: int, total: int, *, finished: bool) -> float:
     return (tenths if finished else min(tenths, 999)) / 10
 
 
-def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any]:
+def progress(
+    redis_client: Any, session: Session, alert: Alert, limits: Mapping[str, float]
+) -> dict[str, Any]:
     """Per-carrier counters plus totals: what the watch page draws every second. The columns
-    of a carrier (pending … cancelled) add up to its total."""
-    per_carrier = live.alert_progress(redis_client, session, alert.id)
+    of a carrier (pending … cancelled) add up to its total. `limits`: Settings.rate_limits."""
+    per_carrier = live.alert_progress(redis_client, session, alert.id, limits)
     over = AlertStatus(alert.status) in (AlertStatus.COMPLETED, AlertStatus.CANCELLED)
     total = done = 0
     rate = 0.0
     etas: list[float] = []
     for figures in per_carrier.values():
-        finished = sum(figures[k] for k in FINAL_KEYS)
+        finished = sum(figures[k] for k in live.FINAL_COLUMNS)
         figures["percent"] = _percent(finished, figures["total"], finished=over)
         total += figures["total"]
         done += finished
@@ -91,7 +92,7 @@ def progress(redis_client: Any, session: Session, alert: Alert) -> dict[str, Any
         "done": done,
         "percent": _percent(done, total, finished=over),
         "rate_now": rate,
-        "eta_seconds": max(etas) if etas else None,
+        "eta_seconds": max(etas) if etas and not over else None,
         "at": time.time(),
     }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -145,13 +144,6 @@ def test_reported_counts_never_double_count(session: Session) -> None:
     assert reported("42", "18652") == {"viettel": 1800, "vinaphone": 70, "mobifone": None}
     session.execute(insert(CountReport), [report("viettel", "42", 2000, new)])
     assert reported("42", "18652")["viettel"] == 2000  # the province's own report stands
-
-
-def test_eta_is_the_slowest_carrier() -> None:
-    assert audience.eta_seconds({"a": 3000, "b": 1000}, 2, {"a": 300, "b": 20}) == 100.0
-    assert audience.eta_seconds({"a": 0}, 2, {}) == 0.0
-    assert audience.eta_seconds({}, 1, {}) == 0.0
-    assert math.isinf(audience.eta_seconds({"a": 1}, 1, {"a": 0}))
 
 
 def test_snapshot_one_row_per_number_newest_upload_wins(

@@ -259,7 +259,9 @@ def test_redis_flushed_mid_broadcast_reconcile_finishes(make_world: Callable[...
     received = accepted_numbers(world.sims["viettel"])
     assert set(received) == set(numbers) and max(received.values()) == 1
     with world.database.session() as s:
-        progress = live.alert_progress(world.runtime.redis, s, alert_id)
+        progress = live.alert_progress(
+            world.runtime.redis, s, alert_id, world.runtime.settings.rate_limits
+        )
     assert progress["viettel"]["delivered"] == 800
 
 

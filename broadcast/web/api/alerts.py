@@ -235,7 +235,11 @@ def alert_progress(alert_id: int):  # type: ignore[no-untyped-def]
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        return jsonify(ProgressOut().dump(alertio.progress(svc.redis, session, alert)))
+        return jsonify(
+            ProgressOut().dump(
+                alertio.progress(svc.redis, session, alert, svc.settings.rate_limits)
+            )
+        )
 
 
 def _audit_export(alert_id: int, fmt: str) -> None:
