@@ -25,7 +25,6 @@ from broadcast import keys, live, metrics
 from broadcast.deliveries import Claimed, Outcomes, ReceiptIn, utcnow
 from smpp_gateway import smpptime
 from smpp_gateway.client import (
-    SLOW_DOWN_STATUSES,
     OutboundMessage,
     OutcomeKind,
     SmppSession,
@@ -321,7 +320,7 @@ class CarrierSender:
             if outcome.kind is OutcomeKind.ACCEPTED:
                 outcomes.accepted.append((row.id, outcome.message_ids))
                 return
-            if outcome.command_status in SLOW_DOWN_STATUSES:
+            if outcome.slows_down:
                 # The SMSC cannot take the contracted rate now: every sender slows down.
                 metrics.RATE_LIMIT.labels(self.code).set(self.limiter.slow_down())
             attempts[row.id] += 1

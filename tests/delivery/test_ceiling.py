@@ -24,8 +24,8 @@ from broadcast.models import User
 from broadcast.web import create_app
 from delivery.conftest import CREDENTIALS, World
 from delivery.helpers import ThreadSender, accepted_numbers, states, wait_for
+from smpp_gateway.codec import ESME_RTHROTTLED
 from smpp_gateway.encoding import segments
-from smpp_gateway.simulator import ESME_RTHROTTLED
 from workers import jobs
 
 LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]

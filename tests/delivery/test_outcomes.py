@@ -12,7 +12,7 @@ from broadcast.deliveries import Outcomes, ReceiptIn
 from broadcast.models import Alert, Delivery, DeliveryState
 from delivery.conftest import World
 from delivery.helpers import alert_status, drain, states, work
-from smpp_gateway.simulator import ESME_RINVDSTADR
+from smpp_gateway.codec import ESME_RINVDSTADR
 from workers import jobs
 
 
