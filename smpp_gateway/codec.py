@@ -68,11 +68,6 @@ def status_text(status: int) -> str:
     return f"{STATUS_NAMES.get(status, 'unknown status')} (0x{status:02X})"
 
 
-def header(command_id: int, status: int, sequence: int, body: bytes = b"") -> bytes:
-    """A PDU: the header for `body`, then `body`."""
-    return HEADER.pack(HEADER_SIZE + len(body), command_id, status, sequence) + body
-
-
 class _CodecClient:
     """What smpplib's PDU classes ask of a client; the callers number PDUs themselves."""
 
