@@ -32,7 +32,7 @@ from sqlalchemy import select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from broadcast import accounts, alerts, audience  # noqa: E402
+from broadcast import accounts, alerts, deliveries  # noqa: E402
 from broadcast.alerts import AlertDraft  # noqa: E402
 from broadcast.areas import load_configured_areas  # noqa: E402
 from broadcast.bootstrap import sync_carriers  # noqa: E402
@@ -106,7 +106,7 @@ def seed(url: str, instance: str, rows: int) -> int:
             ),
             user=drafter,
         )
-        written = audience.snapshot(session, alert, batch_size=500)
+        written = deliveries.write_audience(session, alert, batch_size=500)
         alert_id = alert.id
         # 90 % delivered, 7 % undeliverable, 3 % expired, all with times.
         session.execute(

@@ -11,13 +11,12 @@ Number portability (DOMAIN.md): the prefix is not the carrier. A number present 
 lists of two carriers belongs to the list activated most recently (ties: the higher list id),
 even when that carrier is not chosen for the alert; the older list's row is skipped.
 
-The snapshot is one INSERT … SELECT per carrier (or per carrier and subscriber-id chunk, so
-sending can start while a big audience is still being written), never a row per round trip.
+The snapshot statement is one INSERT … SELECT per carrier and subscriber-id chunk, never a row
+per round trip; `broadcast.deliveries.fan_out` writes an alert's audience with it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from broadcast.errors import ValidationFailed
 from broadcast.models import (
+    FAILED_DELIVERY_STATES,
     Alert,
     AlertCarrier,
     AlertCategory,
@@ -70,7 +70,6 @@ if TYPE_CHECKING:
 
 DELIVERY_COLUMNS = ("alert_id", "carrier_id", "msisdn", "area_id", "batch_no", "state", "parts")
 # Where a delivery ended without reaching its number: what a resend goes to.
-UNREACHED_STATES = (DeliveryState.UNDELIVERABLE, DeliveryState.EXPIRED, DeliveryState.REJECTED)
 # Dialects where numbers already in deliveries are skipped by ON CONFLICT DO NOTHING on the
 # (alert_id, msisdn) unique index. A NOT EXISTS would do the same, but while a chunked snapshot
 # fills `deliveries` the planner (statistics say "empty") picks a nested loop over a table
@@ -210,7 +209,7 @@ def _unreached(
     r = Delivery.__table__.alias("r")
     conds: list[ColumnElement[bool]] = [
         r.c.alert_id == source_id,
-        r.c.state.in_([s.value for s in UNREACHED_STATES]),
+        r.c.state.in_([s.value for s in FAILED_DELIVERY_STATES]),
     ]
     if area_paths is not None:
         conds.append(area_clause(r.c.area_id, area_paths))
@@ -218,7 +217,7 @@ def _unreached(
     resends = select(Alert.id).where(Alert.resend_of_id == source_id)
     if resend_id is not None:
         resends = resends.where(Alert.id != resend_id)
-    gone = [*UNREACHED_STATES, DeliveryState.CANCELLED]
+    gone = [*FAILED_DELIVERY_STATES, DeliveryState.CANCELLED]
     conds.append(
         ~exists().where(
             other.c.alert_id.in_(resends),
@@ -427,22 +426,6 @@ def reported_counts(
     return result
 
 
-def eta_seconds(counts: dict[str, int], parts: int, mps: dict[str, int]) -> float:
-    """Carriers send in parallel, each at its contracted segments per second: the slowest wins.
-
-    A carrier with recipients but no rate (0 or missing) makes the ETA infinite.
-    """
-    worst = 0.0
-    for code, count in counts.items():
-        if count <= 0:
-            continue
-        rate = mps.get(code, 0)
-        if rate <= 0:
-            return math.inf
-        worst = max(worst, count * max(parts, 1) / rate)
-    return worst
-
-
 # --- the snapshot ----------------------------------------------------------------------------
 
 
@@ -546,15 +529,6 @@ class CarrierSnapshot:
     id_max: int | None
     cap: int
     cap_now: datetime | None
-
-    def chunks(self, rows: int | None) -> list[tuple[int, int] | None]:
-        """Subscriber-id ranges of about `rows` ids each (None: the whole list at once)."""
-        if not rows or self.id_min is None or self.id_max is None:
-            return [None]
-        return [
-            (lo, min(lo + rows, self.id_max + 1))
-            for lo in range(self.id_min, self.id_max + 1, rows)
-        ]
 
     def insert(
         self,
@@ -665,58 +639,3 @@ def _plan_resend(
             )
         )
     return plans
-
-
-def next_batch_no(session: Session, alert_id: int, carrier_id: int) -> int:
-    """The batch number the next chunk of this carrier starts at."""
-    last = session.scalar(
-        select(func.max(Delivery.batch_no)).where(
-            Delivery.alert_id == alert_id, Delivery.carrier_id == carrier_id
-        )
-    )
-    return 0 if last is None else int(last) + 1
-
-
-ChunkCallback = Callable[[CarrierSnapshot, int, range], None]
-
-
-def snapshot(
-    session: Session,
-    alert: Alert,
-    *,
-    batch_size: int,
-    settings: Settings | None = None,
-    now: datetime | None = None,
-    chunk_rows: int | None = None,
-    on_chunk: ChunkCallback | None = None,
-) -> dict[str, int]:
-    """Write the alert's whole audience as pending deliveries; rows written per carrier code.
-
-    With `chunk_rows`, each carrier is written in subscriber-id chunks and `on_chunk(plan, rows,
-    batches)` is called after each, so a caller can enqueue those batches (and commit) before
-    the next chunk. Running it again adds nothing already there.
-    """
-    dialect = session.get_bind().dialect.name
-    written: dict[str, int] = {}
-    for plan in plan_snapshot(session, alert, settings=settings, now=now):
-        written[plan.carrier_code] = 0
-        if plan.list_id is None and recipient_group(alert.category) is None:
-            continue
-        for id_range in plan.chunks(chunk_rows):
-            if dialect == "postgresql":
-                # The per-row cap probe lifts the cost estimate past jit_above_cost; compiling
-                # then costs ~0.2 s a statement and saves nothing. SET LOCAL: this transaction
-                # only, and again per chunk because on_chunk may commit.
-                session.execute(text("SET LOCAL jit = off"))
-            start = next_batch_no(session, alert.id, plan.carrier_id)
-            stmt = plan.insert(
-                alert, batch_size=batch_size, dialect=dialect, batch_start=start, id_range=id_range
-            )
-            result = session.connection().execute(stmt.execution_options(preserve_rowcount=True))
-            rows = result.rowcount
-            written[plan.carrier_code] += rows
-            if on_chunk is not None and rows:
-                on_chunk(
-                    plan, rows, range(start, next_batch_no(session, alert.id, plan.carrier_id))
-                )
-    return written

@@ -40,7 +40,7 @@ def sync_carriers(session: Session, settings: Settings) -> int:
                 object_id=cfg.code,
                 after={"name": cfg.name, "mps": cfg.mps},
             )
-        row.name, row.mps, row.active = cfg.name, cfg.mps, cfg.enabled
+        row.name, row.active = cfg.name, cfg.enabled
     for code, row in existing.items():
         if code not in settings.carrier_codes:
             row.active = False

@@ -6,8 +6,8 @@
   them with pipelined HINCRBY as they write the database. When Redis has lost them (flush,
   restart) the next read rebuilds them from the database with one GROUP BY: Redis is never
   the only copy of anything.
-- `rate_now` comes from one-second buckets of submitted segments; the ETA divides what is left
-  by it (or by the carrier's limit before anything has been sent).
+- `rate_now` comes from one-second buckets of submitted segments; the ETA
+  (`broadcast.eta.remaining`) is the segments left over their smoothed recent rate.
 - `rate_limit` is the rate the carrier's senders pace at now: its configured limit, or less
   while the SMSC pushes back (ESME_RTHROTTLED, ESME_RMSGQFUL; see workers/limiter.py).
 """
@@ -23,21 +23,22 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcast import keys
-from broadcast.models import Alert, AlertCarrier, AlertStatus, Carrier, Delivery
+from broadcast import eta, keys
+from broadcast.models import (
+    FAILED_DELIVERY_STATES,
+    Alert,
+    AlertCarrier,
+    AlertStatus,
+    Carrier,
+    Delivery,
+    DeliveryState,
+)
 
 CONTROL_VALUES = ("sending", "paused", "cancelled")
-STATES = (
-    "pending",
-    "queued",
-    "submitted",
-    "delivered",
-    "undeliverable",
-    "expired",
-    "rejected",
-    "cancelled",
-)
-FAILED_STATES = ("undeliverable", "expired", "rejected")
+STATES = tuple(s.value for s in DeliveryState)
+FAILED_STATES = tuple(s.value for s in FAILED_DELIVERY_STATES)
+# The progress columns of rows that are over (failed = FAILED_STATES).
+FINAL_COLUMNS = ("delivered", "failed", "cancelled")
 RATE_BUCKET_TTL = 15
 CONTROL_FOR_STATUS = {
     AlertStatus.SENDING: "sending",
@@ -159,12 +160,13 @@ def effective_rates(connection: redis.Redis, limits: Mapping[str, int]) -> dict[
 
 
 def alert_progress(
-    connection: redis.Redis, session: Session, alert_id: int
+    connection: redis.Redis, session: Session, alert_id: int, limits: Mapping[str, float]
 ) -> dict[str, dict[str, Any]]:
     """Per carrier: total, pending, queued, submitted, delivered, failed, cancelled, rate_now
     (segments/s over the last 3 s), rate_limit (what the senders pace at now) and
-    eta_seconds. A few Redis reads; the database only when
-    Redis lost the counters."""
+    eta_seconds (`eta.remaining`: None once nothing is left to send). `limits`: each
+    carrier's contracted segments per second (`Settings.rate_limits`). A few Redis reads;
+    the database only when Redis lost the counters."""
     carriers = _carriers_of(connection, session, alert_id)
     if not carriers:
         return {}
@@ -172,11 +174,9 @@ def alert_progress(
     pipe = connection.pipeline(transaction=False)
     for code in carriers:
         pipe.hgetall(keys.alert_counters_key(alert_id, code))
-        pipe.mget([keys.alert_rate_key(alert_id, code, now - i) for i in (1, 2, 3)])
+        pipe.mget([keys.alert_rate_key(alert_id, code, now - i) for i in range(1, eta.WINDOW + 1)])
     raw = pipe.execute()
-    limits = dict(
-        session.execute(select(Carrier.code, Carrier.mps).where(Carrier.code.in_(carriers))).all()
-    )
+    parts = session.scalar(select(Alert.parts).where(Alert.id == alert_id)) or 1
     counted = [{k.decode(): int(v) for k, v in raw[2 * i].items()} for i in range(len(carriers))]
     if any(n < 0 for counts in counted for n in counts.values()):
         # A counter below zero disagrees with the database (a move applied twice, a flush
@@ -189,12 +189,11 @@ def alert_progress(
     paced = effective_rates(connection, {code: int(limits.get(code) or 0) for code in carriers})
     out: dict[str, dict[str, Any]] = {}
     for i, code in enumerate(carriers):
-        rates = [int(v) for v in raw[2 * i + 1] if v is not None]
+        buckets = [int(v) if v is not None else 0 for v in raw[2 * i + 1]]
         counts = {state: max(0, counted[i].get(state, 0)) for state in STATES}
         total = sum(counts.values())
-        rate_now = sum(rates) / 3.0
+        rate_now = sum(buckets[:3]) / 3.0
         left = counts["pending"] + counts["queued"]
-        pace = rate_now or float(limits.get(code) or 0)
         out[code] = {
             "total": total,
             "pending": counts["pending"],
@@ -205,7 +204,7 @@ def alert_progress(
             "cancelled": counts["cancelled"],
             "rate_now": rate_now,
             "rate_limit": paced[code],
-            "eta_seconds": (left / pace) if left and pace else (0.0 if not left else None),
+            "eta_seconds": eta.remaining(left, parts, buckets, paced[code]),
         }
     return out
 

@@ -127,14 +127,20 @@ class DeliveryState(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
+# The one definition of the groups of delivery states (the store, the live counters, the
+# progress API and the reports all use these).
+# Not on the wire yet: cancel and expiry take these rows back.
+UNSENT_DELIVERY_STATES = (DeliveryState.PENDING, DeliveryState.QUEUED)
+# Not final: the alert is not completed while a row is in one of these.
+OPEN_DELIVERY_STATES = (*UNSENT_DELIVERY_STATES, DeliveryState.SUBMITTED)
+# Failed, least severe first (a multipart delivery takes its worst part's state).
+FAILED_DELIVERY_STATES = (
+    DeliveryState.EXPIRED,
+    DeliveryState.UNDELIVERABLE,
+    DeliveryState.REJECTED,
+)
 FINAL_DELIVERY_STATES = frozenset(
-    {
-        DeliveryState.DELIVERED,
-        DeliveryState.UNDELIVERABLE,
-        DeliveryState.EXPIRED,
-        DeliveryState.REJECTED,
-        DeliveryState.CANCELLED,
-    }
+    {DeliveryState.DELIVERED, *FAILED_DELIVERY_STATES, DeliveryState.CANCELLED}
 )
 
 
@@ -143,13 +149,13 @@ def _now() -> Any:
 
 
 class Carrier(Base):
-    """A carrier; its contract and gateway are configuration, synchronised by `loa init`."""
+    """A carrier; its contract and gateway are configuration, synchronised by `loa init`.
+    Its rate is read from the settings only (`Settings.rate_limits`), never copied here."""
 
     __tablename__ = "carriers"
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(120))
-    mps: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

@@ -12,8 +12,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from broadcast.audience import UNREACHED_STATES
-from broadcast.models import Area, Delivery, DeliveryState
+from broadcast.models import FAILED_DELIVERY_STATES, Area, Delivery, DeliveryState
 
 
 def share_reached(row: dict[str, Any]) -> float:
@@ -25,7 +24,9 @@ def area_progress(session: Session, alert_id: int) -> list[dict[str, Any]]:
     """[{code, name, total, delivered, failed}] per area, lowest share reached first (then by
     code), with failed = undeliverable + expired + rejected."""
     delivered = func.sum(case((Delivery.state == DeliveryState.DELIVERED.value, 1), else_=0))
-    failed = func.sum(case((Delivery.state.in_([s.value for s in UNREACHED_STATES]), 1), else_=0))
+    failed = func.sum(
+        case((Delivery.state.in_([s.value for s in FAILED_DELIVERY_STATES]), 1), else_=0)
+    )
     per_area = (
         select(
             Delivery.area_id,

@@ -161,6 +161,12 @@ class Settings:
         raise ConfigError(f"unknown carrier {code!r}; configured: {', '.join(self.carrier_codes)}")
 
     @property
+    def rate_limits(self) -> dict[str, int]:
+        """Each carrier's contracted segments per second (`mps`): the one source of a
+        carrier's rate, for the senders, the ETA and the metrics alike."""
+        return {c.code: c.mps for c in self.carriers}
+
+    @property
     def carrier_codes(self) -> tuple[str, ...]:
         return tuple(c.code for c in self.carriers)
 

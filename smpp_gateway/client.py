@@ -22,7 +22,6 @@ import contextlib
 import random
 import select
 import socket
-import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,8 +29,21 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from smpplib import consts, smpp
-from smpplib.command_codes import get_command_code
 
+from smpp_gateway import codec
+from smpp_gateway.backoff import Backoff
+from smpp_gateway.codec import CODEC_CLIENT as _CODEC
+from smpp_gateway.codec import DELIVER_SM as _DELIVER_SM
+from smpp_gateway.codec import DELIVER_SM_RESP as _DELIVER_SM_RESP
+from smpp_gateway.codec import ENQUIRE_LINK as _ENQUIRE_LINK
+from smpp_gateway.codec import ENQUIRE_LINK_RESP as _ENQUIRE_LINK_RESP
+from smpp_gateway.codec import GENERIC_NACK as _GENERIC_NACK
+from smpp_gateway.codec import HEADER as _HEADER
+from smpp_gateway.codec import MAX_SEQUENCE as _MAX_SEQ
+from smpp_gateway.codec import SLOW_DOWN_STATUSES, TRANSIENT_STATUSES, status_text
+from smpp_gateway.codec import SUBMIT_SM_RESP as _SUBMIT_SM_RESP
+from smpp_gateway.codec import UNBIND as _UNBIND
+from smpp_gateway.codec import UNBIND_RESP as _UNBIND_RESP
 from smpp_gateway.config import GatewayConfig
 from smpp_gateway.encoding import Part, segments, split, validate_source
 from smpp_gateway.errors import BindError, GatewayError
@@ -39,7 +51,6 @@ from smpp_gateway.mobile import MobileMessage, mobile_message
 from smpp_gateway.receipts import Receipt, ReceiptState, normalise_id, parse_receipt
 
 __all__ = [
-    "TRANSIENT_STATUSES",
     "MobileMessage",
     "OutboundMessage",
     "OutcomeKind",
@@ -49,36 +60,7 @@ __all__ = [
     "SubmitOutcome",
 ]
 
-ESME_RTHROTTLED = 0x58
-ESME_RMSGQFUL = 0x14
-# Worth retrying later: throttled, queue full, system error, temporary application error.
-TRANSIENT_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL, 0x08, 0x64})
-SLOW_DOWN_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
-
-_HEADER = struct.Struct(">LLLL")
-_SUBMIT_SM_RESP = get_command_code("submit_sm_resp")
-_DELIVER_SM = get_command_code("deliver_sm")
-_ENQUIRE_LINK = get_command_code("enquire_link")
-_ENQUIRE_LINK_RESP = get_command_code("enquire_link_resp")
-_UNBIND = get_command_code("unbind")
-_UNBIND_RESP = get_command_code("unbind_resp")
-_GENERIC_NACK = get_command_code("generic_nack")
-_DELIVER_SM_RESP = get_command_code("deliver_sm_resp")
-_SUBMIT_SM = get_command_code("submit_sm")
-_MAX_SEQ = 0x7FFFFFFF
 _CACHE_SIZE = 256
-
-
-class _CodecClient:
-    """What smpplib's PDU classes ask of a client; the session numbers PDUs itself."""
-
-    sequence = 0
-
-    def next_sequence(self) -> int:
-        return 0
-
-
-_CODEC = _CodecClient()
 
 
 class OutcomeKind(str, Enum):
@@ -108,18 +90,10 @@ class SubmitOutcome:
     command_status: int | None
     error: str | None
 
-
-# command_status -> its SMPP 3.4 name, from smpplib's constants (SMPP_ESME_RTHROTTLED = 0x58 …).
-STATUS_NAMES = {
-    value: name.removeprefix("SMPP_")
-    for name, value in vars(consts).items()
-    if name.startswith("SMPP_ESME_") and isinstance(value, int)
-}
-
-
-def status_text(status: int) -> str:
-    """A command_status as people read it in a report: "ESME_RTHROTTLED (0x58)"."""
-    return f"{STATUS_NAMES.get(status, 'unknown status')} (0x{status:02X})"
+    @property
+    def slows_down(self) -> bool:
+        """The SMSC cannot take the rate now (ESME_RTHROTTLED, ESME_RMSGQFUL)."""
+        return self.command_status in SLOW_DOWN_STATUSES
 
 
 class _Pending:
@@ -179,8 +153,7 @@ class SmppSession:
         self._ever_connected = False
         self._closed = False
         self._down_since: float | None = None
-        self._reconnect_delay = config.reconnect_initial
-        self._next_attempt = 0.0
+        self._reconnect = Backoff(config.reconnect_initial, config.reconnect_max)
         self._last_error = ""
         self._last_activity = 0.0
         self._enquire_deadline: float | None = None
@@ -380,10 +353,7 @@ class SmppSession:
         return self._seq
 
     def _pdu(self, command: str, **fields: object) -> bytes:
-        seq = self._next_seq()
-        pdu = smpp.make_pdu(command, client=_CODEC, sequence=seq, **fields)
-        pdu.sequence = seq
-        return pdu.generate()
+        return codec.make_pdu(command, self._next_seq(), **fields)
 
     def _send_part(
         self,
@@ -401,18 +371,8 @@ class SmppSession:
         template = self._templates.get(key)
         if template is None:
             template = self._submit_template(part, source, ton, npi, registered, validity)
-        prefix, suffix = template
-        dest = destination.encode("ascii")
         seq = self._next_seq()
-        data = b"".join(
-            (
-                _HEADER.pack(17 + len(prefix) + len(dest) + len(suffix), _SUBMIT_SM, 0, seq),
-                prefix,
-                dest,
-                b"\0",
-                suffix,
-            )
-        )
+        data = codec.submit_sm(seq, template, destination.encode("ascii"))
         now = time.monotonic()
         self._inflight[seq] = (pending, index, now + self.config.response_timeout, now)
         self._send(data)
@@ -420,30 +380,19 @@ class SmppSession:
     def _submit_template(
         self, part: Part, source: str, ton: int, npi: int, registered: int, validity: str
     ) -> tuple[bytes, bytes]:
-        """smpplib builds the submit_sm body once per (part, sender); each message then only
-        splices in its destination and sequence number, which keeps PDU building off the
-        hot path (smpplib's generate() costs ~40 us a PDU)."""
+        """The submit_sm template of one part from one sender (`codec.submit_template`),
+        cached: each message then only splices in its destination and sequence number."""
         cfg = self.config
-        body = self._pdu(
-            "submit_sm",
-            source_addr_ton=ton,
-            source_addr_npi=npi,
-            source_addr=source,
-            dest_addr_ton=cfg.dest_addr_ton,
-            dest_addr_npi=cfg.dest_addr_npi,
-            destination_addr="",
-            esm_class=part.esm_class,
-            registered_delivery=registered,
-            validity_period=validity or None,
-            data_coding=part.data_coding,
-            short_message=part.short_message,
-            **dict(part.tlvs),
-        )[16:]
-        # service_type "" (1) + ton, npi (2) + source\0 + dest ton, npi (2): then destination.
-        at = 1 + 2 + len(source.encode("latin-1")) + 1 + 2
-        if body[at] != 0:
-            raise GatewayError("unexpected submit_sm layout from smpplib")
-        template = (body[:at], body[at + 1 :])
+        template = codec.submit_template(
+            part,
+            source=source,
+            ton=ton,
+            npi=npi,
+            dest_ton=cfg.dest_addr_ton,
+            dest_npi=cfg.dest_addr_npi,
+            registered=registered,
+            validity=validity,
+        )
         if len(self._templates) >= _CACHE_SIZE:
             self._templates.clear()
         self._templates[(part, source, ton, npi, registered, validity)] = template
@@ -502,7 +451,7 @@ class SmppSession:
                         )
                     self._last_activity = time.monotonic()
                     self._down_since = None
-                    self._reconnect_delay = cfg.reconnect_initial
+                    self._reconnect.reset()
                     self._process()  # anything that came right behind the bind response
                     return
                 self._process_one()
@@ -602,8 +551,7 @@ class SmppSession:
         self._fail_inflight(reason)
         if was_connected and not self._closed:
             self._down_since = time.monotonic()
-            self._reconnect_delay = self.config.reconnect_initial
-            self._next_attempt = 0.0
+            self._reconnect.reset()
             self._last_error = reason
 
     def _fail_inflight(self, reason: str) -> None:
@@ -628,7 +576,7 @@ class SmppSession:
             self._down_since = time.monotonic()
         while True:
             now = time.monotonic()
-            if now >= self._next_attempt:
+            if self._reconnect.ready(now):
                 try:
                     self._open()
                     self.stats["reconnects"] += 1
@@ -637,9 +585,7 @@ class SmppSession:
                     if e.command_status is not None:
                         raise
                     self._last_error = str(e)
-                    jitter = random.uniform(0.5, 1.5)
-                    self._next_attempt = now + self._reconnect_delay * jitter
-                    self._reconnect_delay = min(self._reconnect_delay * 2, cfg.reconnect_max)
+                    self._reconnect.failed(now)
             now = time.monotonic()
             give_up = self._down_since + cfg.reconnect_timeout
             if now >= give_up:
@@ -649,7 +595,9 @@ class SmppSession:
                 )
             if deadline is not None and now >= deadline:
                 return
-            until = min(self._next_attempt, give_up, deadline if deadline is not None else give_up)
+            until = min(
+                self._reconnect.next_attempt, give_up, deadline if deadline is not None else give_up
+            )
             time.sleep(max(0.0, until - now))
 
     # -- incoming -------------------------------------------------------------------------------

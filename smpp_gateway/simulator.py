@@ -48,30 +48,27 @@ from pathlib import Path
 from typing import IO, Any
 
 from smpplib import smpp
-from smpplib.command_codes import get_command_code, get_command_name
+from smpplib.command_codes import get_command_name
 
 from smpp_gateway import smpptime
+from smpp_gateway.codec import BINDS as _BINDS
+from smpp_gateway.codec import ENQUIRE_LINK as _ENQUIRE_LINK
+from smpp_gateway.codec import (
+    ESME_RINVBNDSTS,
+    ESME_RINVCMDID,
+    ESME_RINVDSTADR,
+    ESME_RINVPASWD,
+    ESME_RINVSYSID,
+    ESME_RMSGQFUL,
+    ESME_ROK,
+    ESME_RTHROTTLED,
+)
+from smpp_gateway.codec import HEADER as _HEADER
+from smpp_gateway.codec import SUBMIT_SM as _SUBMIT_SM
+from smpp_gateway.codec import SUBMIT_SM_RESP as _SUBMIT_SM_RESP
+from smpp_gateway.codec import UNBIND as _UNBIND
 from smpp_gateway.encoding import DC_UCS2, ESM_UDHI, gsm_encode, is_gsm7
 
-ESME_ROK = 0x00
-ESME_RINVCMDID = 0x03
-ESME_RINVBNDSTS = 0x04
-ESME_RINVDSTADR = 0x0B
-ESME_RINVPASWD = 0x0E
-ESME_RINVSYSID = 0x0F
-ESME_RMSGQFUL = 0x14
-ESME_RTHROTTLED = 0x58
-
-_HEADER = struct.Struct(">LLLL")
-_SUBMIT_SM = get_command_code("submit_sm")
-_SUBMIT_SM_RESP = get_command_code("submit_sm_resp")
-_ENQUIRE_LINK = get_command_code("enquire_link")
-_UNBIND = get_command_code("unbind")
-_BINDS = {
-    get_command_code("bind_transmitter"): "transmitter",
-    get_command_code("bind_receiver"): "receiver",
-    get_command_code("bind_transceiver"): "transceiver",
-}
 # What people write that is no keyword: Vietnamese with and without diacritics, so the
 # receiving side sees GSM 7-bit and UCS-2 replies alike.
 OTHER_REPLIES = (

@@ -1,5 +1,8 @@
-"""Delivery: RQ fan-out, long-lived sender processes, the shared rate limiter, receipts, recovery.
+"""The RQ shell of delivery: job entry points (`jobs`), send queues (`queues`), the worker
+processes (`processes`), the long-lived sender of a carrier (`sender`) and its shared rate
+limiter (`limiter`).
 
-This package wires the broadcast core (storage, live state), smpp_gateway (the SMPP session)
-and RQ together; the web enqueues its jobs by dotted path (broadcast.keys) and never imports it.
+The delivery store and the fan-out are core services (`broadcast.deliveries`); this package
+wires them, the live state (`broadcast.live`) and smpp_gateway's session to RQ. The web
+enqueues its jobs by dotted path (broadcast.keys) and never imports it.
 """

@@ -13,69 +13,26 @@ so a retried or re-queued job does the right thing.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from broadcast import alerts, audience, drills, keys, live
-from broadcast.errors import InvalidTransition
-from broadcast.models import Alert, AlertCategory, AlertStatus
+from broadcast import alerts, deliveries, drills, keys, live
+from broadcast.models import Alert, AlertStatus
+from subscriber_import import service
+from subscriber_import.errors import ImportFailed, ImportRejected, ListShrinks
 from workers import runtime as rt_mod
+from workers.queues import enqueue_batches, priority_of
 from workers.runtime import Runtime
+from workers.sender import sender_for
 
 log = logging.getLogger(__name__)
-
-SEND_JOB_TIMEOUT = 6 * 3600  # a batch paced at a few messages per second can take long
-FAN_OUT_CHUNK_ROWS = 50_000
-FIRST_CHUNK_ROWS = 2_000
-
-
-def priority_of(category: str | AlertCategory) -> str:
-    return "emergency" if AlertCategory(category) == AlertCategory.EMERGENCY else "normal"
-
-
-def enqueue_batches(
-    rt: Runtime,
-    alert_id: int,
-    priority: str,
-    batches: Iterable[tuple[str, int]],
-    *,
-    at_front: bool = False,
-) -> int:
-    """Enqueue send jobs (ids only) on each carrier's queue, marking them as waiting."""
-    by_carrier: dict[str, list[int]] = {}
-    for code, batch_no in batches:
-        by_carrier.setdefault(code, []).append(batch_no)
-    count = 0
-    for code, numbers in by_carrier.items():
-        queue = Queue(keys.send_queue(code, priority), connection=rt.redis)
-        pipe = rt.redis.pipeline()
-        datas = [
-            Queue.prepare_data(
-                keys.SEND_BATCH_JOB,
-                args=(alert_id, code, n),
-                timeout=SEND_JOB_TIMEOUT,
-                result_ttl=0,
-                failure_ttl=24 * 3600,
-                at_front=at_front,
-            )
-            for n in numbers
-        ]
-        enqueued = []
-        for start in range(0, len(datas), 1000):
-            enqueued += queue.enqueue_many(datas[start : start + 1000], pipeline=pipe)
-        pipe.hset(
-            keys.alert_batches_key(alert_id),
-            mapping={f"{code}:{n}": job.id for n, job in zip(numbers, enqueued, strict=True)},
-        )
-        pipe.execute()
-        count += len(numbers)
-    return count
 
 
 def _codes(rt: Runtime) -> dict[int, str]:
@@ -85,8 +42,6 @@ def _codes(rt: Runtime) -> dict[int, str]:
 def fan_out(alert_id: int) -> dict[str, Any]:
     """Snapshot the audience and enqueue its batches, chunk by chunk."""
     rt = rt_mod.current()
-    settings = rt.settings
-    batch_size = settings.delivery.batch_size
     with rt.database.session() as s:
         alert = s.get(Alert, alert_id)
         if alert is None:
@@ -99,49 +54,24 @@ def fan_out(alert_id: int) -> dict[str, Any]:
     live.restore_control(rt.redis, alert_id, AlertStatus.SENDING)
     with rt.database.session() as s:
         live.rebuild_counters(rt.redis, s, alert_id)
-    codes = _codes(rt)
     enqueued = 0
-
     with rt.database.sessions() as session:
         alert = session.get(Alert, alert_id)
         assert alert is not None
-        plans = audience.plan_snapshot(session, alert, settings=settings)
-        session.commit()
-        dialect = session.get_bind().dialect.name
-        # A small first chunk for every carrier, so the first message leaves within a second
-        # of approval whatever the audience; then big chunks, carrier after carrier.
-        rounds = [_chunks(plan, FIRST_CHUNK_ROWS, FAN_OUT_CHUNK_ROWS) for plan in plans]
-        work = [(plan, r[0]) for plan, r in zip(plans, rounds, strict=True) if r]
-        work += [(plan, c) for plan, r in zip(plans, rounds, strict=True) for c in r[1:]]
-        for plan, id_range in work:
-            if plan.list_id is None and audience.recipient_group(alert.category) is None:
-                continue
-            stmt = plan.insert(alert, batch_size=batch_size, dialect=dialect, id_range=id_range)
-            session.execute(stmt)
-            session.commit()
-            pairs, count = rt.store.queue_pending(alert_id, batch_size, plan.carrier_id)
-            moved = {(alert_id, plan.carrier_code, "new", "queued"): count}
+        for chunk in deliveries.fan_out(session, alert, settings=rt.settings):
+            session.commit()  # the rows are there before a sender takes their batch
+            moved = {(alert_id, chunk.carrier_code, "new", "queued"): chunk.rows}
             live.apply_transitions(rt.redis, moved)
-            enqueued += enqueue_batches(rt, alert_id, priority, [(codes[c], b) for c, b in pairs])
+            batches = [(chunk.carrier_code, b) for b in chunk.batches]
+            enqueued += enqueue_batches(rt, alert_id, priority, batches)
+        session.commit()
+    codes = _codes(rt)
     # Rows written before a crash of an earlier run, or by a caller that snapshotted itself.
     enqueued += _queue_leftovers(rt, alert_id, priority, codes)
-    complete_if_done(rt, alert_id)
+    rt.store.complete_if_done(alert_id)
     counts = rt.store.state_counts(alert_id)
     written = {codes[c]: sum(v.values()) for c, v in counts.items()}
     return {"result": "fanned out", "written": written, "batches": enqueued}
-
-
-def _chunks(plan: audience.CarrierSnapshot, first: int, rows: int) -> list[tuple[int, int] | None]:
-    """Subscriber-position ranges: `first` rows, then `rows` at a time (None: all at once)."""
-    if plan.id_min is None or plan.id_max is None:
-        return [None]
-    lo, hi = plan.id_min, plan.id_max + 1
-    out: list[tuple[int, int] | None] = [(lo, min(lo + first, hi))]
-    lo += first
-    while lo < hi:
-        out.append((lo, min(lo + rows, hi)))
-        lo += rows
-    return out
 
 
 def _queue_leftovers(rt: Runtime, alert_id: int, priority: str, codes: dict[int, str]) -> int:
@@ -154,25 +84,8 @@ def _queue_leftovers(rt: Runtime, alert_id: int, priority: str, codes: dict[int,
 
 
 def send_batch(alert_id: int, carrier_code: str, batch_no: int) -> dict[str, Any]:
-    from workers.sender import sender_for
-
     rt = rt_mod.current()
     return sender_for(rt, carrier_code).send_batch(alert_id, batch_no)
-
-
-def complete_if_done(rt: Runtime, alert_id: int) -> bool:
-    """Mark the alert completed when every delivery is final (cancelled alerts stay so)."""
-    if rt.store.has_open(alert_id):
-        return False
-    with rt.database.session() as s:
-        alert = s.get(Alert, alert_id)
-        if alert is None or alert.status not in (AlertStatus.SENDING, AlertStatus.PAUSED):
-            return False
-        try:
-            alerts.mark_completed(s, alert_id)
-        except InvalidTransition:
-            return False
-    return True
 
 
 def requeue_alert(rt: Runtime, alert_id: int, priority: str) -> Counter[str]:
@@ -241,7 +154,7 @@ def reconcile() -> dict[str, Any]:
             Queue(keys.CONTROL_QUEUE, connection=rt.redis).enqueue(keys.FAN_OUT_JOB, alert_id)
             report["fan_outs"] += 1
         elif not rt.store.has_open(alert_id):
-            complete_if_done(rt, alert_id)
+            rt.store.complete_if_done(alert_id)
         elif control == "cancelled" or status == AlertStatus.CANCELLED.value:
             report["cancelled_rows"] += sum(rt.store.cancel_unsent(alert_id).values())
         elif control == "sending" and status == "sending":
@@ -272,12 +185,6 @@ def run_import(
     upload page and the API poll; the uploaded file is removed whatever happens, except a
     console's list refused for shrinking (`hold_on_shrink`): that one is held
     (service.held_upload) for the uploader to confirm without sending it again."""
-    import json
-    from pathlib import Path
-
-    from subscriber_import import service
-    from subscriber_import.errors import ImportFailed, ImportRejected, ListShrinks
-
     rt = rt_mod.current()
     progress_key = keys.import_progress_key(token)
     base = {"carrier": carrier_code, "filename": filename}
@@ -333,11 +240,6 @@ def run_import(
 def fail_abandoned_imports(rt: Runtime) -> list[int]:
     """Imports whose worker died: failed in the database (service.fail_abandoned); their
     uploader's progress says so and their uploaded file is removed."""
-    import json
-    from pathlib import Path
-
-    from subscriber_import import service
-
     failed = service.fail_abandoned(rt.database, rt.settings)
     for import_id in failed:
         raw = rt.redis.hget(keys.IMPORTS_RUNNING_KEY, str(import_id))

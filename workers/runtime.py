@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import redis
 
 from broadcast.db import Database
+from broadcast.deliveries import SqlDeliveryStore
 from broadcast.redis_server import connect, redis_url_for
 from broadcast.settings import Settings, load_settings
-from workers.store import SqlDeliveryStore
 
 
 @dataclass

@@ -9,28 +9,22 @@ Before each block it reads the alert's control key (pause, cancel) and, for a no
 whether an emergency batch is waiting on the carrier: then it gives its unsent rows back,
 re-queues itself at the front of its queue and returns, so the emergency goes next.
 
-`SenderWorker` is an RQ SimpleWorker listening to the carrier's send queues, emergency first;
-while no job is waiting it keeps servicing the binds (receipts, enquire_link).
+The RQ worker processes that run it are in `workers.processes`.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-import signal
 import time
 from collections import Counter, deque
 from datetime import UTC, timedelta
 from typing import Any
 
-from rq import Queue, SimpleWorker
-from rq.exceptions import DequeueTimeout
-from rq.utils import now as rq_now
-
 from broadcast import keys, live, metrics, replies
+from broadcast.deliveries import Claimed, Outcomes, ReceiptIn, utcnow
 from smpp_gateway import smpptime
 from smpp_gateway.client import (
-    SLOW_DOWN_STATUSES,
     MobileMessage,
     OutboundMessage,
     OutcomeKind,
@@ -40,8 +34,8 @@ from smpp_gateway.client import (
 from smpp_gateway.errors import GatewayError
 from smpp_gateway.receipts import Receipt
 from workers.limiter import Grant, RedisRateLimiter
+from workers.queues import enqueue_batches
 from workers.runtime import Runtime
-from workers.store import Claimed, Outcomes, ReceiptIn, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +197,7 @@ class CarrierSender:
         for alert_id in list(self._open_alerts):
             if not store.has_open(alert_id):
                 self._open_alerts.discard(alert_id)
-                from workers.jobs import complete_if_done
-
-                complete_if_done(self.runtime, alert_id)
+                store.complete_if_done(alert_id)
 
     def _apply(self, moved: Counter, segments: int = 0, alert_id: int | None = None) -> None:
         named = Counter()
@@ -343,7 +335,7 @@ class CarrierSender:
             if outcome.kind is OutcomeKind.ACCEPTED:
                 outcomes.accepted.append((row.id, outcome.message_ids))
                 return
-            if outcome.command_status in SLOW_DOWN_STATUSES:
+            if outcome.slows_down:
                 # The SMSC cannot take the contracted rate now: every sender slows down.
                 metrics.RATE_LIMIT.labels(self.code).set(self.limiter.slow_down())
             attempts[row.id] += 1
@@ -479,8 +471,6 @@ class CarrierSender:
         elif unsent:
             store.release(unsent)
             if stop in ("yield", "stopping", ""):
-                from workers.jobs import enqueue_batches
-
                 enqueue_batches(rt, alert_id, priority, [(self.code, batch_no)], at_front=True)
         self.flush_receipts()
         return {"result": stop or "sent", "sent": seen["sent"], "reclaimed": claim.reclaimed}
@@ -515,111 +505,3 @@ def sender_for(runtime: Runtime, carrier_code: str) -> CarrierSender:
         sender.open()
         _senders[carrier_code] = sender
     return sender
-
-
-class GracefulWorker(SimpleWorker):
-    """SIGTERM or SIGINT only asks the worker to stop; the loops look between steps.
-
-    RQ's own handler raises StopRequested from inside whatever the process was doing when it
-    was idle: a database query half sent then leaves its connection unusable ("another command
-    is already in progress") and the clean-up that follows dies with a traceback. Here the
-    signal sets flags; a running batch hands back what it has not sent (see
-    `CarrierSender.send_batch`), the wait for jobs returns, and a second signal still forces
-    the stop."""
-
-    def request_stop(self, signum: Any, frame: Any) -> None:
-        self._shutdown_requested_date = rq_now()
-        self._stop_requested = True
-        signal.signal(signal.SIGINT, self.request_force_stop)
-        signal.signal(signal.SIGTERM, self.request_force_stop)
-        self.handle_warm_shutdown_request()
-
-
-class SenderWorker(GracefulWorker):
-    """RQ worker of one carrier's send queues, emergency first; no fork, binds kept open."""
-
-    def __init__(self, sender: CarrierSender, **kwargs: Any) -> None:
-        conn = sender.runtime.redis
-        queues = [Queue(name, connection=conn) for name in keys.send_queues(sender.code)]
-        super().__init__(queues, connection=conn, **kwargs)
-        self.sender = sender
-        self._last_beat = 0.0
-
-    def dequeue_job_and_maintain_ttl(
-        self, timeout: int | None, max_idle_time: int | None = None
-    ) -> Any:
-        while True:
-            now = time.monotonic()
-            if now - self._last_beat > 5:
-                self.heartbeat()
-                self._last_beat = now
-            result = self.queue_class.dequeue_any(
-                self._ordered_queues,
-                None,
-                connection=self.connection,
-                job_class=self.job_class,
-                serializer=self.serializer,
-                death_penalty_class=self.death_penalty_class,
-            )
-            if result is not None:
-                self.heartbeat()
-                return result
-            if timeout is None or self._stop_requested:
-                return None
-            self.sender.idle(0.2)
-            metrics.QUEUE_DEPTH.labels(self.sender.code).set(
-                sum(q.count for q in self._ordered_queues)
-            )
-
-    def request_stop(self, signum: Any, frame: Any) -> None:
-        self.sender.stop_requested = True
-        super().request_stop(signum, frame)
-
-
-class ControlWorker(GracefulWorker):
-    """RQ worker of the control queue (fan-out, resume, reconcile) that also runs reconcile
-    at start and every `delivery.reconcile_interval` seconds."""
-
-    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
-        conn = runtime.redis
-        super().__init__([Queue(keys.CONTROL_QUEUE, connection=conn)], connection=conn, **kwargs)
-        self.runtime = runtime
-        self._next_reconcile = 0.0
-
-    def dequeue_job_and_maintain_ttl(
-        self, timeout: int | None, max_idle_time: int | None = None
-    ) -> Any:
-        from workers.jobs import reconcile
-
-        while True:
-            now = time.monotonic()
-            if now >= self._next_reconcile:
-                self._next_reconcile = now + self.runtime.settings.delivery.reconcile_interval
-                try:
-                    log.info("reconcile: %s", reconcile())
-                except Exception:  # a failed pass must not stop the worker; the next one retries
-                    log.exception("reconcile failed")
-                self.heartbeat()
-            try:
-                result = self.queue_class.dequeue_any(
-                    self._ordered_queues,
-                    None if timeout is None else 1,
-                    connection=self.connection,
-                    job_class=self.job_class,
-                    serializer=self.serializer,
-                    death_penalty_class=self.death_penalty_class,
-                )
-            except DequeueTimeout:
-                result = None
-            if result is not None or timeout is None or self._stop_requested:
-                return result
-
-
-class ImportWorker(SimpleWorker):
-    """RQ worker of the imports queue: carriers' uploaded files, one at a time, apart from the
-    control queue so that a long import never delays an alert's fan-out."""
-
-    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
-        conn = runtime.redis
-        super().__init__([Queue(keys.IMPORT_QUEUE, connection=conn)], connection=conn, **kwargs)
-        self.runtime = runtime

@@ -94,14 +94,8 @@ def worker(
 
         start_http_server(metrics_port, addr="127.0.0.1")
     from smpp_gateway.errors import GatewayError
-    from workers.sender import (
-        ControlWorker,
-        ImportWorker,
-        SenderWorker,
-        forget,
-        register,
-        sender_for,
-    )
+    from workers.processes import ControlWorker, ImportWorker, SenderWorker
+    from workers.sender import forget, register, sender_for
 
     if control:
         # with_scheduler: fan-out jobs of scheduled alerts (enqueue_at) start on time.
@@ -145,7 +139,8 @@ def send(alert_id: int, timeout: float) -> None:
     """Send an approved alert from this process (fan-out, every carrier, receipts): for demos
     and small installations without separate workers."""
     from workers import jobs
-    from workers.sender import SenderWorker, forget, sender_for
+    from workers.processes import SenderWorker
+    from workers.sender import forget, sender_for
 
     runtime = _runtime()
     result = jobs.fan_out(alert_id)
@@ -163,7 +158,7 @@ def send(alert_id: int, timeout: float) -> None:
         for code in carriers:
             sender_for(runtime, code).close()
             forget(code)
-    jobs.complete_if_done(runtime, alert_id)
+    runtime.store.complete_if_done(alert_id)
     counts = runtime.store.state_counts(alert_id)
     codes = {v: k for k, v in runtime.store.carrier_ids().items()}
     click.echo(json.dumps({codes[c]: n for c, n in counts.items()}))
@@ -177,4 +172,8 @@ def progress(alert_id: int) -> None:
 
     runtime = _runtime()
     with runtime.database.session() as session:
-        click.echo(json.dumps(live.alert_progress(runtime.redis, session, alert_id)))
+        click.echo(
+            json.dumps(
+                live.alert_progress(runtime.redis, session, alert_id, runtime.settings.rate_limits)
+            )
+        )

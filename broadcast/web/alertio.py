@@ -11,7 +11,7 @@ import re
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from broadcast import cap, keys, live, network, reach
 from broadcast.alerts import AlertDraft
 from broadcast.models import (
+    FAILED_DELIVERY_STATES,
     Alert,
     AlertCategory,
     AlertStatus,
@@ -105,7 +106,7 @@ def failure_reasons(session: Session, alert_id: int) -> list[tuple[str, int]]:
     reasons: Counter[str] = Counter()
     for error, count in session.execute(
         select(Delivery.last_error, func.count())
-        .where(Delivery.alert_id == alert_id, Delivery.state.in_(FAILED_STATES))
+        .where(Delivery.alert_id == alert_id, Delivery.state.in_(FAILED_DELIVERY_STATES))
         .group_by(Delivery.last_error)
     ):
         reasons[failure_reason(error) or _("No reason given")] += count
@@ -113,21 +114,26 @@ def failure_reasons(session: Session, alert_id: int) -> list[tuple[str, int]]:
 
 
 def progress(
-    redis_client: Any, session: Session, alert: Alert, *, history: bool = False
+    redis_client: Any,
+    session: Session,
+    alert: Alert,
+    limits: Mapping[str, float],
+    *,
+    history: bool = False,
 ) -> dict[str, Any]:
     """Per-carrier counters plus totals: what the watch page draws every second. The columns
     of a carrier (pending … cancelled) add up to its total. Reached and failed totals and the
     failure reasons come from the database. `areas` ranks the areas by share reached,
     `network` lists the targeted areas a chosen carrier reports degraded or down. Each call
     adds a point to the chart's series (once a second at most); `history` returns the
-    recorded series as well."""
-    per_carrier = live.alert_progress(redis_client, session, alert.id)
+    recorded series as well. `limits`: Settings.rate_limits."""
+    per_carrier = live.alert_progress(redis_client, session, alert.id, limits)
     over = AlertStatus(alert.status) in (AlertStatus.COMPLETED, AlertStatus.CANCELLED)
     total = done = 0
     rate = 0.0
     etas: list[float] = []
     for figures in per_carrier.values():
-        finished = sum(figures[k] for k in FINAL_KEYS)
+        finished = sum(figures[k] for k in live.FINAL_COLUMNS)
         figures["percent"] = _percent(finished, figures["total"], finished=over)
         total += figures["total"]
         done += finished
@@ -160,7 +166,7 @@ def progress(
         "done": done,
         "percent": _percent(done, total, finished=over),
         "rate_now": rate,
-        "eta_seconds": max(etas) if etas else None,
+        "eta_seconds": max(etas) if etas and not over else None,
         "at": at,
         "areas": area_reach(redis_client, session, alert.id),
         "network": network.affected(
@@ -209,8 +215,6 @@ REPORT_COLUMNS = (
     ReportColumn(_l("Final at"), 20, "time"),
 )
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-FAILED_STATES = (DeliveryState.UNDELIVERABLE, DeliveryState.EXPIRED, DeliveryState.REJECTED)
-OPEN_STATES = (DeliveryState.PENDING, DeliveryState.QUEUED, DeliveryState.SUBMITTED)
 
 
 def zone_label(timezone: str) -> str:
@@ -315,7 +319,7 @@ def report_summary(session: Session, alert: Alert, timezone: str) -> dict[str, A
         figures["total"] += count
         if state == DeliveryState.DELIVERED:
             figures["delivered"] += count
-        elif state in FAILED_STATES:
+        elif state in FAILED_DELIVERY_STATES:
             figures["failed"] += count
         elif state == DeliveryState.CANCELLED:
             figures["cancelled"] += count

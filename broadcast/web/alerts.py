@@ -201,6 +201,7 @@ def _form_context(session: Any, chosen: list[str] | None = None) -> dict[str, An
         "carriers": session.scalars(
             select(Carrier).where(Carrier.active).order_by(Carrier.code)
         ).all(),
+        "limits": services().settings.rate_limits,
         "brandnames": session.scalars(select(Brandname.name).where(Brandname.active)).all(),
         "categories": list(AlertCategory),
         "cap_choices": CAP_CHOICES,
@@ -298,7 +299,7 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
         decisions = session.scalars(
             select(Approval).where(Approval.alert_id == alert_id).order_by(Approval.id)
         ).all()
-        progress = alertio.progress(svc.redis, session, alert)
+        progress = alertio.progress(svc.redis, session, alert, svc.settings.rate_limits)
         # Before the fan-out the lists say who will receive it; after, the snapshot does.
         figures = (
             None if progress["total"] else previews.alert_audience(session, svc.settings, alert)
@@ -432,7 +433,7 @@ def confirm_cancel(alert_id: int):  # type: ignore[no-untyped-def]
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
         summary = core.alert_summary(alert)
-        progress = alertio.progress(svc.redis, session, alert)
+        progress = alertio.progress(svc.redis, session, alert, svc.settings.rate_limits)
     if not _abilities(summary)["cancel"]:
         flash(_("This alert cannot be cancelled by you now."), "error")
         return redirect(url_for("alerts.show", alert_id=alert_id))

@@ -46,7 +46,9 @@ def index():  # type: ignore[no-untyped-def]
         return redirect(url_for("carriers.show", code=current_user.carrier_code))
     with services().database.session() as session:
         rows = session.scalars(select(Carrier).order_by(Carrier.code)).all()
-        return render_template("carriers/index.html", carriers=rows)
+        return render_template(
+            "carriers/index.html", carriers=rows, limits=services().settings.rate_limits
+        )
 
 
 @bp.route("/<code>")

@@ -15,7 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 
 from broadcast import keys, live
-from broadcast.models import Alert, Carrier
+from broadcast.models import Alert
 from broadcast.web.context import Services, services
 
 bp = Blueprint("health", __name__)
@@ -73,8 +73,7 @@ class _StateCollector:
             labels=["carrier"],
         )
         with contextlib.suppress(Exception):  # Redis or database down: report nothing
-            with self.svc.database.session() as s:
-                limits = dict(s.execute(select(Carrier.code, Carrier.mps)).all())
+            limits = self.svc.settings.rate_limits
             for code, rate in live.effective_rates(self.svc.redis, limits).items():
                 paced.add_metric([code], rate)
         yield paced

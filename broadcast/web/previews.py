@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcast import audience, network, policy, templates
+from broadcast import eta as estimate
 from broadcast.alerts import CONCATENATION, sms_text
 from broadcast.models import Alert, AlertCategory, Carrier
 from broadcast.settings import Settings
@@ -192,11 +193,11 @@ def build_preview(
         if test or resend_of is not None
         else audience.reported_counts(session, area_codes=areas or [], carrier_codes=chosen)
     )
-    mps = {c.code: c.mps for c in settings.carriers}
+    mps = settings.rate_limits
     parts = max(shown["parts"], 1)
     rows = []
     for code in chosen:
-        eta = audience.eta_seconds({code: counts.get(code, 0)}, parts, mps)
+        eta = estimate.slowest({code: counts.get(code, 0)}, parts, mps)
         rows.append(
             {
                 "carrier": code,
@@ -206,7 +207,7 @@ def build_preview(
                 "eta_seconds": None if math.isinf(eta) else eta,
             }
         )
-    eta = audience.eta_seconds(counts, parts, mps)
+    eta = estimate.slowest(counts, parts, mps)
     result["warnings"] = [_short_list(row) for row in rows if _is_short(row)]
     if not test:
         result["warnings"] += network_warnings(session, areas or [], chosen)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
-from broadcast import audience
+from broadcast import audience, deliveries
 from broadcast.alerts import AlertDraft
 from broadcast.db import Database, downgrade
 from broadcast.models import (
@@ -72,7 +72,7 @@ def _check_every_choice(db: Database, tag: str) -> None:
                 session, area_codes=areas, carrier_codes=carriers, test=False
             )
             alert = _approved(session, people, audience_draft(areas, carriers, title=f"{tag} {n}"))
-            written = audience.snapshot(session, alert, batch_size=100)
+            written = deliveries.write_audience(session, alert, batch_size=100)
             assert shown == written, (areas, carriers, shown, written)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +11,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from broadcast import alerts, audience
+from broadcast import alerts, audience, deliveries
 from broadcast.alerts import AlertDraft
 from broadcast.errors import ValidationFailed
 from broadcast.models import (
@@ -138,13 +137,6 @@ def test_reported_counts_never_double_count(session: Session) -> None:
     assert reported("42", "18652")["viettel"] == 2000  # the province's own report stands
 
 
-def test_eta_is_the_slowest_carrier() -> None:
-    assert audience.eta_seconds({"a": 3000, "b": 1000}, 2, {"a": 300, "b": 20}) == 100.0
-    assert audience.eta_seconds({"a": 0}, 2, {}) == 0.0
-    assert audience.eta_seconds({}, 1, {}) == 0.0
-    assert math.isinf(audience.eta_seconds({"a": 1}, 1, {"a": 0}))
-
-
 def test_snapshot_one_row_per_number_newest_upload_wins(
     session: Session,
     people: People,
@@ -161,16 +153,16 @@ def test_snapshot_one_row_per_number_newest_upload_wins(
         people,
         make_draft(area_codes=("42",), carrier_codes=("viettel", "vinaphone", "mobifone")),
     )
-    written = audience.snapshot(session, alert, batch_size=2)
+    written = deliveries.write_audience(session, alert, batch_size=2)
     assert written == {"mobifone": 1, "vinaphone": 3, "viettel": 4}
     rows = _deliveries(session, alert.id)
     assert len(rows) == 8
     assert rows["84960000001"][0] == "vinaphone"
     assert rows["84910000002"][0] == "vinaphone"
     assert rows["84930000001"][0] == "mobifone"
-    assert sorted(b for c, b in rows.values() if c == "viettel") == [0, 0, 1, 1]
+    assert sorted(b for c, b in rows.values() if c == "viettel") == [1, 1, 2, 2]
     states = set(session.scalars(select(Delivery.state).where(Delivery.alert_id == alert.id)))
-    assert states == {DeliveryState.PENDING}
+    assert states == {DeliveryState.QUEUED}
     pinned = dict(
         session.execute(
             select(AlertCarrier.carrier_id, AlertCarrier.list_id).where(
@@ -190,11 +182,7 @@ def test_snapshot_one_row_per_number_newest_upload_wins(
         == written
     )
     # a retried fan-out adds nothing
-    assert audience.snapshot(session, alert, batch_size=2) == {
-        "mobifone": 0,
-        "vinaphone": 0,
-        "viettel": 0,
-    }
+    assert deliveries.write_audience(session, alert, batch_size=2) == {}
 
 
 def test_a_number_in_two_alerts_gets_both(
@@ -208,8 +196,8 @@ def test_a_number_in_two_alerts_gets_both(
     second = _approved(
         session, people, make_draft(area_codes=TWO_WARDS, carrier_codes=("viettel",), title="Lần 2")
     )
-    audience.snapshot(session, first, batch_size=500)
-    audience.snapshot(session, second, batch_size=500)
+    deliveries.write_audience(session, first, batch_size=500)
+    deliveries.write_audience(session, second, batch_size=500)
     assert (
         set(_deliveries(session, first.id))
         == set(_deliveries(session, second.id))
@@ -232,16 +220,11 @@ def test_chunked_snapshot_matches_and_reports_batches(
     alert = _approved(
         session, people, make_draft(area_codes=("18073",), carrier_codes=("viettel",))
     )
-    seen: list[tuple[str, int, range]] = []
-    written = audience.snapshot(
-        session,
-        alert,
-        batch_size=10,
-        chunk_rows=25,
-        on_chunk=lambda plan, rows, batches: seen.append((plan.carrier_code, rows, batches)),
-    )
+    seen = [
+        (c.carrier_code, c.rows, c.batches)
+        for c in deliveries.fan_out(session, alert, batch_size=10, first_rows=25, chunk_rows=25)
+    ]
     expected = sum(1 for a in numbers.values() if a == "18073")
-    assert written == {"viettel": expected}
     assert sum(rows for _, rows, _ in seen) == expected and len(seen) == 4
     rows = _deliveries(session, alert.id)
     assert set(rows) == {m for m, a in numbers.items() if a == "18073"}
@@ -262,7 +245,7 @@ def test_test_alert_snapshots_only_the_test_group(
     session.add(TestRecipient(msisdn="84961111111", carrier_id=ids["viettel"]))
     session.flush()
     alert = _approved(session, people, make_draft(category=AlertCategory.TEST))
-    assert audience.snapshot(session, alert, batch_size=500) == {"viettel": 1, "vinaphone": 0}
+    assert deliveries.write_audience(session, alert, batch_size=500) == {"viettel": 1}
     assert set(_deliveries(session, alert.id)) == {"84961111111"}
 
 
@@ -329,7 +312,7 @@ def test_daily_cap_excludes_numbers_already_sent_three(
         make_draft(area_codes=TWO_WARDS, category=category, carrier_codes=("viettel",)),
         waive_daily_cap=waive,
     )
-    audience.snapshot(session, alert, batch_size=500, now=now)
+    deliveries.write_audience(session, alert, batch_size=500, now=now)
     expected = {"84960000002", "84960000005"} | (set() if capped else {"84960000001"})
     assert set(_deliveries(session, alert.id)) == expected
 
@@ -377,7 +360,7 @@ def test_a_ported_number_is_not_sent_by_its_old_carrier(
     add_list("viettel", VT, minutes_ago=60)
     add_list("vinaphone", {"84960000001": "18073"}, minutes_ago=5)  # ported after Viettel's upload
     alert = _approved(session, people, make_draft(area_codes=TWO_WARDS, carrier_codes=("viettel",)))
-    assert audience.snapshot(session, alert, batch_size=500) == {"viettel": 2}
+    assert deliveries.write_audience(session, alert, batch_size=500) == {"viettel": 2}
     assert set(_deliveries(session, alert.id)) == {"84960000002", "84960000005"}
 
 

@@ -14,8 +14,9 @@ from broadcast import keys
 from broadcast.db import Database
 from broadcast.models import Alert, Delivery
 from smpp_gateway.simulator import SmscSimulator
+from workers.processes import SenderWorker
 from workers.runtime import Runtime
-from workers.sender import SenderWorker, sender_for
+from workers.sender import sender_for
 
 
 def work(runtime: Runtime, carriers: list[str] | tuple[str, ...]) -> None:

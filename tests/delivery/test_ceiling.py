@@ -20,13 +20,12 @@ from rq import Worker
 from sqlalchemy import select
 
 from broadcast import accounts
-from broadcast.bootstrap import sync_carriers
 from broadcast.models import User
 from broadcast.web import create_app
 from delivery.conftest import CREDENTIALS, World
 from delivery.helpers import ThreadSender, accepted_numbers, states, wait_for
+from smpp_gateway.codec import ESME_RTHROTTLED
 from smpp_gateway.encoding import segments
-from smpp_gateway.simulator import ESME_RTHROTTLED
 from workers import jobs
 
 LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]
@@ -154,7 +153,6 @@ def test_an_smsc_slower_than_its_contract_slows_every_sender_down_then_recovers(
     numbers = world.numbers(400)
     alert_id = world.make_alert({"viettel": numbers})
     with world.database.session() as s:
-        sync_carriers(s, world.runtime.settings)  # the carrier's limit, as `loa init` writes it
         drafter = s.scalar(select(User).where(User.username == "drafter"))
         _, token = accounts.create_token(s, drafter, "watch", actor="test")
     client = create_app(world.runtime.settings, database=world.database).test_client()

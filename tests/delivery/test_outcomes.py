@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from broadcast.deliveries import Outcomes, ReceiptIn
 from broadcast.models import Alert, Delivery, DeliveryState
 from delivery.conftest import World
 from delivery.helpers import alert_status, drain, states, work
-from smpp_gateway.simulator import ESME_RINVDSTADR
+from smpp_gateway.codec import ESME_RINVDSTADR
 from workers import jobs
-from workers.store import Outcomes, ReceiptIn
 
 
 def test_throttling_and_permanent_errors_add_up(make_world: Callable[..., World]) -> None:

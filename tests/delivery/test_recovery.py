@@ -28,6 +28,7 @@ from delivery.helpers import (
     work,
 )
 from workers import jobs
+from workers.processes import ControlWorker
 from workers.sender import sender_for
 
 
@@ -258,15 +259,15 @@ def test_redis_flushed_mid_broadcast_reconcile_finishes(make_world: Callable[...
     received = accepted_numbers(world.sims["viettel"])
     assert set(received) == set(numbers) and max(received.values()) == 1
     with world.database.session() as s:
-        progress = live.alert_progress(world.runtime.redis, s, alert_id)
+        progress = live.alert_progress(
+            world.runtime.redis, s, alert_id, world.runtime.settings.rate_limits
+        )
     assert progress["viettel"]["delivered"] == 800
 
 
 def test_an_approved_alert_whose_fan_out_was_lost_is_sent(
     make_world: Callable[..., World],
 ) -> None:
-    from workers.sender import ControlWorker
-
     world = make_world(("viettel",), sim={"receipt_delay": 0.02})
     numbers = world.numbers(60)
     alert_id = world.make_alert({"viettel": numbers})  # approved; its fan-out job never ran

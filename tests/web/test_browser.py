@@ -690,7 +690,7 @@ def test_watch_page_ranks_communes_live_and_shows_a_commune_down(
     carrier's own report of its network down there, both as they change."""
     from sqlalchemy import insert, select
 
-    from broadcast import alerts, audience
+    from broadcast import alerts, deliveries
     from broadcast.models import (
         Alert,
         Area,
@@ -729,7 +729,7 @@ def test_watch_page_ranks_communes_live_and_shows_a_commune_down(
     _api(base, drafter, "POST", f"/api/v1/alerts/{aid}/submit")
     _api(base, approver, "POST", f"/api/v1/alerts/{aid}/approve", {"version": 1})
     with database.session() as s:  # what the fan-out job does (no worker runs here)
-        audience.snapshot(s, s.get(Alert, aid), batch_size=10)
+        deliveries.write_audience(s, s.get(Alert, aid), batch_size=10)
         alerts.mark_sending(s, aid)
 
     page = log_in(browser, base, "approver")

@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select, update
 from webtools import People, assert_error, login
 
-from broadcast import audience
+from broadcast import deliveries
 from broadcast.db import Database
 from broadcast.models import Alert, Carrier, Delivery, DeliveryState, User
 from broadcast.settings import Settings
@@ -180,7 +180,10 @@ def sent_alert(
     aid = created.get_json()["id"]
     with seeded_database.session() as session:
         alert = session.get(Alert, aid)
-        assert audience.snapshot(session, alert, batch_size=10) == {"viettel": 4, "vinaphone": 1}
+        assert deliveries.write_audience(session, alert, batch_size=10) == {
+            "viettel": 4,
+            "vinaphone": 1,
+        }
         for msisdn, (state, error) in OUTCOMES.items():
             session.execute(
                 update(Delivery)

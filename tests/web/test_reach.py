@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select
 from webtools import People, assert_error, hidden_fields, login, page_csrf
 
-from broadcast import alerts, audience
+from broadcast import alerts, deliveries
 from broadcast.db import Database
 from broadcast.models import (
     Alert,
@@ -89,7 +89,7 @@ def approve(
 def snapshot(database: Database, alert_id: int) -> set[str]:
     """What the fan-out job writes (its INSERT … SELECT): the numbers the alert goes to."""
     with database.session() as s:
-        audience.snapshot(s, s.get(Alert, alert_id), batch_size=50)
+        deliveries.write_audience(s, s.get(Alert, alert_id), batch_size=50)
         alerts.mark_sending(s, alert_id)
     with database.session() as s:
         return set(s.scalars(select(Delivery.msisdn).where(Delivery.alert_id == alert_id)))

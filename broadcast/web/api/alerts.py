@@ -247,7 +247,11 @@ def alert_progress(alert_id: int):  # type: ignore[no-untyped-def]
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
         return jsonify(
-            ProgressOut().dump(alertio.progress(svc.redis, session, alert, history=history))
+            ProgressOut().dump(
+                alertio.progress(
+                    svc.redis, session, alert, svc.settings.rate_limits, history=history
+                )
+            )
         )
 
 

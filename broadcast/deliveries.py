@@ -1,4 +1,11 @@
-"""SqlDeliveryStore: every state change of deliveries, written in bulk.
+"""Deliveries, the core's storage of sending: the fan-out and the delivery store.
+
+- `fan_out(session, alert, ...)`: the one way an alert's audience becomes delivery rows, a
+  generator writing chunk after chunk (one INSERT … SELECT each, `audience.plan_snapshot`)
+  and numbering each chunk's rows into queued batches; it yields a `Chunk` after each, so the
+  caller (the RQ job `workers.jobs.fan_out`, and the tests) commits and enqueues those batches
+  before the next chunk is written.
+- `SqlDeliveryStore`: every state change of deliveries, written in bulk.
 
 A batch of outcomes is one executemany per kind of change (pipelined by psycopg, in-process for
 SQLite), never one round trip per message. Receipts are inserted as they come and matched to
@@ -13,15 +20,22 @@ database without a second query.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, text, update
+from sqlalchemy.orm import Session
 
+from broadcast import alerts, audience
 from broadcast.alerts import alert_text
 from broadcast.db import Database
+from broadcast.errors import InvalidTransition
 from broadcast.models import (
+    FAILED_DELIVERY_STATES,
+    OPEN_DELIVERY_STATES,
+    UNSENT_DELIVERY_STATES,
     Alert,
     AlertStatus,
     Carrier,
@@ -30,7 +44,7 @@ from broadcast.models import (
     DeliveryState,
     Receipt,
 )
-from broadcast.settings import DeliverySettings
+from broadcast.settings import DeliverySettings, Settings
 from smpp_gateway.receipts import STAT_WORDS
 
 Transitions = Counter  # Counter[tuple[int, int, str, str]]
@@ -39,8 +53,9 @@ D = Delivery.__table__
 P = DeliveryPart.__table__
 R = Receipt.__table__
 
-OPEN_STATES = (DeliveryState.PENDING.value, DeliveryState.QUEUED.value)
-NOT_FINAL = (*OPEN_STATES, DeliveryState.SUBMITTED.value)
+# Plain strings of the states defined in broadcast.models, for SQL and counter keys.
+OPEN_STATES = tuple(s.value for s in UNSENT_DELIVERY_STATES)
+NOT_FINAL = tuple(s.value for s in OPEN_DELIVERY_STATES)
 # Receipt states (smpp_gateway.ReceiptState values) -> the delivery state they end in.
 RECEIPT_FINAL = {
     "delivered": DeliveryState.DELIVERED.value,
@@ -51,7 +66,10 @@ RECEIPT_FINAL = {
     "unknown": DeliveryState.UNDELIVERABLE.value,
 }
 # When parts end differently, the delivery takes the worst.
-_SEVERITY = {"delivered": 0, "expired": 1, "undeliverable": 2, "rejected": 3}
+_SEVERITY = {
+    DeliveryState.DELIVERED.value: 0,
+    **{s.value: n for n, s in enumerate(FAILED_DELIVERY_STATES, 1)},
+}
 # Receipt states (smpp_gateway.ReceiptState values) -> the `stat:` word a carrier wrote.
 _STAT_WORDS = {state.value: word for word, state in STAT_WORDS.items()}
 # Why a row expired, by what it had reached when the alert's expiry (its validity) passed.
@@ -119,6 +137,146 @@ class ReceiptIn:
     done_at: datetime | None
 
 
+# -- the fan-out ------------------------------------------------------------------------------
+
+# A small first chunk for every carrier, so the first message leaves within a second of
+# approval whatever the audience; then big chunks, carrier after carrier.
+FIRST_CHUNK_ROWS = 2_000
+CHUNK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of an alert's audience, written and numbered into queued batches."""
+
+    carrier_id: int
+    carrier_code: str
+    rows: int  # rows queued by this chunk
+    batches: list[int]  # their batch numbers, to enqueue
+
+
+def chunk_ranges(
+    plan: audience.CarrierSnapshot, first: int, rows: int
+) -> list[tuple[int, int] | None]:
+    """Subscriber-position ranges: `first` rows, then `rows` at a time (None: all at once)."""
+    if plan.id_min is None or plan.id_max is None:
+        return [None]
+    lo, hi = plan.id_min, plan.id_max + 1
+    out: list[tuple[int, int] | None] = [(lo, min(lo + first, hi))]
+    lo += first
+    while lo < hi:
+        out.append((lo, min(lo + rows, hi)))
+        lo += rows
+    return out
+
+
+def fan_out(
+    session: Session,
+    alert: Alert,
+    *,
+    settings: Settings | None = None,
+    batch_size: int | None = None,
+    first_rows: int = FIRST_CHUNK_ROWS,
+    chunk_rows: int = CHUNK_ROWS,
+    now: datetime | None = None,
+) -> Iterator[Chunk]:
+    """Write the alert's audience as queued deliveries, chunk by chunk, yielding each chunk.
+
+    Every chunk is one INSERT … SELECT (the carrier's plan from `audience.plan_snapshot`)
+    and one UPDATE numbering its rows into batches of `batch_size` (default
+    `delivery.batch_size`), in the caller's transaction: the caller commits before it enqueues
+    the chunk's batches, so sending starts while the rest is still being written. A first
+    chunk of `first_rows` for every carrier, then `chunk_rows` at a time, carrier after
+    carrier. Running it again adds nothing already there; chunks that add no row are not
+    yielded.
+    """
+    if batch_size is None:
+        batch_size = (settings.delivery if settings else DeliverySettings()).batch_size
+    plans = audience.plan_snapshot(session, alert, settings=settings, now=now)
+    dialect = session.get_bind().dialect.name
+    rounds = [chunk_ranges(plan, first_rows, chunk_rows) for plan in plans]
+    work = [(plan, r[0]) for plan, r in zip(plans, rounds, strict=True) if r]
+    work += [(plan, c) for plan, r in zip(plans, rounds, strict=True) for c in r[1:]]
+    grouped = audience.recipient_group(alert.category) is not None  # a test or a drill
+    for plan, id_range in work:
+        if plan.list_id is None and not grouped:
+            continue
+        if dialect == "postgresql":
+            # The per-row cap probe lifts the cost estimate past jit_above_cost; compiling
+            # then costs ~0.2 s a statement and saves nothing. SET LOCAL: this transaction
+            # only, and again per chunk because the caller commits between chunks.
+            session.execute(text("SET LOCAL jit = off"))
+        session.execute(
+            plan.insert(alert, batch_size=batch_size, dialect=dialect, id_range=id_range)
+        )
+        pairs, count = queue_pending(session, alert.id, batch_size, plan.carrier_id)
+        if count:
+            yield Chunk(plan.carrier_id, plan.carrier_code, count, [b for _, b in pairs])
+
+
+def write_audience(session: Session, alert: Alert, **kwargs: Any) -> dict[str, int]:
+    """The whole fan-out at once, nothing enqueued (a command-line or benchmark run, a test
+    that sends nothing): rows written per carrier code; carriers it wrote nothing for are
+    absent. Same generator, same arguments as `fan_out`."""
+    written: dict[str, int] = {}
+    for chunk in fan_out(session, alert, **kwargs):
+        written[chunk.carrier_code] = written.get(chunk.carrier_code, 0) + chunk.rows
+    return written
+
+
+def queue_pending(
+    s: Session, alert_id: int, batch_size: int, carrier_id: int | None = None
+) -> tuple[list[tuple[int, int]], int]:
+    """Number pending rows into batches per carrier (after the highest batch already
+    queued) and mark them queued, one UPDATE … FROM per carrier; returns the new
+    (carrier_id, batch_no) to enqueue and the number of rows."""
+    now = utcnow()
+    new: list[tuple[int, int]] = []
+    total = 0
+    carriers = (
+        [carrier_id]
+        if carrier_id is not None
+        else s.scalars(
+            select(D.c.carrier_id)
+            .where(D.c.alert_id == alert_id, D.c.state == DeliveryState.PENDING.value)
+            .distinct()
+        ).all()
+    )
+    for cid in carriers:
+        top = s.scalar(
+            select(func.max(D.c.batch_no)).where(
+                D.c.alert_id == alert_id,
+                D.c.carrier_id == cid,
+                D.c.state != DeliveryState.PENDING.value,
+            )
+        )
+        base = (top or 0) + 1
+        rank = func.row_number().over(order_by=D.c.id) - 1
+        sub = (
+            select(
+                D.c.id.label("sid"),
+                (literal(base) + rank.self_group().op("/")(literal(batch_size))).label("b"),
+            )
+            .where(
+                D.c.alert_id == alert_id,
+                D.c.carrier_id == cid,
+                D.c.state == DeliveryState.PENDING.value,
+            )
+            .subquery()
+        )
+        count = s.execute(
+            update(D)
+            .where(D.c.id == sub.c.sid)
+            .values(batch_no=sub.c.b, state=DeliveryState.QUEUED.value, queued_at=now)
+        ).rowcount
+        total += count
+        new += [(cid, base + i) for i in range(-(-count // batch_size))]
+    return new, total
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
 class SqlDeliveryStore:
     def __init__(self, database: Database, settings: DeliverySettings) -> None:
         self.database = database
@@ -175,52 +333,9 @@ class SqlDeliveryStore:
     def queue_pending(
         self, alert_id: int, batch_size: int, carrier_id: int | None = None
     ) -> tuple[list[tuple[int, int]], int]:
-        """Number pending rows into batches per carrier (after the highest batch already
-        queued) and mark them queued, one UPDATE … FROM per carrier; returns the new
-        (carrier_id, batch_no) to enqueue and the number of rows."""
-        now = utcnow()
-        new: list[tuple[int, int]] = []
-        total = 0
+        """`queue_pending` in a transaction of its own."""
         with self.database.session() as s:
-            carriers = (
-                [carrier_id]
-                if carrier_id is not None
-                else s.scalars(
-                    select(D.c.carrier_id)
-                    .where(D.c.alert_id == alert_id, D.c.state == DeliveryState.PENDING.value)
-                    .distinct()
-                ).all()
-            )
-            for cid in carriers:
-                top = s.scalar(
-                    select(func.max(D.c.batch_no)).where(
-                        D.c.alert_id == alert_id,
-                        D.c.carrier_id == cid,
-                        D.c.state != DeliveryState.PENDING.value,
-                    )
-                )
-                base = (top or 0) + 1
-                rank = func.row_number().over(order_by=D.c.id) - 1
-                sub = (
-                    select(
-                        D.c.id.label("sid"),
-                        (literal(base) + rank.self_group().op("/")(literal(batch_size))).label("b"),
-                    )
-                    .where(
-                        D.c.alert_id == alert_id,
-                        D.c.carrier_id == cid,
-                        D.c.state == DeliveryState.PENDING.value,
-                    )
-                    .subquery()
-                )
-                count = s.execute(
-                    update(D)
-                    .where(D.c.id == sub.c.sid)
-                    .values(batch_no=sub.c.b, state=DeliveryState.QUEUED.value, queued_at=now)
-                ).rowcount
-                total += count
-                new += [(cid, base + i) for i in range(-(-count // batch_size))]
-        return new, total
+            return queue_pending(s, alert_id, batch_size, carrier_id)
 
     def batches_to_queue(self, alert_id: int) -> list[tuple[int, int, bool]]:
         """(carrier_id, batch_no, lease_expired) of queued rows that no live sender holds."""
@@ -445,6 +560,20 @@ class SqlDeliveryStore:
         return moved
 
     # -- alert-wide ---------------------------------------------------------------------------
+
+    def complete_if_done(self, alert_id: int) -> bool:
+        """Mark the alert completed when every delivery is final (cancelled alerts stay so)."""
+        if self.has_open(alert_id):
+            return False
+        with self.database.session() as s:
+            alert = s.get(Alert, alert_id)
+            if alert is None or alert.status not in (AlertStatus.SENDING, AlertStatus.PAUSED):
+                return False
+            try:
+                alerts.mark_completed(s, alert_id)
+            except InvalidTransition:
+                return False
+        return True
 
     def cancel_unsent(self, alert_id: int, ids: Iterable[int] = ()) -> Transitions:
         """Cancel every open row no live sender holds, plus `ids` (the caller's own claim)."""
