@@ -202,3 +202,6 @@ def test_a_pushback_cuts_one_carriers_rate_which_climbs_back_at_limit_per_recove
     assert 300.0 < shown["viettel"] < 320.0 and shown["vinaphone"] == 600.0
     quick = RedisRateLimiter(redis_client, "mobifone", 100, decrease=0.2, recovery=2.0)
     assert quick.slow_down() == pytest.approx(20.0)
+    # never below one segment a second, however hard the SMSC pushes back
+    tiny = RedisRateLimiter(redis_client, "c3", 3, decrease=0.2)
+    assert tiny.slow_down() == 1.0

@@ -122,10 +122,11 @@ def upload(
     name: str = "list.csv",
     token: str | None = None,
     wait: float | None = None,
+    **form: str,
 ) -> Any:
     """`who` sends a carrier file through the API (`wait`: the seconds the request may wait
-    for the import; None: the server's default)."""
-    data: dict[str, Any] = {"kind": kind, "file": (io.BytesIO(text.encode()), name)}
+    for the import; None: the server's default; `form`: other fields, e.g. allow_shrink)."""
+    data: dict[str, Any] = {"kind": kind, "file": (io.BytesIO(text.encode()), name), **form}
     if token:
         data["progress_token"] = token
     query = "" if wait is None else f"?wait={wait}"
@@ -134,6 +135,31 @@ def upload(
         data=data,
         headers=people.auth(who),
         content_type="multipart/form-data",
+    )
+
+
+def console_upload(
+    client: FlaskClient,
+    carrier: str,
+    text: str,
+    *,
+    kind: str = "list",
+    name: str = "list.csv",
+    headers: dict[str, str] | None = None,
+    **form: str,
+) -> Any:
+    """The logged-in carrier user sends a file with the form of its console page."""
+    data: dict[str, Any] = {
+        "csrf_token": page_csrf(client, f"/carriers/{carrier}"),
+        "kind": kind,
+        "file": (io.BytesIO(text.encode()), name),
+        **form,
+    }
+    return client.post(
+        f"/carriers/{carrier}/upload",
+        data=data,
+        content_type="multipart/form-data",
+        headers=headers or {},
     )
 
 
