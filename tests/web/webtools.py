@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import redis
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -179,58 +174,56 @@ class People:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]
-
-
 class ControlJobs:
-    """The control and imports workers for web tests: `loa worker --control` and `loa worker
-    --imports` as an operator runs them, in processes of their own that see the test's
-    settings, so a request can wait for the job it enqueued. Stopped with SIGTERM; each must
-    exit 0 without a traceback."""
+    """The control and imports workers' part for web tests: RQ's SimpleWorker takes their
+    queues' jobs in a thread, as `loa worker --control` and `--imports` do in their own
+    processes, so a request can wait for the job it enqueued. Timer death penalty: no
+    signals in a thread."""
 
     def __init__(self, settings: Any, database: Any) -> None:
-        from rq import Worker
+        from workers import runtime as rt_mod
 
-        settings.instance_path.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "LOA_INSTANCE_PATH": str(settings.instance_path),
-            "LOA_DATABASE_URL": settings.database_url,
-            "LOA_REDIS_URL": settings.redis_url,
-            "LOA_LOG_LEVEL": "WARNING",
-        }
-        self.log = settings.instance_path / f"workers-{time.monotonic_ns()}.log"
-        with self.log.open("wb") as out:
-            self.processes = [
-                subprocess.Popen([*LOA, "worker", flag], env=env, stdout=out, stderr=out)
-                for flag in ("--control", "--imports")
-            ]
-        connection = redis.Redis.from_url(settings.redis_url)
+        self.rt_mod = rt_mod
+        self.runtime = rt_mod.build_runtime(settings, database)
+        rt_mod.install(self.runtime)
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
         try:
-            end = time.monotonic() + 40
-            while Worker.count(connection=connection) < 2 and time.monotonic() < end:
-                assert all(p.poll() is None for p in self.processes), self.output()
-                time.sleep(0.05)
-            assert Worker.count(connection=connection) >= 2, self.output()
-        finally:
-            connection.close()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+            while not self.stop.is_set():
+                burst_worker(self.runtime.redis).work(burst=True, logging_level="WARNING")
+                self.stop.wait(0.05)
+        except BaseException as exc:  # reported by close()
+            self.errors.append(exc)
 
     def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        codes = []
-        for process in self.processes:
-            try:
-                codes.append(process.wait(20))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                codes.append(process.wait(5))
-        assert codes == [0, 0], self.output()
-        assert "Traceback" not in self.output(), self.output()
+        self.stop.set()
+        self.thread.join(30)
+        self.rt_mod.install(None)
+        self.runtime.redis.close()
+        assert not self.errors, self.errors
+
+
+def burst_worker(connection: Any) -> Any:
+    """A SimpleWorker of the control and imports queues that runs in any thread."""
+    from rq import Queue, SimpleWorker
+    from rq.timeouts import TimerDeathPenalty
+
+    from broadcast import keys
+
+    class _Worker(SimpleWorker):
+        death_penalty_class = TimerDeathPenalty
+
+        def _install_signal_handlers(self) -> None:  # only the main thread may
+            pass
+
+    queues = [
+        Queue(name, connection=connection) for name in (keys.CONTROL_QUEUE, keys.IMPORT_QUEUE)
+    ]
+    return _Worker(queues, connection=connection)
 
 
 @cache
