@@ -48,6 +48,9 @@ class Target:
     path: str
     tests: tuple[str, ...]
     functions: tuple[str, ...] = ()  # empty: every function of the module
+    # more pytest arguments narrowing the tests (e.g. "-k", "sqlite and scope"): web tests
+    # that start an app per test on both databases are too slow to run whole for each mutant
+    selection: tuple[str, ...] = ()
 
     @property
     def package(self) -> str:
@@ -89,9 +92,31 @@ TARGETS = {
             "mark_",
         ),
     ),
+    # the carrier scope and the login throttle (the whole of test_auth, test_carrier_scope and
+    # test_imports on both databases took the 10-minute bound for mutmut's first passes alone)
     "security": Target(
         "broadcast/web/security.py",
-        ("tests/web/test_auth.py", "tests/web/test_carrier_scope.py", "tests/web/test_imports.py"),
+        ("tests/web/test_carrier_scope.py", "tests/web/test_auth.py"),
+        (
+            "carrier_in_scope",
+            "client_ip",
+            "LoginThrottle",
+            "known_device",
+            "remember_device",
+            "_device_signer",
+        ),
+        (
+            "-k",
+            "sqlite and (another_carrier or route or throttl or rotating or forged or "
+            "replayed or revoked_or or self_approval)",
+        ),
+    ),
+    # the scope checks of the imports API: an import, and an upload's progress by token
+    "imports-scope": Target(
+        "broadcast/web/api/imports.py",
+        ("tests/web/test_carrier_scope.py", "tests/web/test_auth.py"),
+        ("visible_import", "progress_in_scope"),
+        ("-k", "sqlite and (another_carrier or replayed or revoked_or)"),
     ),
     "import-service": Target(
         "subscriber_import/service.py",
@@ -136,7 +161,7 @@ def _mutmut_section(base: dict[str, object], target: Target) -> str:
     settings["source_paths"] = [target.package]
     settings["only_mutate"] = [target.path]
     settings["also_copy"] = ["config"]
-    settings["pytest_add_cli_args_test_selection"] = list(target.tests)
+    settings["pytest_add_cli_args_test_selection"] = [*target.tests, *target.selection]
     lines = ["[tool.mutmut]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"

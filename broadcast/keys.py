@@ -130,3 +130,9 @@ def user_sessions_key(user_id: int) -> str:
 def login_attempts_key(username: str, ip: str) -> str:
     """Login attempts per username and client address in the current one-minute window."""
     return key("login", "attempts", username.lower(), ip)
+
+
+def login_account_key(username: str) -> str:
+    """Login attempts on one username from devices it never logged in from, in the current
+    account window (whatever the client address)."""
+    return key("login", "account", username.lower())

@@ -83,6 +83,11 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 5000
     login_attempts_per_minute: int = 5
+    # Attempts on one username from devices it never logged in from, whatever their address,
+    # per window: a guess spread over many addresses is slowed, and the user's own browser
+    # (known by a signed cookie set at login) is never locked out.
+    login_attempts_per_account: int = 20
+    login_account_window_seconds: int = 900
     # A console session ends after this many hours whatever happens (absolute lifetime)…
     session_hours: int = 12
     # …and sooner when nobody used it for this many minutes (idle timeout).
@@ -294,6 +299,8 @@ class WebSchema(_Strict):
     host = fields.String()
     port = fields.Integer(validate=validate.Range(min=0, max=65535))
     login_attempts_per_minute = fields.Integer(validate=_POSITIVE)
+    login_attempts_per_account = fields.Integer(validate=_POSITIVE)
+    login_account_window_seconds = fields.Integer(validate=validate.Range(min=1, max=86400))
     session_hours = fields.Integer(validate=_POSITIVE)
     session_idle_minutes = fields.Integer(validate=_POSITIVE)
     token_expiry_days = fields.Integer(validate=validate.Range(min=0, max=3650))

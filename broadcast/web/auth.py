@@ -1,5 +1,5 @@
 """Log in and out, switch language, one's own API tokens. Login attempts are throttled per
-username and client address."""
+username and client address, and per username from devices that never logged in as it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ from broadcast.web.api.schemas import TokenIn
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
 from broadcast.web.i18n import LOCALES
-from broadcast.web.security import CurrentUser, LoginThrottle, client_ip
+from broadcast.web.security import (
+    CurrentUser,
+    LoginThrottle,
+    client_ip,
+    known_device,
+    remember_device,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -62,8 +68,23 @@ def login():  # type: ignore[no-untyped-def]
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     ip = client_ip()
-    throttle = LoginThrottle(svc.redis, svc.settings.web.login_attempts_per_minute)
+    web = svc.settings.web
+    throttle = LoginThrottle(
+        svc.redis,
+        web.login_attempts_per_minute,
+        web.login_attempts_per_account,
+        web.login_account_window_seconds,
+    )
+    message, known = None, known_device(username)
     if not throttle.attempt(username, ip):
+        message = _("Too many failed attempts. Wait a minute and try again.")
+    elif not known and not throttle.account_attempt(username):
+        message = _(
+            "Too many failed attempts on this account. Try again in %(minutes)s minutes, "
+            "or from a browser you have logged in from before.",
+            minutes=-(-web.login_account_window_seconds // 60),
+        )
+    if message is not None:
         with svc.database.session() as s:
             audit.record(
                 s,
@@ -72,7 +93,6 @@ def login():  # type: ignore[no-untyped-def]
                 object_type="user",
                 ip=ip,
             )
-        message = _("Too many failed attempts. Wait a minute and try again.")
         return render_template("auth/login.html", error=message, username=username), 429
     with svc.database.session() as s:
         user = s.scalar(select(User).where(User.username == username)) if username else None
@@ -96,14 +116,15 @@ def login():  # type: ignore[no-untyped-def]
     if not ok:
         message = _("Wrong username or password.")
         return render_template("auth/login.html", error=message, username=username), 401
-    throttle.clear(username, ip)
+    throttle.clear(username, ip, counted_on_account=not known)
     locale = session.get("locale")
     session.clear()
     session.rotate()  # a new session id at login: no fixation
     if locale:
         session["locale"] = locale
     login_user(who)
-    return redirect(_safe_next(request.args.get("next")) or url_for(home_endpoint()))
+    answer = redirect(_safe_next(request.args.get("next")) or url_for(home_endpoint()))
+    return remember_device(answer, username)
 
 
 @bp.route("/logout", methods=["POST"])

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, abort, current_app, g, request
 from flask_login import AnonymousUserMixin, LoginManager, current_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -144,28 +145,91 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
+# A successful login is not a failed attempt: taken back from the account's count, atomically,
+# and only while the window lasts (DECR keeps the key's expiry).
+_UNCOUNT_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
 
 class LoginThrottle:
-    """Login attempts per username and client address in a one-minute Redis window.
+    """Login attempts, counted in Redis before the password is checked.
 
-    Each attempt is counted before its password is checked; a successful login clears the
-    count.
+    Per username and client address in a one-minute window (`per_minute`), and per username
+    alone, from devices that never logged in as it, in a longer window (`per_account` per
+    `account_window` seconds): an attacker rotating addresses is slowed by the second, the
+    user's own browser (a `DEVICE_COOKIE` signed at login) is not counted by it. A successful
+    login clears the count of its address and is taken back from the account's count, which
+    otherwise runs out with its window (the user logging in does not hand an attacker a fresh
+    allowance).
     """
 
     WINDOW_SECONDS = 60
 
-    def __init__(self, redis_client: Any, per_minute: int) -> None:
+    def __init__(
+        self, redis_client: Any, per_minute: int, per_account: int = 0, account_window: int = 900
+    ) -> None:
         self.redis = redis_client
         self.per_minute = per_minute
+        self.per_account = per_account
+        self.account_window = account_window
         self._count = redis_client.register_script(_COUNT_ATTEMPT)
+        self._uncount = redis_client.register_script(_UNCOUNT_ATTEMPT)
 
     def attempt(self, username: str, ip: str) -> bool:
         """Count one attempt; False when it is over the limit and must not be checked."""
         key = keys.login_attempts_key(username, ip)
         return int(self._count(keys=[key], args=[self.WINDOW_SECONDS])) <= self.per_minute
 
-    def clear(self, username: str, ip: str) -> None:
+    def account_attempt(self, username: str) -> bool:
+        """Count one attempt on the account from an unknown device; False when over its limit
+        (always True with no account limit)."""
+        if self.per_account <= 0:
+            return True
+        key = keys.login_account_key(username)
+        return int(self._count(keys=[key], args=[self.account_window])) <= self.per_account
+
+    def clear(self, username: str, ip: str, *, counted_on_account: bool = False) -> None:
+        """After a successful login: its address starts afresh, and an attempt counted on the
+        account is taken back."""
         self.redis.delete(keys.login_attempts_key(username, ip))
+        if counted_on_account and self.per_account > 0:
+            self._uncount(keys=[keys.login_account_key(username)])
+
+
+# A browser that logged in as a user carries this cookie (the username, signed with the app's
+# secret key); it spares that browser the per-account count.
+DEVICE_COOKIE = "loa_device"
+DEVICE_DAYS = 90
+
+
+def _device_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="loa.login-device")
+
+
+def known_device(username: str) -> bool:
+    """Whether this request comes from a browser that logged in as `username` before."""
+    value = request.cookies.get(DEVICE_COOKIE)
+    if not value or not username:
+        return False
+    try:
+        signed = _device_signer().loads(value, max_age=DEVICE_DAYS * 86400)
+    except BadSignature:
+        return False
+    return isinstance(signed, str) and signed == username.lower()
+
+
+def remember_device(response: Response, username: str) -> Response:
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _device_signer().dumps(username.lower()),
+        max_age=DEVICE_DAYS * 86400,
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+    )
+    return response
 
 
 CSP = (

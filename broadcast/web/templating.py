@@ -109,7 +109,7 @@ RECEIPT_WORDS = {
     "DELETED": _l("The carrier deleted it"),
     "UNKNOWN": _l("The carrier reported an unknown outcome"),
 }
-# The reasons workers write in Delivery.last_error (workers/sender.py, workers/store.py).
+# The reasons workers write in Delivery.last_error (workers/sender.py, broadcast/deliveries.py).
 _RECEIPT = re.compile(r"^receipt (?P<word>[A-Z]+)(?: err (?P<code>\S+))?$")
 _GAVE_UP = re.compile(r"^gave up after (?P<n>\d+) attempts: (?P<error>.*)$", re.S)
 _TOO_LONG = re.compile(r"^(?P<parts>\d+) parts exceed the carrier limit of (?P<limit>\d+)")

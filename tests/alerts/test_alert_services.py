@@ -551,3 +551,26 @@ def test_each_decision_names_its_maker_and_keeps_its_time(
     alerts.mark_completed(session, sent.id, now=later)
     assert sent.status == AlertStatus.COMPLETED and sent.completed_at == later
     assert _audit(session, sent.id)[-1][:2] == ("system", "alert.complete")
+
+
+def test_the_three_refusals_read_in_full(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    """The sentences the API and console show, word for word (mutation testing changed them
+    without a test noticing while tests matched key words only)."""
+    alert = _pending(session, people, draft)
+    with pytest.raises(PermissionDenied) as other:
+        alerts.withdraw(session, alert.id, user=people["drafter2"])
+    assert str(other.value) == "only the author can withdraw an alert from approval"
+    with pytest.raises(ValidationFailed) as empty:
+        alerts.reject(session, alert.id, user=people["approver"], reason="")
+    assert str(empty.value) == "the rejection reason was refused (reason: is required)"
+    assert empty.value.details == {"reason": ["is required"]}
+    approver = people["approver"]
+    own = alerts.create_draft(session, draft, user=approver, now=DAYTIME)
+    alerts.submit_for_approval(session, own.id, user=approver, now=DAYTIME)
+    with pytest.raises(PermissionDenied) as self_reject:
+        alerts.reject(session, own.id, user=approver, reason="oops")
+    assert str(self_reject.value) == (
+        "a drafter cannot reject their own alert; withdraw it instead"
+    )

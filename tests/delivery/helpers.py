@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-import threading
+import itertools
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rq import Queue
+from rq import Worker
 from sqlalchemy import func, select
 
-from broadcast import keys
 from broadcast.db import Database
 from broadcast.models import Alert, Delivery
 from smpp_gateway.simulator import SmscSimulator
 from workers.processes import SenderWorker
 from workers.runtime import Runtime
 from workers.sender import sender_for
+
+if TYPE_CHECKING:
+    from delivery.conftest import World
 
 
 def work(runtime: Runtime, carriers: list[str] | tuple[str, ...]) -> None:
@@ -60,35 +68,93 @@ def accepted_numbers(sim: SmscSimulator) -> Counter[str]:
     return Counter(r.destination_addr for r in sim.submits() if r.error is None)
 
 
-class ThreadSender:
-    """One carrier's sender in a background thread, taking jobs off its queues (emergency
-    first) like `loa worker` does, so a test can act while it sends."""
+LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]
+_runs = itertools.count(1)
 
-    def __init__(self, runtime: Runtime, code: str) -> None:
-        self.runtime = runtime
-        self.code = code
-        self.stop = threading.Event()
-        self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
 
-    def _run(self) -> None:
-        try:
-            sender = sender_for(self.runtime, self.code)
-            queues = [Queue(n, connection=self.runtime.redis) for n in keys.send_queues(self.code)]
-            while not self.stop.is_set():
-                found = Queue.dequeue_any(queues, None, connection=self.runtime.redis)
-                if found:
-                    found[0].perform()
-                else:
-                    sender.idle(0.02)
-        except BaseException as exc:  # reported by join()
-            self.errors.append(exc)
+class SenderProcesses:
+    """`loa worker --carrier CODE` processes: the real command, its SenderWorker, binds and
+    signal handling, taking jobs off the carrier's queues (emergency first) while the test
+    acts. Their output (stdout and stderr) goes to one file."""
 
-    def join(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.errors, self.errors
+    def __init__(self, procs: list[subprocess.Popen[bytes]], out: Path, expected: str) -> None:
+        self.procs = procs
+        self.out = out
+        self.expected = expected
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    def wait(self, timeout: float = 20) -> list[int]:
+        """The exit codes; a process still running after `timeout` is killed (code < 0)."""
+        for proc in self.procs:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        return [proc.returncode for proc in self.procs]
+
+    def stop(self) -> None:
+        """As systemd stops `loa worker`: SIGTERM, and a clean exit is required."""
+        self.signal(signal.SIGTERM)
+        codes = self.wait()
+        output = self.output()
+        assert codes == [0] * len(self.procs), output
+        # no traceback, but those the test expects (each ends with the `expected` error)
+        allowed = output.count(self.expected) if self.expected else 0
+        assert output.count("Traceback") <= allowed, output
+
+
+@contextmanager
+def sender_processes(
+    world: World,
+    carriers: list[str] | tuple[str, ...],
+    *args: str,
+    env: dict[str, str] | None = None,
+    log_level: str = "WARNING",
+    registered: int | None = None,
+    expected: str = "",
+) -> Iterator[SenderProcesses]:
+    """One `loa worker --carrier CODE [args]` per carrier, registered with RQ (binds open) on
+    entry; stopped with SIGTERM on exit, which must end them cleanly (exit 0, no traceback but
+    those ending with the `expected` error) unless the test failed or stopped them itself."""
+    out = world.tmp_path / f"senders-{next(_runs)}.out"
+    env = {**(env or world.env()), "LOA_LOG_LEVEL": log_level}
+    with out.open("wb") as sink:
+        procs = [
+            subprocess.Popen(
+                [*LOA, "worker", "--carrier", code, *args],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+            for code in carriers
+        ]
+    running = SenderProcesses(procs, out, expected)
+    expected = registered if registered is not None else len(procs)
+    try:
+        started = wait_for(
+            lambda: (
+                Worker.count(connection=world.runtime.redis) >= expected
+                or any(p.poll() is not None for p in procs)
+            ),
+            40,
+            0.05,
+        )
+        assert started and all(p.poll() is None for p in procs), running.output()
+        yield running
+    except BaseException:
+        running.signal(signal.SIGKILL)
+        running.wait(10)
+        raise
+    if any(p.returncode is None for p in procs):
+        running.stop()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.02) -> bool:

@@ -16,19 +16,17 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from rq import Worker
 from sqlalchemy import select
 
 from broadcast import accounts
 from broadcast.models import User
 from broadcast.web import create_app
 from delivery.conftest import CREDENTIALS, World
-from delivery.helpers import ThreadSender, accepted_numbers, states, wait_for
+from delivery.helpers import LOA, accepted_numbers, sender_processes, states, wait_for
 from smpp_gateway.codec import ESME_RTHROTTLED
 from smpp_gateway.encoding import segments
 from workers import jobs
 
-LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]
 # 200 GSM-7 characters: two parts (153 + 47) each.
 TWO_PARTS = (
     "Canh bao: mua lon keo dai, nguy co lu quet va sat lo dat o cac xa vung nui. "
@@ -78,24 +76,6 @@ def simulator_process(record: Path, **options: object) -> Iterator[int]:
         proc.stdout.close()
 
 
-@contextmanager
-def sender_processes(world: World, env: dict[str, str], code: str, count: int) -> Iterator[None]:
-    """`loa worker --carrier CODE` subprocesses, registered with RQ (binds open) on entry."""
-    procs = [subprocess.Popen([*LOA, "worker", "--carrier", code], env=env) for _ in range(count)]
-    try:
-        assert wait_for(lambda: Worker.count(connection=world.runtime.redis) >= count, 40)
-        yield
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
 @pytest.mark.slow
 def test_three_senders_on_a_busy_machine_never_exceed_the_limit_in_any_second(
     make_world: Callable[..., World], tmp_path: Path
@@ -108,7 +88,7 @@ def test_three_senders_on_a_busy_machine_never_exceed_the_limit_in_any_second(
     record = tmp_path / "smsc.jsonl"
     with simulator_process(record, receipt_delay=0.05) as port, cpu_hog():
         env = {**world.env(), "LOA_CARRIERS__VIETTEL__GATEWAY__PORT": str(port)}
-        with sender_processes(world, env, "viettel", 3):
+        with sender_processes(world, ["viettel"] * 3, env=env):
             jobs.fan_out(alert_id)
             delivered = lambda: states(world.database, alert_id)["delivered"] == 300  # noqa: E731
             assert wait_for(delivered, 45, 0.2)
@@ -158,16 +138,12 @@ def test_an_smsc_slower_than_its_contract_slows_every_sender_down_then_recovers(
     client = create_app(world.runtime.settings, database=world.database).test_client()
     assert _paced(client, alert_id, token) == (50.0, 50.0)  # nothing pushed back yet
     shown: list[tuple[float, float]] = []  # (progress API, /metrics)
-    senders = [ThreadSender(world.runtime, "viettel")]
-    try:
+    with sender_processes(world, ["viettel"]):
         jobs.fan_out(alert_id)
         end = time.monotonic() + 45
         while states(world.database, alert_id)["delivered"] < 400 and time.monotonic() < end:
             shown.append(_paced(client, alert_id, token))
             time.sleep(0.25)
-    finally:
-        for sender in senders:
-            sender.join()
     assert states(world.database, alert_id)["delivered"] == 400
     sim = world.sims["viettel"]
     assert accepted_numbers(sim) == dict.fromkeys(numbers, 1)

@@ -18,7 +18,7 @@ from broadcast.models import Alert, AlertStatus, Role, User
 from broadcast.policy import as_utc
 from broadcast.web import create_app
 from delivery.conftest import World
-from delivery.helpers import ThreadSender, drain, states, wait_for, work
+from delivery.helpers import drain, sender_processes, states, wait_for, work
 from smpp_gateway import smpptime
 from tests.conftest import make_settings
 from workers import jobs
@@ -145,7 +145,6 @@ def test_progress_adds_up_at_every_poll_and_is_100_only_when_done(
     numbers = {"viettel": world.numbers(2000), "vinaphone": world.numbers(1)}
     alert_id = world.make_alert(numbers)
     jobs.fan_out(alert_id)
-    senders = [ThreadSender(world.runtime, code) for code in numbers]
     polls: list[dict] = []
 
     def poll() -> dict:
@@ -162,7 +161,7 @@ def test_progress_adds_up_at_every_poll_and_is_100_only_when_done(
             assert figures["percent"] < 100, figures
         return figures
 
-    try:
+    with sender_processes(world, list(numbers)):
         assert wait_for(lambda: poll()["done"] == 2000, timeout=60, step=0.05)
         for _ in range(5):
             assert poll()["percent"] == 99.9
@@ -173,9 +172,6 @@ def test_progress_adds_up_at_every_poll_and_is_100_only_when_done(
             s.get(Alert, alert_id).expires_at = datetime.now(UTC) - timedelta(seconds=1)
         jobs.reconcile()
         assert wait_for(lambda: poll()["status"] == "completed", timeout=20, step=0.05)
-    finally:
-        for sender in senders:
-            sender.join()
     # The counters catch up with the completed alert within a moment (the last row's move
     # and the completion are separate writes); the poll's invariants hold meanwhile.
     assert wait_for(lambda: poll()["percent"] == 100.0, timeout=5, step=0.05)

@@ -157,3 +157,51 @@ def test_acquire_grants_whole_messages_and_hears_a_stop_soon(redis_client: redis
     stop_at = time.monotonic() + 0.1
     assert spent.acquire(1, should_stop=lambda: time.monotonic() > stop_at).granted == 0
     assert time.monotonic() - stop_at < 0.5  # asked again within 0.2 s, not after the window
+
+
+def test_decrease_and_recovery_are_checked_at_their_edges(redis_client: redis.Redis) -> None:
+    for decrease in (0, 1, 1.5):
+        with pytest.raises(ValueError, match=rf"decrease must be between 0 and 1, not {decrease}"):
+            RedisRateLimiter(redis_client, "viettel", 10, decrease=decrease)
+    with pytest.raises(ValueError, match="recovery must be positive, not 0"):
+        RedisRateLimiter(redis_client, "viettel", 10, recovery=0)
+    RedisRateLimiter(redis_client, "viettel", 10, decrease=0.999, recovery=0.5)  # accepted
+
+
+def test_a_fresh_limiter_grants_at_its_limit_on_the_redis_clock(
+    redis_client: redis.Redis,
+) -> None:
+    limiter = RedisRateLimiter(redis_client, "viettel", 100, block=5)
+    seconds, micros = redis_client.time()
+    grant = limiter.try_acquire(5)
+    assert grant.granted == 5 and grant.rate == 100.0
+    assert abs(grant.server_now - (seconds + micros / 1e6)) < 0.5
+    assert grant.server_now <= grant.first_slot < grant.server_now + limiter.horizon
+    assert grant.interval == pytest.approx(limiter.window / 100, abs=2e-6)  # just over
+
+
+def test_a_pushback_cuts_one_carriers_rate_which_climbs_back_at_limit_per_recovery(
+    redis_client: redis.Redis,
+) -> None:
+    from broadcast.live import effective_rates
+
+    limiter = RedisRateLimiter(redis_client, "viettel", 600, block=1)  # default 0.5 and 60 s
+    other = RedisRateLimiter(redis_client, "vinaphone", 600, block=1)
+    assert limiter.slow_down() == 300.0
+    assert limiter.slow_down() == pytest.approx(300.0, abs=1)  # once per window, whoever asks
+    first = limiter.try_acquire(1)
+    time.sleep(0.5)
+    later = limiter.try_acquire(1)
+    # the climb, read on the Redis clock: 600 per 60 s
+    slope = (later.rate - first.rate) / (later.server_now - first.server_now)
+    assert slope == pytest.approx(10.0, rel=0.01)
+    assert 300.0 <= first.rate < later.rate < 320.0
+    # the other carrier never slowed, and the progress API reads the cut carrier's rate
+    assert other.try_acquire(1).rate == 600.0
+    shown = effective_rates(redis_client, {"viettel": 600, "vinaphone": 600})
+    assert 300.0 < shown["viettel"] < 320.0 and shown["vinaphone"] == 600.0
+    quick = RedisRateLimiter(redis_client, "mobifone", 100, decrease=0.2, recovery=2.0)
+    assert quick.slow_down() == pytest.approx(20.0)
+    # never below one segment a second, however hard the SMSC pushes back
+    tiny = RedisRateLimiter(redis_client, "c3", 3, decrease=0.2)
+    assert tiny.slow_down() == 1.0

@@ -9,22 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-import click
 from click.testing import CliRunner
 
-from broadcast.cli import gateway
+from broadcast.cli import cli  # the real `loa` group, as the console script runs it
 from smpp_gateway.client import OutboundMessage, OutcomeKind, SmppSession
 from smpp_gateway.config import GatewayConfig
 
 
-def _cli() -> click.Group:
-    group = click.Group("loa")
-    gateway.register(group)
-    return group
-
-
 def test_preview_json_contract():
-    result = CliRunner().invoke(_cli(), ["preview", "--json", "Cảnh báo bão số 3"])
+    result = CliRunner().invoke(cli, ["preview", "--json", "Cảnh báo bão số 3"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output.strip().splitlines()[-1])
     assert data["encoding"] == "ucs2"
@@ -34,7 +27,7 @@ def test_preview_json_contract():
 
 
 def test_preview_fold_json_gives_the_folded_text():
-    result = CliRunner().invoke(_cli(), ["preview", "--fold", "--json", "Đề nghị “di chuyển”"])
+    result = CliRunner().invoke(cli, ["preview", "--fold", "--json", "Đề nghị “di chuyển”"])
     data = json.loads(result.output)
     assert (data["encoding"], data["text"], data["ucs2_chars"]) == (
         "gsm7",
@@ -44,7 +37,7 @@ def test_preview_fold_json_gives_the_folded_text():
 
 
 def test_preview_human_summary():
-    result = CliRunner().invoke(_cli(), ["preview", "x" * 161])
+    result = CliRunner().invoke(cli, ["preview", "x" * 161])
     assert result.exit_code == 0
     assert "gsm7" in result.output and "2 parts" in result.output
 

@@ -197,3 +197,45 @@ def test_the_frame_keeps_the_callers_row_labels() -> None:
     frame = normalise(pd.Series(["0912345678", "abc"], index=[7, 3], dtype=object), PLAN)
     assert list(frame.index) == [7, 3]
     assert frame.loc[7, "msisdn"] == "84912345678" and frame.loc[3, "reason"] == "invalid"
+
+
+# A plan built here, with prefixes that overlap at several widths (the configured plan barely
+# has them): 9 is viettel's, 91 vinaphone's, 912 refused inside it; two old prefixes of
+# different widths, 162 → 32 and 1299 → 599, and 1688 → 388 whose new prefix is in no range.
+SMALL = NumberPlan(
+    ranges={
+        "9": ("viettel", 9),
+        "91": ("vinaphone", 9),
+        "912": ("", 9),
+        "32": ("viettel", 9),
+        "599": ("gmobile", 10),
+    },
+    conversions={"162": "32", "1299": "599", "1688": "388"},  # 388: in no range
+)
+
+
+def test_the_longest_prefix_decides_and_old_prefixes_convert_once() -> None:
+    raw = ["0934567890", "0913456789", "0912345678", "01621234567", "012991234567"]
+    frame = normalise(pd.Series(raw, dtype=object), SMALL)
+    assert [None if pd.isna(m) else m for m in frame["msisdn"]] == [
+        "84934567890",
+        "84913456789",
+        None,
+        "84321234567",
+        "845991234567",
+    ]
+    assert frame["carrier"].tolist() == ["viettel", "vinaphone", None, "viettel", "gmobile"]
+    assert frame["reason"].tolist()[2] == "not_mobile"  # the refused range inside 91
+    assert frame["converted"].tolist() == [False, False, False, True, True]
+
+
+def test_an_old_prefix_with_digits_missing_is_too_short_and_alone_is_not_mobile() -> None:
+    raw = ["016212345", "0162123456", "0162", "0129912345", "016881234567"]
+    frame = normalise(pd.Series(raw, dtype=object), SMALL)
+    assert frame["reason"].tolist() == [
+        "too_short",
+        "too_short",
+        "not_mobile",
+        "too_short",
+        "not_mobile",  # whole, converted, but to a prefix no carrier holds: not missing digits
+    ]

@@ -11,23 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select
-from webtools import People, assert_error, login, page_csrf
+from webtools import ALERT, People, assert_error, create_alert, login, page_csrf
 
 from broadcast.db import Database
 from broadcast.models import AuditEntry
-
-ALERT = {
-    "title": "Bão số 3",
-    "body": "Bão số 3 đổ bộ vào Hà Tĩnh đêm nay. Người dân ở trong nhà.",
-    "category": "warning",
-    "areas": ["18073"],
-    "carriers": ["viettel", "mobifone"],
-    "brandname": "UBND HaTinh",
-    "event": "Storm",
-    "urgency": "Immediate",
-    "severity": "Severe",
-    "certainty": "Likely",
-}
 
 # (method, path, json body or None): every API endpoint but the OpenAPI document.
 ENDPOINTS: list[tuple[str, str, Any]] = [
@@ -85,12 +72,6 @@ ENDPOINTS: list[tuple[str, str, Any]] = [
 
 def call(client: FlaskClient, method: str, path: str, body: Any = None, **kw: Any) -> Any:
     return client.open(path, method=method, json=body, **kw)
-
-
-def create_alert(client: FlaskClient, people: People, who: str = "drafter", **over: Any) -> dict:
-    response = client.post("/api/v1/alerts", json={**ALERT, **over}, headers=people.auth(who))
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
 
 
 def test_every_endpoint_is_listed_here_and_documented(app: Flask, client: FlaskClient) -> None:

@@ -20,11 +20,14 @@ from webtools import (
     PASSWORD,
     People,
     assert_error,
+    create_alert,
     csrf_from,
     hidden_fields,
     login,
     page_csrf,
     read_back,
+    submit_alert,
+    upload,
 )
 
 from broadcast import accounts
@@ -47,12 +50,8 @@ ALERT = {
 
 def pending_alert(client: FlaskClient, people: People, who: str = "drafter") -> dict[str, Any]:
     """A new alert by `who`, submitted for approval."""
-    created = client.post("/api/v1/alerts", json=ALERT, headers=people.auth(who))
-    assert created.status_code == 201, created.get_json()
-    aid = created.get_json()["id"]
-    submitted = client.post(f"/api/v1/alerts/{aid}/submit", headers=people.auth(who))
-    assert submitted.get_json()["status"] == "pending_approval"
-    return submitted.get_json()
+    aid = create_alert(client, people, who, **ALERT)["id"]
+    return submit_alert(client, people, aid, who)
 
 
 def edit_and_resubmit(client: FlaskClient, people: People, aid: int) -> dict[str, Any]:
@@ -692,3 +691,186 @@ def test_production_sends_hsts(tmp_path: Path, seeded_database: Database, redis_
     assert (
         "Strict-Transport-Security" not in app_in("development").test_client().get("/login").headers
     )
+
+
+# -- throttling with several addresses -----------------------------------------------------------
+
+
+def throttled_app(tmp_path: Path, database: Database, redis_url: str, **web: Any) -> Flask:
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, database_url=database.url, redis_url=redis_url, web=web)
+    app = create_app(settings, database=database, redis_client=redis.Redis.from_url(redis_url))
+    app.testing = True
+    return app
+
+
+def attempt_from(
+    app: Flask, ip: str, username: str, password: str, client: FlaskClient | None = None
+) -> Any:
+    """One login form sent from the client address `ip` (a browser of its own unless given)."""
+    client = client or app.test_client()
+    where = {"REMOTE_ADDR": ip}
+    token = csrf_from(client.get("/login", environ_base=where).get_data(as_text=True))
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        environ_base=where,
+    )
+
+
+def test_one_throttled_address_leaves_other_addresses_and_users_alone(
+    app: Flask, people: People
+) -> None:
+    attacker, office = "203.0.113.7", "198.51.100.20"
+    statuses = [attempt_from(app, attacker, "approver", "wrong").status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]  # web.login_attempts_per_minute
+    # the right password from the throttled address is not even checked…
+    assert attempt_from(app, attacker, "approver", PASSWORD).status_code == 429
+    # …while the approver at the office logs in, and the address may still try another user
+    assert attempt_from(app, office, "approver", PASSWORD).status_code == 302
+    assert attempt_from(app, attacker, "auditor", "wrong").status_code == 401
+
+
+def test_a_guess_from_rotating_addresses_is_slowed_without_locking_the_user_out(
+    tmp_path: Path, seeded_database: Database, redis_url: str, people: People
+) -> None:
+    app = throttled_app(
+        tmp_path,
+        seeded_database,
+        redis_url,
+        login_attempts_per_account=4,
+        login_account_window_seconds=10,
+    )
+    # the approver's own browser logged in yesterday and logged out
+    own = app.test_client()
+    assert attempt_from(app, "127.0.0.1", "approver", PASSWORD, own).status_code == 302
+    own.post("/logout", data={"csrf_token": page_csrf(own)})
+    # an insider's browser knows their own account only
+    insider = app.test_client()
+    assert attempt_from(app, "198.51.100.66", "auditor", PASSWORD, insider).status_code == 302
+    # one wrong password from each of many addresses: only 4 checked, whatever the address
+    window_start = time.monotonic()  # the first failure opens the account's window
+    statuses = [
+        attempt_from(app, f"203.0.113.{i}", "approver", f"guess-{i}").status_code
+        for i in range(1, 8)
+    ]
+    assert statuses == [401] * 4 + [429] * 3
+    refused = attempt_from(app, "203.0.113.50", "approver", PASSWORD)  # even the right one
+    assert refused.status_code == 429
+    assert "1 phút" in refused.get_data(as_text=True)  # how long, in the reader's language
+    # the insider's browser is not the approver's
+    assert attempt_from(app, "203.0.113.51", "approver", "x", insider).status_code == 429
+    # the approver's own browser, from a new address (a phone on the road), still logs in
+    assert attempt_from(app, "100.64.0.9", "approver", PASSWORD, own).status_code == 302
+    # and a new browser gets in once the window is over: no lock lasts longer than it
+    time.sleep(max(0.0, window_start + 10.2 - time.monotonic()))
+    assert attempt_from(app, "198.51.100.21", "approver", PASSWORD).status_code == 302
+    with seeded_database.session() as s:
+        actions = s.scalars(
+            select(AuditEntry.action).where(AuditEntry.actor == "approver").order_by(AuditEntry.id)
+        ).all()
+    assert actions.count("login.failed") == 4 and actions.count("login.throttled") == 5
+
+
+def test_a_forged_or_stale_device_cookie_is_worth_nothing(
+    tmp_path: Path, seeded_database: Database, redis_url: str, people: People
+) -> None:
+    app = throttled_app(tmp_path, seeded_database, redis_url, login_attempts_per_account=1)
+    assert attempt_from(app, "203.0.113.1", "drafter", "wrong").status_code == 401
+    for value in ("drafter", "ImRyYWZ0ZXIi.Zz.forged", ""):
+        forged = app.test_client()
+        forged.set_cookie("loa_device", value)
+        assert attempt_from(app, "203.0.113.2", "drafter", PASSWORD, forged).status_code == 429
+
+
+# -- the same guarantee, every way in ------------------------------------------------------------
+
+
+def test_self_approval_is_refused_through_the_api_with_a_console_session(
+    app: Flask, people: People, seeded_database: Database
+) -> None:
+    """The API with the console's cookie and CSRF header, not a token: still not one's own."""
+    own = pending_alert(app.test_client(), people, who="approver")
+    browser = app.test_client()
+    login(browser, "approver")
+    refused = browser.post(
+        f"/api/v1/alerts/{own['id']}/approve",
+        json={"version": own["version"]},
+        headers={"X-CSRFToken": page_csrf(browser)},
+    )
+    assert "own alert" in assert_error(refused, 403, "forbidden")["message"]
+    assert approvals(seeded_database, own["id"]) == 0
+
+
+def test_a_cookie_replayed_after_logout_approves_nothing_and_reads_no_import(
+    app: Flask, people: People, seeded_database: Database, control_jobs: Any
+) -> None:
+    import io
+
+    # an approver's session, copied before logout, replayed after it on the API and console
+    alert = pending_alert(app.test_client(), people, who="drafter")
+    approver = app.test_client()
+    login(approver, "approver")
+    csrf, cookie = page_csrf(approver), session_cookie(approver)
+    approver.post("/logout", data={"csrf_token": csrf})
+    thief = replay(app, cookie)
+    api = thief.post(
+        f"/api/v1/alerts/{alert['id']}/approve",
+        json={"version": alert["version"]},
+        headers={"X-CSRFToken": csrf},
+    )
+    assert api.status_code in (400, 401)
+    console = thief.post(
+        f"/alerts/{alert['id']}/approve", data={"csrf_token": csrf, "version": alert["version"]}
+    )
+    assert console.status_code in (302, 400) and approvals(seeded_database, alert["id"]) == 0
+    # a carrier's session, replayed after logout: no import, no progress, no upload
+    csv_text = "so_thue_bao,ma_huyen\n0961234501,18073\n"
+    anyone = app.test_client()
+    sent = upload(anyone, people, "viettel", "viettel", csv_text, token="replayprogress1")
+    assert sent.status_code == 201, sent.get_json()
+    carrier = app.test_client()
+    login(carrier, "viettel")
+    csrf, cookie = page_csrf(carrier, "/carriers/viettel"), session_cookie(carrier)
+    assert carrier.get("/api/v1/imports/progress/replayprogress1").status_code == 200
+    carrier.post("/logout", data={"csrf_token": csrf})
+    thief = replay(app, cookie)
+    for path in (
+        "/api/v1/carriers/viettel/imports",
+        "/api/v1/imports/progress/replayprogress1",
+        "/api/v1/carriers/viettel/coverage",
+    ):
+        assert_error(thief.get(path), 401)
+    page = thief.get("/carriers/viettel/uploads/replayprogress1", follow_redirects=True)
+    assert 'id="login-submit"' in page.get_data(as_text=True)
+    again = thief.post(
+        "/carriers/viettel/upload",
+        data={"csrf_token": csrf, "kind": "list", "file": (io.BytesIO(b"x"), "x.csv")},
+        content_type="multipart/form-data",
+    )
+    assert again.status_code in (302, 400)
+    listed = app.test_client().get(
+        "/api/v1/carriers/viettel/imports", headers=people.auth("viettel")
+    )
+    assert len(listed.get_json()) == 1  # the replayed upload went nowhere
+
+
+def test_a_revoked_or_other_carriers_token_reads_no_progress(
+    app: Flask, people: People, seeded_database: Database, control_jobs: Any
+) -> None:
+    client = app.test_client()
+    csv_text = "so_thue_bao,ma_huyen\n0961234501,18073\n"
+    sent = upload(client, people, "viettel", "viettel", csv_text, token="tokenscope0001")
+    assert sent.status_code == 201, sent.get_json()
+    path = "/api/v1/imports/progress/tokenscope0001"
+    assert client.get(path, headers=people.auth("viettel")).get_json()["state"] == "done"
+    # another carrier's session and token do not see it, nor does viettel's revoked token
+    mobifone = app.test_client()
+    login(mobifone, "mobifone")
+    assert_error(mobifone.get(path), 404)
+    assert_error(client.get(path, headers=people.auth("mobifone")), 404)
+    with seeded_database.session() as s:
+        row = s.scalar(select(ApiToken).where(ApiToken.user_id == people.ids["viettel"]))
+        row.revoked_at = datetime.now(UTC)
+    assert_error(client.get(path, headers=people.auth("viettel")), 401)

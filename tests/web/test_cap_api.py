@@ -7,38 +7,12 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from flask.testing import FlaskClient
-from webtools import People
+from webtools import ALERT, People, approved_alert
 
 from broadcast.cap import CAP_NS
 
 NS = {"cap": CAP_NS}
-ORIGINAL = {
-    "title": "Bão số 3",
-    "body": "Bão số 3 đổ bộ vào Hà Tĩnh đêm nay. Người dân ở trong nhà.",
-    "category": "warning",
-    "areas": ["18073"],
-    "carriers": ["viettel", "mobifone"],
-    "brandname": "UBND HaTinh",
-    "event": "Storm",
-    "urgency": "Immediate",
-    "severity": "Extreme",
-    "certainty": "Likely",
-    "instruction": "Chằng chống nhà cửa, ở trong nhà.",
-}
-
-
-def _approved(client: FlaskClient, people: People) -> dict[str, Any]:
-    created = client.post("/api/v1/alerts", json=ORIGINAL, headers=people.auth("drafter"))
-    assert created.status_code == 201, created.get_json()
-    aid = created.get_json()["id"]
-    submitted = client.post(f"/api/v1/alerts/{aid}/submit", headers=people.auth("drafter"))
-    approved = client.post(
-        f"/api/v1/alerts/{aid}/approve",
-        json={"version": submitted.get_json()["version"], "waive_quiet_hours": True},
-        headers=people.auth("approver"),
-    )
-    assert approved.status_code == 200, approved.get_json()
-    return approved.get_json()
+ORIGINAL = {**ALERT, "severity": "Extreme", "instruction": "Chằng chống nhà cửa, ở trong nhà."}
 
 
 def _derive(client: FlaskClient, people: People, aid: int, kind: str) -> dict[str, Any]:
@@ -74,7 +48,7 @@ def _cap(client: FlaskClient, people: People, aid: int) -> dict[str, str | None]
 def test_all_clear_cap_has_its_own_instruction_and_assessment_and_the_drafter_edits_them(
     client: FlaskClient, people: People
 ) -> None:
-    original = _approved(client, people)
+    original = approved_alert(client, people, **ORIGINAL)
     clear = _derive(client, people, original["id"], "all_clear")
     cap = _cap(client, people, clear["id"])
     assert cap["msgType"] == "Cancel"
@@ -103,7 +77,7 @@ def test_all_clear_cap_has_its_own_instruction_and_assessment_and_the_drafter_ed
 
 
 def test_correction_and_update_cap_fields(client: FlaskClient, people: People) -> None:
-    original = _approved(client, people)
+    original = approved_alert(client, people, **ORIGINAL)
     correction = _cap(client, people, _derive(client, people, original["id"], "correction")["id"])
     assert correction["msgType"] == "Update"
     assert correction["instruction"] == "Không cần làm theo tin trước."

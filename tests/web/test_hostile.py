@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from webtools import ControlJobs, People, assert_error, login, page_csrf
+from webtools import ControlJobs, People, assert_error, login, page_csrf, upload
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
@@ -23,29 +23,6 @@ from broadcast.models import Alert, AlertCategory, Approval, AuditEntry, Brandna
 BRAND = "UBND HT"
 LIST_CSV = "so_thue_bao,ma_xa\n0961234501,18073\n0961234502,18073\n"
 COUNTS_CSV = "ma_xa,so_luong,ngay\n18073,120000,2026-01-15\n"
-
-
-def upload(
-    client: FlaskClient,
-    people: People,
-    who: str,
-    carrier: str,
-    text: str,
-    *,
-    kind: str = "list",
-    name: str = "list.csv",
-    token: str | None = None,
-    wait: float = 0,
-) -> Any:
-    data: dict[str, Any] = {"kind": kind, "file": (io.BytesIO(text.encode()), name)}
-    if token:
-        data["progress_token"] = token
-    return client.post(
-        f"/api/v1/carriers/{carrier}/imports?wait={wait}",
-        data=data,
-        headers=people.auth(who),
-        content_type="multipart/form-data",
-    )
 
 
 def draft_body(**changes: Any) -> dict[str, Any]:
@@ -373,7 +350,7 @@ def test_a_progress_token_belongs_to_one_upload(
 
 
 def test_upload_names_are_bounded(client: FlaskClient, people: People) -> None:
-    long = upload(client, people, "viettel", "viettel", LIST_CSV, name="l" * 252 + ".csv")
+    long = upload(client, people, "viettel", "viettel", LIST_CSV, name="l" * 252 + ".csv", wait=0)
     assert "file" in assert_error(long, 422)["details"]
 
 

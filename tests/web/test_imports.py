@@ -11,7 +11,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from rq import Queue
 from sqlalchemy import select
-from webtools import ControlJobs, People, assert_error, burst_worker, login, page_csrf
+from webtools import ControlJobs, People, assert_error, login, page_csrf, upload
 
 from broadcast import keys
 from broadcast.db import Database
@@ -19,6 +19,7 @@ from broadcast.models import AuditEntry
 from broadcast.settings import Settings
 from workers import runtime as rt_mod
 from workers.runtime import build_runtime
+from workers.sender import ImportWorker
 
 LIST_CSV = (
     "so_thue_bao,ma_huyen\n0961234501,18073\n0961234502,18073\n84961234503,18100\nabc,18073\n"
@@ -26,27 +27,15 @@ LIST_CSV = (
 COUNTS_CSV = "ma_huyen,so_luong,ngay\n18073,120000,2026-01-15\n18100,45000,2026-01-15\n"
 
 
-def upload(
-    client: FlaskClient,
-    people: People,
-    who: str,
-    carrier: str,
-    text: str,
-    kind: str = "list",
-    name: str = "list.csv",
-    token: str | None = None,
-    wait: float | None = None,
-):
-    data = {"kind": kind, "file": (io.BytesIO(text.encode()), name)}
-    if token:
-        data["progress_token"] = token
-    query = "" if wait is None else f"?wait={wait}"
-    return client.post(
-        f"/api/v1/carriers/{carrier}/imports{query}",
-        data=data,
-        headers=people.auth(who),
-        content_type="multipart/form-data",
-    )
+def run_imports(client: FlaskClient, settings: Settings, level: str) -> None:
+    """The imports worker of `loa worker --imports`, in burst mode, in this process."""
+    runtime = build_runtime(settings, client.application.extensions["loa"].database)
+    rt_mod.install(runtime)
+    try:
+        ImportWorker(runtime).work(burst=True, logging_level=level)
+    finally:
+        rt_mod.install(None)
+        runtime.redis.close()
 
 
 def test_carrier_uploads_its_list_and_reads_the_report(
@@ -179,14 +168,8 @@ def test_upload_waits_for_no_worker_and_answers_202(
     assert "loa worker --imports" in waiting.get_data(as_text=True)
     # another carrier never sees it
     assert_error(client.get(body["status_url"], headers=people.auth("mobifone")), 404)
-    # a worker runs it (here: RQ's SimpleWorker, burst, in this process)
-    runtime = build_runtime(settings, client.application.extensions["loa"].database)
-    rt_mod.install(runtime)
-    try:
-        burst_worker(redis_client).work(burst=True, logging_level="WARNING")
-    finally:
-        rt_mod.install(None)
-        runtime.redis.close()
+    # a worker runs it
+    run_imports(client, settings, "WARNING")
     done = client.get(body["status_url"], headers=people.auth("viettel")).get_json()
     assert done["state"] == "done" and done["rows"] == 4 and done["import_id"]
     assert not saved.exists()
@@ -200,13 +183,7 @@ def test_an_import_that_breaks_says_failed(
     body = upload(client, people, "viettel", "viettel", LIST_CSV, wait=0).get_json()
     job = Queue(keys.IMPORT_QUEUE, connection=redis_client).jobs[0]
     Path(job.kwargs["path"]).unlink()  # the saved file is gone before the worker starts
-    runtime = build_runtime(settings, client.application.extensions["loa"].database)
-    rt_mod.install(runtime)
-    try:
-        burst_worker(redis_client).work(burst=True, logging_level="CRITICAL")
-    finally:
-        rt_mod.install(None)
-        runtime.redis.close()
+    run_imports(client, settings, "CRITICAL")
     state = client.get(body["status_url"], headers=people.auth("viettel")).get_json()
     assert state["state"] == "failed", state
     assert state["message"]

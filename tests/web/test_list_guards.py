@@ -4,13 +4,20 @@ warned of a list far below its carrier's count, and the report speaks Vietnamese
 
 from __future__ import annotations
 
-import io
 import re
 from typing import Any
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from webtools import ControlJobs, People, assert_error, login, page_csrf
+from webtools import (
+    ControlJobs,
+    People,
+    assert_error,
+    console_upload,
+    login,
+    page_csrf,
+    upload,
+)
 
 from broadcast.db import Database
 from broadcast.models import AuditEntry
@@ -22,15 +29,9 @@ def _list(count: int, prefix: str = "096", area: str = "18073") -> str:
     return LIST_HEADER + "".join(f"{prefix}{n:07d},{area}\n" for n in range(1, count + 1))
 
 
-def _upload(client: FlaskClient, people: People, who: str, text: str, **form: str):  # type: ignore[no-untyped-def]
+def _upload(client: FlaskClient, people: People, who: str, text: str, **form: str) -> Any:
     carrier = "mobifone" if who == "mobifone" else "viettel"
-    data = {"kind": "list", "file": (io.BytesIO(text.encode()), "list.csv"), **form}
-    return client.post(
-        f"/api/v1/carriers/{carrier}/imports",
-        data=data,
-        headers=people.auth(who),
-        content_type="multipart/form-data",
-    )
+    return upload(client, people, who, carrier, text, **form)
 
 
 def _in_list(client: FlaskClient, people: People) -> int:
@@ -122,15 +123,8 @@ def test_the_import_report_speaks_vietnamese_with_vi_numbers(
         _list(1234) + "02393855555,18073\n0961111111,Nowhere\nabc,18073\n0912,18073\n0961111112,\n"
     )
     login(client, "viettel")
-    response = client.post(
-        "/carriers/viettel/upload",
-        data={
-            "csrf_token": page_csrf(client, "/carriers/viettel"),
-            "kind": "list",
-            "file": (io.BytesIO(rows.encode()), "ds.csv"),
-        },
-        content_type="multipart/form-data",
-        headers={"Accept": "application/json"},
+    response = console_upload(
+        client, "viettel", rows, name="ds.csv", headers={"Accept": "application/json"}
     )
     assert response.status_code == 202
     import_id = _wait_for_import(client, people)  # the first import of this test
@@ -181,20 +175,20 @@ def _console_report(client: FlaskClient, posted: Any) -> int:
     raise AssertionError("the upload did not finish in 30 s")
 
 
+def _two_communes_and_counts(client: FlaskClient, people: People, in_18100: int) -> None:
+    """viettel's list: 40 numbers in 18073 and `in_18100` in 18100, which it reports as
+    99,935 and 80 subscribers."""
+    both = _list(40) + _list(in_18100, prefix="097", area="18100").removeprefix(LIST_HEADER)
+    assert _upload(client, people, "viettel", both).status_code == 201
+    counts = "ma_xa,so_luong,ngay\n18073,99935,2026-01-15\n18100,80,2026-01-15\n"
+    posted = upload(client, people, "viettel", "viettel", counts, kind="counts", name="counts.csv")
+    assert posted.status_code == 201, posted.get_json()
+
+
 def test_preview_warns_of_a_list_far_below_the_reported_count(
     client: FlaskClient, people: People, control_jobs: ControlJobs
 ) -> None:
-    both = _list(40) + _list(40, prefix="097", area="18100").removeprefix(LIST_HEADER)
-    assert _upload(client, people, "viettel", both).status_code == 201
-    counts = "ma_xa,so_luong,ngay\n18073,99935,2026-01-15\n18100,80,2026-01-15\n"
-    data = {"kind": "counts", "file": (io.BytesIO(counts.encode()), "counts.csv")}
-    posted = client.post(
-        "/api/v1/carriers/viettel/imports",
-        data=data,
-        headers=people.auth("viettel"),
-        content_type="multipart/form-data",
-    )
-    assert posted.status_code == 201, posted.get_json()
+    _two_communes_and_counts(client, people, 40)
 
     def preview(areas: list[str]) -> dict:  # type: ignore[type-arg]
         response = client.post(
@@ -219,15 +213,7 @@ def test_a_stale_confirmation_changes_nothing_and_cannot_be_replayed(
 ) -> None:
     first = _upload(client, people, "viettel", _list(50)).get_json()["id"]
     login(client, "viettel")
-    posted = client.post(
-        "/carriers/viettel/upload",
-        data={
-            "csrf_token": page_csrf(client, "/carriers/viettel"),
-            "kind": "list",
-            "file": (io.BytesIO(_list(3).encode()), "short.csv"),
-        },
-        content_type="multipart/form-data",
-    )
+    posted = console_upload(client, "viettel", _list(3), name="short.csv")
     refused = _console_report(client, posted)
     assert refused > first
     page = client.get(f"/carriers/imports/{refused}").get_data(as_text=True)
@@ -266,17 +252,7 @@ def test_a_stale_confirmation_changes_nothing_and_cannot_be_replayed(
 def test_coverage_is_the_area_tree_with_totals_and_flags(
     client: FlaskClient, people: People, control_jobs: ControlJobs
 ) -> None:
-    both = _list(40) + _list(60, prefix="097", area="18100").removeprefix(LIST_HEADER)
-    assert _upload(client, people, "viettel", both).status_code == 201
-    counts = "ma_xa,so_luong,ngay\n18073,99935,2026-01-15\n18100,80,2026-01-15\n"
-    data = {"kind": "counts", "file": (io.BytesIO(counts.encode()), "counts.csv")}
-    posted = client.post(
-        "/api/v1/carriers/viettel/imports",
-        data=data,
-        headers=people.auth("viettel"),
-        content_type="multipart/form-data",
-    )
-    assert posted.status_code == 201, posted.get_json()
+    _two_communes_and_counts(client, people, 60)
     rows = client.get("/api/v1/carriers/viettel/coverage", headers=people.auth("drafter"))
     table = [
         (r["area_code"], r["accepted"], r["reported"], r["short_of_reported"])

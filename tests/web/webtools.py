@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from dataclasses import dataclass
@@ -65,6 +66,101 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+# A warning to viettel and mobifone over one commune, ready to submit.
+ALERT: dict[str, Any] = {
+    "title": "Bão số 3",
+    "body": "Bão số 3 đổ bộ vào Hà Tĩnh đêm nay. Người dân ở trong nhà.",
+    "category": "warning",
+    "areas": ["18073"],
+    "carriers": ["viettel", "mobifone"],
+    "brandname": "UBND HaTinh",
+    "event": "Storm",
+    "urgency": "Immediate",
+    "severity": "Severe",
+    "certainty": "Likely",
+}
+
+
+def create_alert(client: FlaskClient, people: People, who: str = "drafter", **over: Any) -> dict:
+    """A draft by `who` through the API: ALERT with `over` changed."""
+    response = client.post("/api/v1/alerts", json={**ALERT, **over}, headers=people.auth(who))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def submit_alert(client: FlaskClient, people: People, aid: int, who: str = "drafter") -> dict:
+    submitted = client.post(f"/api/v1/alerts/{aid}/submit", headers=people.auth(who))
+    assert submitted.status_code == 200, submitted.get_json()
+    assert submitted.get_json()["status"] == "pending_approval"
+    return submitted.get_json()
+
+
+def approved_alert(client: FlaskClient, people: People, **over: Any) -> dict[str, Any]:
+    """A drafter's alert, submitted and approved by the approver (quiet hours waived), with
+    the version read."""
+    aid = create_alert(client, people, **over)["id"]
+    submitted = submit_alert(client, people, aid)
+    approved = client.post(
+        f"/api/v1/alerts/{aid}/approve",
+        json={"version": submitted["version"], "waive_quiet_hours": True},
+        headers=people.auth("approver"),
+    )
+    assert approved.status_code == 200, approved.get_json()
+    return approved.get_json()
+
+
+def upload(
+    client: FlaskClient,
+    people: People,
+    who: str,
+    carrier: str,
+    text: str,
+    *,
+    kind: str = "list",
+    name: str = "list.csv",
+    token: str | None = None,
+    wait: float | None = None,
+    **form: str,
+) -> Any:
+    """`who` sends a carrier file through the API (`wait`: the seconds the request may wait
+    for the import; None: the server's default; `form`: other fields, e.g. allow_shrink)."""
+    data: dict[str, Any] = {"kind": kind, "file": (io.BytesIO(text.encode()), name), **form}
+    if token:
+        data["progress_token"] = token
+    query = "" if wait is None else f"?wait={wait}"
+    return client.post(
+        f"/api/v1/carriers/{carrier}/imports{query}",
+        data=data,
+        headers=people.auth(who),
+        content_type="multipart/form-data",
+    )
+
+
+def console_upload(
+    client: FlaskClient,
+    carrier: str,
+    text: str,
+    *,
+    kind: str = "list",
+    name: str = "list.csv",
+    headers: dict[str, str] | None = None,
+    **form: str,
+) -> Any:
+    """The logged-in carrier user sends a file with the form of its console page."""
+    data: dict[str, Any] = {
+        "csrf_token": page_csrf(client, f"/carriers/{carrier}"),
+        "kind": kind,
+        "file": (io.BytesIO(text.encode()), name),
+        **form,
+    }
+    return client.post(
+        f"/carriers/{carrier}/upload",
+        data=data,
+        content_type="multipart/form-data",
+        headers=headers or {},
+    )
 
 
 @dataclass

@@ -104,6 +104,7 @@ VI: dict[str, str] = {
     "You cannot deactivate yourself.": "Bạn không thể tự khóa tài khoản của mình.",
     "Token revoked.": "Đã thu hồi mã truy cập.",
     "Too many failed attempts. Wait a minute and try again.": "Đăng nhập sai quá nhiều lần. Vui lòng đợi một phút rồi thử lại.",
+    "Too many failed attempts on this account. Try again in %(minutes)s minutes, or from a browser you have logged in from before.": "Tài khoản này bị đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(minutes)s phút, hoặc từ trình duyệt bạn đã từng đăng nhập.",
     "Wrong username or password.": "Sai tên đăng nhập hoặc mật khẩu.",
     "The form has expired": "Biểu mẫu đã hết hạn",
     "Reload the page and submit it again.": "Tải lại trang và gửi lại.",
