@@ -269,9 +269,9 @@ def eta_seconds(counts: dict[str, int], parts: int, mps: dict[str, int]) -> floa
 
 def _insert_for(dialect: str) -> Callable[..., Insert]:
     if dialect == "postgresql":
-        return postgresql.insert  # type: ignore[return-value]
+        return postgresql.insert
     if dialect == "sqlite":
-        return sqlite.insert  # type: ignore[return-value]
+        return sqlite.insert
     return insert
 
 

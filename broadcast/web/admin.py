@@ -7,6 +7,7 @@ makes a credential for someone else: each user makes their own tokens (auth.toke
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
@@ -15,11 +16,11 @@ from sqlalchemy import select
 from broadcast import accounts, audit, registry
 from broadcast.errors import LoaError, NotFound
 from broadcast.models import ApiToken, AuditEntry, Carrier, Role, User
-from broadcast.web.api.admin import number_normaliser
 from broadcast.web.api.schemas import UserIn, UserPatch
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
 from broadcast.web.inputs import page_arg
+from broadcast.web.responders import number_normaliser
 from broadcast.web.security import client_ip, roles_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -27,7 +28,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 @bp.route("/users", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def users():  # type: ignore[no-untyped-def]
+def users() -> ResponseReturnValue:
     db = services().database
     if request.method == "POST":
         try:
@@ -67,7 +68,7 @@ def users():  # type: ignore[no-untyped-def]
 
 @bp.route("/users/<int:user_id>/active", methods=["POST"])
 @roles_required(Role.ADMIN)
-def set_active(user_id: int):  # type: ignore[no-untyped-def]
+def set_active(user_id: int) -> ResponseReturnValue:
     active = request.form.get("active") == "1"
     with services().database.session() as session:
         user = session.get(User, user_id)
@@ -95,7 +96,7 @@ def set_active(user_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/users/<int:user_id>/password", methods=["POST"])
 @roles_required(Role.ADMIN)
-def reset_password(user_id: int):  # type: ignore[no-untyped-def]
+def reset_password(user_id: int) -> ResponseReturnValue:
     """An administrator sets a new password for a user (who forgot theirs); every session of
     that user ends, so whoever held the old password is logged out."""
     svc = services()
@@ -119,7 +120,7 @@ def reset_password(user_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
 @roles_required(Role.ADMIN)
-def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
+def revoke_token(token_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         accounts.revoke_token(session, token_id, actor=current_user.db_user(session))
     flash(_("Token revoked."), "success")
@@ -128,7 +129,7 @@ def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/audit")
 @roles_required(Role.ADMIN, Role.AUDITOR)
-def audit_log():  # type: ignore[no-untyped-def]
+def audit_log() -> ResponseReturnValue:
     size = 100
     page = page_arg(size)
     with services().database.session() as session:
@@ -143,7 +144,7 @@ def audit_log():  # type: ignore[no-untyped-def]
 
 @bp.route("/brandnames", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def brandnames():  # type: ignore[no-untyped-def]
+def brandnames() -> ResponseReturnValue:
     db = services().database
     if request.method == "POST":
         try:
@@ -166,7 +167,7 @@ def brandnames():  # type: ignore[no-untyped-def]
 
 @bp.route("/brandnames/<int:brandname_id>/deactivate", methods=["POST"])
 @roles_required(Role.ADMIN)
-def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
+def deactivate_brandname(brandname_id: int) -> ResponseReturnValue:
     try:
         with services().database.session() as session:
             row = registry.deactivate_brandname(
@@ -181,7 +182,7 @@ def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/test-group", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def test_group():  # type: ignore[no-untyped-def]
+def test_group() -> ResponseReturnValue:
     db = services().database
     values = {"msisdn": "", "carrier": "", "name": ""}
     if request.method == "POST":
@@ -213,7 +214,7 @@ def test_group():  # type: ignore[no-untyped-def]
 
 @bp.route("/test-group/<int:recipient_id>/remove", methods=["POST"])
 @roles_required(Role.ADMIN)
-def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+def remove_test_recipient(recipient_id: int) -> ResponseReturnValue:
     try:
         with services().database.session() as session:
             gone = registry.remove_test_recipient(

@@ -8,11 +8,13 @@ first page reads back what will happen, only its final button acts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
@@ -34,11 +36,11 @@ from broadcast.models import (
 )
 from broadcast.policy import PolicyViolation
 from broadcast.web import alertio, dispatch, previews
-from broadcast.web.api.alerts import cap_response, report_response
-from broadcast.web.api.schemas import AlertIn
+from broadcast.web.api.schemas import AlertIn, AlertOut
 from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
+from broadcast.web.responders import cap_response, report_response
 from broadcast.web.security import READ_ALERTS, roles_required
 from broadcast.web.templating import CATEGORY_LABELS, STATUS_LABELS
 
@@ -191,7 +193,7 @@ def _form_context(session: Any, chosen: list[str] | None = None) -> dict[str, An
 
 @bp.route("/")
 @roles_required(*READ_ALERTS)
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     with services().database.session() as session:
         rows = session.scalars(select(Alert).order_by(Alert.id.desc()).limit(200)).all()
         authors = dict(session.execute(select(User.id, User.username)).all())
@@ -200,7 +202,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*DRAFTERS)
-def new():  # type: ignore[no-untyped-def]
+def new() -> ResponseReturnValue:
     svc = services()
     values: dict[str, Any] = {"category": "warning", "carriers": [], "areas": []}
     template_fields: list[dict[str, str]] = []
@@ -236,11 +238,11 @@ def new():  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/edit", methods=["GET", "POST"])
 @roles_required(*DRAFTERS)
-def edit(alert_id: int):  # type: ignore[no-untyped-def]
+def edit(alert_id: int) -> ResponseReturnValue:
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        summary = core.alert_summary(alert)
+        summary = AlertOut().dump(alert)
     values: dict[str, Any] = {**summary, "areas": [a["code"] for a in summary["areas"]]}
     if request.method == "POST":
         values = _form_input()
@@ -265,11 +267,11 @@ def edit(alert_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>")
 @roles_required(*READ_ALERTS)
-def show(alert_id: int):  # type: ignore[no-untyped-def]
+def show(alert_id: int) -> ResponseReturnValue:
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        summary = core.alert_summary(alert)
+        summary = AlertOut().dump(alert)
         people = dict(session.execute(select(User.id, User.username)).all())
         decisions = session.scalars(
             select(Approval).where(Approval.alert_id == alert_id).order_by(Approval.id)
@@ -322,7 +324,7 @@ def _decidable(alert_id: int) -> Any:
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        summary = core.alert_summary(alert)
+        summary = AlertOut().dump(alert)
         if summary["created_by"] == current_user.id:
             raise PermissionDenied("a drafter cannot approve their own alert")
         if summary["status"] != AlertStatus.PENDING_APPROVAL.value:
@@ -342,7 +344,7 @@ def _decidable(alert_id: int) -> Any:
 
 @bp.route("/<int:alert_id>/readback")
 @roles_required(*core.APPROVE_ROLES)
-def readback(alert_id: int):  # type: ignore[no-untyped-def]
+def readback(alert_id: int) -> ResponseReturnValue:
     """Step one of approving: what will happen, read back, with the one button that sends."""
     found = _decidable(alert_id)
     if not isinstance(found, tuple):
@@ -364,12 +366,12 @@ def readback(alert_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/cancel/confirm")
 @roles_required(*DRAFTERS)
-def confirm_cancel(alert_id: int):  # type: ignore[no-untyped-def]
+def confirm_cancel(alert_id: int) -> ResponseReturnValue:
     """Cancelling stops what is not sent yet and cannot be undone: it is asked for twice."""
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        summary = core.alert_summary(alert)
+        summary = AlertOut().dump(alert)
         progress = alertio.progress(svc.redis, session, alert)
     if not _abilities(summary)["cancel"]:
         flash(_("This alert cannot be cancelled by you now."), "error")
@@ -377,7 +379,7 @@ def confirm_cancel(alert_id: int):  # type: ignore[no-untyped-def]
     return render_template("alerts/cancel.html", alert=summary, progress=progress)
 
 
-ACTIONS = {
+ACTIONS: dict[str, tuple[Callable[..., Alert], tuple[Role, ...]]] = {
     "submit": (core.submit_for_approval, tuple(core.DRAFT_ROLES)),
     "withdraw": (core.withdraw, tuple(core.DRAFT_ROLES)),
     "approve": (core.approve, tuple(core.APPROVE_ROLES)),
@@ -390,7 +392,7 @@ ACTIONS = {
 
 @bp.route("/<int:alert_id>/<action>", methods=["POST"])
 @roles_required(Role.DRAFTER, Role.APPROVER, Role.ADMIN)
-def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
+def act(alert_id: int, action: str) -> ResponseReturnValue:
     if action not in ACTIONS:
         abort(404)
     service, roles = ACTIONS[action]
@@ -433,7 +435,7 @@ def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/derive", methods=["POST"])
 @roles_required(*DRAFTERS)
-def derive(alert_id: int):  # type: ignore[no-untyped-def]
+def derive(alert_id: int) -> ResponseReturnValue:
     svc = services()
     try:
         with svc.database.session() as session:
@@ -456,7 +458,7 @@ def derive(alert_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/report.<fmt>")
 @roles_required(*READ_ALERTS)
-def report(alert_id: int, fmt: str):  # type: ignore[no-untyped-def]
+def report(alert_id: int, fmt: str) -> ResponseReturnValue:
     if fmt not in ("csv", "xlsx"):
         abort(404)
     return report_response(alert_id, fmt)
@@ -464,5 +466,5 @@ def report(alert_id: int, fmt: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/cap.xml")
 @roles_required(*READ_ALERTS)
-def cap(alert_id: int):  # type: ignore[no-untyped-def]
+def cap(alert_id: int) -> ResponseReturnValue:
     return cap_response(alert_id)

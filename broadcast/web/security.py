@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, abort, current_app, g, request
 from flask_login import AnonymousUserMixin, LoginManager, current_user
@@ -24,7 +24,9 @@ login_manager.session_protection = "strong"
 READ_ALERTS = (Role.ADMIN, Role.DRAFTER, Role.APPROVER, Role.AUDITOR)
 DRAFT = (Role.DRAFTER,)
 DECIDE = (Role.APPROVER,)
-IMPORT = (Role.CARRIER, Role.ADMIN)
+UPLOADERS = (Role.ADMIN, Role.CARRIER)
+IMPORT_READERS = (Role.ADMIN, Role.AUDITOR, Role.CARRIER)
+COVERAGE_READERS = (Role.ADMIN, Role.AUDITOR, Role.CARRIER, Role.DRAFTER, Role.APPROVER)
 READ_CARRIERS = (Role.CARRIER, Role.ADMIN, Role.AUDITOR, Role.DRAFTER, Role.APPROVER)
 
 
@@ -113,8 +115,7 @@ def roles_required(*roles: Role) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
-        wrapped.roles = roles  # type: ignore[attr-defined]
-        return wrapped  # type: ignore[return-value]
+        return cast(F, wrapped)
 
     return decorate
 
