@@ -2,7 +2,7 @@
 """Loa's two commands for a fresh machine with only Python (stdlib only, no venv needed).
 
     python3 tasks.py demo    # venv + install + `loa demo`: console, simulators, workers, demo data
-    python3 tasks.py test    # venv + install + ruff + import contracts + the whole test suite
+    python3 tasks.py test    # venv + install + ruff + import contracts + mypy + the test suite
 
 Anything after the command is passed on (`python3 tasks.py test -k import -x`,
 `python3 tasks.py demo --send-sample`). The virtual environment is `.venv` beside this file;
@@ -56,6 +56,7 @@ def test(args: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "lint-imports")
+    run(BIN / "mypy")  # the packages and options are in pyproject.toml [tool.mypy]
     run(BIN / "python", "-m", "pytest", *args)
 
 

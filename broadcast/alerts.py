@@ -188,10 +188,15 @@ def preview_draft(draft: AlertDraft) -> Preview:
     )
 
 
+def alert_preview(alert: Alert) -> Preview:
+    """The alert's text as the senders will send it: encoding, parts, the folded text."""
+    text = sms_text(body=alert.body, category=alert.category)
+    return preview(text, fold=alert.fold, concatenation=CONCATENATION)
+
+
 def alert_text(alert: Alert) -> str:
     """The exact text the senders split and send (folded when the alert says so)."""
-    text = sms_text(body=alert.body, category=alert.category)
-    return preview(text, fold=alert.fold, concatenation=CONCATENATION).text
+    return alert_preview(alert).text
 
 
 def validate_brandname(name: str) -> list[str]:
@@ -759,15 +764,8 @@ def derive(
         original_instruction=original.instruction,
     )
     template = templates.get(kind)
-    assessment = (
-        {}
-        if kind == "update"
-        else {
-            "urgency": template.urgency,
-            "severity": template.severity,
-            "certainty": template.certainty,
-        }
-    )
+    # An update keeps the original's assessment; a correction or all-clear takes the template's.
+    assessed = original if kind == "update" else template
     expires = original.expires_at
     if expires is not None and as_utc(expires) <= _now(now):
         expires = None
@@ -776,7 +774,9 @@ def derive(
         title=text["title"][:200],
         body=text["body"],
         instruction=text["instruction"],
-        **assessment,
+        urgency=assessed.urgency,
+        severity=assessed.severity,
+        certainty=assessed.certainty,
         schedule_at=None,
         expires_at=as_utc(expires) if expires else None,
     )
@@ -882,61 +882,6 @@ def derive_resend(
         expires_at=as_utc(expires) if expires else None,
     )
     return create_draft(session, draft, user=user, now=now, resend_of=original)
-
-
-def alert_summary(alert: Alert) -> dict[str, Any]:
-    """A JSON-able view for the API and the console."""
-
-    def iso(value: datetime | None) -> str | None:
-        return as_utc(value).isoformat() if value else None
-
-    shown = preview(
-        sms_text(body=alert.body, category=alert.category),
-        fold=alert.fold,
-        concatenation=CONCATENATION,
-    )
-    status = AlertStatus(alert.status)
-    return {
-        "id": alert.id,
-        "identifier": alert.identifier,
-        "title": alert.title,
-        "body": alert.body,
-        "text": shown.text,
-        "encoding": shown.encoding,
-        "parts": alert.parts,
-        "fold": alert.fold,
-        "category": AlertCategory(alert.category).value,
-        "test": AlertCategory(alert.category) == AlertCategory.TEST,
-        "drill": AlertCategory(alert.category) == AlertCategory.EXERCISE,
-        "status": status.value,
-        "allowed_actions": [a.value for a in allowed_actions(status)],
-        "msg_type": MsgType(alert.msg_type).value,
-        "references_id": alert.references_id,
-        "resend_of_id": alert.resend_of_id,
-        "brandname": alert.brandname,
-        "areas": [{"code": a.code, "name": a.name} for a in alert.areas],
-        "carriers": [c.code for c in alert.carriers],
-        "event": alert.event,
-        "urgency": alert.urgency,
-        "severity": alert.severity,
-        "certainty": alert.certainty,
-        "instruction": alert.instruction,
-        "web": alert.web,
-        "reply_keywords": [k.as_dict() for k in keywords_from(alert.reply_keywords)],
-        "schedule_at": iso(alert.schedule_at),
-        "expires_at": iso(alert.expires_at),
-        "waive_quiet_hours": alert.waive_quiet_hours,
-        "waive_daily_cap": alert.waive_daily_cap,
-        "version": alert.version,
-        "created_by": alert.created_by,
-        "approved_by": alert.approved_by,
-        "created_at": iso(alert.created_at),
-        "submitted_at": iso(alert.submitted_at),
-        "approved_at": iso(alert.approved_at),
-        "started_at": iso(alert.started_at),
-        "completed_at": iso(alert.completed_at),
-        "cancelled_at": iso(alert.cancelled_at),
-    }
 
 
 def versions(session: Session, alert_id: int) -> list[dict[str, Any]]:

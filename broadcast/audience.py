@@ -252,7 +252,7 @@ def audience_counts(
     if resend_of is not None:
         paths = None if group is not None else area_paths(session, area_codes)
         r, conds = _unreached(resend_of, area_paths=paths, resend_id=resend_id)
-        rows = dict(
+        rows: dict[int, int] = dict(
             session.execute(
                 select(r.c.carrier_id, func.count())
                 .where(*conds, r.c.carrier_id.in_([c.id for c in carriers]))
@@ -337,10 +337,10 @@ def refresh_area_counts(session: Session) -> int:
     for current in lists:
         s = Subscriber.__table__.alias("s")
         per_area = select(s.c.area_id, func.count()).where(s.c.list_id == current.id)
-        totals = dict(session.execute(per_area.group_by(s.c.area_id)).all())
+        totals: dict[int | None, int] = dict(session.execute(per_area.group_by(s.c.area_id)).all())
         newer = newer_lists(lists, current.id)
         # A semi-join the planner can hash, not a probe per row inside an aggregate.
-        owned = (
+        owned: dict[int | None, int] = (
             dict(
                 session.execute(
                     per_area.where(_owned_by_newer(s, newer)).group_by(s.c.area_id)
@@ -431,9 +431,9 @@ def reported_counts(
 
 def _insert_for(dialect: str) -> Callable[..., Insert]:
     if dialect == "postgresql":
-        return postgresql.insert  # type: ignore[return-value]
+        return postgresql.insert
     if dialect == "sqlite":
-        return sqlite.insert  # type: ignore[return-value]
+        return sqlite.insert
     return insert
 
 

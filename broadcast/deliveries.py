@@ -23,14 +23,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from broadcast import alerts, audience
 from broadcast.alerts import alert_text
-from broadcast.db import Database
+from broadcast.db import Database, rowcount
 from broadcast.errors import InvalidTransition
 from broadcast.models import (
     FAILED_DELIVERY_STATES,
@@ -49,9 +49,10 @@ from smpp_gateway.receipts import STAT_WORDS
 
 Transitions = Counter  # Counter[tuple[int, int, str, str]]
 
-D = Delivery.__table__
-P = DeliveryPart.__table__
-R = Receipt.__table__
+# The Core tables (declared as FromClause on the mapped classes; they are Tables).
+D = cast(Table, Delivery.__table__)
+P = cast(Table, DeliveryPart.__table__)
+R = cast(Table, Receipt.__table__)
 
 # Plain strings of the states defined in broadcast.models, for SQL and counter keys.
 OPEN_STATES = tuple(s.value for s in UNSENT_DELIVERY_STATES)
@@ -264,11 +265,13 @@ def queue_pending(
             )
             .subquery()
         )
-        count = s.execute(
-            update(D)
-            .where(D.c.id == sub.c.sid)
-            .values(batch_no=sub.c.b, state=DeliveryState.QUEUED.value, queued_at=now)
-        ).rowcount
+        count = rowcount(
+            s.execute(
+                update(D)
+                .where(D.c.id == sub.c.sid)
+                .values(batch_no=sub.c.b, state=DeliveryState.QUEUED.value, queued_at=now)
+            )
+        )
         total += count
         new += [(cid, base + i) for i in range(-(-count // batch_size))]
     return new, total
@@ -523,12 +526,12 @@ class SqlDeliveryStore:
             moved = self._finish_deliveries(s, touched, now)
         return moved
 
-    def _finish_deliveries(self, s: object, ids: list[int], now: datetime) -> Transitions:
+    def _finish_deliveries(self, s: Session, ids: list[int], now: datetime) -> Transitions:
         moved: Transitions = Counter()
         updates = []
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            rows = s.execute(  # type: ignore[attr-defined]
+            rows = s.execute(
                 select(D.c.id, D.c.alert_id, D.c.carrier_id, D.c.parts, D.c.state, P.c.state)
                 .join(P, P.c.delivery_id == D.c.id)
                 .where(D.c.id.in_(chunk))
@@ -550,7 +553,7 @@ class SqlDeliveryStore:
                      "b_at": now if new_state != state else None}
                 )  # fmt: skip
         if updates:
-            s.execute(  # type: ignore[attr-defined]
+            s.execute(
                 update(D)
                 .where(D.c.id == bindparam("b_id"))
                 .values(parts_final=bindparam("b_final"), state=bindparam("b_state"),
@@ -617,12 +620,12 @@ class SqlDeliveryStore:
                     (OPEN_STATES, EXPIRED_UNSENT),
                     ((DeliveryState.SUBMITTED.value,), EXPIRED_NO_RECEIPT),
                 ):
-                    count += s.execute(
+                    count += rowcount(s.execute(
                         update(D)
                         .where(D.c.alert_id == alert_id, D.c.state.in_(states))
                         .values(state=DeliveryState.EXPIRED.value, final_at=now,
                                 lease_until=None, last_error=reason)
-                    ).rowcount  # fmt: skip
+                    ))  # fmt: skip
                 if count:
                     touched.append(alert_id)
         return touched

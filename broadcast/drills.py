@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from broadcast import alerts, audit
+from broadcast.db import rowcount
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationFailed
 from broadcast.models import AlertCategory, DrillSchedule, Role, User
 from broadcast.policy import as_utc
@@ -178,7 +179,7 @@ def _claim(session: Session, row: DrillSchedule, following: datetime) -> bool:
         .values(next_at=following)
         .execution_options(synchronize_session=False)
     )
-    return claimed.rowcount == 1
+    return rowcount(claimed) == 1
 
 
 def create_due(session: Session, *, now: datetime, timezone: str) -> list[int]:

@@ -122,7 +122,7 @@ def web_session_key(session_id: str) -> str:
     return key("session", session_id)
 
 
-def user_sessions_key(user_id: int) -> str:
+def user_sessions_key(user_id: int | str) -> str:
     """Set of the session ids of one user, so a password change ends every one of them."""
     return key("user", user_id, "sessions")
 

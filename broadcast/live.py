@@ -112,7 +112,7 @@ def state_counts(session: Session, alert_id: int) -> dict[str, dict[str, int]]:
 
 def rebuild_counters(connection: redis.Redis, session: Session, alert_id: int) -> None:
     """Counters of one alert from the database, written in one pipeline."""
-    per = {
+    per: dict[str, dict[Any, int]] = {  # Any: redis-py types the keys as a wide union
         code: {**dict.fromkeys(STATES, 0), **counts}
         for code, counts in state_counts(session, alert_id).items()
     }

@@ -155,6 +155,8 @@ def store_replies(
     ).all()
     by_number: dict[str, list[tuple[datetime, int, int | None]]] = {}
     for msisdn, alert_id, submitted_at, area_id in reached:
+        if submitted_at is None:  # the query asks submitted_at >= earliest: never None
+            continue
         by_number.setdefault(msisdn, []).append((_aware(submitted_at), alert_id, area_id))
     rows: list[dict[str, Any]] = []
     for r in replies:

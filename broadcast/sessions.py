@@ -81,7 +81,7 @@ class SessionStore:
         """Slide the idle timeout of an unchanged session."""
         self.redis.expire(keys.web_session_key(session_id), self.ttl(started))
 
-    def end(self, session_id: str, *, user_id: object = None) -> None:
+    def end(self, session_id: str, *, user_id: int | str | None = None) -> None:
         pipe = self.redis.pipeline()
         pipe.delete(keys.web_session_key(session_id))
         if user_id is not None:

@@ -35,6 +35,8 @@ class CarrierSettings:
     window: int
     gateway: GatewayConfig  # the SMSC, as the SMPP client takes it (its window is `window`)
     enabled: bool = True
+    # The gateway is the bundled SMSC simulator (`loa demo`): every console page says so.
+    simulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,11 @@ class Settings:
         return {c.code: c.mps for c in self.carriers}
 
     @property
+    def simulated_carriers(self) -> tuple[CarrierSettings, ...]:
+        """The enabled carriers whose gateway is the SMSC simulator: a demo, not a live service."""
+        return tuple(c for c in self.carriers if c.enabled and c.simulated)
+
+    @property
     def carrier_codes(self) -> tuple[str, ...]:
         return tuple(c.code for c in self.carriers)
 
@@ -231,6 +238,7 @@ class CarrierSchema(_Strict):
     binds = fields.Integer(load_default=1, validate=validate.Range(min=1, max=64))
     window = fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000))
     enabled = fields.Boolean(load_default=True)
+    simulated = fields.Boolean(load_default=False)
     gateway = fields.Nested(GatewaySchema, required=True)
 
 

@@ -250,7 +250,7 @@ def split(text: str, *, concatenation: str, reference: int, data_coding_gsm: int
         raise EncodingError(f"text needs {total} parts; at most {MAX_PARTS} can be concatenated")
     if concatenation == "payload":
         body, dc = _encode_body(text, encoding, data_coding_gsm)
-        tlvs = (("message_payload", body),)
+        tlvs: tuple[tuple[str, int | bytes], ...] = (("message_payload", body),)
         return [Part(b"", dc, 0, text, units, tlvs=tlvs)]
     parts: list[Part] = []
     for seq, (start, end, used) in enumerate(chunks, start=1):
@@ -309,7 +309,7 @@ def join(parts: Iterable[Part]) -> str:
     for p in parts:
         for name, value in p.tlvs:
             if name == "message_payload":
-                out.append(decode(bytes(value), p.data_coding))  # type: ignore[arg-type]
+                out.append(decode(bytes(value), p.data_coding))
                 break
         else:
             out.append(decode(p.short_message, p.data_coding, p.esm_class))

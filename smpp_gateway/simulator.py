@@ -186,7 +186,7 @@ class ReceivedPdu:
         }
 
 
-def _cstring(data: bytes | memoryview, pos: int) -> tuple[str, int]:
+def _cstring(data: bytes, pos: int) -> tuple[str, int]:
     end = data.index(0, pos)
     return bytes(data[pos:end]).decode("latin-1"), end + 1
 
@@ -358,7 +358,12 @@ class SmscSimulator:
 
     def drop_connections(self) -> None:
         """Close every client socket now, as a failing link would."""
-        self._call(lambda: [self._close(c) for c in list(self._conns.values())])
+
+        def close_all() -> None:
+            for conn in list(self._conns.values()):
+                self._close(conn)
+
+        self._call(close_all)
 
     def connections(self) -> int:
         return len(self._conns)

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 COUNTRY_CODE = "84"
+# None as np.where sees it (a 0-d object array): the "no value" of object columns.
+NONE = np.array(None, dtype=object)
 STRING = pd.StringDtype("pyarrow")
 
 
@@ -233,9 +235,9 @@ def normalise(values: pd.Series, plan: NumberPlan) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "msisdn": pd.Series(pd.arrays.ArrowExtensionArray(msisdn), index=index).astype(STRING),
-            "carrier": pd.Series(np.where(ok, carrier, None), index=index, dtype=object),
+            "carrier": pd.Series(np.where(ok, carrier, NONE), index=index, dtype=object),
             "converted": converted & ok,
-            "reason": pd.Series(np.where(ok, None, reason), index=index, dtype=object),
+            "reason": pd.Series(np.where(ok, NONE, reason), index=index, dtype=object),
         },
         index=index,
     )

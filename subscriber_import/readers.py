@@ -12,7 +12,7 @@ import datetime as dt
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ class Table:
     """
 
     columns: list[str]
-    chunks: Iterator[pd.DataFrame]
+    chunks: Generator[pd.DataFrame]
     total_rows: int | None
     format: str
     encoding: str | None = None
@@ -206,7 +206,7 @@ def _open_csv(path: Path, name: str, head: bytes, chunk_rows: int) -> Table:
         raise MalformedFile(f"{name}: cannot read the header: {_first_line(exc)}") from None
     columns = [unicodedata.normalize("NFC", str(c)).strip() for c in header.columns]
 
-    def chunks() -> Iterator[pd.DataFrame]:
+    def chunks() -> Generator[pd.DataFrame]:
         try:
             with pd.read_csv(path, chunksize=chunk_rows, **common) as reader:
                 yield from _chunks_of(reader, columns, encoding)
@@ -416,7 +416,7 @@ def _open_workbook(path: Path, name: str, sheet: str | None, chunk_rows: int) ->
     columns = [_cell_text(v) or f"column_{i + 1}" for i, v in enumerate(header[:width])]
     total = max(0, data.height - skipped)
 
-    def chunks() -> Iterator[pd.DataFrame]:
+    def chunks() -> Generator[pd.DataFrame]:
         batch: list[list[Any]] = []
         line = skipped
         start = line + 1

@@ -29,13 +29,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from sqlalchemy import and_, exists, func, insert, select, text, update
+from sqlalchemy import and_, delete, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from broadcast import audit
 from broadcast.areas import read_old_labels
 from broadcast.audience import refresh_area_counts, short_of_reported
-from broadcast.db import Database
+from broadcast.db import Database, rowcount
 from broadcast.models import (
     Area,
     Carrier,
@@ -48,7 +48,7 @@ from broadcast.models import (
     SubscriberList,
 )
 from broadcast.settings import Settings
-from subscriber_import.area_lookup import AreaInfo, AreaLookup, Match
+from subscriber_import.area_lookup import AreaLookup, Match
 from subscriber_import.columns import map_columns
 from subscriber_import.errors import (
     ImportFailed,
@@ -60,7 +60,7 @@ from subscriber_import.errors import (
     UnknownCarrier,
 )
 from subscriber_import.isolation import run_limited
-from subscriber_import.numbers import NumberPlan, Reason, normalise
+from subscriber_import.numbers import NONE, NumberPlan, Reason, normalise
 from subscriber_import.readers import Table, open_table
 from subscriber_import.report import ImportReport, RejectsWriter
 
@@ -238,7 +238,7 @@ def _run(
                     report=report.to_json(),
                 )
             )
-            if done.rowcount != 1:
+            if rowcount(done) != 1:
                 raise ImportFailed(
                     "import_stopped",
                     f"the import of {name} was marked failed while it ran (its worker was "
@@ -279,7 +279,7 @@ def _run(
 def _close(table: Table | None) -> None:
     """Stop reading now (closes the file) rather than when the generator is collected."""
     if table is not None:
-        table.chunks.close()  # type: ignore[attr-defined]
+        table.chunks.close()
 
 
 def _record_refusal(
@@ -623,7 +623,8 @@ class _BulkWriter:
     def __init__(self, session: Session, list_id: int) -> None:
         self.connection = session.connection()
         self.dialect = self.connection.dialect.name
-        self.raw = self.connection.connection.driver_connection
+        # The driver's own connection (psycopg's COPY, sqlite3's executemany).
+        self.raw: Any = self.connection.connection.driver_connection
         self.list_id = int(list_id)
         self.numbers: list[np.ndarray] = []
         self.areas: list[np.ndarray] = []
@@ -693,7 +694,7 @@ class _BulkWriter:
                     zip(
                         repeat(self.list_id),
                         numbers[start:stop].astype(str).tolist(),
-                        np.where(part < 0, None, part).tolist(),
+                        np.where(part < 0, NONE, part).tolist(),
                         range(start + 1, stop + 1),
                         strict=False,
                     ),
@@ -804,8 +805,8 @@ def _import_counts(
             {"rows": report.rows, "rejected": report.rejected},
         )
     session.execute(insert(CountReport), rows)
-    dates = {r["as_of"] for r in rows}
-    report.as_of = rows[0]["as_of"] if len(dates) == 1 else None  # per_area has each date
+    as_of_dates = {r["as_of"] for r in rows}
+    report.as_of = rows[0]["as_of"] if len(as_of_dates) == 1 else None  # per_area has each date
     listed = _active_area_counts(session, carrier_id)
     latest = _latest_counts(session, carrier_id)
     reported_ids = {r["area_id"] for r in rows}
@@ -906,7 +907,7 @@ def _area_rows(
         derived = _reported_subtrees(areas, shown, latest)
     out: list[dict[str, Any]] = []
     for area_id in sorted(shown, key=lambda a: areas.areas[a].path if a in areas.areas else ""):
-        info: AreaInfo | None = areas.areas.get(area_id)
+        info = areas.areas.get(area_id)
         if info is None:
             continue
         reported = latest.get(area_id)
@@ -1053,7 +1054,7 @@ def purge_superseded(database: Database, settings: Settings, *, now: datetime | 
                 for list_id in ids:
                     session.execute(text(f"DROP TABLE IF EXISTS {partition_name(list_id)}"))
             # Rows written outside the importer sit in the default partition (or on SQLite).
-            session.execute(Subscriber.__table__.delete().where(Subscriber.list_id.in_(ids)))
+            session.execute(delete(Subscriber).where(Subscriber.list_id.in_(ids)))
             session.execute(
                 update(SubscriberList)
                 .where(SubscriberList.id.in_(ids))
@@ -1072,7 +1073,8 @@ def purge_superseded(database: Database, settings: Settings, *, now: datetime | 
             )
         ).all()
         for import_id, rejects_path in old:
-            Path(rejects_path).unlink(missing_ok=True)
+            if rejects_path is not None:  # the query asked for files, but the column may be NULL
+                Path(rejects_path).unlink(missing_ok=True)
             session.execute(update(Import).where(Import.id == import_id).values(rejects_path=None))
         for held in upload_folder(settings).glob("held-*"):
             if held.stat().st_mtime <= cutoff.timestamp():  # never confirmed: personal data

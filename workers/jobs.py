@@ -88,12 +88,15 @@ def send_batch(alert_id: int, carrier_code: str, batch_no: int) -> dict[str, Any
     return sender_for(rt, carrier_code).send_batch(alert_id, batch_no)
 
 
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def requeue_alert(rt: Runtime, alert_id: int, priority: str) -> Counter[str]:
     """Enqueue every batch with queued rows that no live sender holds and no queue has."""
     codes = _codes(rt)
     marks = {
-        k.decode(): v.decode()
-        for k, v in rt.redis.hgetall(keys.alert_batches_key(alert_id)).items()
+        _str(k): _str(v) for k, v in rt.redis.hgetall(keys.alert_batches_key(alert_id)).items()
     }
     # A mark proves a waiting job only while that job is still queued (a worker that died
     # after taking it off the queue, before claiming its rows, leaves a mark and no job).

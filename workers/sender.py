@@ -200,7 +200,7 @@ class CarrierSender:
                 store.complete_if_done(alert_id)
 
     def _apply(self, moved: Counter, segments: int = 0, alert_id: int | None = None) -> None:
-        named = Counter()
+        named: Counter[tuple[int, str, str, str]] = Counter()
         for (a, cid, before, after), n in moved.items():
             named[(a, self._codes.get(cid, str(cid)), before, after)] += n
         seg = {(alert_id, self.code): segments} if segments and alert_id is not None else None
@@ -413,8 +413,8 @@ class CarrierSender:
                     and (room := self._room(parts) - len(slotted)) > 0
                 ):
                     want = min(block, len(todo), room) * parts
-                    grant, times = self._slots(want, parts)
-                    for slot in times:
+                    grant, granted = self._slots(want, parts)
+                    for slot in granted:
                         slotted.append((slot, todo.popleft()))
                     if not grant.granted:
                         nap = grant.wait

@@ -11,11 +11,15 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from broadcast.cli.core import fail, get_database, get_settings
 from broadcast.errors import LoaError
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 
 def register(group: click.Group) -> None:
@@ -26,7 +30,7 @@ def register(group: click.Group) -> None:
     group.add_command(progress)
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def _runtime() -> Runtime:
     from workers.runtime import build_runtime, install
 
     try:
@@ -106,6 +110,7 @@ def worker(
     if imports:
         ImportWorker(runtime).work(burst=burst, logging_level=settings.log_level)
         return
+    assert carrier_code is not None  # exactly one of carrier, control and imports was given
     try:
         sender = sender_for(runtime, carrier_code)
     except GatewayError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import sys
 import threading
 
 import click
@@ -136,7 +137,7 @@ def simulator_command(
         signal.signal(sig, lambda *_: stop.set())
     with SmscSimulator(config, host, port, record_to=record) as sim:
         click.echo(f"simulator listening on {host}:{sim.port}", err=False)
-        click.get_text_stream("stdout").flush()
+        sys.stdout.flush()
         while not stop.wait(0.5):
             pass
     click.echo("simulator stopped")

@@ -16,6 +16,7 @@ from broadcast.redis_server import connect, redis_url_for
 from broadcast.sessions import SessionStore
 from broadcast.settings import Settings, load_settings
 from broadcast.web.context import Services
+from subscriber_import.service import load_plan
 
 csrf = CSRFProtect()
 
@@ -64,6 +65,7 @@ def create_app(
         queues=queues,
         sessions=sessions,
         upload_waiters=threading.Semaphore(settings.web.upload_waiters),
+        number_plan=load_plan(settings),
     )
 
     from broadcast.web import admin, alerts, auth, capfeed, carriers, health

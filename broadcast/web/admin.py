@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -20,11 +21,11 @@ from sqlalchemy import func, select
 from broadcast import accounts, audit, drills, registry
 from broadcast.errors import LoaError, NotFound
 from broadcast.models import ApiToken, Area, AuditEntry, Carrier, RecipientGroup, Role, User
-from broadcast.web.api.admin import number_normaliser
 from broadcast.web.api.schemas import UserIn, UserPatch
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
 from broadcast.web.inputs import page_arg
+from broadcast.web.responders import number_normaliser
 from broadcast.web.security import client_ip, roles_required
 from broadcast.web.templating import AUDIT_ACTION_LABELS
 
@@ -33,7 +34,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 @bp.route("/users", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def users():  # type: ignore[no-untyped-def]
+def users() -> ResponseReturnValue:
     db = services().database
     if request.method == "POST":
         try:
@@ -73,7 +74,7 @@ def users():  # type: ignore[no-untyped-def]
 
 @bp.route("/users/<int:user_id>/active", methods=["POST"])
 @roles_required(Role.ADMIN)
-def set_active(user_id: int):  # type: ignore[no-untyped-def]
+def set_active(user_id: int) -> ResponseReturnValue:
     active = request.form.get("active") == "1"
     with services().database.session() as session:
         user = session.get(User, user_id)
@@ -101,7 +102,7 @@ def set_active(user_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/users/<int:user_id>/password", methods=["POST"])
 @roles_required(Role.ADMIN)
-def reset_password(user_id: int):  # type: ignore[no-untyped-def]
+def reset_password(user_id: int) -> ResponseReturnValue:
     """An administrator sets a new password for a user (who forgot theirs); every session of
     that user ends, so whoever held the old password is logged out."""
     svc = services()
@@ -125,7 +126,7 @@ def reset_password(user_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
 @roles_required(Role.ADMIN)
-def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
+def revoke_token(token_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         accounts.revoke_token(session, token_id, actor=current_user.db_user(session))
     flash(_("Token revoked."), "success")
@@ -174,7 +175,7 @@ def audit_filters(tz: ZoneInfo) -> dict[str, Any]:
 
 @bp.route("/audit")
 @roles_required(Role.ADMIN, Role.AUDITOR)
-def audit_log():  # type: ignore[no-untyped-def]
+def audit_log() -> ResponseReturnValue:
     size = AUDIT_PAGE_SIZE
     page = page_arg(size)
     tz = ZoneInfo(services().settings.timezone)
@@ -223,7 +224,7 @@ def audit_log():  # type: ignore[no-untyped-def]
 
 @bp.route("/brandnames", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def brandnames():  # type: ignore[no-untyped-def]
+def brandnames() -> ResponseReturnValue:
     db = services().database
     if request.method == "POST":
         try:
@@ -246,7 +247,7 @@ def brandnames():  # type: ignore[no-untyped-def]
 
 @bp.route("/brandnames/<int:brandname_id>/deactivate", methods=["POST"])
 @roles_required(Role.ADMIN)
-def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
+def deactivate_brandname(brandname_id: int) -> ResponseReturnValue:
     try:
         with services().database.session() as session:
             row = registry.deactivate_brandname(
@@ -285,7 +286,7 @@ GROUP_PAGES = {
 }
 
 
-def _group_page(group: RecipientGroup):  # type: ignore[no-untyped-def]
+def _group_page(group: RecipientGroup) -> ResponseReturnValue:
     """The test group's or the drill group's page: list, add (rules in broadcast.registry)."""
     texts = GROUP_PAGES[group]
     db = services().database
@@ -323,7 +324,7 @@ def _group_page(group: RecipientGroup):  # type: ignore[no-untyped-def]
         )
 
 
-def _remove_from_group(group: RecipientGroup, recipient_id: int):  # type: ignore[no-untyped-def]
+def _remove_from_group(group: RecipientGroup, recipient_id: int) -> ResponseReturnValue:
     texts = GROUP_PAGES[group]
     try:
         with services().database.session() as session:
@@ -342,25 +343,25 @@ def _remove_from_group(group: RecipientGroup, recipient_id: int):  # type: ignor
 
 @bp.route("/test-group", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def test_group():  # type: ignore[no-untyped-def]
+def test_group() -> ResponseReturnValue:
     return _group_page(RecipientGroup.TEST)
 
 
 @bp.route("/test-group/<int:recipient_id>/remove", methods=["POST"])
 @roles_required(Role.ADMIN)
-def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+def remove_test_recipient(recipient_id: int) -> ResponseReturnValue:
     return _remove_from_group(RecipientGroup.TEST, recipient_id)
 
 
 @bp.route("/drill-group", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def drill_group():  # type: ignore[no-untyped-def]
+def drill_group() -> ResponseReturnValue:
     return _group_page(RecipientGroup.DRILL)
 
 
 @bp.route("/drill-group/<int:recipient_id>/remove", methods=["POST"])
 @roles_required(Role.ADMIN)
-def remove_drill_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+def remove_drill_recipient(recipient_id: int) -> ResponseReturnValue:
     return _remove_from_group(RecipientGroup.DRILL, recipient_id)
 
 
@@ -376,7 +377,7 @@ def _int(value: str | None, default: int = 0) -> int:
 
 @bp.route("/drills", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def drill_schedules():  # type: ignore[no-untyped-def]
+def drill_schedules() -> ResponseReturnValue:
     svc = services()
     form = request.form
     values: dict = {"at_time": "09:00", "lead_days": "7", "areas": [], "carriers": []}
@@ -428,7 +429,7 @@ def drill_schedules():  # type: ignore[no-untyped-def]
 
 @bp.route("/drills/<int:schedule_id>/deactivate", methods=["POST"])
 @roles_required(Role.ADMIN)
-def deactivate_drill_schedule(schedule_id: int):  # type: ignore[no-untyped-def]
+def deactivate_drill_schedule(schedule_id: int) -> ResponseReturnValue:
     try:
         with services().database.session() as session:
             drills.deactivate(session, schedule_id, user=current_user.db_user(session))

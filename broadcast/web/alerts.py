@@ -8,12 +8,14 @@ first page reads back what will happen, only its final button acts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from itertools import zip_longest
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
@@ -35,17 +37,12 @@ from broadcast.models import (
 )
 from broadcast.policy import PolicyViolation
 from broadcast.web import alertio, dispatch, previews
-from broadcast.web.api.alerts import (
-    RESCUE_EXPORTERS,
-    cap_response,
-    help_response,
-    report_response,
-)
-from broadcast.web.api.schemas import AlertIn
+from broadcast.web.api.schemas import AlertIn, AlertOut
 from broadcast.web.areas import area_group_labels
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
-from broadcast.web.security import READ_ALERTS, roles_required
+from broadcast.web.responders import cap_response, help_response, report_response
+from broadcast.web.security import READ_ALERTS, RESCUE_EXPORTERS, roles_required
 from broadcast.web.templating import CATEGORY_LABELS, NETWORK_LABELS, STATUS_LABELS
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
@@ -211,7 +208,7 @@ def _form_context(session: Any, chosen: list[str] | None = None) -> dict[str, An
 
 @bp.route("/")
 @roles_required(*READ_ALERTS)
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     with services().database.session() as session:
         rows = session.scalars(select(Alert).order_by(Alert.id.desc()).limit(200)).all()
         authors = dict(session.execute(select(User.id, User.username)).all())
@@ -220,7 +217,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*DRAFTERS)
-def new():  # type: ignore[no-untyped-def]
+def new() -> ResponseReturnValue:
     svc = services()
     values: dict[str, Any] = {
         "category": "warning",
@@ -261,11 +258,11 @@ def new():  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/edit", methods=["GET", "POST"])
 @roles_required(*DRAFTERS)
-def edit(alert_id: int):  # type: ignore[no-untyped-def]
+def edit(alert_id: int) -> ResponseReturnValue:
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        summary = core.alert_summary(alert)
+        summary = AlertOut().dump(alert)
     values: dict[str, Any] = {**summary, "areas": [a["code"] for a in summary["areas"]]}
     if request.method == "POST":
         values = _form_input()
@@ -290,11 +287,11 @@ def edit(alert_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>")
 @roles_required(*READ_ALERTS)
-def show(alert_id: int):  # type: ignore[no-untyped-def]
+def show(alert_id: int) -> ResponseReturnValue:
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        summary = core.alert_summary(alert)
+        summary = AlertOut().dump(alert)
         people = dict(session.execute(select(User.id, User.username)).all())
         decisions = session.scalars(
             select(Approval).where(Approval.alert_id == alert_id).order_by(Approval.id)
@@ -331,7 +328,7 @@ def show(alert_id: int):  # type: ignore[no-untyped-def]
 def _resend_offers(session: Any, alert: Alert, summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Targeted areas whose carrier reports normal again after trouble since the alert went
     out, with the numbers the alert did not reach there: the moment to resend."""
-    if not _abilities(summary)["resend"]:
+    if not _abilities(summary)["resend"] or alert.approved_at is None:
         return []
     offers = []
     for row in network.restored(
@@ -385,7 +382,7 @@ def _decidable(alert_id: int) -> Any:
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        summary = core.alert_summary(alert)
+        summary = AlertOut().dump(alert)
         if summary["created_by"] == current_user.id:
             raise PermissionDenied("a drafter cannot approve their own alert")
         if summary["status"] != AlertStatus.PENDING_APPROVAL.value:
@@ -405,7 +402,7 @@ def _decidable(alert_id: int) -> Any:
 
 @bp.route("/<int:alert_id>/readback")
 @roles_required(*core.APPROVE_ROLES)
-def readback(alert_id: int):  # type: ignore[no-untyped-def]
+def readback(alert_id: int) -> ResponseReturnValue:
     """Step one of approving: what will happen, read back, with the one button that sends."""
     found = _decidable(alert_id)
     if not isinstance(found, tuple):
@@ -427,12 +424,12 @@ def readback(alert_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/cancel/confirm")
 @roles_required(*DRAFTERS)
-def confirm_cancel(alert_id: int):  # type: ignore[no-untyped-def]
+def confirm_cancel(alert_id: int) -> ResponseReturnValue:
     """Cancelling stops what is not sent yet and cannot be undone: it is asked for twice."""
     svc = services()
     with svc.database.session() as session:
         alert = core.get_alert(session, alert_id)
-        summary = core.alert_summary(alert)
+        summary = AlertOut().dump(alert)
         progress = alertio.progress(svc.redis, session, alert, svc.settings.rate_limits)
     if not _abilities(summary)["cancel"]:
         flash(_("This alert cannot be cancelled by you now."), "error")
@@ -440,7 +437,7 @@ def confirm_cancel(alert_id: int):  # type: ignore[no-untyped-def]
     return render_template("alerts/cancel.html", alert=summary, progress=progress)
 
 
-ACTIONS = {
+ACTIONS: dict[str, tuple[Callable[..., Alert], tuple[Role, ...]]] = {
     "submit": (core.submit_for_approval, tuple(core.DRAFT_ROLES)),
     "withdraw": (core.withdraw, tuple(core.DRAFT_ROLES)),
     "approve": (core.approve, tuple(core.APPROVE_ROLES)),
@@ -453,7 +450,7 @@ ACTIONS = {
 
 @bp.route("/<int:alert_id>/<action>", methods=["POST"])
 @roles_required(Role.DRAFTER, Role.APPROVER, Role.ADMIN)
-def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
+def act(alert_id: int, action: str) -> ResponseReturnValue:
     if action not in ACTIONS:
         abort(404)
     service, roles = ACTIONS[action]
@@ -496,14 +493,14 @@ def act(alert_id: int, action: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/resend")
 @roles_required(*DRAFTERS)
-def confirm_resend(alert_id: int):  # type: ignore[no-untyped-def]
+def confirm_resend(alert_id: int) -> ResponseReturnValue:
     """Step one of a resend: how many numbers it would reach, per carrier, read back before
     the draft is made (areas=…&carriers=… narrow it)."""
     areas = request.args.getlist("areas") or None
     carriers = request.args.getlist("carriers") or None
     try:
         with services().database.session() as session:
-            summary = core.alert_summary(core.get_alert(session, alert_id))
+            summary = AlertOut().dump(core.get_alert(session, alert_id))
             area_codes, carrier_codes, counts = core.resend_counts(
                 session, alert_id, areas=areas, carriers=carriers
             )
@@ -529,7 +526,7 @@ def confirm_resend(alert_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/derive", methods=["POST"])
 @roles_required(*DRAFTERS)
-def derive(alert_id: int):  # type: ignore[no-untyped-def]
+def derive(alert_id: int) -> ResponseReturnValue:
     svc = services()
     try:
         with svc.database.session() as session:
@@ -554,7 +551,7 @@ def derive(alert_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/report.<fmt>")
 @roles_required(*READ_ALERTS)
-def report(alert_id: int, fmt: str):  # type: ignore[no-untyped-def]
+def report(alert_id: int, fmt: str) -> ResponseReturnValue:
     if fmt not in ("csv", "xlsx"):
         abort(404)
     return report_response(alert_id, fmt)
@@ -562,11 +559,11 @@ def report(alert_id: int, fmt: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alert_id>/help.csv")
 @roles_required(*RESCUE_EXPORTERS)
-def help_export(alert_id: int):  # type: ignore[no-untyped-def]
+def help_export(alert_id: int) -> ResponseReturnValue:
     return help_response(alert_id)
 
 
 @bp.route("/<int:alert_id>/cap.xml")
 @roles_required(*READ_ALERTS)
-def cap(alert_id: int):  # type: ignore[no-untyped-def]
+def cap(alert_id: int) -> ResponseReturnValue:
     return cap_response(alert_id)

@@ -4,8 +4,10 @@ username and client address, and per username from devices that never logged in 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from marshmallow import ValidationError
@@ -14,11 +16,11 @@ from sqlalchemy import select
 from broadcast import accounts, audit
 from broadcast.accounts import check_login
 from broadcast.models import ApiToken, Role, User
-from broadcast.web.api.admin import token_expiry_days
 from broadcast.web.api.schemas import TokenIn
 from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
 from broadcast.web.i18n import LOCALES
+from broadcast.web.responders import token_expiry_days
 from broadcast.web.security import (
     CurrentUser,
     LoginThrottle,
@@ -26,6 +28,7 @@ from broadcast.web.security import (
     known_device,
     remember_device,
 )
+from broadcast.web.sessions import ServerSession
 
 bp = Blueprint("auth", __name__)
 
@@ -40,7 +43,7 @@ def home_endpoint() -> str:
 
 
 @bp.route("/")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
     return redirect(url_for(home_endpoint()))
@@ -58,7 +61,7 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     svc = services()
     if request.method == "GET":
         # The session that will hold the form's CSRF token lives in Redis: without Redis the
@@ -119,7 +122,7 @@ def login():  # type: ignore[no-untyped-def]
     throttle.clear(username, ip, counted_on_account=not known)
     locale = session.get("locale")
     session.clear()
-    session.rotate()  # a new session id at login: no fixation
+    cast(ServerSession, session).rotate()  # a new session id at login: no fixation
     if locale:
         session["locale"] = locale
     login_user(who)
@@ -129,7 +132,7 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.route("/logout", methods=["POST"])
 @login_required
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     with services().database.session() as s:
         audit.record(
             s,
@@ -142,14 +145,15 @@ def logout():  # type: ignore[no-untyped-def]
     locale = session.get("locale")
     logout_user()
     session.clear()
-    session.rotate()  # the session ends on the server: a copy of its cookie opens nothing
+    # The session ends on the server: a copy of its cookie opens nothing.
+    cast(ServerSession, session).rotate()
     if locale:  # the language chosen with the header switch outlives the login
         session["locale"] = locale
     return redirect(url_for("auth.login"))
 
 
 @bp.route("/locale/<code>", methods=["POST"])
-def set_locale(code: str):  # type: ignore[no-untyped-def]
+def set_locale(code: str) -> ResponseReturnValue:
     if code not in LOCALES:
         abort(404)
     session["locale"] = code
@@ -158,7 +162,7 @@ def set_locale(code: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/account/tokens", methods=["GET", "POST"])
 @login_required
-def tokens():  # type: ignore[no-untyped-def]
+def tokens() -> ResponseReturnValue:
     """One's own API tokens: nobody makes a token for someone else (it would act as them)."""
     svc = services()
     if request.method == "POST":
@@ -191,7 +195,7 @@ def tokens():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
 @login_required
-def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
+def revoke_token(token_id: int) -> ResponseReturnValue:
     with services().database.session() as s:
         row = s.get(ApiToken, token_id)
         if row is None or row.user_id != current_user.id:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 
 from broadcast import cap
 from broadcast.models import Alert
@@ -24,7 +26,7 @@ FEED_TITLE = "Loa — Cảnh báo công khai / Public alerts"
 ATOM_MIMETYPE = "application/atom+xml"
 
 
-def _cached(body: bytes, mimetype: str, *, max_age: int, modified: datetime | None) -> Response:
+def _cached(body: bytes, mimetype: str, *, max_age: int, modified: datetime | None) -> BaseResponse:
     response = Response(body, mimetype=mimetype)
     response.cache_control.public = True
     response.cache_control.max_age = max_age
@@ -39,7 +41,7 @@ def _entry_url(alert: Alert) -> str:
 
 
 @bp.get("/feed.atom")
-def feed():  # type: ignore[no-untyped-def]
+def feed() -> ResponseReturnValue:
     svc = services()
     now = datetime.now(UTC)
     with svc.database.session() as session:
@@ -56,7 +58,7 @@ def feed():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<identifier>.xml")
-def document(identifier: str):  # type: ignore[no-untyped-def]
+def document(identifier: str) -> ResponseReturnValue:
     svc = services()
     with svc.database.session() as session:
         alert = cap.published_alert(session, identifier)

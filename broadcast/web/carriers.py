@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -17,20 +18,24 @@ from broadcast import network
 from broadcast.errors import LoaError, PermissionDenied
 from broadcast.models import Area, Carrier, Import, NetworkState, Role
 from broadcast.web import uploads
-from broadcast.web.api.imports import (
-    COVERAGE_READERS,
-    READERS,
-    UPLOADERS,
+from broadcast.web.areas import area_group_labels
+from broadcast.web.context import services
+from broadcast.web.errors import refusal_text
+from broadcast.web.responders import (
     import_view,
     progress_in_scope,
     rejects_response,
     visible_import,
 )
-from broadcast.web.api.network import REPORTERS
-from broadcast.web.areas import area_group_labels
-from broadcast.web.context import services
-from broadcast.web.errors import refusal_text
-from broadcast.web.security import READ_CARRIERS, carrier_in_scope, roles_required
+from broadcast.web.security import (
+    COVERAGE_READERS,
+    IMPORT_READERS,
+    NETWORK_REPORTERS,
+    READ_CARRIERS,
+    UPLOADERS,
+    carrier_in_scope,
+    roles_required,
+)
 from broadcast.web.templating import import_problem
 from subscriber_import import service
 from subscriber_import.errors import ListChanged, ListShrinks
@@ -41,7 +46,7 @@ EXPLAINED_ON_REPORT = frozenset({ListShrinks.code, ListChanged.code})
 
 @bp.route("/")
 @roles_required(*READ_CARRIERS)
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     if current_user.role == Role.CARRIER:
         return redirect(url_for("carriers.show", code=current_user.carrier_code))
     with services().database.session() as session:
@@ -53,11 +58,11 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/<code>")
 @roles_required(*COVERAGE_READERS)
-def show(code: str):  # type: ignore[no-untyped-def]
+def show(code: str) -> ResponseReturnValue:
     with services().database.session() as session:
         carrier = carrier_in_scope(session, code)
         imports = []
-        if current_user.role in READERS:
+        if current_user.role in IMPORT_READERS:
             rows = session.scalars(
                 select(Import)
                 .where(Import.carrier_id == carrier.id)
@@ -107,7 +112,7 @@ def coverage_groups(session: Any, rows: list[dict[str, Any]]) -> list[dict[str, 
 
 @bp.route("/<code>/upload", methods=["POST"])
 @roles_required(*UPLOADERS)
-def upload(code: str):  # type: ignore[no-untyped-def]
+def upload(code: str) -> ResponseReturnValue:
     """Save the file and enqueue its import; the browser then follows its progress."""
     svc = services()
     with svc.database.session() as session:
@@ -137,7 +142,7 @@ def upload(code: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/<code>/uploads/<token>")
 @roles_required(*UPLOADERS)
-def upload_status(code: str, token: str):  # type: ignore[no-untyped-def]
+def upload_status(code: str, token: str) -> ResponseReturnValue:
     """While the job runs: its progress (the page reloads itself); then the import report."""
     with services().database.session() as session:
         carrier_in_scope(session, code)
@@ -160,8 +165,8 @@ def upload_status(code: str, token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/imports/<int:import_id>")
-@roles_required(*READERS)
-def import_report(import_id: int):  # type: ignore[no-untyped-def]
+@roles_required(*IMPORT_READERS)
+def import_report(import_id: int) -> ResponseReturnValue:
     svc = services()
     with svc.database.session() as session:
         row, code = visible_import(session, import_id)
@@ -176,7 +181,7 @@ def import_report(import_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/imports/<int:import_id>/confirm-shrink", methods=["POST"])
 @roles_required(*UPLOADERS)
-def confirm_shrink(import_id: int):  # type: ignore[no-untyped-def]
+def confirm_shrink(import_id: int) -> ResponseReturnValue:
     """Second step of a list refused for shrinking: import the held file with the cut allowed."""
     svc = services()
     with svc.database.session() as session:
@@ -192,20 +197,20 @@ def confirm_shrink(import_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/imports/<int:import_id>/rejects.csv")
-@roles_required(*READERS)
-def import_rejects(import_id: int):  # type: ignore[no-untyped-def]
+@roles_required(*IMPORT_READERS)
+def import_rejects(import_id: int) -> ResponseReturnValue:
     return rejects_response(import_id)
 
 
 @bp.route("/<code>/status", methods=["GET", "POST"])
 @roles_required(*COVERAGE_READERS)
-def network_status(code: str):  # type: ignore[no-untyped-def]
+def network_status(code: str) -> ResponseReturnValue:
     """The carrier's network by area now, its history, and (for that carrier's users and
     admins) the form that reports an area normal, degraded or down."""
     with services().database.session() as session:
         carrier = carrier_in_scope(session, code)
         if request.method == "POST":
-            if current_user.role not in REPORTERS:
+            if current_user.role not in NETWORK_REPORTERS:
                 abort(403)
             row = {
                 "code": request.form.get("area", ""),

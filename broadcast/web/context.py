@@ -13,6 +13,7 @@ from broadcast import keys
 from broadcast.db import Database
 from broadcast.sessions import SessionStore
 from broadcast.settings import Settings
+from subscriber_import.numbers import NumberPlan
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Services:
     sessions: SessionStore
     # Request threads an upload may hold while it waits for its import (web.upload_waiters).
     upload_waiters: threading.Semaphore
+    # The number plan (ranges and conversions files) every entered number is normalised on.
+    number_plan: NumberPlan
 
     @property
     def control_queue(self) -> Queue:

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -88,6 +89,24 @@ def refusal_text(exc: Exception) -> str:
     return message + (" — " + " | ".join(parts) if parts else "")
 
 
+# The console's words for HTTP errors (Werkzeug's texts are English): title and what to do.
+HTTP_TEXTS = {
+    400: (_l("Bad request"), _l("The request could not be read. Go back and try again.")),
+    401: (_l("Please log in"), _l("Log in to open this page.")),
+    403: (_l("Not allowed"), _l("Your role may not open this page or do this.")),
+    404: (_l("Not found"), _l("There is no such page, or it is not yours to see.")),
+    405: (
+        _l("Not possible this way"),
+        _l("This address cannot be opened like this. Use the buttons on the pages."),
+    ),
+    409: (_l("Conflict"), _l("The request does not fit the current state. Reload the page.")),
+    413: (_l("Too large"), _l("The file or form is larger than allowed.")),
+    415: (_l("Unsupported format"), _l("This kind of content is not accepted here.")),
+    429: (_l("Too many attempts"), _l("Wait a minute, then try again.")),
+    503: (_l("Temporarily unavailable"), _l("Try again in a minute.")),
+}
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
@@ -118,8 +137,9 @@ def init_errors(app: Flask) -> None:
     def loa_error(exc: LoaError) -> Any:
         status = status_for(exc)
         details = dict(getattr(exc, "details", None) or {})
-        if getattr(exc, "import_id", None) is not None:
-            details["import_id"] = exc.import_id  # the refusal is on record as this import
+        import_id = getattr(exc, "import_id", None)
+        if import_id is not None:
+            details["import_id"] = import_id  # the refusal is on record as this import
         if _wants_json():
             return error_response(status, str(exc), code=exc.code, details=details)
         return _page(status, _("Refused"), str(exc), details)
@@ -132,14 +152,13 @@ def init_errors(app: Flask) -> None:
             if status == 401:
                 message = "authentication required: send 'Authorization: Bearer <token>'"
             return error_response(status, message)
-        titles = {
-            403: _("Not allowed"),
-            404: _("Not found"),
-            401: _("Please log in"),
-            429: _("Too many attempts"),
-            503: _("Temporarily unavailable"),
-        }
-        return _page(status, titles.get(status, exc.name), exc.description or "")
+        known = HTTP_TEXTS.get(status)
+        if known is None:
+            return _page(status, exc.name, exc.description or "")
+        title, message = known
+        # Werkzeug's own English description is replaced; one our code wrote says more.
+        custom = exc.description if exc.description != type(exc).description else None
+        return _page(status, str(title), str(message), [custom] if custom else None)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:

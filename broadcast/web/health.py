@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -22,12 +23,12 @@ bp = Blueprint("health", __name__)
 
 
 @bp.route("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> ResponseReturnValue:
     return jsonify(status="ok")
 
 
 @bp.route("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readyz() -> ResponseReturnValue:
     svc = services()
     checks: dict[str, str] = {}
     try:
@@ -101,7 +102,7 @@ def init_metrics(app: Flask) -> None:
         return response
 
     @app.route("/metrics")
-    def metrics():  # type: ignore[no-untyped-def]
+    def metrics() -> ResponseReturnValue:
         refusal = metrics_refusal(app.extensions["loa"].settings.web.metrics_token)
         if refusal is not None:
             return refusal

@@ -176,7 +176,7 @@ def build_preview(
     }
     known = {code: name for code, name in session.execute(select(Carrier.code, Carrier.name))}
     chosen = [c for c in (carriers or []) if c in known]
-    group = audience.recipient_group(category)
+    group = audience.recipient_group(AlertCategory(category))
     if not chosen or (not areas and group is None):
         return result
     test = group is not None

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, abort, current_app, g, request
 from flask_login import AnonymousUserMixin, LoginManager, current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse
 
 from broadcast import keys
 from broadcast.models import Carrier, Role, User
@@ -25,8 +26,14 @@ login_manager.session_protection = "strong"
 READ_ALERTS = (Role.ADMIN, Role.DRAFTER, Role.APPROVER, Role.AUDITOR)
 DRAFT = (Role.DRAFTER,)
 DECIDE = (Role.APPROVER,)
-IMPORT = (Role.CARRIER, Role.ADMIN)
+UPLOADERS = (Role.ADMIN, Role.CARRIER)
+IMPORT_READERS = (Role.ADMIN, Role.AUDITOR, Role.CARRIER)
+COVERAGE_READERS = (Role.ADMIN, Role.AUDITOR, Role.CARRIER, Role.DRAFTER, Role.APPROVER)
 READ_CARRIERS = (Role.CARRIER, Role.ADMIN, Role.AUDITOR, Role.DRAFTER, Role.APPROVER)
+NETWORK_REPORTERS = (Role.ADMIN, Role.CARRIER)  # a carrier reports its own network
+# Who may take the numbers that asked for help: phone numbers of people in need go to rescue
+# teams through the province's leaders, not to every reader of alerts.
+RESCUE_EXPORTERS = (Role.ADMIN, Role.APPROVER)
 
 
 @dataclass(frozen=True)
@@ -114,8 +121,7 @@ def roles_required(*roles: Role) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
-        wrapped.roles = roles  # type: ignore[attr-defined]
-        return wrapped  # type: ignore[return-value]
+        return cast(F, wrapped)
 
     return decorate
 
@@ -205,7 +211,7 @@ DEVICE_DAYS = 90
 
 
 def _device_signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="loa.login-device")
+    return URLSafeTimedSerializer(str(current_app.secret_key), salt="loa.login-device")
 
 
 def known_device(username: str) -> bool:
@@ -220,7 +226,7 @@ def known_device(username: str) -> bool:
     return isinstance(signed, str) and signed == username.lower()
 
 
-def remember_device(response: Response, username: str) -> Response:
+def remember_device(response: BaseResponse, username: str) -> BaseResponse:
     response.set_cookie(
         DEVICE_COOKIE,
         _device_signer().dumps(username.lower()),

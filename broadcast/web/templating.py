@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from broadcast.models import (
     DeliveryState,
     ImportKind,
     ImportStatus,
+    MsgType,
     NetworkState,
     Role,
 )
@@ -77,6 +78,35 @@ REPORT_LABELS = {
     "as_of": _l("As of"),
     "seconds": _l("Seconds"),
 }
+# CAP 1.2 fields and values: the XML keeps the standard's English tokens, people read these.
+CAP_FIELD_LABELS = {
+    "urgency": _l("Urgency"),
+    "severity": _l("Severity"),
+    "certainty": _l("Certainty"),
+}
+CAP_VALUE_LABELS = {
+    "Immediate": _l("Immediate (act now)"),
+    "Expected": _l("Expected (act within the hour)"),
+    "Future": _l("Future (act in the near future)"),
+    "Past": _l("Past (no action needed)"),
+    "Extreme": _l("Extreme"),
+    "Severe": _l("Severe"),
+    "Moderate": _l("Moderate"),
+    "Minor": _l("Minor"),
+    "Observed": _l("Observed"),
+    "Likely": _l("Likely"),
+    "Possible": _l("Possible"),
+    "Unlikely": _l("Unlikely"),
+    "Unknown": _l("Unknown"),
+}
+MSG_TYPE_LABELS = {
+    MsgType.ALERT: _l("Alert"),
+    MsgType.UPDATE: _l("Update"),
+    MsgType.CANCEL: _l("Cancel"),
+}
+# How a message is encoded, in words first; the technical name follows in brackets.
+ENCODING_LABELS = {"gsm7": _l("without diacritics"), "ucs2": _l("with diacritics")}
+ENCODING_NAMES = {"gsm7": "GSM 7-bit", "ucs2": "UCS-2"}
 # Why a row was refused (subscriber_import.numbers.Reason, and duplicates).
 REASON_LABELS = {
     "empty": _l("Empty cell"),
@@ -282,15 +312,46 @@ TEST_MARK = "THỬ NGHIỆM / TEST"
 DRILL_MARK = "DIỄN TẬP / DRILL"
 
 
+def duration_text(seconds: float | None) -> str:
+    """An expected sending time, rounded up the way a person says it (static/i18n.js says it
+    the same way from the same messages)."""
+    if seconds is None:
+        return "—"
+    whole = max(0, math.ceil(seconds))
+    if whole < 60:
+        return _("%(seconds)s s", seconds=whole)
+    if whole < 3600:
+        return _("%(minutes)s min %(seconds)s s", minutes=whole // 60, seconds=whole % 60)
+    return _("%(hours)s h %(minutes)s min", hours=whole // 3600, minutes=whole % 3600 // 60)
+
+
+def browser_texts() -> dict[str, Any]:
+    """What static/i18n.js needs to say numbers, durations and rates as the server does."""
+    locale = get_locale()
+    return {
+        "locale": "vi-VN" if locale is None or locale.language == "vi" else "en-US",
+        "s": _("%(seconds)s s"),
+        "min_s": _("%(minutes)s min %(seconds)s s"),
+        "h_min": _("%(hours)s h %(minutes)s min"),
+        "rate": _("%(rate)s/s"),
+        "encodings": {key: str(label) for key, label in ENCODING_LABELS.items()},
+    }
+
+
 def init_templating(app: Flask) -> None:
-    tz = ZoneInfo(app.extensions["loa"].settings.timezone)
+    settings = app.extensions["loa"].settings
+    tz = ZoneInfo(settings.timezone)
+    carrier_names = {c.code: c.name for c in settings.carriers}
+    # Which carriers are simulated is not said: a carrier user sees no other carrier's name.
+    simulated = bool(settings.simulated_carriers)
 
-    def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-        if value is None:
+    def local_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """A stored time (UTC; an ISO string from AlertOut) in the province's local time."""
+        if value is None or value == "":
             return "—"
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
         if value.tzinfo is None:
-            from datetime import UTC
-
             value = value.replace(tzinfo=UTC)
         return value.astimezone(tz).strftime(fmt)
 
@@ -300,19 +361,20 @@ def init_templating(app: Flask) -> None:
         """A count in the reader's locale (vi: 99.935); '—' for none."""
         return "—" if value is None or value == "" else format_decimal(value)
 
-    def duration(seconds: float | None) -> str:
-        """An expected sending time, rounded up the way a person says it."""
-        if seconds is None:
-            return "—"
-        whole = max(0, math.ceil(seconds))
-        if whole < 60:
-            return _("%(seconds)s s", seconds=whole)
-        if whole < 3600:
-            return _("%(minutes)s min %(seconds)s s", minutes=whole // 60, seconds=whole % 60)
-        return _("%(hours)s h %(minutes)s min", hours=whole // 3600, minutes=whole % 3600 // 60)
+    def rate(value: float | None) -> str:
+        """Messages per second in the reader's words (vi: 300 tin/giây)."""
+        return "—" if value is None else _("%(rate)s/s", rate=format_decimal(round(value)))
 
     app.jinja_env.filters["localtime"] = local_time
-    app.jinja_env.filters["duration"] = duration
+    app.jinja_env.filters["duration"] = duration_text
+    app.jinja_env.filters["rate"] = rate
+    app.jinja_env.filters["carrier_name"] = lambda code: carrier_names.get(code, code)
+    app.jinja_env.filters["cap_field_label"] = lambda v: _label(CAP_FIELD_LABELS, v)
+    app.jinja_env.filters["cap_label"] = lambda v: _label(CAP_VALUE_LABELS, v)
+    app.jinja_env.filters["msg_type_label"] = lambda v: _label(MSG_TYPE_LABELS, v)
+    app.jinja_env.filters["encoding_label"] = lambda v: (
+        f"{_label(ENCODING_LABELS, v)} ({ENCODING_NAMES.get(v, v)})"
+    )
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["import_status_label"] = lambda v: _label(IMPORT_STATUS_LABELS, v)
     app.jinja_env.filters["import_kind_label"] = lambda v: _label(IMPORT_KIND_LABELS, v)
@@ -334,6 +396,9 @@ def init_templating(app: Flask) -> None:
         Role=Role,
         AlertStatus=AlertStatus,
         REPORT_LABELS=REPORT_LABELS,
+        browser_texts=browser_texts,
+        SIMULATED_CARRIERS=simulated,
+        CARRIER_NAMES=carrier_names,
     )
 
     @app.context_processor

@@ -144,9 +144,8 @@ def _flag(name: str, value: str | None) -> bool:
         return False
     if word in ("1", "true", "yes", "on"):
         return True
-    raise ValidationFailed(
-        f"{name} must be true or false, not {value[:40]!r}", {name: [value[:40]]}
-    )
+    shown = word[:40] if value is None else value[:40]
+    raise ValidationFailed(f"{name} must be true or false, not {shown!r}", {name: [shown]})
 
 
 def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filename: str,

@@ -27,6 +27,7 @@ from broadcast.models import (
     MsgType,
 )
 from broadcast.policy import PolicyViolation
+from broadcast.web.api.schemas import AlertOut
 from tests.alerts.conftest import DAYTIME, People
 
 NIGHT = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)  # 23:00 in Ha Tinh
@@ -500,7 +501,7 @@ def test_summary_is_json(session: Session, people: People, make_draft: Any) -> N
     alert = alerts.create_draft(
         session, make_draft(category=AlertCategory.TEST, body="Thu nghiem"), user=people["drafter"]
     )
-    summary = alerts.alert_summary(alert)
+    summary = AlertOut().dump(alert)
     json.dumps(summary)
     assert summary["test"] is True and summary["text"] == "[TEST - THU NGHIEM] Thu nghiem"
     assert summary["allowed_actions"] == ["submit", "cancel"]

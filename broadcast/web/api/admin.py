@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from flask import abort, current_app, jsonify
+from flask import abort, jsonify
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -29,25 +29,22 @@ from broadcast.web.api.schemas import (
     UserPatch,
 )
 from broadcast.web.context import services
-from broadcast.web.security import client_ip, roles_required
-from subscriber_import.numbers import normalise_one
-from subscriber_import.service import load_plan
+from broadcast.web.responders import number_normaliser, token_expiry_days
+from broadcast.web.security import client_ip
 
 ADMIN = (Role.ADMIN,)
 ANY_ROLE = tuple(Role)
 
 
 @bp.get("/users")
-@roles_required(*ADMIN)
 @document("List users", roles=ADMIN, tag="accounts", response=UserOut, many=True)
-def list_users():  # type: ignore[no-untyped-def]
+def list_users() -> ResponseReturnValue:
     with services().database.session() as session:
         users = session.scalars(select(User).order_by(User.username)).all()
         return jsonify(UserOut(many=True).dump(users))
 
 
 @bp.post("/users")
-@roles_required(*ADMIN)
 @document(
     "Create a user",
     roles=ADMIN,
@@ -57,7 +54,7 @@ def list_users():  # type: ignore[no-untyped-def]
     status=201,
     errors=(400, 401, 403, 422),
 )
-def create_user():  # type: ignore[no-untyped-def]
+def create_user() -> ResponseReturnValue:
     data = load_json(UserIn())
     with services().database.session() as session:
         actor = current_user.db_user(session)
@@ -74,7 +71,6 @@ def create_user():  # type: ignore[no-untyped-def]
 
 
 @bp.patch("/users/<int:user_id>")
-@roles_required(*ADMIN)
 @document(
     "Activate, deactivate, rename, change the role of or reset the password of a user "
     "(a password change, deactivation or role change ends every session of that user)",
@@ -84,7 +80,7 @@ def create_user():  # type: ignore[no-untyped-def]
     response=UserOut,
     errors=(400, 401, 403, 404, 422),
 )
-def update_user(user_id: int):  # type: ignore[no-untyped-def]
+def update_user(user_id: int) -> ResponseReturnValue:
     data = load_json(UserPatch())
     svc = services()
     with svc.database.session() as session:
@@ -126,7 +122,6 @@ def update_user(user_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/tokens")
-@roles_required(*ANY_ROLE)
 @document(
     "API tokens (an admin sees all, others their own)",
     roles=ANY_ROLE,
@@ -134,7 +129,7 @@ def update_user(user_id: int):  # type: ignore[no-untyped-def]
     response=TokenOut,
     many=True,
 )
-def list_tokens():  # type: ignore[no-untyped-def]
+def list_tokens() -> ResponseReturnValue:
     with services().database.session() as session:
         query = select(ApiToken).order_by(ApiToken.id)
         if current_user.role != Role.ADMIN:
@@ -143,7 +138,6 @@ def list_tokens():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/tokens")
-@roles_required(*ANY_ROLE)
 @document(
     "Create an API token for oneself; the token is in this answer only",
     roles=ANY_ROLE,
@@ -153,7 +147,7 @@ def list_tokens():  # type: ignore[no-untyped-def]
     status=201,
     errors=(400, 401, 403, 404, 422),
 )
-def create_token():  # type: ignore[no-untyped-def]
+def create_token() -> ResponseReturnValue:
     data = load_json(TokenIn())
     with services().database.session() as session:
         me = current_user.db_user(session)
@@ -169,19 +163,11 @@ def create_token():  # type: ignore[no-untyped-def]
         return jsonify(body), 201
 
 
-def token_expiry_days(data: dict[str, Any]) -> int | None:
-    """Days a new token lives: as asked (None: never), else web.token_expiry_days (0: never)."""
-    if "expires_in_days" in data:
-        return data["expires_in_days"]
-    return services().settings.web.token_expiry_days or None
-
-
 @bp.delete("/tokens/<int:token_id>")
-@roles_required(*ANY_ROLE)
 @document(
     "Revoke an API token", roles=ANY_ROLE, tag="accounts", response=TokenOut, errors=(401, 403, 404)
 )
-def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
+def revoke_token(token_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         row = session.get(ApiToken, token_id)
         if row is None or (current_user.role != Role.ADMIN and row.user_id != current_user.id):
@@ -193,16 +179,7 @@ def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
 # -- brandnames and the test group (rules in broadcast.registry) -----------------------------
 
 
-def number_normaliser() -> registry.Normaliser:
-    """subscriber_import's normaliser on the configured number plan (loaded once per app)."""
-    plan = current_app.extensions.get("loa_number_plan")
-    if plan is None:
-        plan = current_app.extensions["loa_number_plan"] = load_plan(services().settings)
-    return lambda value: normalise_one(value, plan)
-
-
 @bp.get("/brandnames")
-@roles_required(*ADMIN)
 @document(
     "Sender brandnames, active and deactivated",
     roles=ADMIN,
@@ -210,13 +187,12 @@ def number_normaliser() -> registry.Normaliser:
     response=BrandnameOut,
     many=True,
 )
-def list_brandnames():  # type: ignore[no-untyped-def]
+def list_brandnames() -> ResponseReturnValue:
     with services().database.session() as session:
         return jsonify(BrandnameOut(many=True).dump(registry.list_brandnames(session)))
 
 
 @bp.post("/brandnames")
-@roles_required(*ADMIN)
 @document(
     "Register a brandname (Decree 91/2020 rule); a deactivated one is reactivated",
     roles=ADMIN,
@@ -226,7 +202,7 @@ def list_brandnames():  # type: ignore[no-untyped-def]
     status=201,
     errors=(400, 401, 403, 422),
 )
-def add_brandname():  # type: ignore[no-untyped-def]
+def add_brandname() -> ResponseReturnValue:
     data = load_json(BrandnameIn())
     with services().database.session() as session:
         row = registry.add_brandname(
@@ -236,7 +212,6 @@ def add_brandname():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/brandnames/<int:brandname_id>/deactivate")
-@roles_required(*ADMIN)
 @document(
     "Deactivate a brandname (new drafts cannot use it; it is never deleted)",
     roles=ADMIN,
@@ -244,7 +219,7 @@ def add_brandname():  # type: ignore[no-untyped-def]
     response=BrandnameOut,
     errors=(401, 403, 404),
 )
-def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
+def deactivate_brandname(brandname_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         row = registry.deactivate_brandname(
             session, brandname_id, actor=current_user.db_user(session), ip=client_ip()
@@ -253,7 +228,6 @@ def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/test-recipients")
-@roles_required(*ADMIN)
 @document(
     "The test group (test alerts go only to these numbers)",
     roles=ADMIN,
@@ -261,13 +235,12 @@ def deactivate_brandname(brandname_id: int):  # type: ignore[no-untyped-def]
     response=TestRecipientOut,
     many=True,
 )
-def list_test_recipients():  # type: ignore[no-untyped-def]
+def list_test_recipients() -> ResponseReturnValue:
     with services().database.session() as session:
         return jsonify(TestRecipientOut(many=True).dump(registry.list_test_recipients(session)))
 
 
 @bp.post("/test-recipients")
-@roles_required(*ADMIN)
 @document(
     "Add a number to the test group (normalised to 84…; sent through the chosen carrier)",
     roles=ADMIN,
@@ -277,7 +250,7 @@ def list_test_recipients():  # type: ignore[no-untyped-def]
     status=201,
     errors=(400, 401, 403, 422),
 )
-def add_test_recipient():  # type: ignore[no-untyped-def]
+def add_test_recipient() -> ResponseReturnValue:
     data = load_json(TestRecipientIn())
     normalise = number_normaliser()
     with services().database.session() as session:
@@ -294,7 +267,6 @@ def add_test_recipient():  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/test-recipients/<int:recipient_id>")
-@roles_required(*ADMIN)
 @document(
     "Remove a number from the test group",
     roles=ADMIN,
@@ -302,7 +274,7 @@ def add_test_recipient():  # type: ignore[no-untyped-def]
     response=TestRecipientOut,
     errors=(401, 403, 404),
 )
-def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+def remove_test_recipient(recipient_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         row = registry.remove_test_recipient(
             session, recipient_id, actor=current_user.db_user(session), ip=client_ip()
@@ -311,7 +283,6 @@ def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/drill-recipients")
-@roles_required(*ADMIN)
 @document(
     "The drill group (drills, CAP Exercise, go only to these numbers)",
     roles=ADMIN,
@@ -319,14 +290,13 @@ def remove_test_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
     response=TestRecipientOut,
     many=True,
 )
-def list_drill_recipients():  # type: ignore[no-untyped-def]
+def list_drill_recipients() -> ResponseReturnValue:
     with services().database.session() as session:
         rows = registry.list_test_recipients(session, RecipientGroup.DRILL)
         return jsonify(TestRecipientOut(many=True).dump(rows))
 
 
 @bp.post("/drill-recipients")
-@roles_required(*ADMIN)
 @document(
     "Add a number to the drill group (normalised to 84…; sent through the chosen carrier)",
     roles=ADMIN,
@@ -336,7 +306,7 @@ def list_drill_recipients():  # type: ignore[no-untyped-def]
     status=201,
     errors=(400, 401, 403, 422),
 )
-def add_drill_recipient():  # type: ignore[no-untyped-def]
+def add_drill_recipient() -> ResponseReturnValue:
     data = load_json(TestRecipientIn())
     normalise = number_normaliser()
     with services().database.session() as session:
@@ -354,7 +324,6 @@ def add_drill_recipient():  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/drill-recipients/<int:recipient_id>")
-@roles_required(*ADMIN)
 @document(
     "Remove a number from the drill group",
     roles=ADMIN,
@@ -362,7 +331,7 @@ def add_drill_recipient():  # type: ignore[no-untyped-def]
     response=TestRecipientOut,
     errors=(401, 403, 404),
 )
-def remove_drill_recipient(recipient_id: int):  # type: ignore[no-untyped-def]
+def remove_drill_recipient(recipient_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         row = registry.remove_test_recipient(
             session,
@@ -378,7 +347,6 @@ DRILL_READERS = (Role.ADMIN, Role.APPROVER, Role.AUDITOR)
 
 
 @bp.get("/drill-schedules")
-@roles_required(*DRILL_READERS)
 @document(
     "Recurring drills",
     roles=DRILL_READERS,
@@ -386,14 +354,13 @@ DRILL_READERS = (Role.ADMIN, Role.APPROVER, Role.AUDITOR)
     response=DrillScheduleOut,
     many=True,
 )
-def list_drill_schedules():  # type: ignore[no-untyped-def]
+def list_drill_schedules() -> ResponseReturnValue:
     with services().database.session() as session:
         rows = [drills.schedule_summary(r) for r in drills.list_schedules(session)]
         return jsonify(DrillScheduleOut(many=True).dump(rows))
 
 
 @bp.post("/drill-schedules")
-@roles_required(*ADMIN)
 @document(
     "Schedule a recurring drill: every month on a day at a local time; lead_days before each, "
     "a drill alert (CAP Exercise, schedule_at = that time) is submitted for approval in the "
@@ -405,7 +372,7 @@ def list_drill_schedules():  # type: ignore[no-untyped-def]
     status=201,
     errors=(400, 401, 403, 422),
 )
-def create_drill_schedule():  # type: ignore[no-untyped-def]
+def create_drill_schedule() -> ResponseReturnValue:
     data = load_json(DrillScheduleIn())
     plan = drills.DrillPlan(
         title=data["title"],
@@ -431,7 +398,6 @@ def create_drill_schedule():  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/drill-schedules/<int:schedule_id>")
-@roles_required(*ADMIN)
 @document(
     "Stop a recurring drill (drills already made stay as they are)",
     roles=ADMIN,
@@ -439,7 +405,7 @@ def create_drill_schedule():  # type: ignore[no-untyped-def]
     response=DrillScheduleOut,
     errors=(401, 403, 404),
 )
-def deactivate_drill_schedule(schedule_id: int):  # type: ignore[no-untyped-def]
+def deactivate_drill_schedule(schedule_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         row = drills.deactivate(session, schedule_id, user=current_user.db_user(session))
         return jsonify(DrillScheduleOut().dump(drills.schedule_summary(row)))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request, stream_with_context
-from flask_babel import gettext as _
+from flask import jsonify
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
 
 from broadcast import alerts as core
-from broadcast import audit, replies, templates
-from broadcast.models import Alert, AlertCategory, AlertStatus, Role
+from broadcast import replies, templates
+from broadcast.models import Alert, AlertStatus, Role
 from broadcast.web import alertio, dispatch
 from broadcast.web.api import bp
 from broadcast.web.api.common import document, load_json, load_query
@@ -29,24 +29,21 @@ from broadcast.web.api.schemas import (
     TemplateQuery,
 )
 from broadcast.web.context import services
-from broadcast.web.security import READ_ALERTS, client_ip, roles_required
+from broadcast.web.responders import cap_response, help_response, report_response
+from broadcast.web.security import READ_ALERTS, RESCUE_EXPORTERS
 
 DRAFTERS = tuple(sorted(core.DRAFT_ROLES, key=lambda r: r.value))
 APPROVERS = tuple(core.APPROVE_ROLES)
 CONTROLLERS = tuple(sorted(core.CONTROL_ROLES, key=lambda r: r.value))
 AUTHORS = (Role.ADMIN, Role.APPROVER, Role.DRAFTER)
 WRITE_ERRORS = (400, 401, 403, 404, 409, 422)
-# Who may take the numbers that asked for help: phone numbers of people in need go to rescue
-# teams through the province's leaders, not to every reader of alerts.
-RESCUE_EXPORTERS = (Role.ADMIN, Role.APPROVER)
 
 
 def _one(alert: Alert) -> dict[str, Any]:
-    return AlertOut().dump(core.alert_summary(alert))
+    return AlertOut().dump(alert)
 
 
 @bp.get("/alerts")
-@roles_required(*READ_ALERTS)
 @document(
     "List alerts, newest first",
     roles=READ_ALERTS,
@@ -56,7 +53,7 @@ def _one(alert: Alert) -> dict[str, Any]:
     many=True,
     errors=(401, 403, 422),
 )
-def list_alerts():  # type: ignore[no-untyped-def]
+def list_alerts() -> ResponseReturnValue:
     args = load_query(AlertListQuery())
     with services().database.session() as session:
         query = select(Alert).order_by(Alert.id.desc()).limit(args["limit"])
@@ -66,7 +63,6 @@ def list_alerts():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/alerts")
-@roles_required(*DRAFTERS)
 @document(
     "Create a draft",
     roles=DRAFTERS,
@@ -76,7 +72,7 @@ def list_alerts():  # type: ignore[no-untyped-def]
     status=201,
     errors=(400, 401, 403, 422),
 )
-def create_alert():  # type: ignore[no-untyped-def]
+def create_alert() -> ResponseReturnValue:
     draft = alertio.draft_from(load_json(AlertIn()))
     with services().database.session() as session:
         alert = core.create_draft(session, draft, user=current_user.db_user(session))
@@ -84,15 +80,13 @@ def create_alert():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/alerts/<int:alert_id>")
-@roles_required(*READ_ALERTS)
 @document("One alert", roles=READ_ALERTS, tag="alerts", response=AlertOut, errors=(401, 403, 404))
-def get_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def get_alert(alert_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         return jsonify(_one(core.get_alert(session, alert_id)))
 
 
 @bp.put("/alerts/<int:alert_id>")
-@roles_required(*DRAFTERS)
 @document(
     "Edit a draft (its author only)",
     roles=DRAFTERS,
@@ -101,7 +95,7 @@ def get_alert(alert_id: int):  # type: ignore[no-untyped-def]
     response=AlertOut,
     errors=WRITE_ERRORS,
 )
-def update_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def update_alert(alert_id: int) -> ResponseReturnValue:
     draft = alertio.draft_from(load_json(AlertIn()))
     with services().database.session() as session:
         alert = core.update_draft(session, alert_id, draft, user=current_user.db_user(session))
@@ -119,7 +113,6 @@ def _act(alert_id: int, action: Any, **kwargs: Any) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/submit")
-@roles_required(*AUTHORS)
 @document(
     "Ask for approval (the author)",
     roles=AUTHORS,
@@ -127,12 +120,11 @@ def _act(alert_id: int, action: Any, **kwargs: Any) -> Any:
     response=AlertOut,
     errors=WRITE_ERRORS,
 )
-def submit_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def submit_alert(alert_id: int) -> ResponseReturnValue:
     return _act(alert_id, core.submit_for_approval)
 
 
 @bp.post("/alerts/<int:alert_id>/withdraw")
-@roles_required(*AUTHORS)
 @document(
     "Take a submitted alert back to draft (the author)",
     roles=AUTHORS,
@@ -140,12 +132,11 @@ def submit_alert(alert_id: int):  # type: ignore[no-untyped-def]
     response=AlertOut,
     errors=WRITE_ERRORS,
 )
-def withdraw_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def withdraw_alert(alert_id: int) -> ResponseReturnValue:
     return _act(alert_id, core.withdraw)
 
 
 @bp.post("/alerts/<int:alert_id>/approve")
-@roles_required(*APPROVERS)
 @document(
     "Approve (a second person); waivers for quiet hours and the daily cap",
     roles=APPROVERS,
@@ -154,13 +145,12 @@ def withdraw_alert(alert_id: int):  # type: ignore[no-untyped-def]
     response=AlertOut,
     errors=WRITE_ERRORS,
 )
-def approve_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def approve_alert(alert_id: int) -> ResponseReturnValue:
     data = load_json(ApproveIn())
     return _act(alert_id, core.approve, settings=services().settings, **data)
 
 
 @bp.post("/alerts/<int:alert_id>/reject")
-@roles_required(*APPROVERS)
 @document(
     "Reject with a reason (back to draft)",
     roles=APPROVERS,
@@ -169,29 +159,26 @@ def approve_alert(alert_id: int):  # type: ignore[no-untyped-def]
     response=AlertOut,
     errors=WRITE_ERRORS,
 )
-def reject_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def reject_alert(alert_id: int) -> ResponseReturnValue:
     data = load_json(RejectIn())
     return _act(alert_id, core.reject, reason=data["reason"])
 
 
 @bp.post("/alerts/<int:alert_id>/pause")
-@roles_required(*CONTROLLERS)
 @document("Pause sending", roles=CONTROLLERS, tag="alerts", response=AlertOut, errors=WRITE_ERRORS)
-def pause_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def pause_alert(alert_id: int) -> ResponseReturnValue:
     return _act(alert_id, core.pause)
 
 
 @bp.post("/alerts/<int:alert_id>/resume")
-@roles_required(*CONTROLLERS)
 @document("Resume sending", roles=CONTROLLERS, tag="alerts", response=AlertOut, errors=WRITE_ERRORS)
-def resume_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def resume_alert(alert_id: int) -> ResponseReturnValue:
     response = _act(alert_id, core.resume)
     dispatch.resumed(services(), alert_id)
     return response
 
 
 @bp.post("/alerts/<int:alert_id>/cancel")
-@roles_required(*AUTHORS)
 @document(
     "Cancel (an approver or admin; the author for an unapproved alert)",
     roles=AUTHORS,
@@ -199,12 +186,11 @@ def resume_alert(alert_id: int):  # type: ignore[no-untyped-def]
     response=AlertOut,
     errors=WRITE_ERRORS,
 )
-def cancel_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def cancel_alert(alert_id: int) -> ResponseReturnValue:
     return _act(alert_id, core.cancel)
 
 
 @bp.post("/alerts/<int:alert_id>/derive")
-@roles_required(*DRAFTERS)
 @document(
     "New draft from this alert: update, correction, all-clear, or a resend to the numbers it "
     "did not reach (undeliverable, expired, rejected; `areas`, `carriers` narrow it)",
@@ -215,7 +201,7 @@ def cancel_alert(alert_id: int):  # type: ignore[no-untyped-def]
     status=201,
     errors=WRITE_ERRORS,
 )
-def derive_alert(alert_id: int):  # type: ignore[no-untyped-def]
+def derive_alert(alert_id: int) -> ResponseReturnValue:
     data = load_json(DeriveIn())
     svc = services()
     with svc.database.session() as session:
@@ -232,7 +218,6 @@ def derive_alert(alert_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/alerts/<int:alert_id>/progress")
-@roles_required(*READ_ALERTS)
 @document(
     "Live progress per carrier and reach per area (poll every second)",
     roles=READ_ALERTS,
@@ -241,7 +226,7 @@ def derive_alert(alert_id: int):  # type: ignore[no-untyped-def]
     response=ProgressOut,
     errors=(401, 403, 404, 422),
 )
-def alert_progress(alert_id: int):  # type: ignore[no-untyped-def]
+def alert_progress(alert_id: int) -> ResponseReturnValue:
     svc = services()
     history = load_query(ProgressQuery())["history"]
     with svc.database.session() as session:
@@ -256,7 +241,6 @@ def alert_progress(alert_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/alerts/<int:alert_id>/replies")
-@roles_required(*READ_ALERTS)
 @document(
     "Replies people texted back, by keyword and by commune (poll while sending)",
     roles=READ_ALERTS,
@@ -264,47 +248,13 @@ def alert_progress(alert_id: int):  # type: ignore[no-untyped-def]
     response=RepliesOut,
     errors=(401, 403, 404),
 )
-def alert_replies(alert_id: int):  # type: ignore[no-untyped-def]
+def alert_replies(alert_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         alert = core.get_alert(session, alert_id)
         return jsonify(RepliesOut().dump(replies.summary(session, alert)))
 
 
-def help_response(alert_id: int) -> Response:
-    """The numbers that asked for help, with their commune: CSV for rescue teams, headers in
-    the reader's language, audited with the number of rows handed out."""
-    svc = services()
-    headers = [
-        _("Phone number"),
-        _("Carrier"),
-        _("Commune code"),
-        _("Commune"),
-        _("Reply"),
-        _("Received at (local time)"),
-    ]
-    with svc.database.session() as session:
-        alert = core.get_alert(session, alert_id)
-        text, count = alertio.help_csv(
-            replies.help_rows(session, alert), headers, svc.settings.timezone
-        )
-        audit.record(
-            session,
-            actor=current_user.db_user(session),
-            action="alert.export_help",
-            object_type="alert",
-            object_id=alert_id,
-            after={"format": "csv", "rows": count},
-            ip=client_ip(),
-        )
-    return Response(
-        text,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="loa-alert-{alert_id}-help.csv"'},
-    )
-
-
 @bp.get("/alerts/<int:alert_id>/help.csv")
-@roles_required(*RESCUE_EXPORTERS)
 @document(
     "Numbers that replied asking for help, with their commune: CSV for rescue teams (audited)",
     roles=RESCUE_EXPORTERS,
@@ -312,61 +262,11 @@ def help_response(alert_id: int) -> Response:
     produces="text/csv",
     errors=(401, 403, 404),
 )
-def help_csv(alert_id: int):  # type: ignore[no-untyped-def]
+def help_csv(alert_id: int) -> ResponseReturnValue:
     return help_response(alert_id)
 
 
-def _audit_export(alert_id: int, fmt: str) -> None:
-    with services().database.session() as session:
-        audit.record(
-            session,
-            actor=current_user.db_user(session),
-            action="alert.export",
-            object_type="alert",
-            object_id=alert_id,
-            after={"format": fmt},
-            ip=client_ip(),
-        )
-
-
-def report_response(alert_id: int, fmt: str) -> Response:
-    """CSV and XLSX streamed as the database is read (constant memory; the download starts
-    at once). Headers, words and local times in the request's language and the instance's
-    time zone."""
-    svc = services()
-    db, timezone = svc.database, svc.settings.timezone
-    with db.session() as session:
-        alert = core.get_alert(session, alert_id)  # 404 before anything streams
-        drill = alert.category == AlertCategory.EXERCISE
-    _audit_export(alert_id, fmt)
-    # A drill's report says so in its name (and its summary sheet): nobody files it as real.
-    name = f"loa-{'drill' if drill else 'alert'}-{alert_id}-report.{fmt}"
-    if fmt == "csv":
-
-        def generate() -> Any:
-            with db.session() as session:
-                yield "\ufeff"  # a BOM: spreadsheet programs then read the file as UTF-8
-                yield from alertio.report_csv(session, alert_id, timezone)
-
-        return Response(
-            stream_with_context(generate()),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
-
-    def workbook() -> Any:
-        with db.session() as session:
-            yield from alertio.report_xlsx(session, core.get_alert(session, alert_id), timezone)
-
-    return Response(
-        stream_with_context(workbook()),
-        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
 @bp.get("/alerts/<int:alert_id>/report.csv")
-@roles_required(*READ_ALERTS)
 @document(
     "Delivery report, CSV (streamed)",
     roles=READ_ALERTS,
@@ -374,12 +274,11 @@ def report_response(alert_id: int, fmt: str) -> Response:
     produces="text/csv",
     errors=(401, 403, 404),
 )
-def report_csv(alert_id: int):  # type: ignore[no-untyped-def]
+def report_csv(alert_id: int) -> ResponseReturnValue:
     return report_response(alert_id, "csv")
 
 
 @bp.get("/alerts/<int:alert_id>/report.xlsx")
-@roles_required(*READ_ALERTS)
 @document(
     "Delivery report, XLSX (streamed; a summary sheet first)",
     roles=READ_ALERTS,
@@ -387,12 +286,11 @@ def report_csv(alert_id: int):  # type: ignore[no-untyped-def]
     produces="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     errors=(401, 403, 404),
 )
-def report_xlsx(alert_id: int):  # type: ignore[no-untyped-def]
+def report_xlsx(alert_id: int) -> ResponseReturnValue:
     return report_response(alert_id, "xlsx")
 
 
 @bp.get("/templates")
-@roles_required(*READ_ALERTS)
 @document(
     "Alert templates (correction and all-clear among them)",
     roles=READ_ALERTS,
@@ -402,30 +300,12 @@ def report_xlsx(alert_id: int):  # type: ignore[no-untyped-def]
     many=True,
     errors=(401, 403, 422),
 )
-def list_templates():  # type: ignore[no-untyped-def]
+def list_templates() -> ResponseReturnValue:
     language = load_query(TemplateQuery())["language"]
     return jsonify(TemplateOut(many=True).dump(templates.catalogue(language)))
 
 
-def cap_response(alert_id: int) -> Response:
-    """CAP 1.2 XML of an alert, any status, for the people who may read alerts."""
-    from broadcast import cap
-
-    svc = services()
-    with svc.database.session() as session:
-        alert = core.get_alert(session, alert_id)
-        xml = alertio.cap_document(
-            session, alert, host=request.host, timezone=svc.settings.timezone
-        )
-    return Response(
-        xml,
-        mimetype=cap.CAP_MIMETYPE,
-        headers={"Content-Disposition": f'attachment; filename="loa-alert-{alert_id}.cap.xml"'},
-    )
-
-
 @bp.get("/alerts/<int:alert_id>/cap.xml")
-@roles_required(*READ_ALERTS)
 @document(
     "The alert as CAP 1.2 XML",
     roles=READ_ALERTS,
@@ -433,5 +313,5 @@ def cap_response(alert_id: int) -> Response:
     produces="application/cap+xml",
     errors=(401, 403, 404),
 )
-def alert_cap(alert_id: int):  # type: ignore[no-untyped-def]
+def alert_cap(alert_id: int) -> ResponseReturnValue:
     return cap_response(alert_id)

@@ -2,62 +2,34 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from flask import Response, abort, jsonify, request, send_file, url_for
+from flask import jsonify, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
 
-from broadcast import audit
-from broadcast.models import Carrier, Import, Role
+from broadcast.models import Import
 from broadcast.web import uploads
 from broadcast.web.api import bp
 from broadcast.web.api.common import document, load_query
 from broadcast.web.api.schemas import CoverageRow, ImportOut, ImportProgress, UploadQuery
 from broadcast.web.context import services
 from broadcast.web.errors import error_response
-from broadcast.web.security import carrier_in_scope, client_ip, roles_required
+from broadcast.web.responders import (
+    import_view,
+    progress_in_scope,
+    rejects_response,
+    visible_import,
+)
+from broadcast.web.security import (
+    COVERAGE_READERS,
+    IMPORT_READERS,
+    UPLOADERS,
+    carrier_in_scope,
+)
 from subscriber_import import service
-
-UPLOADERS = (Role.ADMIN, Role.CARRIER)
-READERS = (Role.ADMIN, Role.AUDITOR, Role.CARRIER)
-COVERAGE_READERS = (Role.ADMIN, Role.AUDITOR, Role.CARRIER, Role.DRAFTER, Role.APPROVER)
-
-
-def import_view(row: Import, carrier_code: str) -> dict[str, Any]:
-    report = dict(row.report or {})
-    report.pop("rejects_csv", None)  # a server path: not for the client
-    if current_user.role == Role.CARRIER:
-        # Which carrier also holds these numbers is that carrier's data: the count only.
-        report.pop("conflicts_by_carrier", None)
-    return {
-        "id": row.id,
-        "carrier": carrier_code,
-        "kind": getattr(row.kind, "value", row.kind),
-        "status": getattr(row.status, "value", row.status),
-        "filename": row.filename,
-        "started_at": row.started_at,
-        "finished_at": row.finished_at,
-        "error": row.error,
-        "report": report,
-        "has_rejects": bool(row.rejects_path) and Path(row.rejects_path).is_file(),
-    }
-
-
-def visible_import(session: Any, import_id: int) -> tuple[Import, str]:
-    """The import if the user may see it; another carrier's import is 'not found'."""
-    row = session.get(Import, import_id)
-    if row is None:
-        abort(404)
-    carrier = session.get(Carrier, row.carrier_id)
-    if current_user.role == Role.CARRIER and current_user.carrier_id != row.carrier_id:
-        abort(404)
-    return row, carrier.code
 
 
 @bp.post("/carriers/<code>/imports")
-@roles_required(*UPLOADERS)
 @document(
     "Upload a subscriber list or counts (CSV or XLSX). The import runs as a background job; "
     "the answer waits up to `wait` seconds for it (default and most: the setting "
@@ -75,7 +47,7 @@ def visible_import(session: Any, import_id: int) -> tuple[Import, str]:
     status=201,
     errors=(400, 401, 403, 404, 409, 413, 422),
 )
-def upload(code: str):  # type: ignore[no-untyped-def]
+def upload(code: str) -> ResponseReturnValue:
     args = load_query(UploadQuery())
     svc = services()
     with svc.database.session() as session:
@@ -93,7 +65,7 @@ def upload(code: str):  # type: ignore[no-untyped-def]
     state = uploads.wait_for(svc, token, args["wait"])
     if state.get("state") == "done":
         with svc.database.session() as session:
-            row = session.get(Import, state["import_id"])
+            row, _code = visible_import(session, state["import_id"])
             return jsonify(ImportOut().dump(import_view(row, code))), 201
     if state.get("state") == "rejected" or (state.get("state") == "failed" and state.get("code")):
         details = dict(state.get("details") or {})
@@ -109,16 +81,15 @@ def upload(code: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/carriers/<code>/imports")
-@roles_required(*READERS)
 @document(
     "Imports of a carrier, newest first",
-    roles=READERS,
+    roles=IMPORT_READERS,
     tag="imports",
     response=ImportOut,
     many=True,
     errors=(401, 403, 404),
 )
-def list_imports(code: str):  # type: ignore[no-untyped-def]
+def list_imports(code: str) -> ResponseReturnValue:
     with services().database.session() as session:
         carrier = carrier_in_scope(session, code)
         rows = session.scalars(
@@ -131,22 +102,20 @@ def list_imports(code: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/imports/<int:import_id>")
-@roles_required(*READERS)
 @document(
     "One import and its report",
-    roles=READERS,
+    roles=IMPORT_READERS,
     tag="imports",
     response=ImportOut,
     errors=(401, 403, 404),
 )
-def get_import(import_id: int):  # type: ignore[no-untyped-def]
+def get_import(import_id: int) -> ResponseReturnValue:
     with services().database.session() as session:
         row, code = visible_import(session, import_id)
         return jsonify(ImportOut().dump(import_view(row, code)))
 
 
 @bp.get("/imports/progress/<token>")
-@roles_required(*UPLOADERS)
 @document(
     "Progress of a running upload, by the token the client sent with it",
     roles=UPLOADERS,
@@ -154,24 +123,13 @@ def get_import(import_id: int):  # type: ignore[no-untyped-def]
     response=ImportProgress,
     errors=(401, 403, 404),
 )
-def import_progress(token: str):  # type: ignore[no-untyped-def]
+def import_progress(token: str) -> ResponseReturnValue:
     state = progress_in_scope(token)
     url = url_for("api.import_progress", token=token)
     return jsonify(ImportProgress().dump({**state, "token": token, "status_url": url}))
 
 
-def progress_in_scope(token: str) -> dict[str, Any]:
-    """An upload's progress, if the user may see it (another carrier's upload: 404)."""
-    state = uploads.progress_of(services(), token)
-    if state is None:
-        abort(404)
-    if current_user.role == Role.CARRIER and state.get("carrier") != current_user.carrier_code:
-        abort(404)
-    return state
-
-
 @bp.get("/carriers/<code>/coverage")
-@roles_required(*COVERAGE_READERS)
 @document(
     "Per area: numbers in the active list against the latest reported count",
     roles=COVERAGE_READERS,
@@ -180,51 +138,19 @@ def progress_in_scope(token: str) -> dict[str, Any]:
     many=True,
     errors=(401, 403, 404),
 )
-def coverage(code: str):  # type: ignore[no-untyped-def]
+def coverage(code: str) -> ResponseReturnValue:
     with services().database.session() as session:
         carrier_in_scope(session, code)
         return jsonify(CoverageRow(many=True).dump(service.coverage(session, code)))
 
 
-def rejects_response(import_id: int) -> Response:
-    """The import's rejected rows as the CSV the importer wrote (cells that could start a
-    formula are already quoted there); the download is audited (the rows hold numbers)."""
-    with services().database.session() as session:
-        row, _code = visible_import(session, import_id)
-        path = Path(row.rejects_path) if row.rejects_path else None
-        if path is None or not path.is_file():
-            abort(
-                404,
-                description=(
-                    f"import {import_id} has no rejected-rows file (a refused file keeps none, "
-                    "and files are deleted after imports.retention_days)"
-                ),
-            )
-        audit.record(
-            session,
-            actor=current_user.db_user(session),
-            action="import.rejects_download",
-            object_type="import",
-            object_id=import_id,
-            ip=client_ip(),
-        )
-    return send_file(
-        path,
-        mimetype="text/csv",
-        as_attachment=True,
-        download_name=f"loa-import-{import_id}-rejects.csv",
-        max_age=0,
-    )
-
-
 @bp.get("/imports/<int:import_id>/rejects.csv")
-@roles_required(*READERS)
 @document(
     "The rejected rows of an import with their reasons (CSV)",
-    roles=READERS,
+    roles=IMPORT_READERS,
     tag="imports",
     produces="text/csv",
     errors=(401, 403, 404),
 )
-def import_rejects(import_id: int):  # type: ignore[no-untyped-def]
+def import_rejects(import_id: int) -> ResponseReturnValue:
     return rejects_response(import_id)

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from flask import jsonify
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from broadcast import network
-from broadcast.models import Role
 from broadcast.web.api import bp
 from broadcast.web.api.common import document, load_json
-from broadcast.web.api.imports import COVERAGE_READERS
 from broadcast.web.api.schemas import NetworkStatusIn, NetworkStatusOut
 from broadcast.web.context import services
-from broadcast.web.security import carrier_in_scope, roles_required
-
-REPORTERS = (Role.ADMIN, Role.CARRIER)
+from broadcast.web.security import (
+    COVERAGE_READERS,
+    NETWORK_REPORTERS,
+    carrier_in_scope,
+)
 
 
 @bp.get("/carriers/<code>/status")
-@roles_required(*COVERAGE_READERS)
 @document(
     "The carrier's network now: areas reported degraded or down (or back to normal)",
     roles=COVERAGE_READERS,
@@ -27,7 +27,7 @@ REPORTERS = (Role.ADMIN, Role.CARRIER)
     many=True,
     errors=(401, 403, 404),
 )
-def get_status(code: str):  # type: ignore[no-untyped-def]
+def get_status(code: str) -> ResponseReturnValue:
     with services().database.session() as session:
         carrier_in_scope(session, code)
         rows = network.current(session, carrier_codes=[code])
@@ -35,18 +35,17 @@ def get_status(code: str):  # type: ignore[no-untyped-def]
 
 
 @bp.put("/carriers/<code>/status")
-@roles_required(*REPORTERS)
 @document(
     "Report areas of the carrier's network normal, degraded or down, with a note (that "
     "carrier's users and admins only; history kept, audited)",
-    roles=REPORTERS,
+    roles=NETWORK_REPORTERS,
     tag="carriers",
     body=NetworkStatusIn,
     response=NetworkStatusOut,
     many=True,
     errors=(400, 401, 403, 404, 422),
 )
-def put_status(code: str):  # type: ignore[no-untyped-def]
+def put_status(code: str) -> ResponseReturnValue:
     data = load_json(NetworkStatusIn())
     entries = network.parse_entries(data["areas"])
     with services().database.session() as session:

@@ -8,6 +8,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app, jsonify
+from flask.typing import ResponseReturnValue
 from werkzeug.routing import IntegerConverter
 
 from broadcast import text as textrules
@@ -127,5 +128,5 @@ def build_spec() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi() -> ResponseReturnValue:
     return jsonify(build_spec())

@@ -9,9 +9,18 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from broadcast import replies
 from broadcast import text as textrules
-from broadcast.alerts import CERTAINTY, DERIVE_KINDS, SEVERITY, URGENCY
-from broadcast.models import AlertCategory, AlertStatus, NetworkState, Role
+from broadcast.alerts import (
+    CERTAINTY,
+    DERIVE_KINDS,
+    SEVERITY,
+    URGENCY,
+    alert_preview,
+    allowed_actions,
+)
+from broadcast.models import Alert, AlertCategory, AlertStatus, NetworkState, Role
 from broadcast.network import MAX_AREAS_PER_CHANGE
+from broadcast.policy import as_utc
+from broadcast.replies import keywords_from
 from broadcast.text import TextRule
 
 # The id columns a client can name are INTEGER on PostgreSQL: a larger id cannot exist, and
@@ -317,48 +326,82 @@ class AreaRef(Schema):
     name = fields.String()
 
 
+class CarrierRef(Schema):
+    code = fields.String()
+
+
+class UtcTime(fields.String):
+    """A stored time as ISO 8601 in UTC (SQLite hands back naive UTC); None stays None."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return as_utc(value).isoformat() if value is not None else None
+
+
+class EnumValue(fields.String):
+    """An enum column as its value."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else str(getattr(value, "value", value))
+
+
+def _allowed(alert: Alert) -> list[str]:
+    return [a.value for a in allowed_actions(AlertStatus(alert.status))]
+
+
 class AlertOut(Schema):
+    """An alert as the API and the console show it, dumped from the Alert row."""
+
     id = fields.Integer()
     identifier = fields.String()
     title = fields.String()
     body = fields.String()
-    text = fields.String()
-    encoding = fields.String()
+    text = fields.Function(lambda a: alert_preview(a).text, metadata={"type": "string"})
+    encoding = fields.Function(lambda a: alert_preview(a).encoding, metadata={"type": "string"})
     parts = fields.Integer()
     fold = fields.Boolean()
-    category = fields.String()
-    test = fields.Boolean()
-    drill = fields.Boolean()  # an exercise alert: only the drill group
-    status = fields.String()
-    allowed_actions = fields.List(fields.String())
-    msg_type = fields.String()
+    category = EnumValue()
+    test = fields.Function(
+        lambda a: AlertCategory(a.category) == AlertCategory.TEST, metadata={"type": "boolean"}
+    )
+    drill = fields.Function(
+        lambda a: AlertCategory(a.category) == AlertCategory.EXERCISE,
+        metadata={"type": "boolean", "description": "an exercise alert: only the drill group"},
+    )
+    status = EnumValue()
+    allowed_actions = fields.Function(
+        _allowed, metadata={"type": "array", "items": {"type": "string"}}
+    )
+    msg_type = EnumValue()
     references_id = fields.Integer(allow_none=True)
     resend_of_id = fields.Integer(
         allow_none=True, metadata={"description": "A resend: the alert whose unreached it goes to"}
     )
     brandname = fields.String()
     areas = fields.List(fields.Nested(AreaRef))
-    carriers = fields.List(fields.String())
+    carriers = fields.Pluck(CarrierRef, "code", many=True)
     event = fields.String()
     urgency = fields.String()
     severity = fields.String()
     certainty = fields.String()
     instruction = fields.String()
     web = fields.String()
-    reply_keywords = fields.List(fields.Nested(ReplyKeywordOut))
-    schedule_at = fields.String(allow_none=True)
-    expires_at = fields.String(allow_none=True)
+    reply_keywords = fields.Function(
+        lambda a: [k.as_dict() for k in keywords_from(a.reply_keywords)],
+        metadata={"type": "array", "items": {"type": "object"}},
+    )
+    schedule_at = UtcTime(allow_none=True)
+    expires_at = UtcTime(allow_none=True)
     waive_quiet_hours = fields.Boolean()
     waive_daily_cap = fields.Boolean()
     version = fields.Integer()
     created_by = fields.Integer()
     approved_by = fields.Integer(allow_none=True)
-    created_at = fields.String(allow_none=True)
-    submitted_at = fields.String(allow_none=True)
-    approved_at = fields.String(allow_none=True)
-    started_at = fields.String(allow_none=True)
-    completed_at = fields.String(allow_none=True)
-    cancelled_at = fields.String(allow_none=True)
+    created_at = UtcTime(allow_none=True)
+    submitted_at = UtcTime(allow_none=True)
+    approved_at = UtcTime(allow_none=True)
+    started_at = UtcTime(allow_none=True)
+    completed_at = UtcTime(allow_none=True)
+    cancelled_at = UtcTime(allow_none=True)
 
 
 class AlertListQuery(Strict):

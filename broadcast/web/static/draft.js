@@ -16,13 +16,8 @@
   function checked(selector) {
     return Array.prototype.map.call(form.querySelectorAll(selector + ":checked"), function (el) { return el.value; });
   }
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) { return "—"; }
-    if (seconds < 60) { return Math.ceil(seconds) + " s"; }
-    if (seconds < 3600) { return Math.floor(seconds / 60) + " min " + Math.round(seconds % 60) + " s"; }
-    return Math.floor(seconds / 3600) + " h " + Math.round((seconds % 3600) / 60) + " min";
-  }
-  function number(n) { return (n === null || n === undefined) ? "—" : n.toLocaleString("vi-VN"); }
+  var duration = window.LoaText.duration;
+  var number = window.LoaText.number;
 
   function showChars(out, text, bad) {
     Array.from(text).forEach(function (ch) {
@@ -64,15 +59,16 @@
 
   function render(data) {
     var p = data.preview;
+    $("pv-encoding-name").textContent = window.LoaText.encoding(p.encoding);
     $("pv-encoding").textContent = p.encoding === "gsm7" ? "GSM 7-bit" : "UCS-2";
-    $("pv-parts").textContent = p.parts;
-    $("pv-left").textContent = p.chars_left;
+    $("pv-parts").textContent = number(p.parts);
+    $("pv-left").textContent = number(p.chars_left);
     showText(p);
     $("pv-ucs2").hidden = p.ucs2_chars.length === 0;
     $("pv-ucs2-list").textContent = p.ucs2_chars.join(" ");
     var f = data.folded;
     $("pv-folded").hidden = fold.checked || f.parts >= p.parts && f.encoding === p.encoding;
-    $("pv-folded-parts").textContent = f.parts;
+    $("pv-folded-parts").textContent = number(f.parts);
     var tbody = document.querySelector("#pv-audience tbody");
     tbody.textContent = "";
     data.audience.forEach(function (row) {

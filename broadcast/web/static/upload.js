@@ -26,9 +26,9 @@
       .then(function (p) {
         if (p && FINAL[p.state]) { show(100); window.location.assign(pageUrl); return; }
         if (p && p.state === "running") {
-          var rows = (p.rows || 0).toLocaleString("vi-VN");
+          var number = window.LoaText.number;  /* the reader's format: 99.935 or 99,935 */
           show(p.total ? 30 + Math.round(70 * p.rows / p.total) : 30,
-               rows + (p.total ? " / " + p.total.toLocaleString("vi-VN") : ""));
+               number(p.rows || 0) + (p.total ? " / " + number(p.total) : ""));
         } else if (p && p.state === "queued") {
           status.textContent = form.getAttribute("data-queued");
         }

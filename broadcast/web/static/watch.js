@@ -20,7 +20,6 @@
   var NETWORK = JSON.parse(box.getAttribute("data-network-labels") || "{}");
   var announced = null;
   var NUMBER = new Intl.NumberFormat(document.documentElement.lang === "en" ? "en-US" : "vi-VN");
-  var UNIT = svg.getAttribute("data-unit") || "/s";
 
   function controls(status) {
     var pause = document.getElementById("pause-form");
@@ -36,20 +35,18 @@
     document.getElementById("w-announce").textContent = (LABELS[status] || status) + " · " + step + "%";
   }
 
-  function duration(s) {
-    if (s === null || s === undefined) { return "—"; }
-    if (s < 60) { return Math.ceil(s) + " s"; }
-    return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
-  }
+  var duration = window.LoaText.duration;
+  var number = window.LoaText.number;
+  var NAMES = JSON.parse(box.getAttribute("data-carrier-names") || "{}");
   function row(code) {
     var tr = box.querySelector('tr[data-carrier="' + code + '"]');
     if (tr) { return tr; }
     tr = document.createElement("tr");
     tr.setAttribute("data-carrier", code);
-    var name = document.createElement("td"); name.textContent = code; tr.appendChild(name);
+    var name = document.createElement("td"); name.textContent = NAMES[code] || code; tr.appendChild(name);
     var bar = document.createElement("td");
     var outer = document.createElement("div"); outer.className = "progress";
-    outer.setAttribute("role", "progressbar"); outer.setAttribute("aria-label", code);
+    outer.setAttribute("role", "progressbar"); outer.setAttribute("aria-label", NAMES[code] || code);
     outer.setAttribute("aria-valuemin", "0"); outer.setAttribute("aria-valuemax", "100");
     var inner = document.createElement("span"); inner.setAttribute("data-bar", "");
     outer.appendChild(inner); bar.appendChild(outer); tr.appendChild(bar);
@@ -81,7 +78,7 @@
     line("receipts", points.map(function (p) { return p.receipts; }), max);
     var label = document.createElementNS(NS, "text");
     label.setAttribute("x", "4"); label.setAttribute("y", "12");
-    label.textContent = NUMBER.format(Math.round(max)) + " " + UNIT;
+    label.textContent = window.LoaText.rate(max);
     svg.appendChild(label);
   }
   function cell(tr, text, cls, key) {
@@ -168,7 +165,7 @@
     total.setAttribute("aria-valuenow", String(data.percent));
     total.querySelector("[data-bar]").style.width = data.percent + "%";
     document.getElementById("w-eta").textContent = duration(data.eta_seconds);
-    document.getElementById("w-rate").textContent = Math.round(data.rate_now);
+    document.getElementById("w-rate").textContent = window.LoaText.rate(data.rate_now);
     var receipts = 0;
     Object.keys(data.carriers).forEach(function (code) {
       var f = data.carriers[code];
@@ -176,9 +173,9 @@
       tr.querySelector("[data-bar]").style.width = f.percent + "%";
       tr.querySelector('[role="progressbar"]').setAttribute("aria-valuenow", String(f.percent));
       ["total", "submitted", "delivered", "failed", "percent"].forEach(function (k) {
-        tr.querySelector('[data-k="' + k + '"]').textContent = f[k];
+        tr.querySelector('[data-k="' + k + '"]').textContent = number(f[k]);
       });
-      tr.querySelector('[data-k="rate_limit"]').textContent = Math.round(f.rate_limit);
+      tr.querySelector('[data-k="rate_limit"]').textContent = number(Math.round(f.rate_limit));
       receipts += f.delivered + f.failed;
     });
     var perSecond = last ? Math.max(0, (receipts - last.receipts) / Math.max(data.at - last.at, 0.001)) : 0;
