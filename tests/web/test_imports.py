@@ -18,8 +18,8 @@ from broadcast.db import Database
 from broadcast.models import AuditEntry
 from broadcast.settings import Settings
 from workers import runtime as rt_mod
+from workers.processes import ImportWorker
 from workers.runtime import build_runtime
-from workers.sender import ImportWorker
 
 LIST_CSV = (
     "so_thue_bao,ma_huyen\n0961234501,18073\n0961234502,18073\n84961234503,18100\nabc,18073\n"
