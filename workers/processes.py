@@ -16,7 +16,8 @@ import time
 from typing import Any
 
 from rq import Queue, SimpleWorker
-from rq.exceptions import DequeueTimeout
+from rq.exceptions import DequeueTimeout, InvalidJobOperation
+from rq.job import Job
 from rq.utils import now as rq_now
 
 from broadcast import keys, metrics
@@ -64,6 +65,19 @@ class GracefulWorker(SimpleWorker):
     def got_job(self) -> None:
         self._idle_since = None
         self.heartbeat()
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """A job whose record vanished from Redis while it ran (a flush, a failover without
+        persistence) is no fault of the job: one line, no traceback. Its rows are in the
+        database; the next reconcile re-queues what is left."""
+        if len(exc_info) > 1 and isinstance(exc_info[1], InvalidJobOperation):
+            log.warning(
+                "job %s: its record is gone from Redis (%s); reconcile re-queues its rows",
+                job.id,
+                exc_info[1],
+            )
+            return
+        super().handle_exception(job, *exc_info)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self._shutdown_requested_date = rq_now()

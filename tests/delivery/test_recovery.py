@@ -201,10 +201,9 @@ def test_redis_flushed_mid_broadcast_reconcile_finishes(make_world: Callable[...
     numbers = world.numbers(800)
     alert_id = world.make_alert({"viettel": numbers})
     jobs.fan_out(alert_id)
-    # RQ, finishing the batch it ran when the flush took the job's record, logs a traceback
-    # (InvalidJobOperation) and goes on: the real worker says so; the rows are reconciled.
-    flushed = "InvalidJobOperation: Failed to retrieve status for job"
-    with sender_processes(world, ["viettel"], expected=flushed):
+    # The batch running when the flush took its job's record ends with one warning line, no
+    # traceback (sender_processes fails on any); its rows are reconciled.
+    with sender_processes(world, ["viettel"]):
         assert wait_for(lambda: len(world.sims["viettel"].submits()) >= 150, 30)
         world.runtime.redis.flushdb()
         time.sleep(0.5)  # the running batch finishes; the queued ones are gone with Redis
