@@ -420,8 +420,27 @@ def _summary_sheet(book: Any, summary: dict[str, Any]) -> None:
 
 
 def _commune_ranking_sheet(book: Any, session: Session, alert: Alert) -> None:
-    """Where a per-commune ranking sheet (recipients, delivered and failed per commune) goes
-    when the province asks for one; the summary and the rows do not depend on it."""
+    """The communes ranked by share reached, lowest first (reach.area_progress, as on the
+    watch page): where the message is not getting through, for the report to the province."""
+    sheet = book.add_worksheet(_("By commune"))
+    bold = book.add_format({"bold": True})
+    count = book.add_format({"num_format": "#,##0"})
+    share = book.add_format({"num_format": "0.0"})
+    heads = [_("Commune code"), _("Commune"), _("Recipients"), _("Delivered"), _("Failed")]
+    heads.append(_("Share delivered (%)"))
+    sheet.set_column(0, 0, 12)
+    sheet.set_column(1, 1, 28)
+    sheet.set_column(2, 5, 14)
+    for col, head in enumerate(heads):
+        sheet.write_string(0, col, head, bold)
+    for row, area in enumerate(reach.area_progress(session, alert.id), start=1):
+        sheet.write_string(row, 0, area["code"])
+        sheet.write_string(row, 1, defuse_cell(area["name"]))
+        for col, key in enumerate(("total", "delivered", "failed"), start=2):
+            sheet.write_number(row, col, area[key], count)
+        reached = 100 * area["delivered"] / area["total"] if area["total"] else 0.0
+        sheet.write_number(row, 5, round(reached, 1), share)
+    sheet.freeze_panes(1, 0)
 
 
 class _Sink(io.RawIOBase):

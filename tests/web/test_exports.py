@@ -78,7 +78,7 @@ def test_xlsx_report_holds_text_not_formulas(
     ) as response:
         assert response.status_code == 200
         book = load_workbook(io.BytesIO(response.data))
-    sheet = book.worksheets[1]
+    sheet = book.worksheets[-1]  # the recipients, after the summary and the communes
     header = [c.value for c in sheet[1]]
     column = header.index("Lý do không thành công") + 1
     cells = [sheet.cell(row=r, column=column) for r in range(2, 2 + len(HOSTILE))]
@@ -117,10 +117,11 @@ WORDS = {
         "delivered": "Đã nhận",
         "undeliverable": "Không gửi được",
         "expired": "Hết hiệu lực",
-        "pending": "Chờ xếp hàng",
+        "queued": "Đã xếp hàng",
         "undeliv": "Nhà mạng không chuyển được tới máy (mã lỗi 001)",
         "validity": "Hết thời hạn hiệu lực của cảnh báo trước khi gửi",
         "summary": "Tổng hợp",
+        "communes": "Theo xã, phường",
         "total": "Tổng",
     },
     "en": {
@@ -141,10 +142,11 @@ WORDS = {
         "delivered": "Delivered",
         "undeliverable": "Undeliverable",
         "expired": "Expired",
-        "pending": "Waiting to be queued",
+        "queued": "Queued",
         "undeliv": "The carrier could not deliver it to the phone (error code 001)",
         "validity": "The alert's validity ended before it was sent",
         "summary": "Summary",
+        "communes": "By commune",
         "total": "Total",
     },
 }
@@ -184,6 +186,8 @@ def sent_alert(
             "viettel": 4,
             "vinaphone": 1,
         }
+        # the fan-out queued every row; all at the same known moment
+        session.execute(update(Delivery).where(Delivery.alert_id == aid).values(queued_at=SENT))
         for msisdn, (state, error) in OUTCOMES.items():
             session.execute(
                 update(Delivery)
@@ -213,7 +217,7 @@ def _expected(locale: str) -> list[list[str]]:
          w["undeliv"], at, at, final],
         ["84960000003", "Viettel", "18073", "Phường Thành Sen", w["expired"], "1", "0", "1",
          w["validity"], at, "", final],
-        ["84960000004", "Viettel", "", "", w["pending"], "1", "0", "0", "", "", "", ""],
+        ["84960000004", "Viettel", "", "", w["queued"], "1", "0", "0", "", at, "", ""],
     ]  # fmt: skip
 
 
@@ -248,8 +252,8 @@ def test_xlsx_report_row_by_row_with_a_summary(
         assert response.status_code == 200
         book = load_workbook(io.BytesIO(response.data))
     w = WORDS[locale]
-    summary, recipients = book.worksheets
-    assert summary.title == w["summary"]
+    summary, communes, recipients = book.worksheets
+    assert summary.title == w["summary"] and communes.title == w["communes"]
     header, *rows = [list(r) for r in recipients.iter_rows(values_only=True)]
     assert header == w["headers"]
 
@@ -265,7 +269,7 @@ def test_xlsx_report_row_by_row_with_a_summary(
         str(r[0].value): r[1].value for r in summary.iter_rows(min_col=1, max_col=2) if r[0].value
     }
     assert pairs[w["undeliv"]] == 2 and pairs[w["validity"]] == 1
-    assert pairs[w["delivered"]] == 1 and pairs[w["pending"]] == 1
+    assert pairs[w["delivered"]] == 1 and pairs[w["queued"]] == 1
     assert pairs["Cảnh báo" if locale == "vi" else "Alert"] == "Bão số 3"
     table = {
         str(r[0]): list(r[1:6])
@@ -278,6 +282,12 @@ def test_xlsx_report_row_by_row_with_a_summary(
         "Viettel": [4, 1, 2, 0, 1],
         w["total"]: [5, 1, 3, 0, 1],
     }
+    # the communes ranked by share delivered, lowest first: Trần Phú reached nobody (two
+    # undeliverable), Thành Sen one of two (the other expired); a number with no commune is
+    # in no row
+    ranked = [list(r) for r in communes.iter_rows(min_row=2, values_only=True)]
+    assert [r[:2] for r in ranked] == [["18100", "Phường Trần Phú"], ["18073", "Phường Thành Sen"]]
+    assert [r[2:] for r in ranked] == [[2, 0, 2, 0.0], [2, 1, 1, 50.0]]
 
 
 # --- the watch page's figures (same alert) ----------------------------------------------------

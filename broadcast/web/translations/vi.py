@@ -43,6 +43,7 @@ VI: dict[str, str] = {
     "Other replies": "Trả lời khác",
     "Other": "Khác",
     "By commune": "Theo xã, phường",
+    "Share delivered (%)": "Tỷ lệ đã nhận (%)",
     "Commune not known": "Chưa rõ xã, phường",
     "Numbers that asked for help, with their commune": "Các số cần giúp, kèm xã, phường",
     "Reply keywords": "Từ khóa trả lời",
