@@ -236,8 +236,39 @@ def deactivate_brandname(brandname_id: int) -> ResponseReturnValue:
     many=True,
 )
 def list_test_recipients() -> ResponseReturnValue:
+    return _list_group(RecipientGroup.TEST)
+
+
+def _list_group(group: RecipientGroup) -> ResponseReturnValue:
     with services().database.session() as session:
-        return jsonify(TestRecipientOut(many=True).dump(registry.list_test_recipients(session)))
+        rows = registry.list_test_recipients(session, group)
+        return jsonify(TestRecipientOut(many=True).dump(rows))
+
+
+def _add_to_group(group: RecipientGroup) -> ResponseReturnValue:
+    """Add a number to the test or drill group (rules in broadcast.registry)."""
+    data = load_json(TestRecipientIn())
+    normalise = number_normaliser()
+    with services().database.session() as session:
+        row = registry.add_test_recipient(
+            session,
+            msisdn=data["msisdn"],
+            carrier_code=data["carrier"],
+            name=data["name"],
+            normalise=normalise,
+            actor=current_user.db_user(session),
+            ip=client_ip(),
+            group=group,
+        )
+        return jsonify(TestRecipientOut().dump(row)), 201
+
+
+def _remove_from_group(group: RecipientGroup, recipient_id: int) -> ResponseReturnValue:
+    with services().database.session() as session:
+        row = registry.remove_test_recipient(
+            session, recipient_id, actor=current_user.db_user(session), ip=client_ip(), group=group
+        )
+        return jsonify(TestRecipientOut().dump(row))
 
 
 @bp.post("/test-recipients")
@@ -251,19 +282,7 @@ def list_test_recipients() -> ResponseReturnValue:
     errors=(400, 401, 403, 422),
 )
 def add_test_recipient() -> ResponseReturnValue:
-    data = load_json(TestRecipientIn())
-    normalise = number_normaliser()
-    with services().database.session() as session:
-        row = registry.add_test_recipient(
-            session,
-            msisdn=data["msisdn"],
-            carrier_code=data["carrier"],
-            name=data["name"],
-            normalise=normalise,
-            actor=current_user.db_user(session),
-            ip=client_ip(),
-        )
-        return jsonify(TestRecipientOut().dump(row)), 201
+    return _add_to_group(RecipientGroup.TEST)
 
 
 @bp.delete("/test-recipients/<int:recipient_id>")
@@ -275,11 +294,7 @@ def add_test_recipient() -> ResponseReturnValue:
     errors=(401, 403, 404),
 )
 def remove_test_recipient(recipient_id: int) -> ResponseReturnValue:
-    with services().database.session() as session:
-        row = registry.remove_test_recipient(
-            session, recipient_id, actor=current_user.db_user(session), ip=client_ip()
-        )
-        return jsonify(TestRecipientOut().dump(row))
+    return _remove_from_group(RecipientGroup.TEST, recipient_id)
 
 
 @bp.get("/drill-recipients")
@@ -291,9 +306,7 @@ def remove_test_recipient(recipient_id: int) -> ResponseReturnValue:
     many=True,
 )
 def list_drill_recipients() -> ResponseReturnValue:
-    with services().database.session() as session:
-        rows = registry.list_test_recipients(session, RecipientGroup.DRILL)
-        return jsonify(TestRecipientOut(many=True).dump(rows))
+    return _list_group(RecipientGroup.DRILL)
 
 
 @bp.post("/drill-recipients")
@@ -307,20 +320,7 @@ def list_drill_recipients() -> ResponseReturnValue:
     errors=(400, 401, 403, 422),
 )
 def add_drill_recipient() -> ResponseReturnValue:
-    data = load_json(TestRecipientIn())
-    normalise = number_normaliser()
-    with services().database.session() as session:
-        row = registry.add_test_recipient(
-            session,
-            msisdn=data["msisdn"],
-            carrier_code=data["carrier"],
-            name=data["name"],
-            normalise=normalise,
-            actor=current_user.db_user(session),
-            ip=client_ip(),
-            group=RecipientGroup.DRILL,
-        )
-        return jsonify(TestRecipientOut().dump(row)), 201
+    return _add_to_group(RecipientGroup.DRILL)
 
 
 @bp.delete("/drill-recipients/<int:recipient_id>")
@@ -332,15 +332,7 @@ def add_drill_recipient() -> ResponseReturnValue:
     errors=(401, 403, 404),
 )
 def remove_drill_recipient(recipient_id: int) -> ResponseReturnValue:
-    with services().database.session() as session:
-        row = registry.remove_test_recipient(
-            session,
-            recipient_id,
-            actor=current_user.db_user(session),
-            ip=client_ip(),
-            group=RecipientGroup.DRILL,
-        )
-        return jsonify(TestRecipientOut().dump(row))
+    return _remove_from_group(RecipientGroup.DRILL, recipient_id)
 
 
 DRILL_READERS = (Role.ADMIN, Role.APPROVER, Role.AUDITOR)
