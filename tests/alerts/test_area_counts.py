@@ -73,7 +73,8 @@ def _check_every_choice(db: Database, tag: str) -> None:
             )
             alert = _approved(session, people, audience_draft(areas, carriers, title=f"{tag} {n}"))
             written = deliveries.write_audience(session, alert, batch_size=100)
-            assert shown == written, (areas, carriers, shown, written)
+            # the fan-out names only the carriers it wrote rows for
+            assert {c: n for c, n in shown.items() if n} == written, (areas, shown, written)
 
 
 def audience_draft(areas: tuple[str, ...], carriers: tuple[str, ...], *, title: str) -> AlertDraft:

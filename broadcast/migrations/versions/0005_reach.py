@@ -1,7 +1,7 @@
 """reach by commune, carriers' network status, resend to the unreached
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -20,10 +20,18 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("area_id", sa.Integer(), nullable=True))
-    with op.batch_alter_table("alerts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("resend_of_id", sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(
-            batch_op.f("fk_alerts_resend_of_id_alerts"), "alerts", ["resend_of_id"], ["id"]
+    if op.get_bind().dialect.name == "sqlite":
+        # In place: SQLite adds a column with its REFERENCES clause, while batch mode would
+        # recreate `alerts`, whose DROP the deliveries, versions and replies referencing it
+        # refuse once there is data.
+        op.execute(
+            "ALTER TABLE alerts ADD COLUMN resend_of_id INTEGER"
+            " CONSTRAINT fk_alerts_resend_of_id_alerts REFERENCES alerts (id)"
+        )
+    else:
+        op.add_column("alerts", sa.Column("resend_of_id", sa.Integer(), nullable=True))
+        op.create_foreign_key(
+            op.f("fk_alerts_resend_of_id_alerts"), "alerts", "alerts", ["resend_of_id"], ["id"]
         )
     op.create_table(
         "network_status",
@@ -56,7 +64,10 @@ def downgrade() -> None:
     op.drop_index("ix_network_status_carrier_area", table_name="network_status")
     op.drop_table("network_status")
     with op.batch_alter_table("alerts", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("fk_alerts_resend_of_id_alerts"), type_="foreignkey")
+        if op.get_bind().dialect.name != "sqlite":  # SQLite: the recreated table drops it
+            batch_op.drop_constraint(
+                batch_op.f("fk_alerts_resend_of_id_alerts"), type_="foreignkey"
+            )
         batch_op.drop_column("resend_of_id")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_column("area_id")

@@ -1,7 +1,7 @@
 """drills: the drill group beside the test group (test_recipients.kind), recurring drills
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 """
 
 from __future__ import annotations

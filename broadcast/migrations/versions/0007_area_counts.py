@@ -1,7 +1,7 @@
 """per-list, per-area audience counts kept by the import (the preview no longer scans)
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """a carrier's rate comes from the settings only: drop the carriers.mps copy
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("carriers", schema=None) as batch_op:
+    # ALTER TABLE … DROP COLUMN in place (SQLite has it since 3.35): recreating the table, as
+    # batch mode would, drops `carriers` under the lists, alerts and deliveries that reference
+    # it, which SQLite's foreign keys refuse once there is data.
+    with op.batch_alter_table("carriers", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("mps")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("carriers", schema=None) as batch_op:
+    with op.batch_alter_table("carriers", schema=None, recreate="never") as batch_op:
         batch_op.add_column(sa.Column("mps", sa.Integer(), nullable=False, server_default="0"))
