@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -335,6 +336,7 @@ def main() -> None:
         db.dispose()
         with psycopg.connect(ADMIN, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
