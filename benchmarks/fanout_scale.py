@@ -322,6 +322,7 @@ def main() -> None:
         result["first_chunk_within_1s"] = result["first_chunk_s"] <= 1.0
         result["load_average_1m"] = round(os.getloadavg()[0], 2)
         print(json.dumps(result))
+        shutil.rmtree(tmp, ignore_errors=True)  # kept when the run failed: its workers' logs
     finally:
         if sampler is not None:
             sampler.halt.set()
@@ -336,7 +337,6 @@ def main() -> None:
         db.dispose()
         with psycopg.connect(ADMIN, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
