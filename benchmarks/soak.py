@@ -10,7 +10,10 @@ people through `broadcast.alerts`, and its fan-out enqueued as the console does.
 While the broadcast has work left, one chaos event every `--chaos-interval` seconds, in turn:
 - kill -9 of a sender worker (restarted 2 s later, as systemd's Restart=always would);
 - a dropped SMSC link: the carrier's simulator process is stopped and started on its port;
-- a Redis restart (PrivateRedis.restart: same port, empty), followed by `loa reconcile`.
+- a Redis restart (PrivateRedis.restart: same port, empty), followed by `loa reconcile`;
+- a PostgreSQL restart: the soak's own cluster (PrivatePostgres: initdb/pg_ctl on a port of
+  its own, never the shared server) stopped (sessions cut) and started again --pg-down
+  seconds later (PostgreSQL runs only; SQLite has no server to restart).
 The script also acts as the supervisor: a worker that exits on its own is restarted and the
 exit is listed (`unexpected_exits`), since that is a finding in itself.
 
@@ -69,18 +72,16 @@ from broadcast.models import (
     SubscriberList,
     User,
 )
+from broadcast.postgres_server import PrivatePostgres
 from broadcast.redis_server import PrivateRedis, free_port
 from broadcast.settings import Settings, load_settings
 from subscriber_import.service import import_file
 
-PG_ADMIN_URL = os.environ.get(
-    "LOA_SOAK_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 PROVINCE = "42"
 BODY = "UBND tinh Ha Tinh: dien tap canh bao bao. Nguoi dan theo doi thong tin tren dai phat thanh."
 FLUSH_SIZE = 500  # CarrierSender's default flush_size: accepted outcomes held before a write
 RESTART_DELAY = 2.0  # config/systemd/loa-worker@.service: RestartSec=2
-CHAOS_KINDS = ("kill_sender", "drop_link", "restart_redis")
+CHAOS_KINDS = ("kill_sender", "drop_link", "restart_redis", "restart_postgres")
 FINAL = ("delivered", "undeliverable", "expired", "rejected", "cancelled")
 
 
@@ -202,6 +203,7 @@ class Soak:
     redis_server: PrivateRedis | None = None
     redis_pid: int | None = None
     pg_name: str | None = None
+    pg: PrivatePostgres | None = None
     database: Database | None = None
     settings: Settings | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -230,10 +232,9 @@ class Soak:
         if args.sqlite:
             db_url = ""
         else:
+            self.pg = PrivatePostgres().start()
             self.pg_name = f"loa_soak_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(f'CREATE DATABASE "{self.pg_name}"')
-            db_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.pg_name}"
+            db_url = self.pg.create_database(self.pg_name)
         ports = {code: free_port() for code in self.limits}
         env = {
             **os.environ,
@@ -380,10 +381,10 @@ class Soak:
                 named[child.name] = [child.pid]
         if self.redis_pid:
             named["redis-server"] = [self.redis_pid]
-        if self.pg_name:
+        if self.pg is not None:
             with (
                 contextlib.suppress(psycopg.Error),
-                psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=2) as conn,
+                psycopg.connect(self.pg.url, autocommit=True, connect_timeout=2) as conn,
             ):
                 rows = conn.execute(
                     "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.pg_name,)
@@ -414,10 +415,11 @@ class Soak:
     # -- chaos ------------------------------------------------------------------------------
 
     def chaos(self, number: int) -> None:
-        kind = CHAOS_KINDS[number % len(CHAOS_KINDS)]
+        kinds = CHAOS_KINDS if self.pg is not None else CHAOS_KINDS[:-1]
+        kind = kinds[number % len(kinds)]
         # Strike where there is work: the carriers that still have queued rows, in turn.
         busy = self.busy_carriers() or sorted(self.limits, key=lambda c: -self.limits[c])[:1]
-        code = busy[(number // len(CHAOS_KINDS)) % len(busy)]
+        code = busy[(number // len(kinds)) % len(busy)]
         event: dict[str, Any] = {"t": self.now(), "event": kind}
         if kind == "kill_sender":
             alive = [c for n, c in self.senders.items() if carrier_of(n) == code and c.pid]
@@ -432,6 +434,10 @@ class Soak:
             sim.start()
             wait_port(self.settings.carrier(code).gateway.port)  # type: ignore[union-attr]
             event["target"] = sim.name
+            event["down_s"] = round(self.now() - event["t"], 2)
+        elif kind == "restart_postgres":
+            assert self.pg is not None
+            self.pg.restart(down=self.args.pg_down)
             event["down_s"] = round(self.now() - event["t"], 2)
         else:
             assert self.redis_server is not None
@@ -537,9 +543,8 @@ class Soak:
             self.redis_server.stop()
         if self.database is not None:
             self.database.dispose()
-        if self.pg_name:
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+        if self.pg is not None:
+            self.pg.close()  # the cluster and its folder
 
     def audience(self) -> int:
         """Numbers in the carriers' active lists: what the snapshot should have made rows of."""
@@ -699,7 +704,8 @@ def analyse(soak: Soak, outcome: dict[str, Any], rss: dict[str, int]) -> dict[st
         "duplicates_within_bound": within,
         "duplicates_bound_rule": (
             "per sender crash: window*binds + flush_size (500) + one limiter block; "
-            "per dropped link: window*binds"
+            "per dropped link: window*binds; per PostgreSQL restart: 0 (a sender keeps its "
+            "outcomes in memory and writes them once the database is back)"
         ),
         "limits_respected": limits_ok,
         "rates": rates,
@@ -727,6 +733,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--chaos-interval", type=float, help="seconds between events; 0 = none (default: ideal/9)"
     )
     p.add_argument("--receipt-delay", type=float, default=1.0)
+    p.add_argument(
+        "--pg-down", type=float, default=3.0, help="seconds PostgreSQL stays down per restart"
+    )
     p.add_argument("--lease-seconds", type=int, default=20)
     p.add_argument("--reconcile-interval", type=float, default=15.0)
     p.add_argument("--batch-size", type=int, default=500, help="delivery.batch_size")

@@ -16,6 +16,9 @@ IMPORT_QUEUE = "loa-imports"
 
 # Dotted paths of jobs the web and the CLI enqueue (they never import workers code).
 FAN_OUT_JOB = "workers.jobs.fan_out"
+# RQ's default job timeout (180 s) would kill a national fan-out (tens of millions of rows,
+# minutes: docs/delivery.md "A national run") half way; every enqueue of FAN_OUT_JOB passes this.
+FAN_OUT_JOB_TIMEOUT = 4 * 3600
 RECONCILE_JOB = "workers.jobs.reconcile"
 IMPORT_JOB = "workers.jobs.run_import"
 # One batch of one alert on one carrier (ids only); enqueued by fan-out and reconcile.

@@ -154,7 +154,9 @@ def reconcile() -> dict[str, Any]:
         if status == "approved":
             # Approved but never started (its fan-out job lost with Redis): fan out again;
             # fan_out is idempotent (rows already written are skipped).
-            Queue(keys.CONTROL_QUEUE, connection=rt.redis).enqueue(keys.FAN_OUT_JOB, alert_id)
+            Queue(keys.CONTROL_QUEUE, connection=rt.redis).enqueue(
+                keys.FAN_OUT_JOB, alert_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
+            )
             report["fan_outs"] += 1
         elif not rt.store.has_open(alert_id):
             rt.store.complete_if_done(alert_id)

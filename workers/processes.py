@@ -19,6 +19,7 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout, InvalidJobOperation
 from rq.job import Job
 from rq.utils import now as rq_now
+from sqlalchemy.exc import OperationalError
 
 from broadcast import keys, metrics
 from workers.jobs import reconcile
@@ -143,6 +144,10 @@ class ControlWorker(GracefulWorker):
                 self._next_reconcile = now + self.runtime.settings.delivery.reconcile_interval
                 try:
                     log.info("reconcile: %s", reconcile())
+                except OperationalError as exc:  # the database is away: the next pass retries
+                    log.warning("reconcile: the database is unreachable (%s); again in %s s",
+                                str(exc.orig or exc).splitlines()[0],
+                                self.runtime.settings.delivery.reconcile_interval)  # fmt: skip
                 except Exception:  # a failed pass must not stop the worker; the next one retries
                     log.exception("reconcile failed")
             self.upkeep()

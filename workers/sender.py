@@ -9,6 +9,11 @@ Before each block it reads the alert's control key (pause, cancel) and, for a no
 whether an emergency batch is waiting on the carrier: then it gives its unsent rows back,
 re-queues itself at the front of its queue and returns, so the emergency goes next.
 
+The database going away (a restart, a failover) pauses sending, it loses nothing: every
+database call of a sender goes through `CarrierSender.written`, which keeps the binds serviced
+(receipts read and kept, keepalives answered) and tries again with backoff for up to
+`DATABASE_WAIT` seconds; the outcomes and receipts not yet written stay in memory meanwhile.
+
 The RQ worker processes that run it are in `workers.processes`.
 """
 
@@ -18,8 +23,12 @@ import heapq
 import logging
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from datetime import UTC, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from broadcast import keys, live, metrics, replies
 from broadcast.deliveries import Claimed, Outcomes, ReceiptIn, utcnow
@@ -48,6 +57,11 @@ SLOT_LATENESS_SHARE = 1 / 3
 # A round trip to Redis or the database is started only this long before the next slot (or
 # with no slot held), so the PDUs wait for no one.
 SLOT_CLEARANCE = 0.006
+# Seconds a sender waits for the database to come back before a write gives up (the job then
+# fails, its rows keep their lease and reconcile re-queues them).
+DATABASE_WAIT = 120.0
+
+T = TypeVar("T")
 
 
 class ServerClock:
@@ -120,6 +134,28 @@ class CarrierSender:
         self.stats: Counter[str] = Counter()
         self.stop_requested = False
 
+    # -- the database, which may go away ----------------------------------------------------
+
+    def written(self, call: Callable[[], T]) -> T:
+        """`call()` (one transaction); while the database is unreachable (a connection error,
+        a session cut by a restart), service the binds and try again with backoff, for up to
+        DATABASE_WAIT s. The pool's pre-ping then hands out fresh connections."""
+        delay, deadline, warned = 0.05, time.monotonic() + DATABASE_WAIT, False
+        while True:
+            try:
+                return call()
+            except DBAPIError as exc:
+                lost = exc.connection_invalidated or isinstance(exc, OperationalError)
+                if not lost or time.monotonic() > deadline:
+                    raise
+                if not warned:
+                    log.warning("%s: the database is unreachable, waiting (%s)", self.code,
+                                str(exc.orig).splitlines()[0] if exc.orig else exc)  # fmt: skip
+                    warned = True
+                metrics.ERRORS.labels(self.code, "database").inc()
+                self.poll(delay)
+                delay = min(delay * 2, 1.0)
+
     # -- binds ------------------------------------------------------------------------------
 
     def open(self) -> None:
@@ -174,20 +210,24 @@ class CarrierSender:
         if self._replies:
             incoming = self._replies[:]
             self._replies.clear()  # in place: the sessions append to this very list
-            with self.runtime.database.session() as session:
-                replies.store_replies(
-                    session, self.carrier_id, incoming,
-                    window_hours=self.runtime.settings.replies.window_hours,
-                )  # fmt: skip
+
+            def store_replies() -> None:
+                with self.runtime.database.session() as session:
+                    replies.store_replies(
+                        session, self.carrier_id, incoming,
+                        window_hours=self.runtime.settings.replies.window_hours,
+                    )  # fmt: skip
+
+            self.written(store_replies)
         received = self._receipts
         if received:
             self._receipts = []
-            store.store_receipts(self.carrier_id, received)
+            self.written(lambda: store.store_receipts(self.carrier_id, received))
             metrics.RECEIPTS.labels(self.code).inc(len(received))
         # Receipts that came before their submit response was stored are matched later.
         recent = time.monotonic() - self._receipts_at < 30
         if received or force_match or recent:
-            moved = store.match_receipts(self.carrier_id)
+            moved = self.written(lambda: store.match_receipts(self.carrier_id))
             self._apply(moved)
             for alert_id in {a for a, *_ in moved}:
                 self._open_alerts.add(alert_id)
@@ -195,9 +235,9 @@ class CarrierSender:
             return
         self._open_checked = time.monotonic()
         for alert_id in list(self._open_alerts):
-            if not store.has_open(alert_id):
+            if not self.written(partial(store.has_open, alert_id)):
                 self._open_alerts.discard(alert_id)
-                store.complete_if_done(alert_id)
+                self.written(partial(store.complete_if_done, alert_id))
 
     def _apply(self, moved: Counter, segments: int = 0, alert_id: int | None = None) -> None:
         named: Counter[tuple[int, str, str, str]] = Counter()
@@ -211,9 +251,13 @@ class CarrierSender:
     def _expire(self, alert_id: int) -> None:
         """Past its expiry nothing more is sent: open rows become expired."""
         rt = self.runtime
-        rt.store.expire_overdue()
-        with rt.database.session() as session:
-            live.rebuild_counters(rt.redis, session, alert_id)
+        self.written(rt.store.expire_overdue)
+
+        def rebuild() -> None:
+            with rt.database.session() as session:
+                live.rebuild_counters(rt.redis, session, alert_id)
+
+        self.written(rebuild)
         self._open_alerts.add(alert_id)
         self.flush_receipts()
 
@@ -274,13 +318,13 @@ class CarrierSender:
         store = rt.store
         settings = rt.settings.delivery
         rt.redis.hdel(keys.alert_batches_key(alert_id), f"{self.code}:{batch_no}")
-        message = store.alert_message(alert_id)
+        message = self.written(lambda: store.alert_message(alert_id))
         if message is None:
             return {"result": "no such alert"}
         priority = message.priority
         control = self._control(alert_id, message.status, "emergency")
         if control == "cancelled":
-            self._apply(store.cancel_unsent(alert_id))
+            self._apply(self.written(lambda: store.cancel_unsent(alert_id)))
             self._open_alerts.add(alert_id)
             self.flush_receipts()
             return {"result": "cancelled"}
@@ -294,7 +338,7 @@ class CarrierSender:
             return {"result": "expired"}
         # The SMSC is told the alert's expiry, so nothing reaches a phone after it.
         validity = smpptime.absolute(expires) if expires is not None else ""
-        claim = store.claim(alert_id, self.carrier_id, batch_no)
+        claim = self.written(lambda: store.claim(alert_id, self.carrier_id, batch_no))
         if claim.reclaimed:
             # Rows a dead sender held: some may have reached the SMSC already.
             self.stats["reclaimed"] += claim.reclaimed
@@ -310,7 +354,7 @@ class CarrierSender:
         if parts > self.limiter.limit:
             failed = Outcomes(failed=[(r.id, f"{parts} parts exceed the carrier limit of "
                                        f"{self.limiter.limit}/s") for r in claim.rows])  # fmt: skip
-            self._apply(store.record(alert_id, self.carrier_id, failed))
+            self._apply(self.written(lambda: store.record(alert_id, self.carrier_id, failed)))
             return {"result": "too long"}
 
         todo: deque[Claimed] = deque(claim.rows)
@@ -358,7 +402,7 @@ class CarrierSender:
         def flush() -> None:
             nonlocal outcomes, segments_since_flush, last_flush
             if outcomes:
-                moved = store.record(alert_id, self.carrier_id, outcomes)
+                moved = self.written(lambda: store.record(alert_id, self.carrier_id, outcomes))
                 self._apply(moved, segments_since_flush, alert_id)
                 metrics.SUBMITTED.labels(self.code).inc(len(outcomes.accepted))
                 outcomes = Outcomes()
@@ -444,7 +488,7 @@ class CarrierSender:
                     flush()
                     flush_wanted = False
                 if not slotted and now - last_renew >= settings.lease_seconds / 3:
-                    store.renew([*attempts])
+                    self.written(lambda: store.renew([*attempts]))
                     last_renew = now
             todo.extendleft(row for _, row in reversed(slotted))
             slotted.clear()
@@ -460,16 +504,16 @@ class CarrierSender:
             # not sent (re-queued by reconcile); rows on the wire keep their lease.
             flush()
             unsent_rows = [r.id for r in todo] + [r.id for _, r in slotted]
-            store.release(unsent_rows + [rid for _, rid, _ in retry])
+            self.written(lambda: store.release(unsent_rows + [rid for _, rid, _ in retry]))
             raise
         unsent = [r.id for r in todo] + [rid for _, rid, _ in retry] + list(inflight)
         if stop == "cancelled":
-            self._apply(store.cancel_unsent(alert_id, unsent))
+            self._apply(self.written(lambda: store.cancel_unsent(alert_id, unsent)))
         elif stop == "expired":
-            store.release(unsent)
+            self.written(lambda: store.release(unsent))
             self._expire(alert_id)
         elif unsent:
-            store.release(unsent)
+            self.written(lambda: store.release(unsent))
             if stop in ("yield", "stopping", ""):
                 enqueue_batches(rt, alert_id, priority, [(self.code, batch_no)], at_front=True)
         self.flush_receipts()
