@@ -4,10 +4,11 @@ cannot take its contracted rate."""
 
 from __future__ import annotations
 
-import bisect
+import itertools
 import json
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -38,12 +39,12 @@ TWO_PARTS = (
 )
 
 
-# The share of the limit, bounds that hold on a loaded 2-core machine (docs/testing.md): the
-# best STEADY seconds of arrivals, and the pace the senders were given over the whole run
-# (what arrived plus the slots a descheduled sender gave up).
-STEADY = 5.0
-STEADY_SHARE = 0.9
-PACED_SHARE = 0.8
+# The share of the limit on a loaded 2-core machine (docs/testing.md): the pace the limiter set
+# is read from the median gap between consecutive messages at the SMSC, which descheduled
+# senders (slots given up, gaps) do not move, within PACE_TOLERANCE of the limit's; what
+# arrived over the whole run only has to be more than MIN_SHARE of the limit.
+PACE_TOLERANCE = 0.04
+MIN_SHARE = 0.5
 
 
 def max_in_sliding_second(times: list[float]) -> int:
@@ -87,12 +88,6 @@ def simulator_process(record: Path, **options: object) -> Iterator[int]:
         proc.stdout.close()
 
 
-def best_rate(times: list[float], seconds: float) -> float:
-    """Arrivals per second in the busiest `seconds`-long window."""
-    times = sorted(times)
-    return max(bisect.bisect_left(times, t + seconds) - i for i, t in enumerate(times)) / seconds
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -112,9 +107,10 @@ def test_three_senders_on_a_busy_machine_never_exceed_the_limit_in_any_second(
     make_world: Callable[..., World], tmp_path: Path
 ) -> None:
     """Hard: at most the limit in every sliding second of the simulator's arrivals. The share
-    of the limit, softer (docs/testing.md): at least 90 % over the best 5 s, and 80 % over the
-    whole run counting the slots a descheduled sender gave up (on a loaded 2-core machine the
-    senders do not get the CPU to hold the 97 % the benchmark measures on a quiet one)."""
+    of the limit, softer (docs/testing.md): the limiter's pace, the median gap between
+    consecutive messages, is the limit's (less the jitter margin) within 4 %; what arrived is
+    at least half the limit (on a loaded 2-core machine the senders do not get the CPU to hold
+    the 97 % the benchmark measures on a quiet one)."""
     limit = 50
     world = make_world(("viettel",), mps=limit, window=10, batch_size=50)
     assert segments(TWO_PARTS) == 2
@@ -142,13 +138,17 @@ def test_three_senders_on_a_busy_machine_never_exceed_the_limit_in_any_second(
     span = arrivals[-1] - arrivals[0]
     arrived = (len(arrivals) - 1) / span
     paced = (len(arrivals) - 1 + given_up) / span
-    steady = best_rate(arrivals, STEADY)
-    shares = (f"worst second {worst}, arrived {arrived:.1f}/s, best {STEADY:.0f} s "
-              f"{steady:.1f}/s, paced {paced:.1f}/s ({given_up:.0f} slots given up)")  # fmt: skip
+    # A message's parts arrive together: one time per number, the gaps between them.
+    firsts = sorted({r["destination"]: r["time"] for r in reversed(accepted)}.values())
+    gap = statistics.median(b - a for a, b in itertools.pairwise(firsts))
+    interval = 2 * 1.03 / limit  # two parts, the default 30 ms margin
+    shares = (f"worst second {worst}, arrived {arrived:.1f}/s, median gap {gap * 1000:.1f} ms "
+              f"(limit's {interval * 1000:.1f} ms), with the {given_up:.0f} slots given up "
+              f"{paced:.1f}/s")  # fmt: skip
     print(shares)
     assert worst <= limit, shares
-    assert steady >= STEADY_SHARE * limit, shares
-    assert paced >= PACED_SHARE * limit, shares
+    assert gap <= interval * (1 + PACE_TOLERANCE), shares
+    assert arrived >= MIN_SHARE * limit, shares
 
 
 def _paced(client: FlaskClient, alert_id: int, token: str) -> tuple[float, float]:
