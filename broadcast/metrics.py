@@ -20,6 +20,12 @@ RESENT = Counter(
     "loa_resent", "Rows re-claimed after a sender died holding them (possible duplicates)",
     ["carrier"],
 )  # fmt: skip
+SLOTS_GIVEN_UP = Counter(
+    "loa_slots_given_up",
+    "Rate-limiter slots (segments) a sender reached too late and gave up: its process was "
+    "descheduled (a busy machine); the share of the limit lost to it",
+    ["carrier"],
+)
 QUEUE_DEPTH = Gauge("loa_queue_depth", "Batches waiting in the carrier's send queues", ["carrier"])
 BIND_STATE = Gauge("loa_binds_open", "SMPP binds this process holds open", ["carrier"])
 RATE_LIMIT = Gauge(

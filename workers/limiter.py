@@ -4,7 +4,10 @@ It hands out *slots*: planned send times, on the Redis server's clock, spaced ev
 `window / rate` apart across every process and host (a GCRA whose state is the time of the
 next free slot). A sender puts each PDU on the wire at its own slot, never before it, and
 drops a slot it reached too late (see `workers.sender`), so the arrivals at the SMSC are the
-slots shifted by a small, bounded delay. With slots spaced `window / limit` apart, at most
+slots shifted by a small, bounded delay. The parts of a long message leave together at its
+last slot (the later parts of a begun message cannot give their slot up, so the message is
+the unit whose lateness the sender bounds); messages of `unit` parts are therefore spaced
+`window / floor(rate / unit)` apart. With slots spaced `window / limit` apart, at most
 `limit` slots fall in any `window`; arrivals delayed by between 0 and `window - 1` seconds
 then put at most `limit` PDUs in any sliding second at the SMSC. The margin costs
 `1 - 1 / window` of the limit (2.9 % for the default 1.03 s, `delivery.jitter_margin`).
@@ -47,7 +50,7 @@ end
 
 # KEYS: pace, epoch, effective
 # ARGV: limit, window_us, want, unit, horizon_us, prime, increase (segments/s per us)
-# -> {granted, wait_us, first_slot_us, interval_us, now_us, rate_milli}
+# -> {granted, wait_us, first_slot_us, interval_ns (per segment), now_us, rate_milli}
 _ACQUIRE = (
     _EFFECTIVE
     + """
@@ -70,22 +73,26 @@ if now < epoch + window + horizon then
   return {0, math.max(epoch + window + horizon - now, 1000), 0, 0, now, rate_milli}
 end
 local want = tonumber(ARGV[3])
+-- A message of `unit` segments is one unit; strictly more than window / units apart, where
+-- units = messages of that length that fit the rate: never more than the rate in one closed
+-- window, even when a message's parts leave together (see workers.sender).
 local unit = tonumber(ARGV[4])
--- strictly more than window / rate apart: never rate + 1 slots in one closed window
-local interval = math.floor(window / rate) + 1
+local units = math.max(1, math.floor(rate / unit + 1e-9))
+local interval = math.floor(window / units) + 1
 local pace = tonumber(redis.call('GET', KEYS[1]) or '0')
 if pace < now then pace = now end
 if pace - now > horizon then
-  return {0, math.max(pace - now - horizon, 1000), 0, interval, now, rate_milli}
+  return {0, math.max(pace - now - horizon, 1000), 0, 0, now, rate_milli}
 end
 local granted = want - (want % unit)
 if granted <= 0 then
-  return {0, 1000, 0, interval, now, rate_milli}
+  return {0, 1000, 0, 0, now, rate_milli}
 end
-local after = pace + granted * interval
+local after = pace + (granted / unit) * interval
 redis.call('SET', KEYS[1], string.format('%d', after), 'PX',
            math.floor((after - now + window) / 1000) + 1000)
-return {granted, 0, pace, interval, now, rate_milli}
+-- the interval per segment, in nanoseconds: a message's parts share its unit's interval
+return {granted, 0, pace, math.floor(interval * 1000 / unit), now, rate_milli}
 """
 )
 
@@ -117,7 +124,9 @@ return {1, math.floor(rate * 1000)}
 class Grant:
     """`granted` segments whose slots are `first_slot + i * interval` (seconds, on the Redis
     server's clock, `server_now` when it answered); `wait` seconds before asking again when
-    nothing was granted; `rate` the carrier's effective segments per second."""
+    nothing was granted; `rate` the carrier's effective segments per second. For messages of
+    `unit` parts, `interval * unit` is the spacing of messages: `window` over the messages of
+    that length that fit the rate (a limit of 25 takes 12 two-part messages a window)."""
 
     granted: int
     wait: float
@@ -171,7 +180,7 @@ class RedisRateLimiter:
         self.prime()
 
     def _call(self, want: int, unit: int, prime: bool) -> Grant:
-        granted, wait_us, first_us, interval_us, now_us, rate_milli = self._acquire(
+        granted, wait_us, first_us, interval_ns, now_us, rate_milli = self._acquire(
             keys=self._keys,
             args=[
                 self.limit,
@@ -187,7 +196,7 @@ class RedisRateLimiter:
             int(granted),
             int(wait_us) / 1_000_000,
             int(first_us) / 1_000_000,
-            int(interval_us) / 1_000_000,
+            int(interval_ns) / 1_000_000_000,
             int(now_us) / 1_000_000,
             int(rate_milli) / 1000,
         )

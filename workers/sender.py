@@ -54,9 +54,14 @@ FLUSH_INTERVAL = 0.25  # seconds between bulk writes of outcomes
 # margin later; a slot reached later than that (the process was descheduled) is given up and
 # the message waits for a new one. The rest of the margin is for the way to the SMSC.
 SLOT_LATENESS_SHARE = 1 / 3
-# A round trip to Redis or the database is started only this long before the next slot (or
-# with no slot held), so the PDUs wait for no one.
+# A round trip to the database (bulk write, lease renewal) is started only when the next slot
+# is this long plus the last write's duration away (or with no slot held), one to Redis
+# (control check, the next grant) only when it is REDIS_CLEARANCE away, so the PDUs wait for
+# no one. The next grant is asked for while the last slot held is still ahead, so one
+# sender's slots follow each other with no gap for the round trip, yet a sender holds little
+# more than one block: the slots a descheduled sender holds are lost to every sender.
 SLOT_CLEARANCE = 0.006
+REDIS_CLEARANCE = 0.002
 # Seconds a sender waits for the database to come back before a write gives up (the job then
 # fails, its rows keep their lease and reconcile re-queues them).
 DATABASE_WAIT = 120.0
@@ -307,8 +312,11 @@ class CarrierSender:
         self.clock.observe(sent, received, grant.server_now)
         metrics.RATE_LIMIT.labels(self.code).set(grant.rate)
         first = self.clock.local(grant.first_slot)
+        # Every part of a message at its last part's slot: a begun message cannot give up a
+        # later part's slot, so parts paced apart made the one unbounded lateness (a process
+        # descheduled between two parts); the limiter spaces whole messages for this.
         times = [
-            [first + (m * parts + p) * grant.interval for p in range(parts)]
+            [first + (m * parts + parts - 1) * grant.interval] * parts
             for m in range(grant.granted // parts)
         ]
         return grant, times
@@ -371,6 +379,8 @@ class CarrierSender:
         last_check = 0.0
         last_flush = last_renew = time.monotonic()
         flush_wanted = False
+        flush_cost = 0.0  # seconds the last bulk write took
+        ask_after = 0.0  # time.monotonic() before which the limiter said to wait
 
         def handle(outcome: SubmitOutcome) -> None:
             row = inflight.pop(outcome.key, None)
@@ -400,7 +410,8 @@ class CarrierSender:
                 heapq.heappush(retry, (due, row.id, row))
 
         def flush() -> None:
-            nonlocal outcomes, segments_since_flush, last_flush
+            nonlocal outcomes, segments_since_flush, last_flush, flush_cost
+            started = time.monotonic()
             if outcomes:
                 moved = self.written(lambda: store.record(alert_id, self.carrier_id, outcomes))
                 self._apply(moved, segments_since_flush, alert_id)
@@ -409,6 +420,7 @@ class CarrierSender:
                 segments_since_flush = 0
             self.flush_receipts()
             last_flush = time.monotonic()
+            flush_cost = last_flush - started
 
         try:
             while todo or retry or inflight or slotted:
@@ -419,7 +431,8 @@ class CarrierSender:
                     # Checked before every grant and every slot: nothing leaves after expiry.
                     stop = "expired"
                     break
-                clear = not slotted or slotted[0][0][0] - now > SLOT_CLEARANCE
+                ahead = slotted[0][0][0] - now if slotted else float("inf")
+                clear = ahead > REDIS_CLEARANCE
                 if (todo or retry or slotted) and clear and now - last_check >= CHECK_INTERVAL:
                     last_check = now
                     control = self._control(alert_id, message.status, priority)
@@ -435,6 +448,7 @@ class CarrierSender:
                         # Too late for its slot: sent now it could share a second with later
                         # slots. The slot is lost; the message waits for a new one.
                         self.stats["late"] += 1
+                        metrics.SLOTS_GIVEN_UP.labels(self.code).inc(len(times))
                         todo.appendleft(row)
                     else:
                         inflight[row.id] = row
@@ -454,6 +468,8 @@ class CarrierSender:
                     todo
                     and clear
                     and not flush_wanted
+                    and len(slotted) <= 1
+                    and now >= ask_after
                     and (room := self._room(parts) - len(slotted)) > 0
                 ):
                     want = min(block, len(todo), room) * parts
@@ -461,6 +477,7 @@ class CarrierSender:
                     for slot in granted:
                         slotted.append((slot, todo.popleft()))
                     if not grant.granted:
+                        ask_after = time.monotonic() + min(grant.wait, 0.05)
                         nap = grant.wait
                         if slotted:
                             nap = min(nap, slotted[0][0][0] - time.monotonic())
@@ -484,10 +501,12 @@ class CarrierSender:
                     # Written between slots: no new slots are taken until the ones held are
                     # used, so a slow write never makes a PDU late.
                     flush_wanted = True
-                if flush_wanted and not slotted:
+                ahead = slotted[0][0][0] - now if slotted else float("inf")
+                db_clear = ahead > SLOT_CLEARANCE + flush_cost
+                if flush_wanted and db_clear:
                     flush()
                     flush_wanted = False
-                if not slotted and now - last_renew >= settings.lease_seconds / 3:
+                if db_clear and now - last_renew >= settings.lease_seconds / 3:
                     self.written(lambda: store.renew([*attempts]))
                     last_renew = now
             todo.extendleft(row for _, row in reversed(slotted))

@@ -4,14 +4,18 @@ cannot take its contracted rate."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import socket
+import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,14 @@ TWO_PARTS = (
     "Nguoi dan di chuyen len cao, khong qua suoi, theo doi thong tin cua chinh quyen dia "
     "phuong va goi 112 khi can cuu ho."
 )
+
+
+# The share of the limit on a loaded 2-core machine (docs/testing.md): the pace the limiter set
+# is read from the median gap between consecutive messages at the SMSC, which descheduled
+# senders (slots given up, gaps) do not move, within PACE_TOLERANCE of the limit's; what
+# arrived over the whole run only has to be more than MIN_SHARE of the limit.
+PACE_TOLERANCE = 0.04
+MIN_SHARE = 0.5
 
 
 def max_in_sliding_second(times: list[float]) -> int:
@@ -76,31 +88,67 @@ def simulator_process(record: Path, **options: object) -> Iterator[int]:
         proc.stdout.close()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _given_up(port: int) -> float:
+    """Slots (segments) a sender process gave up, from its `--metrics-port`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(r'^loa_slots_given_up_total\{carrier="viettel"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0  # absent until the first one
+
+
 @pytest.mark.slow
 def test_three_senders_on_a_busy_machine_never_exceed_the_limit_in_any_second(
     make_world: Callable[..., World], tmp_path: Path
 ) -> None:
+    """Hard: at most the limit in every sliding second of the simulator's arrivals. The share
+    of the limit, softer (docs/testing.md): the limiter's pace, the median gap between
+    consecutive messages, is the limit's (less the jitter margin) within 4 %; what arrived is
+    at least half the limit (on a loaded 2-core machine the senders do not get the CPU to hold
+    the 97 % the benchmark measures on a quiet one)."""
     limit = 50
     world = make_world(("viettel",), mps=limit, window=10, batch_size=50)
     assert segments(TWO_PARTS) == 2
     numbers = world.numbers(300)
     alert_id = world.make_alert({"viettel": numbers}, body=TWO_PARTS)
     record = tmp_path / "smsc.jsonl"
-    with simulator_process(record, receipt_delay=0.05) as port, cpu_hog():
+    ports = [_free_port() for _ in range(3)]
+    with simulator_process(record, receipt_delay=0.05) as port, cpu_hog(), ExitStack() as stack:
         env = {**world.env(), "LOA_CARRIERS__VIETTEL__GATEWAY__PORT": str(port)}
-        with sender_processes(world, ["viettel"] * 3, env=env):
-            jobs.fan_out(alert_id)
-            delivered = lambda: states(world.database, alert_id)["delivered"] == 300  # noqa: E731
-            assert wait_for(delivered, 45, 0.2)
+        for n, metrics_port in enumerate(ports, 1):
+            stack.enter_context(sender_processes(
+                world, ["viettel"], "--metrics-port", str(metrics_port), env=env, registered=n
+            ))  # fmt: skip
+        jobs.fan_out(alert_id)
+        delivered = lambda: states(world.database, alert_id)["delivered"] == 300  # noqa: E731
+        assert wait_for(delivered, 45, 0.2)
+        given_up = sum(_given_up(p) for p in ports)
     accepted = [
         json.loads(line) for line in record.read_text().splitlines() if '"error": null' in line
     ]
     # Every number exactly once, both parts.
     assert Counter(r["destination"] for r in accepted) == dict.fromkeys(numbers, 2)
     arrivals = sorted(r["time"] for r in accepted)
-    assert max_in_sliding_second(arrivals) <= limit
-    achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
-    assert achieved >= 0.9 * limit, f"{achieved:.1f} segments/s of {limit}"
+    worst = max_in_sliding_second(arrivals)
+    span = arrivals[-1] - arrivals[0]
+    arrived = (len(arrivals) - 1) / span
+    paced = (len(arrivals) - 1 + given_up) / span
+    # A message's parts arrive together: one time per number, the gaps between them.
+    firsts = sorted({r["destination"]: r["time"] for r in reversed(accepted)}.values())
+    gap = statistics.median(b - a for a, b in itertools.pairwise(firsts))
+    interval = 2 * 1.03 / limit  # two parts, the default 30 ms margin
+    shares = (f"worst second {worst}, arrived {arrived:.1f}/s, median gap {gap * 1000:.1f} ms "
+              f"(limit's {interval * 1000:.1f} ms), with the {given_up:.0f} slots given up "
+              f"{paced:.1f}/s")  # fmt: skip
+    print(shares)
+    assert worst <= limit, shares
+    assert gap <= interval * (1 + PACE_TOLERANCE), shares
+    assert arrived >= MIN_SHARE * limit, shares
 
 
 def _paced(client: FlaskClient, alert_id: int, token: str) -> tuple[float, float]:

@@ -63,15 +63,18 @@ def test_grants_are_multiples_of_a_message_parts(redis_client: redis.Redis) -> N
     limiter = RedisRateLimiter(redis_client, "gmobile", 10, block=10)
     first = limiter.try_acquire(10, 3)
     assert first.granted == 9
-    assert first.interval == pytest.approx(0.103, abs=2e-6)
-    # Nine slots 0.103 s apart are handed out: nothing more until the pace is near again.
+    # Three 3-part messages fit a limit of 10 in a window (their parts leave together), so
+    # messages are 1.03 / 3 s apart: 1.03 / 9 s per segment.
+    assert first.interval == pytest.approx(1.03 / 9, abs=2e-6)
+    # Three messages a window are handed out: nothing more until the pace is near again.
     refused = limiter.try_acquire(10, 1)
     assert refused.granted == 0
-    assert 9 * 0.103 - limiter.horizon - 0.05 <= refused.wait <= 9 * 0.103
+    assert 1.03 - limiter.horizon - 0.05 <= refused.wait <= 1.03
     time.sleep(refused.wait)
     after = limiter.try_acquire(10, 1)
     assert after.granted == 10
-    assert after.first_slot == pytest.approx(first.first_slot + 9 * 0.103, abs=2e-5)
+    assert after.interval == pytest.approx(0.103, abs=2e-6)
+    assert after.first_slot == pytest.approx(first.first_slot + 1.03, abs=2e-5)
 
 
 def test_a_message_longer_than_the_limit_is_refused_clearly(redis_client: redis.Redis) -> None:
