@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from broadcast.areas import load_configured_areas
 from broadcast.bootstrap import sync_carriers
 from broadcast.db import Database, make_engine, upgrade
+from broadcast.postgres_server import PrivatePostgres
 from broadcast.redis_server import PrivateRedis
 from broadcast.settings import Settings, load_settings
 
@@ -217,3 +218,15 @@ def seeded_database(database: Database, settings: Settings) -> Database:
         sync_carriers(session, settings)
         load_configured_areas(session, settings)
     return database
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of the test's own (initdb and pg_ctl on another port of
+    127.0.0.1), for the tests that stop the database; never the shared server."""
+    if not PrivatePostgres.available():
+        if os.environ.get("LOA_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL server programs (initdb, pg_ctl) are required")
+        pytest.skip("PostgreSQL server programs not installed")
+    with PrivatePostgres() as server:
+        yield server

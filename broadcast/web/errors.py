@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request, session
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from broadcast.errors import (
@@ -159,6 +161,32 @@ def init_errors(app: Flask) -> None:
         # Werkzeug's own English description is replaced; one our code wrote says more.
         custom = exc.description if exc.description != type(exc).description else None
         return _page(status, str(title), str(message), [custom] if custom else None)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_away(exc: DBAPIError) -> Any:
+        """The database is unreachable (restarting, failing over) or busy: nothing was done;
+        the reader tries again in a moment, as with Redis away. Never a 500."""
+        app.logger.warning(
+            "database unavailable on %s %s: %s", request.method, request.path, exc.orig
+        )
+        if _wants_json():
+            response = error_response(503, "the database is unavailable: try again in a minute")
+            response.headers["Retry-After"] = "30"
+            return response
+        # No user can be looked up: the language is the session's (Redis), else Vietnamese.
+        locale = session.get("locale") or "vi"
+        with force_locale(locale):
+            title, message = HTTP_TEXTS[503]
+            # Straight from the Jinja environment: the context processors would load the user.
+            page = app.jinja_env.get_template("errors/unavailable.html").render(
+                path=request.path,
+                locale=locale,
+                title=str(title),
+                message=str(message),
+                again=_("Try again"),
+            )
+        return page, 503, {"Retry-After": "30"}
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:

@@ -19,16 +19,6 @@ from tests.delivery.conftest import World
 from tests.delivery.helpers import LOA, accepted_numbers, drain, sender_processes, states, wait_for
 from workers import jobs
 
-pytestmark = pytest.mark.skipif(
-    not PrivatePostgres.available(), reason="PostgreSQL server programs not installed"
-)
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    with PrivatePostgres() as server:
-        yield server
-
 
 @pytest.fixture
 def seeded_database(private_postgres: PrivatePostgres, tmp_path: Path) -> Iterator[Database]:

@@ -52,6 +52,7 @@ VI: dict[str, str] = {
     "Received at (local time)": "Nhận lúc (giờ địa phương)",
     "Loa cannot reach its Redis server just now; nothing was changed. Try again in a minute.": "Loa tạm thời không kết nối được máy chủ Redis; chưa có gì thay đổi. Vui lòng thử lại sau một phút.",
     "Temporarily unavailable": "Tạm thời không phục vụ được",
+    "Try again": "Thử lại",
     "New password set for %(name)s; their sessions have ended.": "Đã đặt mật khẩu mới cho %(name)s; mọi phiên đăng nhập của người này đã kết thúc.",
     "New password": "Mật khẩu mới",
     "Reset password": "Đặt lại mật khẩu",
