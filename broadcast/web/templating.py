@@ -289,6 +289,29 @@ IMPORT_PROBLEMS = {
         "The import stopped with the process running it, and nothing was imported. Upload the "
         "file again."
     ),
+    "empty_file": _l("The file is empty (no header, no rows or no sheet): nothing was imported."),
+    "file_too_large": _l(
+        "The file is larger than the limit of %(limit_mb)s MB: split it, or save it as CSV."
+    ),
+    "wrong_file_type": _l(
+        "The file is not what its name says, or not a readable CSV file or workbook. Save it "
+        "again as .xlsx, or export it as CSV, and upload it again."
+    ),
+    "malformed_file": _l(
+        "The file is broken part-way and could not be read; nothing was imported. Save it "
+        "again from Excel, or as CSV."
+    ),
+    "sheet_not_found": _l("The workbook has no sheet “%(sheet)s”; its sheets: %(sheets)s."),
+    "unknown_layout": _l(
+        "No column of the file could be recognised as the phone numbers (or the areas and "
+        "counts); columns found: %(found)s. Name the columns as the import guide says."
+    ),
+    "no_valid_rows": _l(
+        "Not one of the %(rows)s rows of the file is valid: nothing was changed, the current "
+        "list is kept."
+    ),
+    "too_many_rows": _l("The file has more than %(limit)s rows: split it into several files."),
+    "unknown_carrier": _l("Unknown carrier “%(carrier)s”."),
 }
 
 
@@ -298,9 +321,16 @@ def import_problem(code: str | None, details: dict[str, Any] | None, fallback: s
     if message is None:
         return fallback
     values = {
-        key: format_decimal(value) if isinstance(value, int | float) else value
+        key: format_decimal(value)
+        if isinstance(value, int | float)
+        else ", ".join(map(str, value))
+        if isinstance(value, list | tuple)
+        else value
         for key, value in (details or {}).items()
     }
+    limit_bytes = (details or {}).get("limit_bytes")
+    if isinstance(limit_bytes, int):
+        values["limit_mb"] = format_decimal(round(limit_bytes / 1048576))
     try:
         return str(message) % values
     except (KeyError, TypeError, ValueError):  # details of another shape: say it untranslated
