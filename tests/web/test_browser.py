@@ -211,6 +211,45 @@ def draft(
     return page
 
 
+# The watch page's figures, checked by the page itself 20 times a second while it polls: each
+# carrier's columns add up to its total (no recipient in no column), 100 % only once the alert
+# is completed, and no time left shown after it. What broke a rule is kept in window.__watch.
+WATCH_RULES = """() => {
+    const seen = window.__watch = {samples: 0, broken: []};
+    const count = (tr, k) => parseInt(
+        tr.querySelector(`[data-k="${k}"]`).textContent.replace(/\\D/g, "") || "0", 10);
+    const check = () => {
+        const status = document.querySelector("#alert-status").dataset.status;
+        const percent = document.getElementById("w-percent").textContent;
+        const eta = document.getElementById("w-eta").textContent;
+        document.querySelectorAll("#w-carriers tbody tr").forEach((tr) => {
+            const columns = ["waiting", "submitted", "delivered", "failed", "cancelled"]
+                .reduce((sum, k) => sum + count(tr, k), 0);
+            if (columns !== count(tr, "total")) {
+                seen.broken.push(`${tr.dataset.carrier}: ${columns} in the columns, `
+                    + `${count(tr, "total")} in all (${status})`);
+            }
+        });
+        if (percent === "100" && status !== "completed" && status !== "cancelled") {
+            seen.broken.push(`100 % while ${status}`);
+        }
+        if ((status === "completed" || status === "cancelled") && eta !== "—") {
+            seen.broken.push(`time left ${eta} once ${status}`);
+        }
+        seen.samples += 1;
+    };
+    check();
+    setInterval(check, 50);
+}"""
+
+
+def watch_rules_kept(page: Any) -> int:
+    """The samples the page took; fails naming each broken rule."""
+    seen = page.evaluate("window.__watch")
+    assert seen["broken"] == [], seen["broken"][:10]
+    return int(seen["samples"])
+
+
 def _numbers(prefix: str, count: int) -> list[str]:
     return [f"0{prefix}{n:07d}" for n in range(1, count + 1)]
 
@@ -270,6 +309,7 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         assert approver.text_content("#rb-total") == "35"
         approver.click("#do-confirm-approve")
         approver.wait_for_selector("#watch")
+        approver.evaluate(WATCH_RULES)
         # The watch page polls: every carrier's bar, and the total, reach 100%.
         try:
             approver.wait_for_function(
@@ -296,6 +336,9 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
             settings.carrier(code).mps
         )
     assert approver.text_content("#alert-status") == "Hoàn tất"
+    approver.wait_for_timeout(300)  # a few samples of the completed page too
+    assert watch_rules_kept(approver) > 10
+    assert approver.text_content("#w-eta") == "—"
 
     assert approver.text_content("#w-reached") == "35"  # the totals: reached and failed
     assert approver.text_content("#w-failed") == "0"
@@ -317,11 +360,23 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
     book = load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()), read_only=True)
     assert book.sheetnames == ["Tổng hợp", "Người nhận"]
     sheet = list(book.worksheets[1].iter_rows(values_only=True))
-    book.close()
     header = list(sheet[0])
     assert header[:3] == ["Số thuê bao", "Nhà mạng", "Mã xã/phường"]
     assert {r[0]: r[1] for r in sheet[1:]} == expected
     assert {r[4] for r in sheet[1:]} == {"Đã nhận"}
+    # the summary an official attaches to the report: recipients, delivered, failed,
+    # cancelled, not final yet, per carrier and in all
+    summary = {
+        str(r[0]): list(r[1:6])
+        for r in book.worksheets[0].iter_rows(values_only=True)
+        if r[0] in ("Viettel", "VinaPhone", "Tổng")
+    }
+    assert summary == {
+        "Viettel": [20, 20, 0, 0, 0],
+        "VinaPhone": [15, 15, 0, 0, 0],
+        "Tổng": [35, 35, 0, 0, 0],
+    }
+    book.close()
     # what the carriers' SMSCs received: each number once, as the folded (GSM) text
     for code, numbers in (("viettel", viettel_numbers), ("vinaphone", vina_numbers)):
         received = [r.destination_addr for r in server["sims"][code].submits() if r.error is None]
@@ -624,24 +679,41 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
         assert ring == "solid"
         confirm.click()
         approver.wait_for_selector("#watch")
+        approver.evaluate(WATCH_RULES)
         # the page was approved a moment ago; pause appears once the alert is sending
         approver.wait_for_selector("#do-pause", state="visible", timeout=30_000)
         assert approver.is_hidden("#do-resume")
         announced = approver.text_content("#w-announce")
         assert announced.startswith("Đang gửi"), announced
+        assert watch_rules_kept(approver) > 0  # sending
         approver.click("#do-pause")
         approver.wait_for_selector('#alert-status[data-status="paused"]')
+        approver.evaluate(WATCH_RULES)
         approver.wait_for_function(
             "document.getElementById('w-announce').textContent.startsWith('Tạm dừng')"
         )
+        assert watch_rules_kept(approver) > 0  # paused
         approver.click("#do-resume")
         approver.wait_for_selector('#alert-status[data-status="sending"]')
+        approver.evaluate(WATCH_RULES)
+        approver.wait_for_timeout(200)
+        assert watch_rules_kept(approver) > 0  # resumed
         approver.click("#do-cancel")
         approver.wait_for_selector("#cancel-confirm")
         assert approver.get_attribute("#alert-status", "data-status") == "sending"
         approver.click("#do-confirm-cancel")
         approver.wait_for_selector('#alert-status[data-status="cancelled"]')
         assert approver.text_content(".flash.success") == "Đã xong: Đã hủy."
+        # nobody was sent to: the 30 are still counted, each in one column (waiting until
+        # the rows are moved to cancelled by a sender or the maintenance pass, no sender
+        # runs here), and no time left is shown
+        approver.evaluate(WATCH_RULES)
+        row = '#w-carriers tr[data-carrier="viettel"]'
+        assert approver.text_content(f'{row} [data-k="total"]') == "30"
+        assert approver.text_content(f'{row} [data-k="delivered"]') == "0"
+        approver.wait_for_timeout(200)
+        assert watch_rules_kept(approver) > 0
+        assert approver.text_content("#w-eta") == "—"
     finally:
         workers.stop()
 
