@@ -21,6 +21,7 @@ from broadcast.web.templating import (
     CAP_FIELD_LABELS,
     CATEGORY_LABELS,
     ENCODING_LABELS,
+    FIELD_LABELS,
     ROLE_LABELS,
     STATUS_LABELS,
 )
@@ -180,40 +181,6 @@ REFUSALS: dict[str, Any] = {
     "field_refused": _l("%(field)s was refused."),
 }
 
-# The fields a refusal names, as the forms call them.
-FIELD_LABELS: dict[str, Any] = {
-    "title": _l("Title"),
-    "body": _l("Message text"),
-    "event": _l("Event"),
-    "instruction": _l("Instruction"),
-    "web": _l("Web address"),
-    "category": _l("Category"),
-    "area_codes": _l("Areas"),
-    "areas": _l("Areas"),
-    "carrier_codes": _l("Carriers"),
-    "carriers": _l("Carriers"),
-    "carrier": _l("Carrier"),
-    "brandname": _l("Sender brandname"),
-    "schedule_at": _l("Send at"),
-    "expires_at": _l("Expires at"),
-    "reply_keywords": _l("Reply keywords"),
-    "reason": _l("Reason"),
-    "kind": _l("Kind"),
-    "version": _l("Version"),
-    "quiet_hours": _l("Quiet hours"),
-    "username": _l("Username"),
-    "password": _l("Password"),
-    "role": _l("Role"),
-    "name": _l("Name"),
-    "msisdn": _l("Phone number"),
-    "active": _l("Active"),
-    "day_of_month": _l("Day of the month (1–28)"),
-    "at_time": _l("Local time"),
-    "lead_days": _l("Lead time (days)"),
-    "file": _l("File"),
-    "note": _l("Note"),
-    "state": _l("State"),
-}
 
 ACTION_WORDS: dict[str, Any] = {
     "submit": _l("sent for approval"),
