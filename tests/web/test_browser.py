@@ -598,12 +598,52 @@ def test_a_stale_page_does_not_approve(server: dict[str, Any], browser: Any) -> 
     assert approver.get_attribute("#alert-status", "data-status") != "pending_approval"
 
 
+# What the walk below reads, in each language of the console.
+WALK_WORDS = {
+    "vi": {
+        "blank": "Còn ô của mẫu chưa điền: [[địa bàn]]",
+        "lead": "Cảnh báo THẬT: 30 người sẽ nhận.",
+        "category": "Khẩn cấp · thật",
+        "confirm": "Xác nhận: gửi tới 30 người",
+        "sending": "Đang gửi",
+        "paused": "Tạm dừng",
+        "cancelled": "Đã xong: Đã hủy.",
+    },
+    "en": {
+        "blank": "Some fields of the template are still empty: [[địa bàn]]",
+        "lead": "LIVE alert: 30 people will receive it.",
+        "category": "Emergency · live",
+        "confirm": "Confirm: send to 30 people",
+        "sending": "Sending",
+        "paused": "Paused",
+        "cancelled": "Done: Cancelled.",
+    },
+}
+
+
+def choose_language(page: Any, locale: str) -> None:
+    """The header's language switch, as a person uses it (a form posted with its token)."""
+    page.evaluate(
+        """(locale) => { const f = document.createElement('form'); f.method = 'post';
+        f.action = '/locale/' + locale;
+        const t = document.createElement('input'); t.name = 'csrf_token';
+        t.value = document.querySelector('meta[name=csrf-token]').content; f.appendChild(t);
+        document.body.appendChild(f); f.submit(); }""",
+        locale,
+    )
+    page.wait_for_load_state()
+
+
+@pytest.mark.parametrize(
+    ("locale", "width"), [("vi", 375), ("en", None)], ids=["vi-phone", "en-desktop"]
+)
 def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
-    server: dict[str, Any], browser: Any
+    server: dict[str, Any], browser: Any, locale: str, width: int | None
 ) -> None:
-    """At 375 px wide, in Vietnamese: the evacuation template's blanks are marked and refused
-    until filled; the approver reads back the totals, confirms, pauses, resumes and cancels
-    (asked twice). No sender runs, so the alert stays sending while the approver acts."""
+    """At 375 px wide in Vietnamese, and on a desktop in English: the evacuation template's
+    blanks are marked and refused until filled; the approver reads back the totals, confirms,
+    pauses, resumes and cancels (asked twice). No sender runs, so the alert stays sending
+    while the approver acts."""
     from subscriber_import import service
 
     base, settings = server["url"], server["settings"]
@@ -615,7 +655,10 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
         server["database"], settings, carrier_code="viettel", kind="list", path=path
     )
 
-    page = log_in(browser, base, "drafter", width=375)
+    words = WALK_WORDS[locale]
+    page = log_in(browser, base, "drafter", width=width)
+    if locale != "vi":
+        choose_language(page, locale)
     page.goto(f"{base}/alerts/new?template=evacuate")
     assert page.input_value("#category") == "emergency"
     page.wait_for_selector("#pv-text .placeholder")
@@ -634,7 +677,7 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
     choose()
     page.click("#save-draft")
     page.wait_for_selector("p.flash.error")
-    assert page.text_content("p.flash.error").startswith("Còn ô của mẫu chưa điền: [[địa bàn]]")
+    assert page.text_content("p.flash.error").startswith(words["blank"])
     assert page.locator("p.flash.error").count() == 1  # said once
     assert "/alerts/new" in page.url and page.locator("#do-submit").count() == 0  # not saved
 
@@ -657,23 +700,26 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
 
     workers = Workers(settings, ())  # fan-out and control, no sender
     try:
-        approver = log_in(browser, base, "approver", width=375)
+        approver = log_in(browser, base, "approver", width=width)
+        if locale != "vi":
+            choose_language(approver, locale)
         approver.goto(alert_url)
         buttons = approver.locator("button[id^=do-], a[id^=do-]")
         ids = [buttons.nth(i).get_attribute("id") for i in range(buttons.count())]
         assert ids[0] == "do-approve" and ids[-1] == "do-cancel"
         approver.click("#do-approve")
         approver.wait_for_selector("#readback")
-        assert approver.text_content("#rb-lead") == "Cảnh báo THẬT: 30 người sẽ nhận."
+        assert approver.text_content("#rb-lead") == words["lead"]
         parts = int(approver.text_content("#rb-parts"))
         assert approver.text_content("#rb-messages") == str(30 * parts)
-        assert approver.text_content("#rb-category") == "Khẩn cấp · thật"
+        assert approver.text_content("#rb-category") == words["category"]
         assert "Sơ tán ngay khỏi Phường Thành Sen" in approver.text_content("#rb-text")
         confirm = approver.locator("#do-confirm-approve")
-        assert confirm.text_content() == "Xác nhận: gửi tới 30 người"
-        box = confirm.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 375  # reachable on a phone
-        assert approver.evaluate("document.documentElement.scrollWidth") <= 375
+        assert confirm.text_content() == words["confirm"]
+        if width:
+            box = confirm.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width  # reachable on a phone
+            assert approver.evaluate("document.documentElement.scrollWidth") <= width
         approver.keyboard.press("Tab")  # a keyboard user sees where focus is
         ring = approver.evaluate("getComputedStyle(document.activeElement).outlineStyle")
         assert ring == "solid"
@@ -684,13 +730,14 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
         approver.wait_for_selector("#do-pause", state="visible", timeout=30_000)
         assert approver.is_hidden("#do-resume")
         announced = approver.text_content("#w-announce")
-        assert announced.startswith("Đang gửi"), announced
+        assert announced.startswith(words["sending"]), announced
         assert watch_rules_kept(approver) > 0  # sending
         approver.click("#do-pause")
         approver.wait_for_selector('#alert-status[data-status="paused"]')
         approver.evaluate(WATCH_RULES)
         approver.wait_for_function(
-            "document.getElementById('w-announce').textContent.startsWith('Tạm dừng')"
+            "(word) => document.getElementById('w-announce').textContent.startsWith(word)",
+            arg=words["paused"],
         )
         assert watch_rules_kept(approver) > 0  # paused
         approver.click("#do-resume")
@@ -703,7 +750,7 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
         assert approver.get_attribute("#alert-status", "data-status") == "sending"
         approver.click("#do-confirm-cancel")
         approver.wait_for_selector('#alert-status[data-status="cancelled"]')
-        assert approver.text_content(".flash.success") == "Đã xong: Đã hủy."
+        assert approver.text_content(".flash.success") == words["cancelled"]
         # nobody was sent to: the 30 are still counted, each in one column (waiting until
         # the rows are moved to cancelled by a sender or the maintenance pass, no sender
         # runs here), and no time left is shown
