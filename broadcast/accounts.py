@@ -12,12 +12,16 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from broadcast import audit
-from broadcast.errors import NotFound, PermissionDenied, ValidationFailed
+from broadcast.errors import NotFound, PermissionDenied, Reason, ValidationFailed
 from broadcast.models import ApiToken, Carrier, Role, User
 
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "loa_"  # noqa: S105 (a marker, not a secret)
 OWN_TOKENS_ONLY = "an API token is created by its owner only, for themselves (admins included)"
+
+
+def _password_short() -> Reason:
+    return Reason("password_short", "at least %(least)s characters", least=MIN_PASSWORD_LENGTH)
 
 
 def hash_password(password: str) -> str:
@@ -59,23 +63,27 @@ def create_user(
     """Create a user; a carrier user is bound to exactly one carrier."""
     problems: dict[str, list[str]] = {}
     if not username or len(username) > 80:
-        problems["username"] = ["1 to 80 characters"]
+        problems["username"] = [Reason("username_length", "1 to 80 characters")]
     elif session.scalar(select(User).where(User.username == username)) is not None:
-        problems["username"] = [f"{username!r} is taken"]
+        problems["username"] = [Reason("username_taken", "%(name)r is taken", name=username)]
     if len(password) < MIN_PASSWORD_LENGTH:
-        problems["password"] = [f"at least {MIN_PASSWORD_LENGTH} characters"]
+        problems["password"] = [_password_short()]
     carrier = None
     if role == Role.CARRIER:
         if not carrier_code:
-            problems["carrier"] = ["a carrier user needs a carrier"]
+            problems["carrier"] = [Reason("carrier_needed", "a carrier user needs a carrier")]
         else:
             carrier = session.scalar(select(Carrier).where(Carrier.code == carrier_code))
             if carrier is None:
-                problems["carrier"] = [f"unknown carrier {carrier_code!r}"]
+                problems["carrier"] = [
+                    Reason("carrier_unknown", "unknown carrier %(carrier)r", carrier=carrier_code)
+                ]
     elif carrier_code:
-        problems["carrier"] = ["only carrier users belong to a carrier"]
+        problems["carrier"] = [
+            Reason("carrier_for_staff", "only carrier users belong to a carrier")
+        ]
     if problems:
-        raise ValidationFailed("user refused", problems)
+        raise ValidationFailed(Reason("user_refused", "user refused"), problems)
     user = User(
         username=username,
         display_name=display_name or username,
@@ -99,7 +107,7 @@ def create_user(
 def set_password(session: Session, user: User, password: str, *, actor: User | str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
-            "password refused", {"password": [f"at least {MIN_PASSWORD_LENGTH} characters"]}
+            Reason("password_refused", "password refused"), {"password": [_password_short()]}
         )
     user.password_hash = hash_password(password)
     audit.record(
@@ -126,7 +134,7 @@ def create_token(
     made by someone else would let them act, and be audited, as that user.
     """
     if isinstance(actor, User) and actor.id != user.id:
-        raise PermissionDenied(OWN_TOKENS_ONLY)
+        raise PermissionDenied(Reason("own_tokens_only", OWN_TOKENS_ONLY))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     row = ApiToken(
@@ -157,7 +165,7 @@ def create_token(
 def revoke_token(session: Session, token_id: int, *, actor: User | str) -> None:
     row = session.get(ApiToken, token_id)
     if row is None:
-        raise NotFound(f"API token {token_id} not found")
+        raise NotFound(Reason("token_not_found", "API token %(id)s not found", id=token_id))
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         audit.record(
@@ -192,7 +200,15 @@ def set_role(session: Session, user: User, role: Role, *, actor: User | str) -> 
         return
     if Role.CARRIER in (old, role):
         raise ValidationFailed(
-            "role refused", {"role": ["carrier accounts and staff accounts are separate users"]}
+            Reason("role_refused", "role refused"),
+            {
+                "role": [
+                    Reason(
+                        "carrier_staff_separate",
+                        "carrier accounts and staff accounts are separate users",
+                    )
+                ]
+            },
         )
     user.role = role
     audit.record(

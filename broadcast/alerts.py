@@ -25,6 +25,7 @@ from broadcast.errors import (
     InvalidTransition,
     NotFound,
     PermissionDenied,
+    Reason,
     ValidationFailed,
     VersionChanged,
 )
@@ -122,8 +123,13 @@ def next_status(status: AlertStatus, action: Action) -> AlertStatus:
         status_name = getattr(status, "value", status)
         action_name = getattr(action, "value", action)
         raise InvalidTransition(
-            f"an alert in status {status_name!r} cannot {action_name!r}; "
-            f"allowed: {', '.join(allowed) or 'nothing (final)'}"
+            Reason(
+                "transition_refused",
+                "an alert in status %(status)r cannot %(action)r; allowed: %(allowed)s",
+                status=status_name,
+                action=action_name,
+                allowed=allowed or ["nothing (final)"],
+            )
         ) from None
 
 
@@ -202,21 +208,37 @@ def alert_text(alert: Alert) -> str:
 def validate_brandname(name: str) -> list[str]:
     """Decree 91/2020: ≤ 11 of Latin letters, digits, - _ . and space; not all digits."""
     if not name or not name.strip():
-        return ["a sender brandname is required"]
-    problems = []
+        return [Reason("brandname_required", "a sender brandname is required")]
+    problems: list[str] = []
     if len(name) > 11:
-        problems.append(f"{name!r} is {len(name)} characters; at most 11")
+        problems.append(
+            Reason(
+                "brandname_too_long",
+                "%(name)r is %(length)s characters; at most 11",
+                name=name,
+                length=len(name),
+            )
+        )
     if not BRANDNAME_RE.fullmatch(name[:11] or " "):
         bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9\-_. ]", c)})
-        problems.append(f"{name!r} has characters not allowed: {' '.join(bad)}")
+        problems.append(
+            Reason(
+                "brandname_characters",
+                "%(name)r has characters not allowed: %(chars)s",
+                name=name,
+                chars=" ".join(bad),
+            )
+        )
     if name.replace(" ", "").isdigit():
-        problems.append(f"{name!r} is all digits")
+        problems.append(Reason("brandname_digits", "%(name)r is all digits", name=name))
     return problems
 
 
 def _aware(value: datetime | None, field_name: str, problems: dict[str, list[str]]) -> bool:
     if value is not None and value.tzinfo is None:
-        problems.setdefault(field_name, []).append("needs a time zone offset")
+        problems.setdefault(field_name, []).append(
+            Reason("time_zone_missing", "needs a time zone offset")
+        )
         return False
     return True
 
@@ -245,41 +267,68 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
     for name in ("title", "body", "instruction"):
         for found in templates.unfilled(getattr(draft, name)):
             markers[found] = None
-            add(name, f"unfilled placeholder {found}: write the real value in its place")
+            add(
+                name,
+                Reason(
+                    "placeholder_unfilled",
+                    "unfilled placeholder %(marker)s: write the real value in its place",
+                    marker=found,
+                ),
+            )
     try:
         category = AlertCategory(draft.category)
     except ValueError:
         category = None
         add(
             "category",
-            f"unknown category {draft.category!r}; one of "
-            + ", ".join(c.value for c in AlertCategory),
+            Reason(
+                "category_unknown",
+                "unknown category %(value)r; one of %(known)s",
+                value=draft.category,
+                known=[c.value for c in AlertCategory],
+            ),
         )
     if "body" not in p and category is not None:
         shown = preview_draft(draft)
         if shown.parts > MAX_PARTS:
             add(
                 "body",
-                f"the text needs {shown.parts} SMS parts ({shown.encoding}); "
-                f"at most {MAX_PARTS}: shorten it or fold it (không dấu)",
+                Reason(
+                    "too_many_parts",
+                    "the text needs %(parts)s SMS parts (%(encoding)s); "
+                    "at most %(most)s: shorten it or fold it (không dấu)",
+                    parts=shown.parts,
+                    encoding=shown.encoding,
+                    most=MAX_PARTS,
+                ),
             )
 
     area_codes = list(dict.fromkeys(draft.area_codes))
     if not area_codes:
-        add("area_codes", "choose at least one area")
+        add("area_codes", Reason("areas_none", "choose at least one area"))
     else:
         query = select(Area.code, Area.retired_at).where(Area.code.in_(area_codes))
         known = {code: retired_at for code, retired_at in session.execute(query)}
         unknown = [c for c in area_codes if c not in known]
         if unknown:
-            add("area_codes", f"unknown area code(s): {', '.join(unknown)}")
+            add(
+                "area_codes",
+                Reason("areas_unknown", "unknown area code(s): %(codes)s", codes=unknown),
+            )
         retired = [c for c in area_codes if known.get(c) is not None]
         if retired:
-            add("area_codes", f"retired area code(s), no longer targetable: {', '.join(retired)}")
+            add(
+                "area_codes",
+                Reason(
+                    "areas_retired",
+                    "retired area code(s), no longer targetable: %(codes)s",
+                    codes=retired,
+                ),
+            )
 
     carrier_codes = list(dict.fromkeys(draft.carrier_codes))
     if not carrier_codes:
-        add("carrier_codes", "choose at least one carrier")
+        add("carrier_codes", Reason("carriers_none", "choose at least one carrier"))
     else:
         rows = {
             c.code: c
@@ -288,9 +337,15 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
         unknown = [c for c in carrier_codes if c not in rows]
         inactive = [c for c in carrier_codes if c in rows and not rows[c].active]
         if unknown:
-            add("carrier_codes", f"unknown carrier(s): {', '.join(unknown)}")
+            add(
+                "carrier_codes",
+                Reason("carriers_unknown", "unknown carrier(s): %(codes)s", codes=unknown),
+            )
         if inactive:
-            add("carrier_codes", f"carrier(s) not active: {', '.join(inactive)}")
+            add(
+                "carrier_codes",
+                Reason("carriers_inactive", "carrier(s) not active: %(codes)s", codes=inactive),
+            )
 
     for message in validate_brandname(draft.brandname):
         add("brandname", message)
@@ -299,43 +354,77 @@ def validate_draft(session: Session, draft: AlertDraft, *, now: datetime) -> Non
         if registered and draft.brandname not in registered:
             add(
                 "brandname",
-                f"{draft.brandname!r} is not a registered brandname; registered: "
-                + ", ".join(sorted(registered)),
+                Reason(
+                    "brandname_unregistered",
+                    "%(name)r is not a registered brandname; registered: %(known)s",
+                    name=draft.brandname,
+                    known=sorted(registered),
+                ),
             )
 
     now = as_utc(now)
     if _aware(draft.schedule_at, "schedule_at", p) and draft.schedule_at is not None:  # noqa: SIM102
         if as_utc(draft.schedule_at) < now:
-            add("schedule_at", f"{draft.schedule_at.isoformat()} is in the past")
+            add(
+                "schedule_at",
+                Reason("time_past", "%(time)s is in the past", time=draft.schedule_at.isoformat()),
+            )
     if _aware(draft.expires_at, "expires_at", p) and draft.expires_at is not None:
         expires = as_utc(draft.expires_at)
         if expires <= now:
-            add("expires_at", f"{draft.expires_at.isoformat()} is in the past")
+            add(
+                "expires_at",
+                Reason("time_past", "%(time)s is in the past", time=draft.expires_at.isoformat()),
+            )
         elif (
             draft.schedule_at is not None
             and draft.schedule_at.tzinfo is not None
             and expires <= as_utc(draft.schedule_at)
         ):
-            add("expires_at", "the alert would expire before it is sent (expires_at ≤ schedule_at)")
+            add(
+                "expires_at",
+                Reason(
+                    "expires_before_sent",
+                    "the alert would expire before it is sent (expires_at ≤ schedule_at)",
+                ),
+            )
 
     for name, allowed in (("urgency", URGENCY), ("severity", SEVERITY), ("certainty", CERTAINTY)):
         value = getattr(draft, name)
         if value not in allowed:
-            add(name, f"{value!r} is not a CAP {name}; one of {', '.join(allowed)}")
+            add(
+                name,
+                Reason(
+                    "cap_value_unknown",
+                    "%(value)r is not a CAP %(field)s; one of %(known)s",
+                    value=value,
+                    field=name,
+                    known=list(allowed),
+                ),
+            )
     if draft.web and "web" not in p and not re.match(r"^https?://\S+$", draft.web):
-        add("web", f"{draft.web[:80]!r} is not an http(s) address")
+        add(
+            "web",
+            Reason("web_address", "%(value)r is not an http(s) address", value=draft.web[:80]),
+        )
     for message in keyword_problems(draft.reply_keywords):
         add("reply_keywords", message)
 
     if p:
-        fields = ", ".join(p)
         if markers:
             raise UnfilledPlaceholder(
-                f"alert refused: unfilled placeholder(s) {', '.join(markers)}; check {fields}",
+                Reason(
+                    "placeholders_unfilled",
+                    "alert refused: unfilled placeholder(s) %(markers)s; check %(fields)s",
+                    markers=list(markers),
+                    fields=list(p),
+                ),
                 p,
                 list(markers),
             )
-        raise ValidationFailed(f"alert refused: check {fields}", p)
+        raise ValidationFailed(
+            Reason("alert_refused", "alert refused: check %(fields)s", fields=list(p)), p
+        )
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -356,21 +445,29 @@ def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
         )
     alert = session.get(Alert, alert_id, with_for_update=lock or None, populate_existing=lock)
     if alert is None:
-        raise NotFound(f"alert {alert_id} not found")
+        raise NotFound(Reason("alert_not_found", "alert %(alert)s not found", alert=alert_id))
     return alert
 
 
 def _require_active(user: User) -> None:
     if not user.active:
-        raise PermissionDenied(f"user {user.username!r} is deactivated")
+        raise PermissionDenied(
+            Reason("user_deactivated", "user %(user)r is deactivated", user=user.username)
+        )
 
 
 def _require_role(user: User, roles: frozenset[Role], what: str) -> None:
     _require_active(user)
     if user.role not in roles:
-        names = " or ".join(sorted(r.value for r in roles))
         raise PermissionDenied(
-            f"{what} needs the {names} role; {user.username!r} is {Role(user.role).value}"
+            Reason(
+                "role_needed",
+                f"{what} needs the {' or '.join(sorted(r.value for r in roles))} role; "
+                "%(user)r is %(role)s",
+                roles=sorted(r.value for r in roles),
+                user=user.username,
+                role=Role(user.role).value,
+            )
         )
 
 
@@ -511,10 +608,20 @@ def update_draft(
     alert = get_alert(session, alert_id, lock=True)
     _require_role(user, DRAFT_ROLES, "editing an alert")
     if alert.created_by != user.id:
-        raise PermissionDenied("only the author of a draft can edit it; derive an update instead")
+        raise PermissionDenied(
+            Reason(
+                "author_edits",
+                "only the author of a draft can edit it; derive an update instead",
+            )
+        )
     if alert.status != AlertStatus.DRAFT:
         raise InvalidTransition(
-            f"alert {alert.id} is {AlertStatus(alert.status).value}; only a draft can be edited"
+            Reason(
+                "edit_not_draft",
+                "alert %(alert)s is %(status)s; only a draft can be edited",
+                alert=alert.id,
+                status=AlertStatus(alert.status).value,
+            )
         )
     validate_draft(session, draft, now=_now(now))
     before = draft_of(alert).content()
@@ -540,7 +647,9 @@ def submit_for_approval(
     alert = get_alert(session, alert_id, lock=True)
     _require_active(user)
     if alert.created_by != user.id:
-        raise PermissionDenied("only the author of a draft can submit it for approval")
+        raise PermissionDenied(
+            Reason("author_submits", "only the author of a draft can submit it for approval")
+        )
     now = _now(now)
     next_status(AlertStatus(alert.status), Action.SUBMIT)
     validate_draft(session, draft_of(alert), now=now)  # a schedule may have gone stale
@@ -554,7 +663,9 @@ def withdraw(session: Session, alert_id: int, *, user: User, now: datetime | Non
     alert = get_alert(session, alert_id, lock=True)
     _require_active(user)
     if alert.created_by != user.id:
-        raise PermissionDenied("only the author can withdraw an alert from approval")
+        raise PermissionDenied(
+            Reason("author_withdraws", "only the author can withdraw an alert from approval")
+        )
     return _transition(session, alert, Action.WITHDRAW, user, now=_now(now))
 
 
@@ -562,8 +673,15 @@ def _require_second_person(alert: Alert, user: User, what: str) -> None:
     _require_role(user, APPROVE_ROLES, what)
     if alert.created_by == user.id:
         if what.startswith("reject"):
-            raise PermissionDenied("a drafter cannot reject their own alert; withdraw it instead")
-        raise PermissionDenied("a drafter cannot approve their own alert")
+            raise PermissionDenied(
+                Reason(
+                    "own_alert_reject",
+                    "a drafter cannot reject their own alert; withdraw it instead",
+                )
+            )
+        raise PermissionDenied(
+            Reason("own_alert_approve", "a drafter cannot approve their own alert")
+        )
 
 
 def approve(
@@ -592,8 +710,11 @@ def approve(
     policy = Policy.from_settings(settings)
     if alert.expires_at is not None and as_utc(alert.expires_at) <= now:
         raise ValidationFailed(
-            "the alert has already expired; edit its expiry or derive a new one",
-            {"expires_at": ["already expired"]},
+            Reason(
+                "alert_expired",
+                "the alert has already expired; edit its expiry or derive a new one",
+            ),
+            {"expires_at": [Reason("expired", "already expired")]},
         )
     scheduled = alert.schedule_at is not None and as_utc(alert.schedule_at) > now
     send_at = as_utc(alert.schedule_at) if scheduled and alert.schedule_at else now
@@ -642,7 +763,10 @@ def reject(
     reason = (reason or "").strip()
     refused = text.problems(reason, text.REASON)
     if refused:
-        raise ValidationFailed("the rejection reason was refused", {"reason": refused})
+        raise ValidationFailed(
+            Reason("reject_reason_refused", "the rejection reason was refused"),
+            {"reason": refused},
+        )
     next_status(AlertStatus(alert.status), Action.REJECT)
     session.add(
         Approval(
@@ -738,21 +862,39 @@ def derive(
     """
     if kind not in DERIVE_KINDS:
         raise ValidationFailed(
-            f"unknown kind {kind!r}; one of {', '.join(DERIVE_KINDS)}",
-            {"kind": [f"unknown kind {kind!r}"]},
+            Reason(
+                "derive_kind_unknown",
+                "unknown kind %(kind)r; one of %(known)s",
+                kind=kind,
+                known=list(DERIVE_KINDS),
+            ),
+            {"kind": [Reason("kind_unknown", "unknown kind %(kind)r", kind=kind)]},
         )
     if kind == RESEND:
         return derive_resend(session, alert_id, user=user, now=now, areas=areas, carriers=carriers)
     if areas or carriers:
         raise ValidationFailed(
-            f"an {kind} goes to the original's areas and carriers; only a resend narrows them",
-            {"areas" if areas else "carriers": [f"not allowed for kind {kind!r}"]},
+            Reason(
+                "derive_not_narrowed",
+                "an %(kind)s goes to the original's areas and carriers; only a resend narrows them",
+                kind=kind,
+            ),
+            {
+                "areas" if areas else "carriers": [
+                    Reason("kind_not_allowed", "not allowed for kind %(kind)r", kind=kind)
+                ]
+            },
         )
     original = get_alert(session, alert_id)
     _require_role(user, DRAFT_ROLES, "drafting an update")
     if original.approved_at is None:
         raise InvalidTransition(
-            f"alert {original.id} was never approved; edit it instead of issuing an {kind}"
+            Reason(
+                "derive_never_approved",
+                "alert %(alert)s was never approved; edit it instead of issuing an %(kind)s",
+                alert=original.id,
+                kind=kind,
+            )
         )
     local_sent = sent_at(original).astimezone(ZoneInfo(timezone))
     text = templates.render(
@@ -800,7 +942,13 @@ def _narrowed(
     foreign = [c for c in carrier_codes if c not in own_carriers]
     if foreign:
         problems["carriers"] = [
-            f"{c!r} was not a carrier of alert {original.id} ({', '.join(own_carriers)})"
+            Reason(
+                "resend_foreign_carrier",
+                "%(carrier)r was not a carrier of alert %(alert)s (%(own)s)",
+                carrier=c,
+                alert=original.id,
+                own=own_carriers,
+            )
             for c in foreign
         ]
     area_codes = tuple(dict.fromkeys(areas or [a.code for a in original.areas]))
@@ -809,13 +957,23 @@ def _narrowed(
     )
     for code in area_codes:
         if code not in paths:
-            problems.setdefault("areas", []).append(f"unknown area code {code!r}")
+            problems.setdefault("areas", []).append(
+                Reason("area_unknown", "unknown area code %(code)r", code=code)
+            )
         elif not any(paths[code].startswith(p) for p in own_paths):
             problems.setdefault("areas", []).append(
-                f"area {code!r} is not within the areas of alert {original.id}"
+                Reason(
+                    "resend_foreign_area",
+                    "area %(code)r is not within the areas of alert %(alert)s",
+                    code=code,
+                    alert=original.id,
+                )
             )
     if problems:
-        raise ValidationFailed(f"resend refused: check {', '.join(problems)}", problems)
+        raise ValidationFailed(
+            Reason("resend_refused", "resend refused: check %(fields)s", fields=list(problems)),
+            problems,
+        )
     return area_codes, carrier_codes
 
 
@@ -832,10 +990,21 @@ def resend_counts(
     original = get_alert(session, alert_id)
     status = AlertStatus(original.status)
     if original.approved_at is None:
-        raise InvalidTransition(f"alert {original.id} was never sent; there is nobody to resend to")
+        raise InvalidTransition(
+            Reason(
+                "resend_never_sent",
+                "alert %(alert)s was never sent; there is nobody to resend to",
+                alert=original.id,
+            )
+        )
     if status not in FINAL_STATUSES:
         raise InvalidTransition(
-            f"alert {original.id} is {status.value}; resend once it has completed or been cancelled"
+            Reason(
+                "resend_not_final",
+                "alert %(alert)s is %(status)s; resend once it has completed or been cancelled",
+                alert=original.id,
+                status=status.value,
+            )
         )
     area_codes, carrier_codes = _narrowed(session, original, areas, carriers)
     counts = audience.audience_counts(
@@ -847,9 +1016,13 @@ def resend_counts(
     )
     if not sum(counts.values()):
         raise InvalidTransition(
-            f"alert {original.id} has no unreached numbers"
-            + (" in these areas and carriers" if areas or carriers else "")
-            + " (none undeliverable, expired or rejected, or another resend reached them)"
+            Reason(
+                "resend_nobody",
+                "alert %(alert)s has no unreached numbers"
+                + (" in these areas and carriers" if areas or carriers else "")
+                + " (none undeliverable, expired or rejected, or another resend reached them)",
+                alert=original.id,
+            )
         )
     return area_codes, carrier_codes, counts
 

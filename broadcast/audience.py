@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from broadcast.errors import ValidationFailed
+from broadcast.errors import Reason, ValidationFailed
 from broadcast.models import (
     FAILED_DELIVERY_STATES,
     Alert,
@@ -87,7 +87,8 @@ def area_paths(session: Session, area_codes: Iterable[str]) -> list[str]:
     unknown = [c for c in codes if c not in rows]
     if unknown:
         raise ValidationFailed(
-            f"unknown area code(s): {', '.join(unknown)}", {"area_codes": unknown}
+            Reason("areas_unknown", "unknown area code(s): %(codes)s", codes=unknown),
+            {"area_codes": unknown},
         )
     paths = sorted(set(rows.values()))
     return [p for p in paths if not any(p != q and p.startswith(q) for q in paths)]
@@ -157,7 +158,8 @@ def _carriers(session: Session, carrier_codes: Iterable[str]) -> list[Carrier]:
     unknown = [c for c in codes if c not in rows]
     if unknown:
         raise ValidationFailed(
-            f"unknown carrier(s): {', '.join(unknown)}", {"carrier_codes": unknown}
+            Reason("carriers_unknown", "unknown carrier(s): %(codes)s", codes=unknown),
+            {"carrier_codes": unknown},
         )
     return [rows[c] for c in codes]
 

@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from broadcast.alerts import sent_at
-from broadcast.errors import NotFound
+from broadcast.errors import NotFound, Reason
 from broadcast.models import Alert, AlertCategory, Area, MsgType
 from broadcast.policy import as_utc
 
@@ -174,7 +174,7 @@ def published_alert(session: Session, identifier: str) -> Alert:
     """One published alert by CAP identifier, whatever its age; NotFound for anything else."""
     alert = session.scalar(select(Alert).where(Alert.identifier == identifier, *_published()))
     if alert is None:
-        raise NotFound("no published alert with this identifier")
+        raise NotFound(Reason("cap_not_found", "no published alert with this identifier"))
     return alert
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from broadcast import alerts, audit
 from broadcast.db import rowcount
-from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationFailed
+from broadcast.errors import LoaError, NotFound, PermissionDenied, Reason, ValidationFailed
 from broadcast.models import AlertCategory, DrillSchedule, Role, User
 from broadcast.policy import as_utc
 
@@ -76,7 +76,13 @@ def _draft(plan: DrillPlan | DrillSchedule, send_at: datetime) -> alerts.AlertDr
 
 def _require_admin(user: User) -> None:
     if not user.active or user.role != Role.ADMIN:
-        raise PermissionDenied(f"scheduling drills needs the admin role; {user.username!r} is not")
+        raise PermissionDenied(
+            Reason(
+                "drills_admin_only",
+                "scheduling drills needs the admin role; %(user)r is not",
+                user=user.username,
+            )
+        )
 
 
 def create_schedule(
@@ -86,11 +92,24 @@ def create_schedule(
     _require_admin(user)
     problems: dict[str, list[str]] = {}
     if not 1 <= plan.day_of_month <= MAX_DAY:
-        problems["day_of_month"] = [f"{plan.day_of_month} is not a day 1..{MAX_DAY}"]
+        problems["day_of_month"] = [
+            Reason(
+                "drill_day", "%(day)s is not a day 1..%(most)s", day=plan.day_of_month, most=MAX_DAY
+            )
+        ]
     if not HHMM.fullmatch(plan.at_time or ""):
-        problems["at_time"] = [f"{plan.at_time!r} is not a time HH:MM (00:00..23:59)"]
+        problems["at_time"] = [
+            Reason("drill_time", "%(time)r is not a time HH:MM (00:00..23:59)", time=plan.at_time)
+        ]
     if not 1 <= plan.lead_days <= MAX_LEAD_DAYS:
-        problems["lead_days"] = [f"{plan.lead_days} is not 1..{MAX_LEAD_DAYS} days"]
+        problems["lead_days"] = [
+            Reason(
+                "drill_lead",
+                "%(days)s is not 1..%(most)s days",
+                days=plan.lead_days,
+                most=MAX_LEAD_DAYS,
+            )
+        ]
     next_at = now
     if not problems:
         next_at = next_occurrence(now, day=plan.day_of_month, at=plan.at_time, timezone=timezone)
@@ -100,7 +119,12 @@ def create_schedule(
         for key, messages in exc.details.items():
             problems.setdefault(key, []).extend(messages)
     if problems:
-        raise ValidationFailed(f"drill schedule refused: check {', '.join(problems)}", problems)
+        raise ValidationFailed(
+            Reason(
+                "drill_refused", "drill schedule refused: check %(fields)s", fields=list(problems)
+            ),
+            problems,
+        )
     row = DrillSchedule(
         title=plan.title.strip(),
         body=plan.body,
@@ -132,7 +156,7 @@ def deactivate(session: Session, schedule_id: int, *, user: User) -> DrillSchedu
     _require_admin(user)
     row = session.get(DrillSchedule, schedule_id)
     if row is None:
-        raise NotFound(f"drill schedule {schedule_id} not found")
+        raise NotFound(Reason("drill_not_found", "drill schedule %(id)s not found", id=schedule_id))
     if row.active:
         row.active = False
         audit.record(

@@ -2,11 +2,55 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+
+class Reason(str):
+    """A sentence of a refusal: English text that also carries a stable `key` and the `params`
+    it was made from, so that the web layer can say it again in the reader's language.
+
+    It is a `str` (the English), so messages, details and logs keep working unchanged; the
+    English template uses %-style names, `Reason("carrier_unknown", "unknown carrier
+    %(carrier)r", carrier="xyz")`. Parameters are plain values (numbers, dates, lists, codes)
+    for the reader's side to format."""
+
+    key: str
+    params: dict[str, Any]
+
+    def __new__(cls, key: str, english: str, /, **params: Any) -> Reason:
+        shown = {
+            name: ", ".join(map(str, value)) if isinstance(value, list | tuple) else value
+            for name, value in params.items()
+        }
+        made = super().__new__(cls, english % shown if params else english)
+        made.key = key
+        made.params = params
+        return made
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_reason, (self.key, str(self), self.params))
+
+
+def _reason(key: str, text: str, params: dict[str, Any]) -> Reason:
+    made = str.__new__(Reason, text)
+    made.key = key
+    made.params = params
+    return made
+
 
 class LoaError(Exception):
-    """Root of Loa's own errors; its message is meant for the person who caused it."""
+    """Root of Loa's own errors; its message is meant for the person who caused it.
+
+    A message (and each detail) that is a `Reason` carries its key and parameters: the
+    console and the API say it in the reader's language from them."""
 
     code = "error"
+
+    @property
+    def reason(self) -> Reason | None:
+        """The message as a Reason, when the core gave one."""
+        message = getattr(self, "message", None) or (self.args[0] if self.args else None)
+        return message if isinstance(message, Reason) else None
 
 
 class ConfigError(LoaError):
@@ -55,9 +99,21 @@ class VersionChanged(LoaError):
 
     def __init__(self, alert_id: int, read: int, current: int) -> None:
         super().__init__(
-            f"alert {alert_id} is now version {current}, not version {read} that was read; "
-            "read it again before deciding"
+            Reason(
+                "version_changed",
+                "alert %(alert)s is now version %(current)s, not version %(read)s that was read; "
+                "read it again before deciding",
+                alert=alert_id,
+                current=current,
+                read=read,
+            )
         )
         self.read = read
         self.current = current
-        self.details = {"version": [f"read {read}, current {current}"]}
+        self.details = {
+            "version": [
+                Reason(
+                    "version_read", "read %(read)s, current %(current)s", read=read, current=current
+                )
+            ]
+        }

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from broadcast import audit, text
 from broadcast.audience import area_clause, area_paths
-from broadcast.errors import NotFound, PermissionDenied, ValidationFailed
+from broadcast.errors import NotFound, PermissionDenied, Reason, ValidationFailed
 from broadcast.models import Area, Carrier, NetworkState, NetworkStatus, Role, User
 from broadcast.policy import as_utc
 
@@ -50,14 +50,27 @@ def may_set(user: User, carrier_code: str) -> bool:
     return user.role == Role.ADMIN or own == carrier_code
 
 
+def _network_refused(problems: dict[str, list[str]]) -> Reason:
+    return Reason(
+        "network_refused", "network status refused: check %(fields)s", fields=list(problems)
+    )
+
+
 def parse_entries(rows: Sequence[dict[str, Any]]) -> list[AreaState]:
     """AreaStates from input rows {"code", "state", "note"}; every problem named by its row."""
     problems: dict[str, list[str]] = {}
     out: list[AreaState] = []
     if not rows:
-        problems["areas"] = ["give at least one area"]
+        problems["areas"] = [Reason("areas_none", "give at least one area")]
     if len(rows) > MAX_AREAS_PER_CHANGE:
-        problems["areas"] = [f"{len(rows)} areas; at most {MAX_AREAS_PER_CHANGE} at once"]
+        problems["areas"] = [
+            Reason(
+                "areas_too_many",
+                "%(count)s areas; at most %(most)s at once",
+                count=len(rows),
+                most=MAX_AREAS_PER_CHANGE,
+            )
+        ]
     seen: set[str] = set()
     for n, row in enumerate(rows[:MAX_AREAS_PER_CHANGE]):
         key = f"areas[{n}]"
@@ -66,17 +79,26 @@ def parse_entries(rows: Sequence[dict[str, Any]]) -> list[AreaState]:
             parsed = NetworkState(state)
         except ValueError:
             problems.setdefault(key, []).append(
-                f"state {state!r} is not one of {', '.join(s.value for s in NetworkState)}"
+                Reason(
+                    "network_state_unknown",
+                    "state %(state)r is not one of %(known)s",
+                    state=state,
+                    known=[s.value for s in NetworkState],
+                )
             )
             continue
         for message in text.problems(note, text.NETWORK_NOTE):
-            problems.setdefault(key, []).append(f"note: {message}")
+            problems.setdefault(key, []).append(
+                Reason("network_note", "note: %(problem)s", problem=message)
+            )
         if code in seen:
-            problems.setdefault(key, []).append(f"area {code!r} appears twice")
+            problems.setdefault(key, []).append(
+                Reason("area_twice", "area %(code)r appears twice", code=code)
+            )
         seen.add(code)
         out.append(AreaState(code=code, state=parsed, note=note))
     if problems:
-        raise ValidationFailed(f"network status refused: check {', '.join(problems)}", problems)
+        raise ValidationFailed(_network_refused(problems), problems)
     return out
 
 
@@ -94,8 +116,12 @@ def set_status(
     gets the same answer for another carrier and for a code that names none."""
     if not may_set(user, carrier_code):
         raise PermissionDenied(
-            f"{user.username!r} may not report on this network: a carrier's users report "
-            "on their own carrier's network only (and admins on any)"
+            Reason(
+                "network_not_yours",
+                "%(user)r may not report on this network: a carrier's users report "
+                "on their own carrier's network only (and admins on any)",
+                user=user.username,
+            )
         )
     carrier = _carrier(session, carrier_code)
     codes = [e.code for e in entries]
@@ -108,11 +134,15 @@ def set_status(
     problems: dict[str, list[str]] = {}
     for n, entry in enumerate(entries):
         if entry.code not in known:
-            problems[f"areas[{n}]"] = [f"unknown area code {entry.code!r}"]
+            problems[f"areas[{n}]"] = [
+                Reason("area_unknown", "unknown area code %(code)r", code=entry.code)
+            ]
         elif known[entry.code][1] is not None:
-            problems[f"areas[{n}]"] = [f"area {entry.code!r} is retired"]
+            problems[f"areas[{n}]"] = [
+                Reason("area_retired", "area %(code)r is retired", code=entry.code)
+            ]
     if problems:
-        raise ValidationFailed(f"network status refused: check {', '.join(problems)}", problems)
+        raise ValidationFailed(_network_refused(problems), problems)
     stamp = as_utc(now) if now else datetime.now(UTC)
     before = {row["code"]: row for row in current(session, carrier_codes=[carrier.code])}
     changed_before: dict[str, Any] = {}

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select
 
-from broadcast.errors import ValidationFailed
+from broadcast.errors import Reason, ValidationFailed
 from broadcast.models import Alert, AlertCategory, Delivery
 
 if TYPE_CHECKING:
@@ -130,10 +130,15 @@ def check_quiet_hours(
     local = as_utc(send_at).astimezone(ZoneInfo(policy.timezone))
     resume = quiet_hours_end(send_at, policy)
     window = f"{policy.quiet_start:%H:%M}–{policy.quiet_end:%H:%M}"
-    message = (
-        f"quiet hours {window} ({policy.timezone}): a {AlertCategory(category).value} alert "
-        f"cannot start sending at {local:%H:%M}; schedule it for {resume:%Y-%m-%d %H:%M} "
-        "or waive quiet hours"
+    message = Reason(
+        "quiet_hours",
+        "quiet hours %(window)s (%(timezone)s): a %(category)s alert cannot start sending at "
+        "%(start)s; schedule it for %(resume)s or waive quiet hours",
+        window=window,
+        timezone=policy.timezone,
+        category=AlertCategory(category).value,
+        start=f"{local:%H:%M}",
+        resume=f"{resume:%Y-%m-%d %H:%M}",
     )
     raise PolicyViolation(
         message,

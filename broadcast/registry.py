@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from broadcast import audit, text
 from broadcast.alerts import validate_brandname
-from broadcast.errors import NotFound, ValidationFailed
+from broadcast.errors import NotFound, Reason, ValidationFailed
 from broadcast.models import Brandname, Carrier, RecipientGroup, TestRecipient, User
 
 Normaliser = Callable[[str], str | None]
@@ -48,11 +48,20 @@ def add_brandname(session: Session, name: str, *, actor: Actor, ip: str | None =
     name = (name or "").strip()
     problems = validate_brandname(name)
     if problems:
-        raise ValidationFailed("brandname refused", {"name": problems})
+        raise ValidationFailed(Reason("brandname_refused", "brandname refused"), {"name": problems})
     existing = session.scalar(select(Brandname).where(func.lower(Brandname.name) == name.lower()))
     if existing is not None and existing.active:
         raise ValidationFailed(
-            "brandname refused", {"name": [f"{existing.name!r} is already registered"]}
+            Reason("brandname_refused", "brandname refused"),
+            {
+                "name": [
+                    Reason(
+                        "brandname_registered",
+                        "%(name)r is already registered",
+                        name=existing.name,
+                    )
+                ]
+            },
         )
     if existing is not None:
         existing.active = True
@@ -88,7 +97,7 @@ def deactivate_brandname(
     """New drafts can no longer use it; alerts already sent keep naming it."""
     row = session.get(Brandname, brandname_id)
     if row is None:
-        raise NotFound(f"brandname {brandname_id} not found")
+        raise NotFound(Reason("brandname_not_found", "brandname %(id)s not found", id=brandname_id))
     if row.active:
         row.active = False
         audit.record(
@@ -139,11 +148,20 @@ def add_test_recipient(
     raw = (msisdn or "").strip()
     number = normalise(raw) if raw else None
     if number is None:
-        problems["msisdn"] = [f"{raw!r} is not a Vietnamese mobile number"]
+        problems["msisdn"] = [
+            Reason("msisdn_invalid", "%(value)r is not a Vietnamese mobile number", value=raw)
+        ]
     carrier = session.scalar(select(Carrier).where(Carrier.code == carrier_code))
     if carrier is None or not carrier.active:
         known = session.scalars(select(Carrier.code).where(Carrier.active).order_by(Carrier.code))
-        problems["carrier"] = [f"unknown carrier {carrier_code!r}; known: {', '.join(known)}"]
+        problems["carrier"] = [
+            Reason(
+                "carrier_unknown_of",
+                "unknown carrier %(carrier)r; known: %(known)s",
+                carrier=carrier_code,
+                known=list(known),
+            )
+        ]
     name = (name or "").strip()
     refused = text.problems(name, text.RECIPIENT_NAME)
     if refused:
@@ -154,10 +172,22 @@ def add_test_recipient(
         )
         if twin is not None:
             problems.setdefault("msisdn", []).append(
-                f"{number} is already in the {GROUP_NAMES[group]}"
+                Reason(
+                    "group_twin",
+                    "%(msisdn)s is already in the %(group)s",
+                    msisdn=number,
+                    group=GROUP_NAMES[group],
+                )
             )
     if problems:
-        raise ValidationFailed(f"{GROUP_NAMES[group]} recipient refused", problems)
+        raise ValidationFailed(
+            Reason(
+                "group_recipient_refused",
+                "%(group)s recipient refused",
+                group=GROUP_NAMES[group],
+            ),
+            problems,
+        )
     assert carrier is not None and number is not None
     row = TestRecipient(msisdn=number, carrier_id=carrier.id, name=name, kind=group)
     session.add(row)
@@ -184,7 +214,14 @@ def remove_test_recipient(
 ) -> Recipient:
     row = session.get(TestRecipient, recipient_id)
     if row is None or RecipientGroup(row.kind) != RecipientGroup(group):
-        raise NotFound(f"{GROUP_NAMES[RecipientGroup(group)]} recipient {recipient_id} not found")
+        raise NotFound(
+            Reason(
+                "group_recipient_not_found",
+                "%(group)s recipient %(id)s not found",
+                group=GROUP_NAMES[RecipientGroup(group)],
+                id=recipient_id,
+            )
+        )
     carrier = session.get(Carrier, row.carrier_id)
     gone = Recipient(row.id, row.msisdn, carrier.code if carrier else "", row.name)
     session.delete(row)

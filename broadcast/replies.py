@@ -27,6 +27,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from broadcast import text as textrules
+from broadcast.errors import Reason
 from broadcast.models import (
     Alert,
     Area,
@@ -91,18 +92,54 @@ def keyword_problems(keywords: Sequence[ReplyKeyword]) -> list[str]:
     """Why a set of keywords is refused (empty when fine), each naming the keyword."""
     found: list[str] = []
     if len(keywords) > MAX_KEYWORDS:
-        found.append(f"{len(keywords)} keywords; at most {MAX_KEYWORDS}")
+        found.append(
+            Reason(
+                "keywords_too_many",
+                "%(count)s keywords; at most %(most)s",
+                count=len(keywords),
+                most=MAX_KEYWORDS,
+            )
+        )
     seen: dict[str, str] = {}
     for n, k in enumerate(keywords, start=1):
-        found += [f"keyword {n} word: {p}" for p in textrules.problems(k.word, WORD)]
-        found += [f"keyword {n} label: {p}" for p in textrules.problems(k.label, LABEL)]
+        found += [
+            Reason("keyword_word", "keyword %(n)s word: %(problem)s", n=n, problem=p)
+            for p in textrules.problems(k.word, WORD)
+        ]
+        found += [
+            Reason("keyword_label", "keyword %(n)s label: %(problem)s", n=n, problem=p)
+            for p in textrules.problems(k.label, LABEL)
+        ]
         key = normalise(k.word)
         if k.word.strip() and not key:
-            found.append(f"keyword {n} word {k.word!r} has no letter or digit")
+            found.append(
+                Reason(
+                    "keyword_no_letter",
+                    "keyword %(n)s word %(word)r has no letter or digit",
+                    n=n,
+                    word=k.word,
+                )
+            )
         elif key == OTHER:
-            found.append(f"keyword {n} word {k.word!r}: {OTHER!r} is the bucket of the rest")
+            found.append(
+                Reason(
+                    "keyword_other",
+                    "keyword %(n)s word %(word)r: %(other)r is the bucket of the rest",
+                    n=n,
+                    word=k.word,
+                    other=OTHER,
+                )
+            )
         elif key in seen:
-            found.append(f"keyword {n} word {k.word!r} is the same as {seen[key]!r} once folded")
+            found.append(
+                Reason(
+                    "keyword_twin",
+                    "keyword %(n)s word %(word)r is the same as %(twin)r once folded",
+                    n=n,
+                    word=k.word,
+                    twin=seen[key],
+                )
+            )
         elif key:
             seen[key] = k.word
     return found

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from string import Formatter
 from typing import Any
 
-from broadcast.errors import NotFound
+from broadcast.errors import NotFound, Reason
 from broadcast.models import AlertCategory
 from broadcast.replies import DEFAULT_KEYWORDS, ReplyKeyword
 
@@ -240,14 +240,28 @@ def get(key: str) -> Template:
     try:
         return TEMPLATES[key]
     except KeyError:
-        raise NotFound(f"unknown template {key!r}; known: {', '.join(TEMPLATES)}") from None
+        raise NotFound(
+            Reason(
+                "template_unknown",
+                "unknown template %(template)r; known: %(known)s",
+                template=key,
+                known=list(TEMPLATES),
+            )
+        ) from None
 
 
 def render(key: str, *, language: str = "vi", **values: Any) -> dict[str, str]:
     """Title, body and instruction of a template in one language, placeholders filled (those
     not given are marked, see `marker`)."""
     if language not in LANGUAGES:
-        raise NotFound(f"unknown language {language!r}; known: {', '.join(LANGUAGES)}")
+        raise NotFound(
+            Reason(
+                "language_unknown",
+                "unknown language %(language)r; known: %(known)s",
+                language=language,
+                known=list(LANGUAGES),
+            )
+        )
     template = get(key)
     instruction = values.get("instruction") or _fill(
         template.instruction[language], values, language

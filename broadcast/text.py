@@ -15,6 +15,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from broadcast.errors import Reason
+
 # U+202A–U+202E embeddings and overrides, U+2066–U+2069 isolates, U+200E/U+200F marks,
 # U+061C the Arabic letter mark.
 BIDI_CONTROLS = frozenset(
@@ -46,24 +48,41 @@ def problems(value: str, rule: TextRule) -> list[str]:
     """Why `value` is refused under `rule` (empty when it is fine), in words for the sender."""
     found: list[str] = []
     if len(value) > rule.max_length:
-        found.append(f"{len(value)} characters; at most {rule.max_length}")
+        found.append(
+            Reason(
+                "text_too_long",
+                "%(length)s characters; at most %(most)s",
+                length=len(value),
+                most=rule.max_length,
+            )
+        )
     allowed = _ALLOWED_CONTROLS_MULTILINE if rule.multiline else frozenset()
     controls = sorted(
         {c for c in value if unicodedata.category(c) in ("Cc", "Cs") and c not in allowed}
     )
     if controls:
-        found.append("control characters not allowed: " + ", ".join(_name(c) for c in controls))
+        found.append(
+            Reason(
+                "text_controls",
+                "control characters not allowed: %(chars)s",
+                chars=[_name(c) for c in controls],
+            )
+        )
     if rule.public:
         bidi = sorted(set(value) & BIDI_CONTROLS)
         if bidi:
             found.append(
-                "bidirectional control characters change the order the text is read in; "
-                "remove " + ", ".join(_name(c) for c in bidi)
+                Reason(
+                    "text_bidi",
+                    "bidirectional control characters change the order the text is read in; "
+                    "remove %(chars)s",
+                    chars=[_name(c) for c in bidi],
+                )
             )
     if rule.required and not value.strip():
-        found.append("is required")
+        found.append(Reason("text_required", "is required"))
     elif rule.required and not any(is_visible(c) for c in value):
-        found.append("has only invisible characters; type visible text")
+        found.append(Reason("text_invisible", "has only invisible characters; type visible text"))
     return found
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from broadcast import alerts as core
 from broadcast import audience, network, replies, templates
-from broadcast.errors import LoaError, PermissionDenied, ValidationFailed, VersionChanged
+from broadcast.errors import LoaError, PermissionDenied, Reason, VersionChanged
 from broadcast.models import (
     Alert,
     AlertCategory,
@@ -35,7 +35,6 @@ from broadcast.models import (
     Role,
     User,
 )
-from broadcast.policy import PolicyViolation
 from broadcast.web import alertio, dispatch, previews
 from broadcast.web.api.schemas import AlertIn, AlertOut
 from broadcast.web.areas import area_group_labels
@@ -43,7 +42,7 @@ from broadcast.web.context import services
 from broadcast.web.errors import refusal_text
 from broadcast.web.responders import cap_response, help_response, report_response
 from broadcast.web.security import READ_ALERTS, RESCUE_EXPORTERS, roles_required
-from broadcast.web.templating import CATEGORY_LABELS, NETWORK_LABELS, STATUS_LABELS
+from broadcast.web.templating import NETWORK_LABELS, STATUS_LABELS
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -108,44 +107,6 @@ def _with_local(values: dict[str, Any]) -> dict[str, Any]:
         if moment is not None and moment.tzinfo is not None:
             values[f"{key}_local"] = moment.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
     return values
-
-
-def _refusal(exc: Exception) -> str:
-    """A refusal in the reader's language where the core gave its figures, else its text."""
-    if isinstance(exc, PolicyViolation):
-        return _(
-            "Quiet hours %(window)s: a %(category)s alert cannot start sending at %(start)s. "
-            "Schedule it for %(resume)s or later, or tick “Waive quiet hours” if it cannot "
-            "wait. Nothing was approved.",
-            window=exc.window,
-            category=str(CATEGORY_LABELS.get(exc.category, exc.category.value)).lower(),
-            start=f"{exc.start:%H:%M}",
-            resume=f"{exc.resume:%H:%M %d/%m/%Y}",
-        )
-    if isinstance(exc, core.UnfilledPlaceholder):
-        line = _(
-            "Some fields of the template are still empty: %(markers)s. Write the real value in "
-            "place of each marked field.",
-            markers=", ".join(exc.markers),
-        )
-        others = {
-            field: [m for m in messages if not m.startswith("unfilled placeholder")]
-            for field, messages in exc.details.items()
-        }
-        others = {field: messages for field, messages in others.items() if messages}
-        if others:
-            line += " " + refusal_text(ValidationFailed(_("Also refused"), others))
-        return line
-    return refusal_text(exc)
-
-
-def _version_changed(exc: VersionChanged) -> str:
-    return _(
-        "The alert was changed after you opened it: you read version %(read)s, it is now "
-        "version %(current)s. Nothing was approved; read it again before deciding.",
-        read=exc.read,
-        current=exc.current,
-    )
 
 
 def _template_values(key: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
@@ -232,7 +193,7 @@ def new() -> ResponseReturnValue:
             prefilled, template_fields = _template_values(template_key)
             values.update(prefilled)
         except LoaError as exc:
-            flash(str(exc), "error")
+            flash(refusal_text(exc), "error")
             template_key = ""
     if request.method == "POST":
         values = _form_input()
@@ -244,7 +205,7 @@ def new() -> ResponseReturnValue:
             flash(_("Draft saved."), "success")
             return redirect(url_for("alerts.show", alert_id=alert_id))
         except (LoaError, ValidationError) as exc:
-            flash(_refusal(exc), "error")
+            flash(refusal_text(exc), "error")
     with svc.database.session() as session:
         return render_template(
             "alerts/form.html",
@@ -273,7 +234,7 @@ def edit(alert_id: int) -> ResponseReturnValue:
             flash(_("Draft saved."), "success")
             return redirect(url_for("alerts.show", alert_id=alert_id))
         except (LoaError, ValidationError) as exc:
-            flash(_refusal(exc), "error")
+            flash(refusal_text(exc), "error")
     with svc.database.session() as session:
         return render_template(
             "alerts/form.html",
@@ -384,7 +345,9 @@ def _decidable(alert_id: int) -> Any:
         alert = core.get_alert(session, alert_id)
         summary = AlertOut().dump(alert)
         if summary["created_by"] == current_user.id:
-            raise PermissionDenied("a drafter cannot approve their own alert")
+            raise PermissionDenied(
+                Reason("own_alert_approve", "a drafter cannot approve their own alert")
+            )
         if summary["status"] != AlertStatus.PENDING_APPROVAL.value:
             flash(_("This alert is not awaiting approval any more."), "error")
             return redirect(url_for("alerts.show", alert_id=alert_id))
@@ -394,7 +357,7 @@ def _decidable(alert_id: int) -> Any:
             return redirect(url_for("alerts.show", alert_id=alert_id))
         if version != alert.version:
             exc = VersionChanged(alert.id, read=version, current=alert.version)
-            flash(_version_changed(exc), "error")
+            flash(refusal_text(exc), "error")
             return redirect(url_for("alerts.show", alert_id=alert_id))
         figures = previews.alert_audience(session, svc.settings, alert)
     return summary, figures
@@ -477,12 +440,12 @@ def act(alert_id: int, action: str) -> ResponseReturnValue:
             alert = service(session, alert_id, user=current_user.db_user(session), **kwargs)
             status, schedule_at = AlertStatus(alert.status), alert.schedule_at
     except VersionChanged as exc:
-        flash(_version_changed(exc), "error")
+        flash(refusal_text(exc), "error")
         return redirect(url_for("alerts.show", alert_id=alert_id))
     except LoaError as exc:
         if isinstance(exc, PermissionDenied):
             raise
-        flash(_refusal(exc), "error")
+        flash(refusal_text(exc), "error")
         return redirect(url_for("alerts.show", alert_id=alert_id))
     dispatch.after_transition(svc, alert_id, status, schedule_at=schedule_at)
     if action == "resume":

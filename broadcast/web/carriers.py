@@ -131,8 +131,8 @@ def upload(code: str) -> ResponseReturnValue:
         )
     except LoaError as exc:
         if wants_json:
-            return jsonify(ok=False, message=str(exc), url=None), 422
-        flash(str(exc), "error")
+            return jsonify(ok=False, message=refusal_text(exc), url=None), 422
+        flash(refusal_text(exc), "error")
         return redirect(url_for("carriers.show", code=code))
     page = url_for("carriers.upload_status", code=code, token=token)
     if wants_json:
@@ -191,7 +191,7 @@ def confirm_shrink(import_id: int) -> ResponseReturnValue:
             svc, import_id=import_id, carrier_code=code, user_id=current_user.id
         )
     except LoaError as exc:
-        flash(str(exc), "error")
+        flash(refusal_text(exc), "error")
         return redirect(url_for("carriers.import_report", import_id=import_id))
     return redirect(url_for("carriers.upload_status", code=code, token=token))
 

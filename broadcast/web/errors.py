@@ -21,6 +21,8 @@ from broadcast.errors import (
     ValidationFailed,
     VersionChanged,
 )
+from broadcast.web.refusals import field_label, repeats, say
+from broadcast.web.templating import import_problem
 from subscriber_import.errors import FileTooLarge, ImportRejected
 
 STATUS_FOR = {
@@ -78,17 +80,50 @@ def status_for(exc: LoaError) -> int:
 
 
 def refusal_text(exc: Exception) -> str:
-    """A refusal as one line for a flash message: the message, then each field's problems,
-    each said once (a detail that only repeats the message is left out)."""
-    message = str(getattr(exc, "message", None) or exc)
+    """A refusal as one line, in the reader's language: the message, then each field's
+    problems, each said once (a detail that only repeats the message is left out). The core's
+    `Reason`s are said from their key and parameters (broadcast.web.refusals); an import
+    refusal from its code and details; anything else as it came."""
+    raw = getattr(exc, "message", None) or (exc.args[0] if exc.args else "") or str(exc)
+    if isinstance(exc, ImportRejected):
+        return import_problem(exc.code, exc.details, str(exc))
+    message = say(raw)
     details = getattr(exc, "details", None) or getattr(exc, "messages", None) or {}
     parts = []
     for key, value in dict(details).items():
-        said = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        values = value if isinstance(value, list) else [value]
+        said = [say(v) for v in values if not repeats(raw, v)]
         said = [v for v in said if v != message]
         if said:
-            parts.append(f"{key}: {'; '.join(said)}")
+            parts.append(f"{field_label(str(key))}: {'; '.join(said)}")
     return message + (" — " + " | ".join(parts) if parts else "")
+
+
+def said_details(details: dict[str, Any], message: Any) -> dict[str, list[str]]:
+    """Details for the error page, each problem in the reader's language under its field;
+    one that only repeats the message is left out."""
+    said: dict[str, list[str]] = {}
+    for key, value in details.items():
+        values = value if isinstance(value, list) else [value]
+        kept = [say(v) for v in values if not repeats(message, v)]
+        if kept:
+            said[field_label(str(key))] = kept
+    return said
+
+
+def message_locale() -> str:
+    """The language of an API error's `message`: the one its caller reads everything in
+    (i18n.select_locale: a token caller's Accept-Language, else the token user's language; the
+    console's own calls the console's). A caller not yet known gets its Accept-Language, else
+    English. The `code` and the keys of `details` never change with it."""
+    from flask_login import current_user
+
+    from broadcast.web.i18n import LOCALES, select_locale
+
+    if getattr(current_user, "is_authenticated", False):
+        return select_locale()
+    asked = request.accept_languages.best_match(LOCALES) if request.accept_languages else None
+    return asked or "en"
 
 
 # The console's words for HTTP errors (Werkzeug's texts are English): title and what to do.
@@ -143,14 +178,20 @@ def init_errors(app: Flask) -> None:
         if import_id is not None:
             details["import_id"] = import_id  # the refusal is on record as this import
         if _wants_json():
-            return error_response(status, str(exc), code=exc.code, details=details)
-        return _page(status, _("Refused"), str(exc), details)
+            with force_locale(message_locale()):
+                message = refusal_text(exc)
+            return error_response(status, message, code=exc.code, details=details)
+        if isinstance(exc, ImportRejected):
+            return _page(status, _("Refused"), refusal_text(exc))
+        raw = exc.reason or str(exc)
+        return _page(status, _("Refused"), say(raw), said_details(details, raw))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
         if _wants_json():
-            message = exc.description or exc.name
+            with force_locale(message_locale()):
+                message = say(exc.description) if exc.description else exc.name
             if status == 401:
                 message = "authentication required: send 'Authorization: Bearer <token>'"
             return error_response(status, message)
@@ -160,7 +201,7 @@ def init_errors(app: Flask) -> None:
         title, message = known
         # Werkzeug's own English description is replaced; one our code wrote says more.
         custom = exc.description if exc.description != type(exc).description else None
-        return _page(status, str(title), str(message), [custom] if custom else None)
+        return _page(status, str(title), str(message), [say(custom)] if custom else None)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

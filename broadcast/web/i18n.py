@@ -42,6 +42,10 @@ def select_locale() -> str:
     chosen = session.get("locale") if request else None
     if chosen in LOCALES:
         return chosen
+    if getattr(current_user, "via_token", False):  # an API caller may ask for its language
+        asked = request.accept_languages.best_match(LOCALES) if request.accept_languages else None
+        if asked:
+            return asked
     user_locale = getattr(current_user, "locale", "")
     if user_locale in LOCALES:
         return user_locale

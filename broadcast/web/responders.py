@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from broadcast import alerts as core
 from broadcast import audit, cap, registry, replies
+from broadcast.errors import Reason
 from broadcast.models import AlertCategory, Carrier, Import, Role
 from broadcast.web import alertio, uploads
 from broadcast.web.context import services
@@ -170,9 +171,11 @@ def rejects_response(import_id: int) -> Response:
         if path is None or not path.is_file():
             abort(
                 404,
-                description=(
-                    f"import {import_id} has no rejected-rows file (a refused file keeps none, "
-                    "and files are deleted after imports.retention_days)"
+                description=Reason(
+                    "no_rejects_file",
+                    "import %(id)s has no rejected-rows file (a refused file keeps none, "
+                    "and files are deleted after imports.retention_days)",
+                    id=import_id,
                 ),
             )
         audit.record(

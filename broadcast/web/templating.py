@@ -162,15 +162,91 @@ def label_of(mapping: dict[Any, Any], value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+# The fields an audit entry's before/after and a refusal name, as the forms call them.
+FIELD_LABELS: dict[str, Any] = {
+    "title": _l("Title"),
+    "body": _l("Message text"),
+    "event": _l("Event"),
+    "instruction": _l("Instruction"),
+    "web": _l("Web address"),
+    "category": _l("Category"),
+    "area_codes": _l("Areas"),
+    "areas": _l("Areas"),
+    "carrier_codes": _l("Carriers"),
+    "carriers": _l("Carriers"),
+    "carrier": _l("Carrier"),
+    "brandname": _l("Sender brandname"),
+    "schedule_at": _l("Send at"),
+    "expires_at": _l("Expires at"),
+    "reply_keywords": _l("Reply keywords"),
+    "reason": _l("Reason"),
+    "kind": _l("Kind"),
+    "version": _l("Version"),
+    "quiet_hours": _l("Quiet hours"),
+    "username": _l("Username"),
+    "password": _l("Password"),
+    "role": _l("Role"),
+    "name": _l("Name"),
+    "msisdn": _l("Phone number"),
+    "active": _l("Active"),
+    "day_of_month": _l("Day of the month (1–28)"),
+    "at_time": _l("Local time"),
+    "lead_days": _l("Lead time (days)"),
+    "file": _l("File"),
+    "note": _l("Note"),
+    "state": _l("State"),
+    "status": _l("Status"),
+    "rows": _l("Rows"),
+    "recipients": _l("Recipients"),
+    "waive_quiet_hours": _l("Waive quiet hours"),
+    "waive_daily_cap": _l("Waive the daily cap"),
+    "urgency": _l("Urgency"),
+    "severity": _l("Severity"),
+    "certainty": _l("Certainty"),
+    "fold": _l("Send without diacritics (không dấu)"),
+    "next_at": _l("Next drill"),
+    "display_name": _l("Display name"),
+    "mps": _l("Allowed rate/s"),
+}
+# Values that are codes, said in words by the field they belong to.
+_VALUE_LABELS: dict[str, dict[Any, Any]] = {}
+_TIME_FIELDS = frozenset({"schedule_at", "expires_at", "next_at", "drill_at"})
+
+
 def audit_details(values: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """An audit entry's before/after as (field, value) pairs a person reads: text as text
+    """An audit entry's before/after as (field, value) pairs a person reads: fields and coded
+    values (status, category, role, CAP values) in words, yes/no, times local, text as text
     (never \\u escapes), counts in the reader's number format, lists joined."""
     if not values:
         return []
+    if not _VALUE_LABELS:
+        _VALUE_LABELS.update(
+            status=STATUS_LABELS,
+            category=CATEGORY_LABELS,
+            role=ROLE_LABELS,
+            state=NETWORK_LABELS,
+            urgency=CAP_VALUE_LABELS,
+            severity=CAP_VALUE_LABELS,
+            certainty=CAP_VALUE_LABELS,
+        )
 
     def shown(key: str, value: Any) -> str:
-        if isinstance(value, bool) or value is None:
-            return json.dumps(value)
+        if isinstance(value, bool):
+            return str(_("Yes") if value else _("No"))
+        if value is None:
+            return "—"
+        if key in _VALUE_LABELS and isinstance(value, str):
+            return label_of(_VALUE_LABELS[key], value)
+        if key in _TIME_FIELDS and isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+            from broadcast.web.context import services
+
+            zone = ZoneInfo(services().settings.timezone)
+            aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            return aware.astimezone(zone).strftime("%d/%m/%Y %H:%M")
         if isinstance(value, int | float) and not key.endswith("id") and key != "version":
             return str(format_decimal(value))
         if isinstance(value, str):
@@ -179,7 +255,10 @@ def audit_details(values: dict[str, Any] | None) -> list[tuple[str, str]]:
             return ", ".join(str(v) for v in value)
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
-    return [(str(key), shown(str(key), value)) for key, value in values.items()]
+    return [
+        (str(FIELD_LABELS.get(str(key), key)), shown(str(key), value))
+        for key, value in values.items()
+    ]
 
 
 def failure_reason(text: str | None) -> str:
@@ -250,6 +329,13 @@ AUDIT_ACTION_LABELS = {
     "alert.cancel": _l("Alert cancelled"),
     "alert.complete": _l("Sending completed"),
     "alert.export": _l("Report exported"),
+    "alert.export_help": _l("Requests for help exported"),
+    "carrier.network_status": _l("Network status reported"),
+    "drill_schedule.create": _l("Recurring drill scheduled"),
+    "drill_schedule.deactivate": _l("Recurring drill stopped"),
+    "drill_schedule.run": _l("Drill alert made for approval"),
+    "drill_schedule.missed": _l("Drill missed"),
+    "drill_schedule.failed": _l("Drill alert could not be made"),
 }
 
 AUDIT_OBJECT_LABELS = {
@@ -258,6 +344,7 @@ AUDIT_OBJECT_LABELS = {
     "area": _l("Area"),
     "brandname": _l("Brandname"),
     "carrier": _l("Carrier"),
+    "drill_schedule": _l("Recurring drill"),
     "import": _l("Import"),
     "subscriber_list": _l("Subscriber list"),
     "test_recipient": _l("Test recipient"),
@@ -289,6 +376,29 @@ IMPORT_PROBLEMS = {
         "The import stopped with the process running it, and nothing was imported. Upload the "
         "file again."
     ),
+    "empty_file": _l("The file is empty (no header, no rows or no sheet): nothing was imported."),
+    "file_too_large": _l(
+        "The file is larger than the limit of %(limit_mb)s MB: split it, or save it as CSV."
+    ),
+    "wrong_file_type": _l(
+        "The file is not what its name says, or not a readable CSV file or workbook. Save it "
+        "again as .xlsx, or export it as CSV, and upload it again."
+    ),
+    "malformed_file": _l(
+        "The file is broken part-way and could not be read; nothing was imported. Save it "
+        "again from Excel, or as CSV."
+    ),
+    "sheet_not_found": _l("The workbook has no sheet “%(sheet)s”; its sheets: %(sheets)s."),
+    "unknown_layout": _l(
+        "No column of the file could be recognised as the phone numbers (or the areas and "
+        "counts); columns found: %(found)s. Name the columns as the import guide says."
+    ),
+    "no_valid_rows": _l(
+        "Not one of the %(rows)s rows of the file is valid: nothing was changed, the current "
+        "list is kept."
+    ),
+    "too_many_rows": _l("The file has more than %(limit)s rows: split it into several files."),
+    "unknown_carrier": _l("Unknown carrier “%(carrier)s”."),
 }
 
 
@@ -298,9 +408,16 @@ def import_problem(code: str | None, details: dict[str, Any] | None, fallback: s
     if message is None:
         return fallback
     values = {
-        key: format_decimal(value) if isinstance(value, int | float) else value
+        key: format_decimal(value)
+        if isinstance(value, int | float)
+        else ", ".join(map(str, value))
+        if isinstance(value, list | tuple)
+        else value
         for key, value in (details or {}).items()
     }
+    limit_bytes = (details or {}).get("limit_bytes")
+    if isinstance(limit_bytes, int):
+        values["limit_mb"] = format_decimal(round(limit_bytes / 1048576))
     try:
         return str(message) % values
     except (KeyError, TypeError, ValueError):  # details of another shape: say it untranslated

@@ -27,7 +27,7 @@ from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
 from broadcast import keys, text
-from broadcast.errors import ValidationFailed
+from broadcast.errors import Reason, ValidationFailed
 from broadcast.models import Import
 from broadcast.web.context import Services
 from subscriber_import import service
@@ -68,19 +68,28 @@ def start_upload(
 ) -> str:
     """Check the form, save the file, enqueue the import; returns the progress token."""
     if token and not TOKEN_RE.fullmatch(token):
-        raise ValidationFailed("bad progress token", {"progress_token": [token[:80]]})
+        raise ValidationFailed(
+            Reason("progress_token_bad", "bad progress token"), {"progress_token": [token[:80]]}
+        )
     if upload is None or not upload.filename:
-        raise ValidationFailed("choose a file to upload", {"file": ["a file is required"]})
+        raise ValidationFailed(
+            Reason("file_required", "choose a file to upload"),
+            {"file": [Reason("file_missing", "a file is required")]},
+        )
     if kind not in ("list", "counts"):
         raise ValidationFailed(
-            f"kind must be 'list' or 'counts', not {kind!r}", {"kind": [f"{kind!r}"]}
+            Reason("upload_kind", "kind must be 'list' or 'counts', not %(kind)r", kind=kind),
+            {"kind": [f"{kind!r}"]},
         )
     allowed = _flag("allow_shrink", allow_shrink)
     name = upload.filename
     for field_name, value, rule in (("file", name, text.FILENAME), ("sheet", sheet, text.SHEET)):
         refused = text.problems(value or "", rule)
         if refused:
-            raise ValidationFailed(f"{field_name} refused", {field_name: refused})
+            raise ValidationFailed(
+                Reason("field_refused", "%(field)s refused", field=field_name),
+                {field_name: refused},
+            )
     folder = service.upload_folder(svc.settings)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / uuid.uuid4().hex  # never a name the client chose
@@ -145,7 +154,12 @@ def _flag(name: str, value: str | None) -> bool:
     if word in ("1", "true", "yes", "on"):
         return True
     shown = word[:40] if value is None else value[:40]
-    raise ValidationFailed(f"{name} must be true or false, not {shown!r}", {name: [shown]})
+    raise ValidationFailed(
+        Reason(
+            "not_yes_no", "%(name)s must be true or false, not %(value)r", name=name, value=shown
+        ),
+        {name: [shown]},
+    )
 
 
 def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filename: str,
@@ -163,8 +177,11 @@ def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filena
     if not svc.redis.set(progress_key, json.dumps(state), ex=PROGRESS_TTL, nx=True):
         path.unlink(missing_ok=True)
         raise ProgressTokenTaken(
-            "this progress token is already in use; send a new one or none",
-            {"progress_token": ["already used by another upload"]},
+            Reason(
+                "progress_token_taken",
+                "this progress token is already in use; send a new one or none",
+            ),
+            {"progress_token": [Reason("token_used", "already used by another upload")]},
         )
     try:
         svc.import_queue.enqueue(

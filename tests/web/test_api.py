@@ -301,7 +301,7 @@ def test_two_person_rule_and_the_whole_flow(
         ),
         403,
     )
-    assert "own alert" in error["message"]
+    assert "tự phê duyệt" in error["message"]
     assert_error(
         client.post(
             f"/api/v1/alerts/{aid}/reject", json={"reason": "  "}, headers=people.auth("approver")

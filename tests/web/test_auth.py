@@ -106,7 +106,7 @@ def test_nobody_creates_a_token_for_someone_else(
     refused = client.post(
         "/api/v1/tokens", json={"name": "x", "user_id": victim}, headers=people.auth(who)
     )
-    assert "owner" in assert_error(refused, 403, "forbidden")["message"]
+    assert "chính chủ" in assert_error(refused, 403, "forbidden")["message"]
     unknown = client.post(
         "/api/v1/tokens", json={"name": "x", "user_id": 99999}, headers=people.auth(who)
     )
@@ -223,8 +223,8 @@ def test_approve_needs_the_version_read(
         headers=people.auth("approver"),
     )
     error = assert_error(stale, 409, "version_changed")
-    assert f"version {read['version']}" in error["message"]
-    assert f"version {changed['version']}" in error["message"]
+    assert f"phiên bản {read['version']}" in error["message"]
+    assert f"phiên bản {changed['version']}" in error["message"]
     after = client.get(f"/api/v1/alerts/{aid}", headers=people.auth("approver")).get_json()
     assert after["status"] == "pending_approval" and after["approved_by"] is None
     assert approvals(seeded_database, aid) == 0
@@ -275,7 +275,7 @@ def test_self_approval_is_refused_by_token_console_and_after_a_role_change(
         json={"version": own["version"]},
         headers=people.auth("approver"),
     )
-    assert "own alert" in assert_error(refused, 403, "forbidden")["message"]
+    assert "tự phê duyệt" in assert_error(refused, 403, "forbidden")["message"]
     # nor their console session, with the form forged
     login(client, "approver")
     page = client.get(f"/alerts/{own['id']}").get_data(as_text=True)
@@ -297,7 +297,7 @@ def test_self_approval_is_refused_by_token_console_and_after_a_role_change(
         json={"version": mine["version"]},
         headers=people.auth("drafter"),
     )
-    assert "own alert" in assert_error(again, 403)["message"]
+    assert "tự phê duyệt" in assert_error(again, 403)["message"]
     assert drafter.get("/alerts/").status_code == 302  # the role change ended the session
     login(drafter, "drafter")
     page = drafter.get(f"/alerts/{mine['id']}").get_data(as_text=True)
@@ -799,7 +799,7 @@ def test_self_approval_is_refused_through_the_api_with_a_console_session(
         json={"version": own["version"]},
         headers={"X-CSRFToken": page_csrf(browser)},
     )
-    assert "own alert" in assert_error(refused, 403, "forbidden")["message"]
+    assert "tự phê duyệt" in assert_error(refused, 403, "forbidden")["message"]
     assert approvals(seeded_database, own["id"]) == 0
 
 

@@ -211,6 +211,45 @@ def draft(
     return page
 
 
+# The watch page's figures, checked by the page itself 20 times a second while it polls: each
+# carrier's columns add up to its total (no recipient in no column), 100 % only once the alert
+# is completed, and no time left shown after it. What broke a rule is kept in window.__watch.
+WATCH_RULES = """() => {
+    const seen = window.__watch = {samples: 0, broken: []};
+    const count = (tr, k) => parseInt(
+        tr.querySelector(`[data-k="${k}"]`).textContent.replace(/\\D/g, "") || "0", 10);
+    const check = () => {
+        const status = document.querySelector("#alert-status").dataset.status;
+        const percent = document.getElementById("w-percent").textContent;
+        const eta = document.getElementById("w-eta").textContent;
+        document.querySelectorAll("#w-carriers tbody tr").forEach((tr) => {
+            const columns = ["waiting", "submitted", "delivered", "failed", "cancelled"]
+                .reduce((sum, k) => sum + count(tr, k), 0);
+            if (columns !== count(tr, "total")) {
+                seen.broken.push(`${tr.dataset.carrier}: ${columns} in the columns, `
+                    + `${count(tr, "total")} in all (${status})`);
+            }
+        });
+        if (percent === "100" && status !== "completed" && status !== "cancelled") {
+            seen.broken.push(`100 % while ${status}`);
+        }
+        if ((status === "completed" || status === "cancelled") && eta !== "—") {
+            seen.broken.push(`time left ${eta} once ${status}`);
+        }
+        seen.samples += 1;
+    };
+    check();
+    setInterval(check, 50);
+}"""
+
+
+def watch_rules_kept(page: Any) -> int:
+    """The samples the page took; fails naming each broken rule."""
+    seen = page.evaluate("window.__watch")
+    assert seen["broken"] == [], seen["broken"][:10]
+    return int(seen["samples"])
+
+
 def _numbers(prefix: str, count: int) -> list[str]:
     return [f"0{prefix}{n:07d}" for n in range(1, count + 1)]
 
@@ -270,6 +309,7 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         assert approver.text_content("#rb-total") == "35"
         approver.click("#do-confirm-approve")
         approver.wait_for_selector("#watch")
+        approver.evaluate(WATCH_RULES)
         # The watch page polls: every carrier's bar, and the total, reach 100%.
         try:
             approver.wait_for_function(
@@ -296,6 +336,9 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
             settings.carrier(code).mps
         )
     assert approver.text_content("#alert-status") == "Hoàn tất"
+    approver.wait_for_timeout(300)  # a few samples of the completed page too
+    assert watch_rules_kept(approver) > 10
+    assert approver.text_content("#w-eta") == "—"
 
     assert approver.text_content("#w-reached") == "35"  # the totals: reached and failed
     assert approver.text_content("#w-failed") == "0"
@@ -317,11 +360,23 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
     book = load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()), read_only=True)
     assert book.sheetnames == ["Tổng hợp", "Người nhận"]
     sheet = list(book.worksheets[1].iter_rows(values_only=True))
-    book.close()
     header = list(sheet[0])
     assert header[:3] == ["Số thuê bao", "Nhà mạng", "Mã xã/phường"]
     assert {r[0]: r[1] for r in sheet[1:]} == expected
     assert {r[4] for r in sheet[1:]} == {"Đã nhận"}
+    # the summary an official attaches to the report: recipients, delivered, failed,
+    # cancelled, not final yet, per carrier and in all
+    summary = {
+        str(r[0]): list(r[1:6])
+        for r in book.worksheets[0].iter_rows(values_only=True)
+        if r[0] in ("Viettel", "VinaPhone", "Tổng")
+    }
+    assert summary == {
+        "Viettel": [20, 20, 0, 0, 0],
+        "VinaPhone": [15, 15, 0, 0, 0],
+        "Tổng": [35, 35, 0, 0, 0],
+    }
+    book.close()
     # what the carriers' SMSCs received: each number once, as the folded (GSM) text
     for code, numbers in (("viettel", viettel_numbers), ("vinaphone", vina_numbers)):
         received = [r.destination_addr for r in server["sims"][code].submits() if r.error is None]
@@ -543,12 +598,52 @@ def test_a_stale_page_does_not_approve(server: dict[str, Any], browser: Any) -> 
     assert approver.get_attribute("#alert-status", "data-status") != "pending_approval"
 
 
+# What the walk below reads, in each language of the console.
+WALK_WORDS = {
+    "vi": {
+        "blank": "Còn ô của mẫu chưa điền: [[địa bàn]]",
+        "lead": "Cảnh báo THẬT: 30 người sẽ nhận.",
+        "category": "Khẩn cấp · thật",
+        "confirm": "Xác nhận: gửi tới 30 người",
+        "sending": "Đang gửi",
+        "paused": "Tạm dừng",
+        "cancelled": "Đã xong: Đã hủy.",
+    },
+    "en": {
+        "blank": "Some fields of the template are still empty: [[địa bàn]]",
+        "lead": "LIVE alert: 30 people will receive it.",
+        "category": "Emergency · live",
+        "confirm": "Confirm: send to 30 people",
+        "sending": "Sending",
+        "paused": "Paused",
+        "cancelled": "Done: Cancelled.",
+    },
+}
+
+
+def choose_language(page: Any, locale: str) -> None:
+    """The header's language switch, as a person uses it (a form posted with its token)."""
+    page.evaluate(
+        """(locale) => { const f = document.createElement('form'); f.method = 'post';
+        f.action = '/locale/' + locale;
+        const t = document.createElement('input'); t.name = 'csrf_token';
+        t.value = document.querySelector('meta[name=csrf-token]').content; f.appendChild(t);
+        document.body.appendChild(f); f.submit(); }""",
+        locale,
+    )
+    page.wait_for_load_state()
+
+
+@pytest.mark.parametrize(
+    ("locale", "width"), [("vi", 375), ("en", None)], ids=["vi-phone", "en-desktop"]
+)
 def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
-    server: dict[str, Any], browser: Any
+    server: dict[str, Any], browser: Any, locale: str, width: int | None
 ) -> None:
-    """At 375 px wide, in Vietnamese: the evacuation template's blanks are marked and refused
-    until filled; the approver reads back the totals, confirms, pauses, resumes and cancels
-    (asked twice). No sender runs, so the alert stays sending while the approver acts."""
+    """At 375 px wide in Vietnamese, and on a desktop in English: the evacuation template's
+    blanks are marked and refused until filled; the approver reads back the totals, confirms,
+    pauses, resumes and cancels (asked twice). No sender runs, so the alert stays sending
+    while the approver acts."""
     from subscriber_import import service
 
     base, settings = server["url"], server["settings"]
@@ -560,7 +655,10 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
         server["database"], settings, carrier_code="viettel", kind="list", path=path
     )
 
-    page = log_in(browser, base, "drafter", width=375)
+    words = WALK_WORDS[locale]
+    page = log_in(browser, base, "drafter", width=width)
+    if locale != "vi":
+        choose_language(page, locale)
     page.goto(f"{base}/alerts/new?template=evacuate")
     assert page.input_value("#category") == "emergency"
     page.wait_for_selector("#pv-text .placeholder")
@@ -579,7 +677,7 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
     choose()
     page.click("#save-draft")
     page.wait_for_selector("p.flash.error")
-    assert page.text_content("p.flash.error").startswith("Còn ô của mẫu chưa điền: [[địa bàn]]")
+    assert page.text_content("p.flash.error").startswith(words["blank"])
     assert page.locator("p.flash.error").count() == 1  # said once
     assert "/alerts/new" in page.url and page.locator("#do-submit").count() == 0  # not saved
 
@@ -602,46 +700,67 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
 
     workers = Workers(settings, ())  # fan-out and control, no sender
     try:
-        approver = log_in(browser, base, "approver", width=375)
+        approver = log_in(browser, base, "approver", width=width)
+        if locale != "vi":
+            choose_language(approver, locale)
         approver.goto(alert_url)
         buttons = approver.locator("button[id^=do-], a[id^=do-]")
         ids = [buttons.nth(i).get_attribute("id") for i in range(buttons.count())]
         assert ids[0] == "do-approve" and ids[-1] == "do-cancel"
         approver.click("#do-approve")
         approver.wait_for_selector("#readback")
-        assert approver.text_content("#rb-lead") == "Cảnh báo THẬT: 30 người sẽ nhận."
+        assert approver.text_content("#rb-lead") == words["lead"]
         parts = int(approver.text_content("#rb-parts"))
         assert approver.text_content("#rb-messages") == str(30 * parts)
-        assert approver.text_content("#rb-category") == "Khẩn cấp · thật"
+        assert approver.text_content("#rb-category") == words["category"]
         assert "Sơ tán ngay khỏi Phường Thành Sen" in approver.text_content("#rb-text")
         confirm = approver.locator("#do-confirm-approve")
-        assert confirm.text_content() == "Xác nhận: gửi tới 30 người"
-        box = confirm.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 375  # reachable on a phone
-        assert approver.evaluate("document.documentElement.scrollWidth") <= 375
+        assert confirm.text_content() == words["confirm"]
+        if width:
+            box = confirm.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width  # reachable on a phone
+            assert approver.evaluate("document.documentElement.scrollWidth") <= width
         approver.keyboard.press("Tab")  # a keyboard user sees where focus is
         ring = approver.evaluate("getComputedStyle(document.activeElement).outlineStyle")
         assert ring == "solid"
         confirm.click()
         approver.wait_for_selector("#watch")
+        approver.evaluate(WATCH_RULES)
         # the page was approved a moment ago; pause appears once the alert is sending
         approver.wait_for_selector("#do-pause", state="visible", timeout=30_000)
         assert approver.is_hidden("#do-resume")
         announced = approver.text_content("#w-announce")
-        assert announced.startswith("Đang gửi"), announced
+        assert announced.startswith(words["sending"]), announced
+        assert watch_rules_kept(approver) > 0  # sending
         approver.click("#do-pause")
         approver.wait_for_selector('#alert-status[data-status="paused"]')
+        approver.evaluate(WATCH_RULES)
         approver.wait_for_function(
-            "document.getElementById('w-announce').textContent.startsWith('Tạm dừng')"
+            "(word) => document.getElementById('w-announce').textContent.startsWith(word)",
+            arg=words["paused"],
         )
+        assert watch_rules_kept(approver) > 0  # paused
         approver.click("#do-resume")
         approver.wait_for_selector('#alert-status[data-status="sending"]')
+        approver.evaluate(WATCH_RULES)
+        approver.wait_for_timeout(200)
+        assert watch_rules_kept(approver) > 0  # resumed
         approver.click("#do-cancel")
         approver.wait_for_selector("#cancel-confirm")
         assert approver.get_attribute("#alert-status", "data-status") == "sending"
         approver.click("#do-confirm-cancel")
         approver.wait_for_selector('#alert-status[data-status="cancelled"]')
-        assert approver.text_content(".flash.success") == "Đã xong: Đã hủy."
+        assert approver.text_content(".flash.success") == words["cancelled"]
+        # nobody was sent to: the 30 are still counted, each in one column (waiting until
+        # the rows are moved to cancelled by a sender or the maintenance pass, no sender
+        # runs here), and no time left is shown
+        approver.evaluate(WATCH_RULES)
+        row = '#w-carriers tr[data-carrier="viettel"]'
+        assert approver.text_content(f'{row} [data-k="total"]') == "30"
+        assert approver.text_content(f'{row} [data-k="delivered"]') == "0"
+        approver.wait_for_timeout(200)
+        assert watch_rules_kept(approver) > 0
+        assert approver.text_content("#w-eta") == "—"
     finally:
         workers.stop()
 

@@ -56,7 +56,8 @@ def test_refused_draft_names_the_fields_and_keeps_the_input(
     token = page_csrf(client, "/alerts/new")
     response = client.post("/alerts/new", data={**FORM, "brandname": "123", "csrf_token": token})
     text = response.get_data(as_text=True)
-    assert response.status_code == 200 and "brandname" in text and "all digits" in text
+    assert response.status_code == 200 and "Tên định danh (brandname)" in text
+    assert "“123” chỉ gồm chữ số" in text and "all digits" not in text
     assert "Mưa lớn tại Hà Tĩnh" in text
 
 

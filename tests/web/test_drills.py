@@ -174,7 +174,7 @@ def test_an_admin_schedules_and_stops_a_drill_in_the_console(
     }
     refused = client.post("/admin/drills", data=form, follow_redirects=True)
     text = refused.get_data(as_text=True)
-    assert "31 is not a day 1..28" in text
+    assert "31 không phải một ngày từ 1 đến 28" in text
     assert "Chưa có lịch diễn tập định kỳ." in text  # nothing stored
 
     form["day_of_month"] = str(plan["day_of_month"])

@@ -346,7 +346,7 @@ def test_a_progress_token_belongs_to_one_upload(
         content_type="multipart/form-data",
         follow_redirects=True,
     )
-    assert "progress token is already in use" in page.get_data(as_text=True)
+    assert "Mã theo dõi tiến trình này đã được dùng" in page.get_data(as_text=True)
 
 
 def test_upload_names_are_bounded(client: FlaskClient, people: People) -> None:

@@ -215,7 +215,7 @@ def test_rejected_rows_download(
     refused = upload(client, people, "viettel", "viettel", "name,age\nAn,3\n")
     refused_id = assert_error(refused, 422)["details"]["import_id"]
     none = client.get(f"/api/v1/imports/{refused_id}/rejects.csv", headers=people.auth("viettel"))
-    assert "no rejected-rows file" in assert_error(none, 404)["message"]
+    assert "không có tệp các dòng bị loại" in assert_error(none, 404)["message"]
     # the console link, for the owner only
     login(client, "viettel")
     page = client.get(f"/carriers/imports/{mine['id']}").get_data(as_text=True)

@@ -153,7 +153,7 @@ def test_a_carrier_reports_its_own_network_only(
     error = assert_error(
         put_status(client, people, "mobifone", "viettel", ("18100", "down", "")), 403
     )
-    assert "own carrier's network" in error["message"]
+    assert "mạng của nhà mạng mình" in error["message"]
     assert_error(put_status(client, people, "viettel", "mobifone", ("18073", "normal", "")), 403)
     assert status_of(client, people, "mobifone") == set()
     assert status_of(client, people, "viettel") == {down}
@@ -283,7 +283,7 @@ def test_resend_goes_to_exactly_the_unreached_after_two_person_approval(
     error = assert_error(
         _post(client, f"/api/v1/alerts/{own['id']}/approve", "approver", people, version=1), 403
     )
-    assert "own alert" in error["message"]
+    assert "tự phê duyệt" in error["message"]
     assert approve(client, people, resend).status_code == 200
     assert snapshot(seeded_database, resend["id"]) == UNREACHED
     with seeded_database.session() as s:
@@ -298,7 +298,7 @@ def test_resend_goes_to_exactly_the_unreached_after_two_person_approval(
     finish(seeded_database, resend["id"], {})
     # everybody is reached now: a second resend is refused, and names why
     error = assert_error(derive(client, people, sent), 409)
-    assert "no unreached numbers" in error["message"]
+    assert "không còn ai chưa nhận" in error["message"]
 
 
 def test_a_resend_narrowed_to_a_commune_and_a_carrier(
@@ -321,11 +321,11 @@ def test_resend_refusals(
     client: FlaskClient, people: People, seeded_database: Database, sent: int
 ) -> None:
     draft = client.post("/api/v1/alerts", json=ALERT, headers=people.auth("drafter")).get_json()
-    assert "never sent" in assert_error(derive(client, people, draft["id"]), 409)["message"]
+    assert "chưa từng được gửi" in assert_error(derive(client, people, draft["id"]), 409)["message"]
     sending = client.post("/api/v1/alerts", json=ALERT, headers=people.auth("drafter")).get_json()
     approve(client, people, sending)
     snapshot(seeded_database, sending["id"])
-    assert "resend once" in assert_error(derive(client, people, sending["id"]), 409)["message"]
+    assert "chỉ gửi lại khi" in assert_error(derive(client, people, sending["id"]), 409)["message"]
     foreign = assert_error(derive(client, people, sent, carriers=["vinaphone"]), 422)
     assert "vinaphone" in str(foreign["details"]["carriers"])
     outside = assert_error(derive(client, people, sent, areas=["18196"]), 422)

@@ -138,7 +138,7 @@ def test_a_template_blank_is_marked_and_refused_by_api_and_console(
     also = client.post("/alerts/new", data={**form, "brandname": "123"}).get_data(as_text=True)
     [message] = _flashes(also, "error")
     assert message.startswith("Còn ô của mẫu chưa điền: [[địa bàn]]")
-    assert message.endswith("Ngoài ra bị từ chối — brandname: '123' is all digits")
+    assert message.endswith("— Tên định danh (brandname): “123” chỉ gồm chữ số")
     assert message.count("[[địa bàn]]") == 1
     # the fields put the values in the text; then it saves
     filled = client.get(

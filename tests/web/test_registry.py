@@ -187,7 +187,7 @@ def test_console_brandnames_and_test_group(
     refused = client.post(
         "/admin/brandnames", data={"csrf_token": token, "name": "Sở TTTT Hà Tĩnh"}
     ).get_data(as_text=True)
-    assert "at most 11" in refused and "not allowed" in refused
+    assert "tối đa 11" in refused and "không được phép" in refused and "at most" not in refused
     with seeded_database.session() as s:
         bid = s.scalar(select(Brandname.id).where(Brandname.name == "UBND HaTinh"))
         assert s.scalar(select(func.count(Brandname.id))) == 1
@@ -210,7 +210,7 @@ def test_console_brandnames_and_test_group(
         "/admin/test-group",
         data={"csrf_token": token, "msisdn": "0961 234 567", "carrier": "viettel"},
     ).get_data(as_text=True)
-    assert "already in the test group" in refused and 'value="0961 234 567"' in refused
+    assert "đã có trong nhóm thử nghiệm" in refused and 'value="0961 234 567"' in refused
     with seeded_database.session() as s:
         rid = s.scalar(select(TestRecipient.id))
     page = client.post(

@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from broadcast import accounts, audit, drills, registry
-from broadcast.errors import PermissionDenied, ValidationFailed
+from broadcast.errors import PermissionDenied, Reason, ValidationFailed
 from broadcast.models import ApiToken, RecipientGroup, Role, User
 from broadcast.web.api import bp
 from broadcast.web.api.common import document, load_json
@@ -90,7 +90,8 @@ def update_user(user_id: int) -> ResponseReturnValue:
             abort(404)
         if user.id == actor.id and data.get("active") is False:
             raise ValidationFailed(
-                "you cannot deactivate yourself", {"active": ["ask another administrator"]}
+                Reason("self_deactivate", "you cannot deactivate yourself"),
+                {"active": [Reason("ask_other_admin", "ask another administrator")]},
             )
         before = {"active": user.active, "display_name": user.display_name}
         if "password" in data:
@@ -154,7 +155,7 @@ def create_token() -> ResponseReturnValue:
         wanted = data["user_id"]
         owner = me if wanted in (None, me.id) else session.get(User, wanted)
         if owner is None:  # refused like any other user's id: no probing for who exists
-            raise PermissionDenied(accounts.OWN_TOKENS_ONLY)
+            raise PermissionDenied(Reason("own_tokens_only", accounts.OWN_TOKENS_ONLY))
         row, token = accounts.create_token(
             session, owner, data["name"], actor=me, expires_in_days=token_expiry_days(data)
         )

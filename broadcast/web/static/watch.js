@@ -50,7 +50,7 @@
     outer.setAttribute("aria-valuemin", "0"); outer.setAttribute("aria-valuemax", "100");
     var inner = document.createElement("span"); inner.setAttribute("data-bar", "");
     outer.appendChild(inner); bar.appendChild(outer); tr.appendChild(bar);
-    ["total", "submitted", "delivered", "failed", "rate_limit", "percent"].forEach(function (k) {
+    ["total", "waiting", "submitted", "delivered", "failed", "cancelled", "rate_limit", "percent"].forEach(function (k) {
       var td = document.createElement("td"); td.className = "num"; td.setAttribute("data-k", k); tr.appendChild(td);
     });
     box.querySelector("tbody").appendChild(tr);
@@ -169,10 +169,11 @@
     var receipts = 0;
     Object.keys(data.carriers).forEach(function (code) {
       var f = data.carriers[code];
+      f.waiting = f.pending + f.queued;  // not yet handed to the carrier: its own column
       var tr = row(code);
       tr.querySelector("[data-bar]").style.width = f.percent + "%";
       tr.querySelector('[role="progressbar"]').setAttribute("aria-valuenow", String(f.percent));
-      ["total", "submitted", "delivered", "failed", "percent"].forEach(function (k) {
+      ["total", "waiting", "submitted", "delivered", "failed", "cancelled", "percent"].forEach(function (k) {
         tr.querySelector('[data-k="' + k + '"]').textContent = number(f[k]);
       });
       tr.querySelector('[data-k="rate_limit"]').textContent = number(Math.round(f.rate_limit));
