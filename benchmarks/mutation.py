@@ -125,7 +125,7 @@ TARGETS = {
     ),
     "import-service": Target(
         "subscriber_import/service.py",
-        ("tests/imports/test_service.py",),
+        ("tests/imports/test_service.py", "tests/imports/test_old_labels.py"),
         # the duplicate and conflict logic: list rows (duplicates within and across chunks,
         # numbers other carriers hold), counts rows, and the coverage conflicts
         ("_import_list", "_repeats", "_contains", "_as_int64", "_import_counts", "coverage"),

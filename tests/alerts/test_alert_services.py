@@ -579,27 +579,35 @@ def test_the_three_refusals_read_in_full(
     )
 
 
-def test_two_approvals_at_once_from_two_connections_approve_once(
-    seeded_database: Database, draft: AlertDraft
+@pytest.mark.parametrize(
+    ("who", "action"),
+    [("approver2", "approve"), ("drafter", "withdraw")],
+    ids=["approve", "withdraw"],
+)
+def test_a_second_click_during_an_approval_waits_and_is_refused(
+    seeded_database: Database, draft: AlertDraft, who: str, action: str
 ) -> None:
-    """Two approvers click at the same moment, each in their own connection and transaction:
-    the first holds the alert's lock (FOR UPDATE on PostgreSQL, the write lock on SQLite), the
-    second waits, then reads `approved` and is refused (409 in the API). Without the lock both
-    read `pending_approval` and both approve."""
+    """An approver approves while another approver approves too, or the author withdraws, at
+    the same moment, each in their own connection and transaction: the approval holds the
+    alert's lock (FOR UPDATE on PostgreSQL, the write lock on SQLite), the other click waits,
+    then reads `approved` and is refused (409 in the API). Without the lock both read
+    `pending_approval` and both succeed."""
     with seeded_database.session() as session:
         people = People(session)
         alert = _pending(session, people, draft)
         alert_id, version = alert.id, alert.version
-        people["approver2"]
+        people[who]
     second: list[object] = []
 
     def other_click() -> None:
         try:
             with seeded_database.session() as session:
-                user = People(session)["approver2"]
-                second.append(
+                user = People(session)[who]
+                if action == "approve":
                     alerts.approve(session, alert_id, version=version, user=user, now=DAYTIME)
-                )
+                else:
+                    alerts.withdraw(session, alert_id, user=user, now=DAYTIME)
+                second.append("done")
         except Exception as exc:
             second.append(exc)
 
@@ -614,7 +622,9 @@ def test_two_approvals_at_once_from_two_connections_approve_once(
     thread.join(30)
     [refused] = second
     assert isinstance(refused, InvalidTransition), refused
-    assert str(refused) == "an alert in status 'approved' cannot 'approve'; allowed: cancel, start"
+    assert str(refused) == (
+        f"an alert in status 'approved' cannot '{action}'; allowed: cancel, start"
+    )
     with seeded_database.session() as session:
         assert _count(session, Approval) == 1
         approved = session.get(Alert, alert_id)

@@ -257,3 +257,34 @@ def test_purge_superseded_after_retention(
     assert [s for _, s, _ in _lists(seeded_database)] == [ListStatus.DELETED.value, "active"]
     with seeded_database.session() as session:
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
+
+
+def test_counts_over_two_chunks_count_every_row_and_date_blank_cells(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """A counts file of 1,001 rows read in chunks of 1,000: rows are counted across chunks, a
+    blank date takes the import's date, and imports.max_rows holds at its exact bound."""
+    rows: list[list[object]] = [["area_code", "count", "as_of"]] + [["18073", "100", ""]] * 1000
+    rows.append(["18100", "7", "2026-01-15"])  # the second chunk
+    path = write_csv(tmp_path / "counts.csv", rows)
+    as_of = date(2026, 3, 1)
+    over = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000, "max_rows": 1000}
+    )
+    with pytest.raises(TooManyRows) as refused:
+        _import(seeded_database, over, "viettel", path, kind="counts", as_of=as_of)
+    assert refused.value.message == (
+        "counts.csv has more than 1,000 rows (1,001 read); split the file or raise imports.max_rows"
+    )
+    assert refused.value.details == {"rows": 1001, "limit": 1000}
+    exact = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000, "max_rows": 1001}
+    )
+    report = _import(seeded_database, exact, "viettel", path, kind="counts", as_of=as_of)
+    assert (report.rows, report.accepted, report.duplicates) == (1001, 2, 999)
+    assert report.as_of is None  # two dates: per_area names each
+    with seeded_database.session() as session:
+        stored = session.execute(
+            select(CountReport.count, CountReport.as_of).order_by(CountReport.count)
+        ).all()
+    assert [tuple(r) for r in stored] == [(7, date(2026, 1, 15)), (100, as_of)]
