@@ -263,8 +263,10 @@ def test_counts_over_two_chunks_count_every_row_and_date_blank_cells(
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:
     """A counts file of 1,001 rows read in chunks of 1,000: rows are counted across chunks, a
-    blank date takes the import's date, and imports.max_rows holds at its exact bound."""
+    blank date takes the import's date, a blank area is refused, and imports.max_rows holds at
+    its exact bound."""
     rows: list[list[object]] = [["area_code", "count", "as_of"]] + [["18073", "100", ""]] * 1000
+    rows[2] = ["", "5", ""]  # no area: refused, never stored
     rows.append(["18100", "7", "2026-01-15"])  # the second chunk
     path = write_csv(tmp_path / "counts.csv", rows)
     as_of = date(2026, 3, 1)
@@ -281,7 +283,8 @@ def test_counts_over_two_chunks_count_every_row_and_date_blank_cells(
         tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000, "max_rows": 1001}
     )
     report = _import(seeded_database, exact, "viettel", path, kind="counts", as_of=as_of)
-    assert (report.rows, report.accepted, report.duplicates) == (1001, 2, 999)
+    assert (report.rows, report.accepted, report.duplicates) == (1001, 2, 998)
+    assert report.rejected == {"unknown_area": 1}
     assert report.as_of is None  # two dates: per_area names each
     with seeded_database.session() as session:
         stored = session.execute(
