@@ -38,6 +38,9 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from subscriber_import.isolation import IN_PROCESS  # noqa: E402
+
 MUTANTS = ROOT / "mutants"
 
 
@@ -51,6 +54,8 @@ class Target:
     # more pytest arguments narrowing the tests (e.g. "-k", "sqlite and scope"): web tests
     # that start an app per test on both databases are too slow to run whole for each mutant
     selection: tuple[str, ...] = ()
+    # environment for the run: the import service's in-process mode (subscriber_import.isolation)
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def package(self) -> str:
@@ -120,10 +125,12 @@ TARGETS = {
     ),
     "import-service": Target(
         "subscriber_import/service.py",
-        ("tests/imports/test_service.py",),
+        ("tests/imports/test_service.py", "tests/imports/test_old_labels.py"),
         # the duplicate and conflict logic: list rows (duplicates within and across chunks,
         # numbers other carriers hold), counts rows, and the coverage conflicts
         ("_import_list", "_repeats", "_contains", "_as_int64", "_import_counts", "coverage"),
+        # the import runs in the test process, not in a forked child mutmut cannot see
+        env=(IN_PROCESS,),
     ),
 }
 
@@ -177,7 +184,8 @@ def run_mutmut(where: Target, cwd: Path, jobs: int, seconds: float) -> bool:
     patterns = _patterns(where)
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *patterns]
     log(f"+ (cd {cwd.relative_to(ROOT)} && {' '.join(command[1:])})")
-    env = {k: v for k, v in os.environ.items() if k != "LOA_TEST_REDIS_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("LOA_TEST_REDIS_URL", IN_PROCESS[0])}
+    env.update(where.env)
     with (cwd / "mutmut.log").open("w") as out:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:

@@ -10,6 +10,12 @@ space plus `max_memory_mb`, RLIMIT_CPU to the time limit, and asks the kernel to
 the parent dies. Progress and the result come back over a pipe; the parent enforces the wall
 clock and kills the child past it. Killing the child rolls its transaction back: the database
 keeps nothing of it.
+
+Mutation testing only: `LOA_IMPORT_IN_PROCESS=mutation-testing` in the environment runs `work`
+in the calling process, without limits, so that mutmut (which learns which tests reach a
+function from calls recorded in the test process) can see the import's duplicate and conflict
+logic. `benchmarks/mutation.py` sets it for the import-service target and nothing else does;
+any other value is ignored, and the limits then always apply.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from subscriber_import.errors import ImportFailed, ImportRejected
 T = TypeVar("T")
 Progress = Callable[[int, int | None], None]
 _PR_SET_PDEATHSIG = 1
+IN_PROCESS = ("LOA_IMPORT_IN_PROCESS", "mutation-testing")  # benchmarks/mutation.py only
 
 
 def run_limited(
@@ -44,6 +51,8 @@ def run_limited(
 ) -> T:
     """`work(progress)` in a child process; its result, or the ImportRejected it raised, or
     ImportFailed (out_of_memory, time_limit, import_stopped) when it could not finish."""
+    if os.environ.get(IN_PROCESS[0]) == IN_PROCESS[1]:
+        return work(progress or _ignore)
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     # The child's stderr (a native reader's abort message and backtrace) is kept apart: the
@@ -64,6 +73,10 @@ def run_limited(
             if said:
                 exc.details["stderr"] = said[0][:300]
             raise
+
+
+def _ignore(rows: int, total: int | None) -> None:
+    """Progress nobody asked for."""
 
 
 def _wait(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from broadcast import alerts
 from broadcast.alerts import AlertDraft
 from broadcast.areas import AreaRow, load_areas, load_official
+from broadcast.db import Database
 from broadcast.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from broadcast.models import (
     Alert,
@@ -575,3 +577,56 @@ def test_the_three_refusals_read_in_full(
     assert str(self_reject.value) == (
         "a drafter cannot reject their own alert; withdraw it instead"
     )
+
+
+@pytest.mark.parametrize(
+    ("who", "action"),
+    [("approver2", "approve"), ("drafter", "withdraw")],
+    ids=["approve", "withdraw"],
+)
+def test_a_second_click_during_an_approval_waits_and_is_refused(
+    seeded_database: Database, draft: AlertDraft, who: str, action: str
+) -> None:
+    """An approver approves while another approver approves too, or the author withdraws, at
+    the same moment, each in their own connection and transaction: the approval holds the
+    alert's lock (FOR UPDATE on PostgreSQL, the write lock on SQLite), the other click waits,
+    then reads `approved` and is refused (409 in the API). Without the lock both read
+    `pending_approval` and both succeed."""
+    with seeded_database.session() as session:
+        people = People(session)
+        alert = _pending(session, people, draft)
+        alert_id, version = alert.id, alert.version
+        people[who]
+    second: list[object] = []
+
+    def other_click() -> None:
+        try:
+            with seeded_database.session() as session:
+                user = People(session)[who]
+                if action == "approve":
+                    alerts.approve(session, alert_id, version=version, user=user, now=DAYTIME)
+                else:
+                    alerts.withdraw(session, alert_id, user=user, now=DAYTIME)
+                second.append("done")
+        except Exception as exc:
+            second.append(exc)
+
+    thread = threading.Thread(target=other_click)
+    with seeded_database.session() as session:
+        alerts.approve(
+            session, alert_id, version=version, user=People(session)["approver"], now=DAYTIME
+        )
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive(), "the second approval did not wait for the first"
+    thread.join(30)
+    [refused] = second
+    assert isinstance(refused, InvalidTransition), refused
+    assert str(refused) == (
+        f"an alert in status 'approved' cannot '{action}'; allowed: cancel, start"
+    )
+    with seeded_database.session() as session:
+        assert _count(session, Approval) == 1
+        approved = session.get(Alert, alert_id)
+        assert approved is not None and approved.approved_by == People(session)["approver"].id
+        assert [a for _, a, _, _ in _audit(session, alert_id)].count("alert.approve") == 1

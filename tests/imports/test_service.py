@@ -257,3 +257,66 @@ def test_purge_superseded_after_retention(
     assert [s for _, s, _ in _lists(seeded_database)] == [ListStatus.DELETED.value, "active"]
     with seeded_database.session() as session:
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
+
+
+def test_counts_over_two_chunks_count_every_row_and_date_blank_cells(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """A counts file of 1,001 rows read in chunks of 1,000: rows are counted across chunks, a
+    blank date takes the import's date, a blank area is refused, and imports.max_rows holds at
+    its exact bound."""
+    rows: list[list[object]] = [["area_code", "count", "as_of"]] + [["18073", "100", ""]] * 1000
+    rows[2] = ["", "5", ""]  # no area: refused, never stored
+    rows.append(["18100", "7", "2026-01-15"])  # the second chunk
+    path = write_csv(tmp_path / "counts.csv", rows)
+    as_of = date(2026, 3, 1)
+    over = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000, "max_rows": 1000}
+    )
+    with pytest.raises(TooManyRows) as refused:
+        _import(seeded_database, over, "viettel", path, kind="counts", as_of=as_of)
+    assert refused.value.message == (
+        "counts.csv has more than 1,000 rows (1,001 read); split the file or raise imports.max_rows"
+    )
+    assert refused.value.details == {"rows": 1001, "limit": 1000}
+    exact = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000, "max_rows": 1001}
+    )
+    report = _import(seeded_database, exact, "viettel", path, kind="counts", as_of=as_of)
+    assert (report.rows, report.accepted, report.duplicates) == (1001, 2, 998)
+    assert report.rejected == {"unknown_area": 1}
+    assert report.as_of is None  # two dates: per_area names each
+    with seeded_database.session() as session:
+        stored = session.execute(
+            select(CountReport.count, CountReport.as_of).order_by(CountReport.count)
+        ).all()
+    assert [tuple(r) for r in stored] == [(7, date(2026, 1, 15)), (100, as_of)]
+
+
+def test_coverage_counts_conflicts_per_area_with_active_lists_only(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """A carrier's coverage counts, per area, its numbers another carrier's active list also
+    holds: once each, however many others hold it; superseded lists on either side count for
+    nothing; numbers with no area are their own row."""
+    a, b, c, d, e = (f"091200000{n}" for n in range(1, 6))
+
+    def upload(carrier: str, name: str, rows: list[list[object]]) -> None:
+        path = write_csv(tmp_path / name, [["msisdn", "area"], *rows])
+        _import(seeded_database, settings, carrier, path, allow_shrink=True)
+
+    upload("vinaphone", "v1.csv", [[e, "18100"], [a, "18073"]])  # superseded below
+    upload("vinaphone", "v2.csv", [[a, "18073"], [b, ""], [c, "18100"], [d, "18073"]])
+    upload("viettel", "t1.csv", [[c, "18100"]])  # superseded below
+    upload("viettel", "t2.csv", [[a, "18073"], [b, "18073"], [d, "18100"], [e, "18100"]])
+    upload("mobifone", "m.csv", [[a, "18073"]])
+    with seeded_database.session() as session:
+        rows = coverage(session, "vinaphone")
+    # a (held by two others, counted once) and d in 18073; c is only in viettel's superseded
+    # list and e only in vinaphone's; b has no area; the province adds up no conflicts
+    assert [(r["area_code"], r["accepted"], r["conflicts"], r["depth"]) for r in rows] == [
+        ("42", 3, 0, 0),
+        ("18073", 2, 2, 1),
+        ("18100", 1, 0, 1),
+        (None, 1, 1, 0),
+    ]
