@@ -358,8 +358,10 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
         approver.click("#export-xlsx")
     assert info.value.suggested_filename.endswith("-report.xlsx")
     book = load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()), read_only=True)
-    assert book.sheetnames == ["Tổng hợp", "Người nhận"]
-    sheet = list(book.worksheets[1].iter_rows(values_only=True))
+    assert book.sheetnames == ["Tổng hợp", "Theo xã, phường", "Người nhận"]
+    communes = list(book.worksheets[1].iter_rows(min_row=2, values_only=True))
+    assert all(r[3] == r[2] and r[5] == 100.0 for r in communes)  # everyone was reached
+    sheet = list(book.worksheets[2].iter_rows(values_only=True))
     header = list(sheet[0])
     assert header[:3] == ["Số thuê bao", "Nhà mạng", "Mã xã/phường"]
     assert {r[0]: r[1] for r in sheet[1:]} == expected
@@ -622,15 +624,17 @@ WALK_WORDS = {
 
 
 def choose_language(page: Any, locale: str) -> None:
-    """The header's language switch, as a person uses it (a form posted with its token)."""
-    page.evaluate(
-        """(locale) => { const f = document.createElement('form'); f.method = 'post';
+    """The header's language switch, as a person uses it (a form posted with its token).
+    Waits for the navigation the post starts: a goto before it ends would abort one of them."""
+    with page.expect_navigation():
+        page.evaluate(
+            """(locale) => { const f = document.createElement('form'); f.method = 'post';
         f.action = '/locale/' + locale;
         const t = document.createElement('input'); t.name = 'csrf_token';
         t.value = document.querySelector('meta[name=csrf-token]').content; f.appendChild(t);
         document.body.appendChild(f); f.submit(); }""",
-        locale,
-    )
+            locale,
+        )
     page.wait_for_load_state()
 
 
