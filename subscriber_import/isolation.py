@@ -3,13 +3,19 @@ only fail its own import: whatever a file makes the readers do (a native library
 huge allocation, a parse that never ends), the calling worker or `loa import` survives and
 answers with a reason.
 
-The child is forked (a few tens of milliseconds; the libraries are already loaded, where a
-fresh interpreter would pay about two seconds of imports per file). It builds its own database
-engine (it never touches the parent's connections), sets RLIMIT_AS to its current address
-space plus `max_memory_mb`, RLIMIT_CPU to the time limit, and asks the kernel to kill it if
-the parent dies. Progress and the result come back over a pipe; the parent enforces the wall
-clock and kills the child past it. Killing the child rolls its transaction back: the database
-keeps nothing of it.
+The child comes from multiprocessing's fork server, not from a fork of the caller: a fork
+copies the caller's SQLite and libpq state mid-use (another thread's open statement, a held
+lock, a mutex), and a child forked while a console request read the same SQLite file waited on
+a lock that nobody in it could release ("database is locked" after the 30 s busy timeout, or a
+hang). The fork server is a clean interpreter started once per process with the import's
+modules loaded (`warm_up`, about two seconds); each import is then a fork of it (a few tens of
+milliseconds). The work and its arguments are pickled to it, so `work` must be picklable (a
+module-level function or a functools.partial of one). The child builds its own database
+engine, sets RLIMIT_AS to its current address space plus `max_memory_mb`, RLIMIT_CPU to the
+time limit, and asks the kernel to kill it if its parent dies (the fork server, which ends
+with the process that started it). Progress and the result come back over a pipe; the parent
+enforces the wall clock and kills the child past it. Killing the child rolls its transaction
+back: the database keeps nothing of it.
 
 Mutation testing only: `LOA_IMPORT_IN_PROCESS=mutation-testing` in the environment runs `work`
 in the calling process, without limits, so that mutmut (which learns which tests reach a
@@ -21,6 +27,7 @@ any other value is ignored, and the limits then always apply.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import multiprocessing
 import os
@@ -53,14 +60,14 @@ def run_limited(
     ImportFailed (out_of_memory, time_limit, import_stopped) when it could not finish."""
     if os.environ.get(IN_PROCESS[0]) == IN_PROCESS[1]:
         return work(progress or _ignore)
-    context = multiprocessing.get_context("fork")
+    context = _context()
     receiver, sender = context.Pipe(duplex=False)
     # The child's stderr (a native reader's abort message and backtrace) is kept apart: the
     # CLI answers in one line, and the message goes into the failure's details.
-    with tempfile.TemporaryFile() as stderr:
+    with tempfile.NamedTemporaryFile(prefix="loa-import-", suffix=".stderr") as stderr:
         child = context.Process(
             target=_child,
-            args=(work, sender, stderr.fileno(), max_memory_mb, max_seconds),
+            args=(work, sender, stderr.name, max_memory_mb, max_seconds),
             name=f"loa-import {name}",
         )
         child.start()
@@ -73,6 +80,29 @@ def run_limited(
             if said:
                 exc.details["stderr"] = said[0][:300]
             raise
+
+
+PRELOAD = ["subscriber_import.service"]  # what every import child needs, loaded once
+
+
+def _context() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def warm_up() -> None:
+    """Start the fork server and wait until it forks (an import worker, before it listens), so
+    that the first upload does not wait for the server's imports."""
+    if os.environ.get(IN_PROCESS[0]) == IN_PROCESS[1]:
+        return
+    probe = _context().Process(target=_ready, name="loa-import warm-up")
+    probe.start()
+    probe.join()
+
+
+def _ready() -> None:
+    """The warm-up child: the fork server answered."""
 
 
 def _ignore(rows: int, total: int | None) -> None:
@@ -133,11 +163,12 @@ def _wait(
 def _child(
     work: Callable[[Progress], Any],
     sender: Connection,
-    stderr: int,
+    stderr: str,
     max_memory_mb: int,
     max_seconds: float,
 ) -> None:
-    os.dup2(stderr, 2)
+    with open(stderr, "wb") as fh:
+        os.dup2(fh.fileno(), 2)
     # The parent's handlers (an RQ worker's warm shutdown) are not the child's: Ctrl-C in a
     # terminal reaches the whole process group, and the parent decides; SIGTERM ends the child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -149,7 +180,7 @@ def _child(
     cpu = math.ceil(max_seconds) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     try:
-        result = work(lambda rows, total: sender.send(("progress", (rows, total))))
+        result = work(functools.partial(_progress, sender))
         sender.send(("done", result))
     except ImportRejected as exc:
         sender.send(("refused", exc))
@@ -161,8 +192,16 @@ def _child(
         sender.close()
 
 
+def _progress(sender: Connection, rows: int, total: int | None) -> None:
+    try:
+        sender.send(("progress", (rows, total)))
+    except OSError:  # the caller died (its pipe is closed): end now, as it did, committing nothing
+        os._exit(1)
+
+
 def _die_with_parent() -> None:
-    """A worker killed with -9 must not leave its import running on, unseen (Linux)."""
+    """A worker killed with -9 must not leave its import running on, unseen (Linux): the fork
+    server ends when its starter does, and this child with it."""
     if not sys.platform.startswith("linux"):
         return
     parent = os.getppid()

@@ -15,6 +15,7 @@ the other in `coverage()`; `active_count()` counts each number once, for its own
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -126,16 +127,12 @@ def import_file(
     if on_start is not None:
         on_start(import_id)
 
-    def work(child_progress: Progress) -> ImportReport:
-        own = Database(database.url)  # the child never uses the parent's connections
-        try:
-            return _run(
-                own, settings, import_id, carrier_id, carrier_code, kind_enum, Path(path), name,
-                sheet, user_id, child_progress, as_of, started, allow_shrink, replacing,
-            )  # fmt: skip
-        finally:
-            own.dispose()
-
+    # What the child needs, as plain values: it is started by a fork server, not by a fork of
+    # this process (subscriber_import.isolation), so it receives them pickled.
+    work = functools.partial(
+        _in_child, database.url, settings, import_id, carrier_id, carrier_code, kind_enum,
+        Path(path), name, sheet, user_id, as_of, started, allow_shrink, replacing,
+    )  # fmt: skip
     try:
         return run_limited(
             work,
@@ -165,6 +162,34 @@ def import_file(
             _rejects_path(settings, import_id), status=ImportStatus.FAILED, only_running=True,
         )  # fmt: skip
         raise
+
+
+def _in_child(
+    url: str,
+    settings: Settings,
+    import_id: int,
+    carrier_id: int,
+    carrier_code: str,
+    kind_enum: ImportKind,
+    path: Path,
+    name: str,
+    sheet: str | None,
+    user_id: int | None,
+    as_of: date | None,
+    started: float,
+    allow_shrink: bool,
+    replacing: int | None,
+    progress: Progress,
+) -> ImportReport:
+    """The child's entry point: its own engine (never a connection of the parent's)."""
+    own = Database(url)
+    try:
+        return _run(
+            own, settings, import_id, carrier_id, carrier_code, kind_enum, path, name, sheet,
+            user_id, progress, as_of, started, allow_shrink, replacing,
+        )  # fmt: skip
+    finally:
+        own.dispose()
 
 
 def _rejects_path(settings: Settings, import_id: int) -> Path:

@@ -22,6 +22,7 @@ from rq.utils import now as rq_now
 from sqlalchemy.exc import OperationalError
 
 from broadcast import keys, metrics
+from subscriber_import import isolation
 from workers.jobs import reconcile
 from workers.runtime import Runtime
 from workers.sender import CarrierSender
@@ -177,3 +178,4 @@ class ImportWorker(SimpleWorker):
         conn = runtime.redis
         super().__init__([Queue(keys.IMPORT_QUEUE, connection=conn)], connection=conn, **kwargs)
         self.runtime = runtime
+        isolation.warm_up()  # the imports' fork server, before the first upload waits for it

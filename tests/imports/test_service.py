@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import threading
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from broadcast.db import Database
 from broadcast.models import (
+    Carrier,
     CountReport,
     Import,
     ImportStatus,
@@ -28,7 +31,7 @@ from subscriber_import.errors import (
 )
 from subscriber_import.service import active_count, coverage, import_file, purge_superseded
 from tests.conftest import make_settings
-from tests.imports.files import write_csv, write_xlsx
+from tests.imports.files import write_csv, write_list_csv, write_xlsx
 
 
 def _import(db: Database, settings: Settings, carrier: str, path: Path, kind: str = "list", **kw):  # type: ignore[no-untyped-def]
@@ -320,3 +323,35 @@ def test_coverage_counts_conflicts_per_area_with_active_lists_only(
         ("18100", 1, 0, 1),
         (None, 1, 1, 0),
     ]
+
+
+def test_imports_are_not_disturbed_by_another_thread_using_the_database(
+    seeded_database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The console and a worker share a process with imports (the web tests' workers, a worker
+    serving metrics): an import's child must not inherit a lock or a connection another thread
+    holds at that moment. A forked child did: on SQLite it waited for a lock nobody in it could
+    release (database is locked after the busy timeout), or hung until the time limit."""
+    settings = replace(settings, imports=replace(settings.imports, max_seconds=15))
+    stop = threading.Event()
+    writes = 0
+
+    def busy() -> None:  # a console's requests: short transactions, back to back
+        nonlocal writes
+        while not stop.is_set():
+            with seeded_database.session() as session:
+                session.execute(update(Carrier).values(name=Carrier.name))
+                session.scalar(select(func.count()).select_from(Carrier))
+            writes += 1
+
+    thread = threading.Thread(target=busy, daemon=True)
+    thread.start()
+    try:
+        for size in range(2_000, 2_008):
+            path = write_list_csv(tmp_path / "l.csv", size)
+            report = _import(seeded_database, settings, "vinaphone", path)
+            assert report.accepted == size
+    finally:
+        stop.set()
+        thread.join(10)
+    assert writes > 0  # the other thread was busy meanwhile

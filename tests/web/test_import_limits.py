@@ -6,6 +6,7 @@ is failed by `loa reconcile`."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -18,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask.testing import FlaskClient
+from rq import Queue, Worker
 from sqlalchemy import func, select
 from webtools import People, assert_error, login
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from broadcast import keys
 from broadcast.db import Database
 from broadcast.models import Import, ImportStatus, Subscriber, SubscriberList
 from broadcast.settings import Settings
@@ -58,15 +62,38 @@ class ImportsWorker:
                 stdout=out,
                 stderr=out,
             )
+        # Ready when it listens (its imports' fork server is up by then): an upload's wait
+        # then measures the import, not the worker's start.
+        connection = redis.Redis.from_url(settings.redis_url)
+        queue = Queue(keys.IMPORT_QUEUE, connection=connection)
+        end = time.monotonic() + 60
+        while not Worker.count(queue=queue) and self.alive() and time.monotonic() < end:
+            time.sleep(0.05)
+        connection.close()
+        assert self.alive(), self.log.read_text()
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def children(self) -> list[int]:
+    def descendants(self, pid: int | None = None) -> list[list[int]]:
+        """The worker's children, grandchildren, …, a list per generation: the imports' fork
+        server (and multiprocessing's resource tracker), then the imports it forked."""
         found: list[int] = []
-        for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
-            found += [int(p) for p in (task / "children").read_text().split()]
-        return found
+        for task in Path(f"/proc/{pid or self.process.pid}/task").glob("*"):
+            with contextlib.suppress(OSError):  # the thread or process ended while we read
+                found += [int(p) for p in (task / "children").read_text().split()]
+        below: list[list[int]] = []
+        for child in found:
+            for depth, pids in enumerate(self.descendants(child)):
+                if len(below) <= depth:
+                    below.append([])
+                below[depth] += pids
+        return [found, *below] if found else []
+
+    def imports(self) -> list[int]:
+        """The import processes: forked by the fork server, the worker's grandchildren."""
+        generations = self.descendants()
+        return generations[1] if len(generations) > 1 else []
 
     def stop(self) -> None:
         if self.alive():
@@ -213,13 +240,14 @@ def test_reconcile_fails_an_import_whose_worker_was_killed(
     big = write_list_csv(tmp_path / "ds.csv", 1_000_000)
     body = upload(client, people, big.read_bytes(), "ds.csv", wait=0).get_json()
     end = time.monotonic() + 60
-    while not worker.children() and time.monotonic() < end:
+    while not worker.imports() and time.monotonic() < end:
         time.sleep(0.02)
-    children = worker.children()
-    assert children, "the import's child process never started"
+    assert worker.imports(), "the import's child process never started"
+    children = [pid for generation in worker.descendants() for pid in generation]
     os.kill(worker.process.pid, signal.SIGKILL)
     worker.process.wait(10)
-    # The child dies with its worker (it would otherwise run on, unseen).
+    # The import (and the fork server it came from) die with the worker (they would otherwise
+    # run on, unseen).
     end = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < end:
         time.sleep(0.05)
