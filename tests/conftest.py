@@ -10,7 +10,11 @@
 - A run in which no test passed (everything skipped or deselected) fails: a suite that tested
   nothing must not look green.
 - `redis_url` is a private redis-server started for the test session (LOA_TEST_REDIS_URL uses an
-  existing server instead; its database is flushed before and after each test).
+  existing server instead; its database is flushed before and after each test). Under
+  pytest-xdist each worker has its own: a private server, or the URL's database number minus
+  the worker's index (gw0: 15, gw1: 14 for …/15).
+- The tests of tests/delivery and tests/gateway are marked `serial`: they judge rates, windows
+  and deadlines, so `python3 tasks.py test` runs them alone after the rest ran on two workers.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -173,11 +178,35 @@ def database(database_url: str) -> Iterator[Database]:
     db.dispose()
 
 
+SERIAL = ("delivery", "gateway")  # folders of tests/ judged by timing
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        parts = item.path.resolve().relative_to(tests).parts
+        if parts and parts[0] in SERIAL:
+            item.add_marker(pytest.mark.serial)
+
+
+def _worker_database(url: str) -> str:
+    """A database of the shared Redis server of its own for this xdist worker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parsed = redis.connection.parse_url(url)
+    base = int(parsed.get("db", 0))
+    db = base - int(worker[2:])
+    if db < 0:
+        raise pytest.UsageError(f"LOA_TEST_REDIS_URL database {base} leaves none for {worker}")
+    return urlsplit(url)._replace(path=f"/{db}").geturl()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("LOA_TEST_REDIS_URL")
     if url:
-        yield url
+        yield _worker_database(url)
         return
     server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
     yield server.url
