@@ -20,7 +20,9 @@ into a copy of the deliveries table with the same indexes (what the database alo
 The subscribers are written by COPY (the importer's bulk writer, as benchmarks/audience_count.py
 generates them: three carriers, every commune, 2 % ported numbers) into a private database
 created and dropped by the script. Bounded: at most 50,000,000 rows, --timeout seconds for the
-fan-out. Progress on stderr; the last stdout line is one JSON object.
+fan-out (past it the fan-out is stopped and the rows written so far are measured: `complete`
+false, `deliveries` and `rows_per_s` of that part). Progress on stderr; the last stdout line is
+one JSON object.
 
     .venv/bin/python benchmarks/fanout_scale.py                    # 20,000,000
     .venv/bin/python benchmarks/fanout_scale.py --rows 1000000
@@ -144,7 +146,10 @@ def approve(db: Database, conn: redis.Redis, alert_id: int, timeout: int) -> Job
         alert.status = AlertStatus.APPROVED
         alert.approved_at = datetime.now(UTC)
     return Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(
-        keys.FAN_OUT_JOB, alert_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
+        keys.FAN_OUT_JOB,
+        alert_id,
+        job_id=keys.fan_out_job_id(alert_id),
+        job_timeout=keys.FAN_OUT_JOB_TIMEOUT,
     )
 
 
@@ -285,8 +290,15 @@ def main() -> None:
                 log("sender stopped")
             time.sleep(0.2)
         t_end = time.time()
-        if status != JobStatus.FINISHED:
+        result["complete"] = status == JobStatus.FINISHED
+        if status in (JobStatus.FAILED, JobStatus.STOPPED):
             raise SystemExit(f"fan-out job {status} after {t_end - t0:.0f} s: see {tmp}")
+        if not result["complete"]:
+            # Past --timeout: stop the fan-out where it is and report the rows written so far
+            # (the rate is that of a partial run; extrapolate the rest).
+            log(f"fan-out still running after {args.timeout} s: stopping it")
+            procs["control worker"].kill()
+            procs["control worker"].wait(30)
         if not stopped_sender:
             while time.time() - t0 < args.send_seconds:
                 time.sleep(0.2)
@@ -294,7 +306,7 @@ def main() -> None:
             procs["sender"].wait(30)
         sampler.halt.set()
         sampler.join()
-        written = job.return_value()
+        written = job.return_value() if result["complete"] else None
         result["fanout_s"] = round(t_end - t0, 1)
         size = sizes(db)
         result["deliveries"] = size["rows"]

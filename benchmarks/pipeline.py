@@ -144,7 +144,9 @@ def approve(db: Database, conn: redis.Redis, alert_id: int) -> None:
         alert = s.get(Alert, alert_id)
         alert.status = AlertStatus.APPROVED
         alert.approved_at = datetime.now(UTC)
-    Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_id)
+    Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(
+        keys.FAN_OUT_JOB, alert_id, job_id=keys.fan_out_job_id(alert_id)
+    )
 
 
 def seed_alert(db: Database, audience: dict[str, list[str]], label: str, text: str = TEXT) -> int:

@@ -340,7 +340,9 @@ class Soak:
                            settings=self.settings)  # fmt: skip
             alert_id = alert.id
         with redis.Redis.from_url(self.settings.redis_url) as conn:
-            Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(keys.FAN_OUT_JOB, alert_id)
+            Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(
+                keys.FAN_OUT_JOB, alert_id, job_id=keys.fan_out_job_id(alert_id)
+            )
         return alert_id
 
     # -- watching ---------------------------------------------------------------------------

@@ -436,14 +436,20 @@ def _now(now: datetime | None = None) -> datetime:
 
 def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
     """The alert, locked when it is about to change: two approvers clicking at once approve it
-    once. PostgreSQL locks the row (FOR UPDATE); SQLite has no row locks and does not even begin
-    a transaction before the first write, so a no-op write first takes its database-wide write
-    lock and the other click waits, then reads what this one wrote."""
+    once. PostgreSQL locks the row FOR NO KEY UPDATE: changes to the same alert wait for each
+    other, but not for a transaction inserting its deliveries (their foreign key holds KEY
+    SHARE on the row), so a pause or a cancel does not wait for the fan-out's chunk in flight.
+    SQLite has no row locks and does not even begin a transaction before the first write, so a
+    no-op write first takes its database-wide write lock and the other click waits, then reads
+    what this one wrote."""
     if lock and session.get_bind().dialect.name == "sqlite":
         session.execute(
             update(Alert).where(Alert.id == alert_id).values(updated_at=Alert.updated_at)
         )
-    alert = session.get(Alert, alert_id, with_for_update=lock or None, populate_existing=lock)
+    alert = session.get(
+        Alert, alert_id, with_for_update={"key_share": True} if lock else None,
+        populate_existing=lock,
+    )  # fmt: skip
     if alert is None:
         raise NotFound(Reason("alert_not_found", "alert %(alert)s not found", alert=alert_id))
     return alert

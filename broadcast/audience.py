@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Insert,
     Integer,
     Select,
@@ -68,7 +69,9 @@ from broadcast.policy import Policy, as_utc, daily_cap_applies, under_cap
 if TYPE_CHECKING:
     from broadcast.settings import Settings
 
-DELIVERY_COLUMNS = ("alert_id", "carrier_id", "msisdn", "area_id", "batch_no", "state", "parts")
+DELIVERY_COLUMNS = (
+    "alert_id", "carrier_id", "msisdn", "area_id", "batch_no", "state", "queued_at", "parts"
+)  # fmt: skip
 # Where a delivery ended without reaching its number: what a resend goes to.
 # Dialects where numbers already in deliveries are skipped by ON CONFLICT DO NOTHING on the
 # (alert_id, msisdn) unique index. A NOT EXISTS would do the same, but while a chunked snapshot
@@ -452,11 +455,12 @@ def snapshot_insert_select(
     id_range: tuple[int, int] | None = None,
     cap: int = 0,
     cap_now: datetime | None = None,
+    queued_at: datetime | None = None,
 ) -> Insert:
-    """One INSERT … SELECT writing pending Delivery rows for one carrier (or one id chunk of it).
-
-    batch_no = batch_start + (row number - 1) // batch_size; call with batch_start =
-    next_batch_no(...) for the next chunk. Numbers already in deliveries for this alert are
+    """One INSERT … SELECT writing Delivery rows for one carrier (or one id chunk of it),
+    `queued` (at `queued_at`, default now) and numbered into their batches in the same
+    statement: batch_no = batch_start + (row number - 1) // batch_size (the fan-out passes
+    the carrier's next free batch number). Numbers already in deliveries for this alert are
     skipped (ON CONFLICT DO NOTHING; NOT EXISTS on other dialects), so a re-run only fills
     gaps, and its batches may hold fewer than batch_size rows.
     `cap` > 0 excludes numbers that were sent `cap` alerts in the 24 h before `cap_now`.
@@ -509,7 +513,8 @@ def snapshot_insert_select(
         msisdn,
         area,
         batch_no,
-        literal(DeliveryState.PENDING.value),
+        literal(DeliveryState.QUEUED.value),
+        literal(queued_at or datetime.now(UTC), DateTime(timezone=True)),
         literal(max(alert.parts or 1, 1)),
     ).where(and_(*conds))
     stmt = _insert_for(dialect)(Delivery).from_select(list(DELIVERY_COLUMNS), sel)
@@ -540,6 +545,7 @@ class CarrierSnapshot:
         dialect: str,
         batch_start: int = 0,
         id_range: tuple[int, int] | None = None,
+        queued_at: datetime | None = None,
     ) -> Insert:
         return snapshot_insert_select(
             alert,
@@ -553,7 +559,17 @@ class CarrierSnapshot:
             id_range=id_range,
             cap=self.cap,
             cap_now=self.cap_now,
+            queued_at=queued_at,
         )
+
+
+def position_range(list_id: int) -> Select[int | None, int | None]:
+    """The list's first and last position, each read from one end of the position index
+    (two subqueries: SQLite answers only a lone min or max from an index)."""
+    positions = select(Subscriber.id).where(Subscriber.list_id == list_id)
+    first = positions.with_only_columns(func.min(Subscriber.id)).scalar_subquery()
+    last = positions.with_only_columns(func.max(Subscriber.id)).scalar_subquery()
+    return select(first, last)
 
 
 def plan_snapshot(
@@ -581,11 +597,7 @@ def plan_snapshot(
         current = by_carrier.get(carrier.id)
         id_min = id_max = None
         if current is not None:
-            id_min, id_max = session.execute(
-                select(func.min(Subscriber.id), func.max(Subscriber.id)).where(
-                    Subscriber.list_id == current.id
-                )
-            ).one()
+            id_min, id_max = session.execute(position_range(current.id)).one()
             session.execute(
                 update(AlertCarrier)
                 .where(AlertCarrier.alert_id == alert.id, AlertCarrier.carrier_id == carrier.id)

@@ -1,8 +1,8 @@
 """Deliveries, the core's storage of sending: the fan-out and the delivery store.
 
 - `fan_out(session, alert, ...)`: the one way an alert's audience becomes delivery rows, a
-  generator writing chunk after chunk (one INSERT … SELECT each, `audience.plan_snapshot`)
-  and numbering each chunk's rows into queued batches; it yields a `Chunk` after each, so the
+  generator writing chunk after chunk (one INSERT … SELECT each, `audience.plan_snapshot`,
+  its rows written queued in their batches); it yields a `Chunk` after each, so the
   caller (the RQ job `workers.jobs.fan_out`, and the tests) commits and enqueues those batches
   before the next chunk is written.
 - `SqlDeliveryStore`: every state change of deliveries, written in bulk.
@@ -141,11 +141,6 @@ class ReceiptIn:
 
 # -- the fan-out ------------------------------------------------------------------------------
 
-# A small first chunk for every carrier, so the first message leaves within a second of
-# approval whatever the audience; then big chunks, one of each carrier in turn.
-FIRST_CHUNK_ROWS = 2_000
-CHUNK_ROWS = 50_000
-
 
 @dataclass(frozen=True)
 class Chunk:
@@ -178,22 +173,28 @@ def fan_out(
     *,
     settings: Settings | None = None,
     batch_size: int | None = None,
-    first_rows: int = FIRST_CHUNK_ROWS,
-    chunk_rows: int = CHUNK_ROWS,
+    first_rows: int | None = None,
+    chunk_rows: int | None = None,
     now: datetime | None = None,
 ) -> Iterator[Chunk]:
     """Write the alert's audience as queued deliveries, chunk by chunk, yielding each chunk.
 
     Every chunk is one INSERT … SELECT (the carrier's plan from `audience.plan_snapshot`)
-    and one UPDATE numbering its rows into batches of `batch_size` (default
-    `delivery.batch_size`), in the caller's transaction: the caller commits before it enqueues
+    writing its rows `queued`, numbered into batches of `batch_size` (default
+    `delivery.batch_size`) after the carrier's highest batch, and returning their batch
+    numbers, in the caller's transaction: the caller commits before it enqueues
     the chunk's batches, so sending starts while the rest is still being written. A first
     chunk of `first_rows` for every carrier, then `chunk_rows` at a time, one chunk of each
-    carrier in turn. Running it again adds nothing already there; chunks that add no row are not
-    yielded.
+    carrier in turn (defaults: `delivery.fan_out_first_rows`, `delivery.fan_out_chunk_rows`).
+    Running it again adds nothing already there (a fan-out cut off, by a lost database or a
+    killed worker, is resumed by running it again); chunks that add no row are not yielded.
+    When every chunk is written it sets the alert's `fanned_out_at`, in the caller's
+    transaction: until then reconcile runs the fan-out again and the alert cannot complete.
     """
-    if batch_size is None:
-        batch_size = (settings.delivery if settings else DeliverySettings()).batch_size
+    delivery = settings.delivery if settings else DeliverySettings()
+    batch_size = batch_size or delivery.batch_size
+    first_rows = first_rows or delivery.fan_out_first_rows
+    chunk_rows = chunk_rows or delivery.fan_out_chunk_rows
     plans = audience.plan_snapshot(session, alert, settings=settings, now=now)
     dialect = session.get_bind().dialect.name
     rounds = [chunk_ranges(plan, first_rows, chunk_rows) for plan in plans]
@@ -204,6 +205,10 @@ def fan_out(
     rest = [[(plan, c) for c in r[1:]] for plan, r in zip(plans, rounds, strict=True)]
     work += [item for turn in zip_longest(*rest) for item in turn if item is not None]
     grouped = audience.recipient_group(alert.category) is not None  # a test or a drill
+    # Each carrier's next batch number (after those of an earlier, interrupted run).
+    next_batch = {
+        plan.carrier_id: next_batch_no(session, alert.id, plan.carrier_id) for plan in plans
+    }
     for plan, id_range in work:
         if plan.list_id is None and not grouped:
             continue
@@ -212,12 +217,21 @@ def fan_out(
             # then costs ~0.2 s a statement and saves nothing. SET LOCAL: this transaction
             # only, and again per chunk because the caller commits between chunks.
             session.execute(text("SET LOCAL jit = off"))
-        session.execute(
-            plan.insert(alert, batch_size=batch_size, dialect=dialect, id_range=id_range)
+        stmt = plan.insert(
+            alert,
+            batch_size=batch_size,
+            dialect=dialect,
+            id_range=id_range,
+            batch_start=next_batch[plan.carrier_id],
+            queued_at=utcnow(),
         )
-        pairs, count = queue_pending(session, alert.id, batch_size, plan.carrier_id)
-        if count:
-            yield Chunk(plan.carrier_id, plan.carrier_code, count, [b for _, b in pairs])
+        # The batches this chunk filled (rows skipped as already there leave gaps).
+        filled = Counter(session.execute(stmt.returning(D.c.batch_no)).scalars())
+        if filled:
+            next_batch[plan.carrier_id] = max(filled) + 1
+            rows = sum(filled.values())
+            yield Chunk(plan.carrier_id, plan.carrier_code, rows, sorted(filled))
+    session.execute(update(Alert).where(Alert.id == alert.id).values(fanned_out_at=utcnow()))
 
 
 def write_audience(session: Session, alert: Alert, **kwargs: Any) -> dict[str, int]:
@@ -230,12 +244,21 @@ def write_audience(session: Session, alert: Alert, **kwargs: Any) -> dict[str, i
     return written
 
 
+def next_batch_no(session: Session, alert_id: int, carrier_id: int) -> int:
+    """The carrier's next free batch number for this alert (1 for the first)."""
+    top = session.scalar(
+        select(func.max(D.c.batch_no)).where(D.c.alert_id == alert_id, D.c.carrier_id == carrier_id)
+    )
+    return (top or 0) + 1
+
+
 def queue_pending(
     s: Session, alert_id: int, batch_size: int, carrier_id: int | None = None
 ) -> tuple[list[tuple[int, int]], int]:
     """Number pending rows into batches per carrier (after the highest batch already
     queued) and mark them queued, one UPDATE … FROM per carrier; returns the new
-    (carrier_id, batch_no) to enqueue and the number of rows."""
+    (carrier_id, batch_no) to enqueue and the number of rows. The fan-out writes its rows
+    queued; `pending` rows are those a version before migration 0009 left (reconcile)."""
     now = utcnow()
     new: list[tuple[int, int]] = []
     total = 0
@@ -570,12 +593,15 @@ class SqlDeliveryStore:
     # -- alert-wide ---------------------------------------------------------------------------
 
     def complete_if_done(self, alert_id: int) -> bool:
-        """Mark the alert completed when every delivery is final (cancelled alerts stay so)."""
+        """Mark the alert completed when its fan-out is over and every delivery is final
+        (cancelled alerts stay so)."""
         if self.has_open(alert_id):
             return False
         with self.database.session() as s:
             alert = s.get(Alert, alert_id)
             if alert is None or alert.status not in (AlertStatus.SENDING, AlertStatus.PAUSED):
+                return False
+            if alert.fanned_out_at is None:  # the rest of the audience is still to be written
                 return False
             try:
                 alerts.mark_completed(s, alert_id)
@@ -635,15 +661,15 @@ class SqlDeliveryStore:
                     touched.append(alert_id)
         return touched
 
-    def active_alerts(self) -> list[tuple[int, str]]:
-        """(id, status) of alerts a worker may still have to act on."""
+    def active_alerts(self) -> list[tuple[int, str, bool]]:
+        """(id, status, fanned out) of alerts a worker may still have to act on."""
         with self.database.session() as s:
             rows = s.execute(
-                select(Alert.id, Alert.status).where(
+                select(Alert.id, Alert.status, Alert.fanned_out_at.is_not(None)).where(
                     Alert.status.in_(
                         [AlertStatus.SENDING, AlertStatus.PAUSED, AlertStatus.CANCELLED,
                          AlertStatus.APPROVED]
                     )
                 )
             ).all()  # fmt: skip
-        return [(i, st.value) for i, st in rows]
+        return [(i, st.value, bool(done)) for i, st, done in rows]

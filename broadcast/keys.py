@@ -19,6 +19,14 @@ FAN_OUT_JOB = "workers.jobs.fan_out"
 # RQ's default job timeout (180 s) would kill a national fan-out (tens of millions of rows,
 # minutes: docs/delivery.md "A national run") half way; every enqueue of FAN_OUT_JOB passes this.
 FAN_OUT_JOB_TIMEOUT = 4 * 3600
+
+
+def fan_out_job_id(alert_id: int) -> str:
+    """The one id of an alert's fan-out job, whoever enqueues it (console, API, CLI,
+    reconcile): reconcile reads its state before it enqueues the fan-out again."""
+    return f"loa-fan-out-{int(alert_id)}"
+
+
 RECONCILE_JOB = "workers.jobs.reconcile"
 IMPORT_JOB = "workers.jobs.run_import"
 # One batch of one alert on one carrier (ids only); enqueued by fan-out and reconcile.

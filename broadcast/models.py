@@ -275,8 +275,9 @@ class Subscriber(Base):
     __table_args__ = (
         # The audience query: subscribers of these lists in these areas.
         Index("ix_subscribers_list_area", "list_id", "area_id"),
-        # Position ranges of one list (chunked snapshots); rows are loaded in position order.
-        Index("ix_subscribers_list_position", "list_id", "id", postgresql_using="brin"),
+        # Position ranges of one list (chunked snapshots), and its first and last position
+        # read from the ends of the b-tree (migration 0009; BRIN had to scan the list).
+        Index("ix_subscribers_list_position", "list_id", "id"),
     )
 
 
@@ -382,6 +383,8 @@ class Alert(Base):
     approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the fan-out had written the whole audience (reconcile resumes one cut off before).
+    fanned_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # [{"word", "label", "help"}] (broadcast/replies.py); None: no keywords, every reply "other".

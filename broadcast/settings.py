@@ -63,6 +63,10 @@ class DeliverySettings:
     throttle_decrease: float = 0.5
     jitter_margin: float = 0.03
     throttle_recovery_seconds: float = 60.0
+    # The fan-out's chunks (subscriber positions per INSERT … SELECT, each committed and
+    # enqueued before the next): a small first one per carrier, then big ones in turn.
+    fan_out_first_rows: int = 2_000
+    fan_out_chunk_rows: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,8 @@ class DeliverySchema(_Strict):
     )
     jitter_margin = fields.Float(validate=validate.Range(min=0.001, max=0.5))
     throttle_recovery_seconds = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    fan_out_first_rows = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
+    fan_out_chunk_rows = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> DeliverySettings:

@@ -701,9 +701,7 @@ class _BulkWriter:
                 f" ADD CONSTRAINT {local}_pkey PRIMARY KEY (msisdn, list_id)"
             )
             cursor.execute(f"CREATE INDEX {local}_list_area ON {table} (list_id, area_id)")
-            cursor.execute(
-                f"CREATE INDEX {local}_list_position ON {table} USING brin (list_id, id)"
-            )
+            cursor.execute(f"CREATE INDEX {local}_list_position ON {table} (list_id, id)")
             # The indexes above match the parent's, so ATTACH adopts them instead of building.
             cursor.execute(f"ALTER TABLE subscribers ATTACH PARTITION {table} FOR VALUES IN ({n})")
             cursor.execute(f"ANALYZE {table}")

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job, JobStatus
 
 from broadcast import alerts, deliveries, drills, keys, live
@@ -148,16 +148,16 @@ def reconcile() -> dict[str, Any]:
         report["drills_created"] = len(drills.create_due(s, now=now, timezone=rt.settings.timezone))
     moved = rt.store.match_receipts()
     report["receipts_matched"] = sum(moved.values())
-    for alert_id, status in rt.store.active_alerts():
+    for alert_id, status, fanned_out in rt.store.active_alerts():
         live.restore_control(rt.redis, alert_id, status)
         control = live.get_control(rt.redis, alert_id)
-        if status == "approved":
-            # Approved but never started (its fan-out job lost with Redis): fan out again;
-            # fan_out is idempotent (rows already written are skipped).
-            Queue(keys.CONTROL_QUEUE, connection=rt.redis).enqueue(
-                keys.FAN_OUT_JOB, alert_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
-            )
-            report["fan_outs"] += 1
+        if not fanned_out and status != AlertStatus.CANCELLED.value:
+            # Approved but never started (its fan-out job lost with Redis), or a fan-out cut
+            # off (the database went away, the worker was killed): fan out again unless its
+            # job waits or runs; rows already written are skipped, the rest is written.
+            report["fan_outs"] += _fan_out_again(rt, alert_id)
+        if status == AlertStatus.APPROVED.value:
+            pass  # nothing written yet: its fan-out job does the rest
         elif not rt.store.has_open(alert_id):
             rt.store.complete_if_done(alert_id)
         elif control == "cancelled" or status == AlertStatus.CANCELLED.value:
@@ -170,6 +170,25 @@ def reconcile() -> dict[str, Any]:
             live.rebuild_counters(rt.redis, s, alert_id)
         report["alerts"] += 1
     return dict(report)
+
+
+def _fan_out_again(rt: Runtime, alert_id: int) -> int:
+    """Enqueue the alert's fan-out unless its job (keys.fan_out_job_id) is waiting, or is
+    running in a worker still registered; 1 if enqueued."""
+    job_id = keys.fan_out_job_id(alert_id)
+    job = Job.fetch_many([job_id], connection=rt.redis)[0]
+    if job is not None:
+        state = job.get_status(refresh=False)
+        if state in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            return 0
+        if state == JobStatus.STARTED and any(
+            w.get_current_job_id() == job_id for w in Worker.all(connection=rt.redis)
+        ):
+            return 0
+    Queue(keys.CONTROL_QUEUE, connection=rt.redis).enqueue(
+        keys.FAN_OUT_JOB, alert_id, job_id=job_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
+    )
+    return 1
 
 
 def run_import(

@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from broadcast import keys, live, metrics, replies
 from broadcast.deliveries import Claimed, Outcomes, ReceiptIn, utcnow
 from smpp_gateway import smpptime
+from smpp_gateway.backoff import Backoff
 from smpp_gateway.client import (
     MobileMessage,
     OutboundMessage,
@@ -145,7 +146,8 @@ class CarrierSender:
         """`call()` (one transaction); while the database is unreachable (a connection error,
         a session cut by a restart), service the binds and try again with backoff, for up to
         DATABASE_WAIT s. The pool's pre-ping then hands out fresh connections."""
-        delay, deadline, warned = 0.05, time.monotonic() + DATABASE_WAIT, False
+        backoff = Backoff(initial=0.05, maximum=1.0)
+        deadline, warned = time.monotonic() + DATABASE_WAIT, False
         while True:
             try:
                 return call()
@@ -158,8 +160,8 @@ class CarrierSender:
                                 str(exc.orig).splitlines()[0] if exc.orig else exc)  # fmt: skip
                     warned = True
                 metrics.ERRORS.labels(self.code, "database").inc()
-                self.poll(delay)
-                delay = min(delay * 2, 1.0)
+                now = time.monotonic()
+                self.poll(max(backoff.failed(now) - now, 0.0))
 
     # -- binds ------------------------------------------------------------------------------
 

@@ -199,7 +199,10 @@ def _send_sample(
         alert_id = alert.id
     with Redis.from_url(settings.redis_url) as conn:
         Queue(keys.CONTROL_QUEUE, connection=conn).enqueue(
-            keys.FAN_OUT_JOB, alert_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
+            keys.FAN_OUT_JOB,
+            alert_id,
+            job_id=keys.fan_out_job_id(alert_id),
+            job_timeout=keys.FAN_OUT_JOB_TIMEOUT,
         )
     click.echo(f"Sample alert #{alert_id} approved and queued; waiting for every receipt…")
     deadline = time.monotonic() + timeout

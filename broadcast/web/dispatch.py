@@ -22,11 +22,20 @@ def after_transition(
     if control:
         live.set_control(svc.redis, alert_id, control)
     if status == AlertStatus.APPROVED:
-        return svc.enqueue(keys.FAN_OUT_JOB, alert_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT)
+        return svc.enqueue(
+            keys.FAN_OUT_JOB,
+            alert_id,
+            job_id=keys.fan_out_job_id(alert_id),
+            job_timeout=keys.FAN_OUT_JOB_TIMEOUT,
+        )
     if status == AlertStatus.SCHEDULED and schedule_at is not None:
         live.set_control(svc.redis, alert_id, "sending")
         job = svc.control_queue.enqueue_at(
-            schedule_at, keys.FAN_OUT_JOB, alert_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
+            schedule_at,
+            keys.FAN_OUT_JOB,
+            alert_id,
+            job_id=keys.fan_out_job_id(alert_id),
+            job_timeout=keys.FAN_OUT_JOB_TIMEOUT,
         )
         return job.id
     return None

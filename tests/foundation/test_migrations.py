@@ -125,9 +125,26 @@ def test_a_database_in_use_upgrades_from_before_this_sessions_migrations(
     reference, so a migration that recreates `alerts` or `carriers` (batch mode) fails here."""
     downgrade(database.engine, "0003")
     before = _one_row_in_every_table(database.engine)
+    with database.engine.begin() as conn:  # the alert was sending under the old version
+        conn.execute(text("UPDATE alerts SET started_at = '2026-11-30 08:00:00+00:00'"))
     database.upgrade()
     assert database.current_revision() == HEAD
     with database.engine.connect() as conn:
         for table in ("carriers", "alerts", "deliveries", "subscribers", "users", "areas"):
             assert table in before
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 1, table
+        # 0009: an alert started before it counts as fanned out (reconcile leaves it alone),
+        # and the list positions are a b-tree on every partition.
+        assert conn.execute(text("SELECT fanned_out_at IS NOT NULL FROM alerts")).scalar()
+        if conn.dialect.name == "postgresql":
+            defs = (
+                conn.execute(
+                    text(
+                        "SELECT indexdef FROM pg_indexes WHERE tablename LIKE 'subscribers%'"
+                        " AND indexdef LIKE '%(list_id, id)'"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            assert len(defs) >= 2 and all("USING btree" in d for d in defs), defs
