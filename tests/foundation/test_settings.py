@@ -104,6 +104,7 @@ def test_production_refuses_missing_or_development_secret() -> None:
 @pytest.mark.parametrize(
     "trivial",
     ["x" * 48, " " * 40, "\t" * 40, "abcd" * 12, "0123456" * 6, " " + secrets.token_hex(20)],
+    ids=["one-letter", "spaces", "tabs", "repeated-4", "repeated-7", "leading-space"],
 )
 def test_production_refuses_a_long_but_trivial_secret(trivial: str) -> None:
     with pytest.raises(ConfigError, match="secret_key: production mode refuses a trivial key"):
