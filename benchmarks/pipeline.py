@@ -82,6 +82,9 @@ TEXT_TWO_PARTS = (  # 200 GSM-7 characters: 153 + 47
     "phuong va goi 112 khi can cuu ho."
 )
 LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]
+# Spins on a core until its parent is gone: a benchmark interrupted at any point (even between
+# starting a hog and keeping its handle) leaves no hog behind on a shared machine.
+SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
 
 
 def log(msg: str) -> None:
@@ -332,7 +335,7 @@ def tightest(times: list[float], limit: int) -> float | None:
 
 def cpu_hogs(count: int) -> list[subprocess.Popen[bytes]]:
     """Processes spinning on the CPU beside the workers: an operator's busy machine."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    return [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(count)]
 
 
 def limited_run(

@@ -62,7 +62,9 @@ def max_in_sliding_second(times: list[float]) -> int:
 @contextmanager
 def cpu_hog() -> Iterator[None]:
     """A process spinning on a core beside the senders, as on an operator's busy machine."""
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # Spins until its parent is gone: an interrupted run leaves no hog behind.
+    spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    hog = subprocess.Popen([sys.executable, "-c", spin])
     try:
         yield
     finally:
