@@ -61,6 +61,12 @@ def rate_pace_key(carrier_code: str) -> str:
     return key("rate", carrier_code, "pace")
 
 
+def rate_slots_key(carrier_code: str) -> str:
+    """The slots of one carrier's limiter still within a window of now (a sorted set, score the
+    slot's time in microseconds, member `time:segments`): no window holds more than the rate."""
+    return key("rate", carrier_code, "slots")
+
+
 def rate_epoch_key(carrier_code: str) -> str:
     """When this Redis first served the carrier's limiter (absent after a flush or restart)."""
     return key("rate", carrier_code, "epoch")

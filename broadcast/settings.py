@@ -61,7 +61,7 @@ class DeliverySettings:
     retry_backoff_max: float = 300.0
     reconcile_interval: float = 60.0
     throttle_decrease: float = 0.5
-    jitter_margin: float = 0.03
+    jitter_margin: float = 0.02
     throttle_recovery_seconds: float = 60.0
     # The fan-out's chunks (subscriber positions per INSERT … SELECT, each committed and
     # enqueued before the next): a small first one per carrier, then big ones in turn.

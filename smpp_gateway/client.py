@@ -190,14 +190,23 @@ class SmppSession:
         self._open()
         self._ever_connected = True
 
-    def submit(self, message: OutboundMessage, *, at: Sequence[float] | None = None) -> None:
+    def submit(
+        self,
+        message: OutboundMessage,
+        *,
+        at: Sequence[float] | None = None,
+        late_after: float | None = None,
+    ) -> bool:
         """Send one message (all its parts); returns once every part is on the wire.
 
         `at`: a time.monotonic() per part before which that part does not leave (the slots a
-        rate limiter granted), so the parts of a long message are paced one by one."""
+        rate limiter granted). `late_after`: a time.monotonic() past which the message is not
+        begun, checked just before its first part is written (a process descheduled after
+        the caller's own check would otherwise send late); then nothing is sent and the
+        answer is False."""
         parts = self._prepare(message)
         if parts is None:
-            return
+            return True
         if self.config.bind_mode == "receiver":
             raise GatewayError("a receiver bind cannot submit messages")
         pending = _Pending(message.key, len(parts))
@@ -205,6 +214,28 @@ class SmppSession:
         ton, npi = self._source_ton_npi(source)
         registered = 1 if message.request_receipt else 0
         validity = message.validity_period
+        now = time.monotonic()
+        if (
+            at is not None
+            and self._sock is not None
+            and now >= self._throttle_until
+            and len(self._inflight) + len(parts) <= self.config.window
+            and max(at) <= now
+        ):
+            # Every part due and room for all: one write, so no part leaves later than the
+            # first, and the last check of `late_after` is just before it.
+            pdus = [
+                self._part_pdu(part, message.destination, source, ton, npi, registered, validity)
+                for part in parts
+            ]
+            now = time.monotonic()
+            if late_after is not None and now > late_after:
+                return False
+            deadline = now + self.config.response_timeout
+            for index, (seq, _) in enumerate(pdus):
+                self._inflight[seq] = (pending, index, deadline, now)
+            self._send(b"".join(data for _, data in pdus))
+            return True
         for index, part in enumerate(parts):
             while True:
                 if self._sock is None:
@@ -217,7 +248,7 @@ class SmppSession:
                         )
                         if pending.remaining == 0:
                             self._done.append(pending.outcome())
-                        return
+                        return True
                     self._ensure_connected(None)
                 now = time.monotonic()
                 if now < self._throttle_until:
@@ -228,9 +259,12 @@ class SmppSession:
                     self._service(at[index] - now)
                 else:
                     break
+            if index == 0 and late_after is not None and time.monotonic() > late_after:
+                return False
             self._send_part(
                 pending, index, part, message.destination, source, ton, npi, registered, validity
             )
+        return True
 
     def collect(self) -> list[SubmitOutcome]:
         """Outcomes completed since the last call; reads what has arrived without blocking."""
@@ -367,15 +401,28 @@ class SmppSession:
         registered: int,
         validity: str,
     ) -> None:
+        seq, data = self._part_pdu(part, destination, source, ton, npi, registered, validity)
+        now = time.monotonic()
+        self._inflight[seq] = (pending, index, now + self.config.response_timeout, now)
+        self._send(data)
+
+    def _part_pdu(
+        self,
+        part: Part,
+        destination: str,
+        source: str,
+        ton: int,
+        npi: int,
+        registered: int,
+        validity: str,
+    ) -> tuple[int, bytes]:
+        """The submit_sm of one part, with a new sequence number."""
         key = (part, source, ton, npi, registered, validity)
         template = self._templates.get(key)
         if template is None:
             template = self._submit_template(part, source, ton, npi, registered, validity)
         seq = self._next_seq()
-        data = codec.submit_sm(seq, template, destination.encode("ascii"))
-        now = time.monotonic()
-        self._inflight[seq] = (pending, index, now + self.config.response_timeout, now)
-        self._send(data)
+        return seq, codec.submit_sm(seq, template, destination.encode("ascii"))
 
     def _submit_template(
         self, part: Part, source: str, ton: int, npi: int, registered: int, validity: str

@@ -1,16 +1,23 @@
 """A rate limiter in Redis shared by every sender process of a carrier, on every host.
 
-It hands out *slots*: planned send times, on the Redis server's clock, spaced evenly
-`window / rate` apart across every process and host (a GCRA whose state is the time of the
-next free slot). A sender puts each PDU on the wire at its own slot, never before it, and
-drops a slot it reached too late (see `workers.sender`), so the arrivals at the SMSC are the
-slots shifted by a small, bounded delay. The parts of a long message leave together at its
-last slot (the later parts of a begun message cannot give their slot up, so the message is
-the unit whose lateness the sender bounds); messages of `unit` parts are therefore spaced
-`window / floor(rate / unit)` apart. With slots spaced `window / limit` apart, at most
-`limit` slots fall in any `window`; arrivals delayed by between 0 and `window - 1` seconds
-then put at most `limit` PDUs in any sliding second at the SMSC. The margin costs
-`1 - 1 / window` of the limit (2.9 % for the default 1.03 s, `delivery.jitter_margin`).
+It hands out *slots*: planned send times, on the Redis server's clock, one per message (its
+parts leave together at it: the later parts of a begun message cannot give their slot up, so
+the message is the unit whose lateness the sender bounds). A sender puts each message on the
+wire at its slot, never before it, and gives up a slot it reached too late (see
+`workers.sender`), so the arrivals at the SMSC are the slots shifted by a small, bounded delay.
+
+The hard rule is kept on a log of the slots handed out (a sorted set): no closed window of
+`window` seconds holds more than the rate's segments (for messages of `unit` parts,
+`floor(rate / unit)` messages). Arrivals delayed by between 0 and `window - 1` seconds then
+put at most the limit in any sliding second at the SMSC. The margin costs `1 - 1 / window`
+of the limit (2.0 % for the default 1.02 s, `delivery.jitter_margin`).
+
+Within that rule a pace (a GCRA whose state is the next planned slot) spaces messages evenly,
+`window / floor(rate / unit)` apart, across every process and host. A slot not used (a
+sender descheduled past it, or stopping) is handed back: it leaves the log and the pace
+steps back over it; a pace that fell behind (slots handed back, a sender busy writing
+instead of asking) catches up with slots half as far apart, by at most `credit` seconds, so
+the time a busy machine takes from one sender is used after all, and never above the limit.
 
 Slots are granted at most `horizon` seconds ahead of now, in blocks of a few per cent of the
 limit, so a sender makes a few dozen round trips a second and a grant is never far ahead of
@@ -27,6 +34,7 @@ rate.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
@@ -48,9 +56,10 @@ local function effective(key, limit, increase, now)
 end
 """
 
-# KEYS: pace, epoch, effective
-# ARGV: limit, window_us, want, unit, horizon_us, prime, increase (segments/s per us)
-# -> {granted, wait_us, first_slot_us, interval_ns (per segment), now_us, rate_milli}
+# KEYS: pace, epoch, effective, slots
+# ARGV: limit, window_us, want, unit, horizon_us, prime, increase (segments/s per us),
+#       credit_us, given up (space-separated slot members)
+# -> {granted, wait_us, now_us, rate_milli, slot_us...} (one slot per message)
 _ACQUIRE = (
     _EFFECTIVE
     + """
@@ -59,6 +68,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local horizon = tonumber(ARGV[5])
+local credit = tonumber(ARGV[8])
 local rate = effective(KEYS[3], limit, tonumber(ARGV[7]), now)
 local rate_milli = math.floor(rate * 1000)
 -- A Redis that lost the pace (restarted without persistence, or flushed) cannot know which
@@ -70,29 +80,78 @@ if epoch < 0 then
   redis.call('SET', KEYS[2], string.format('%d', epoch))
 end
 if now < epoch + window + horizon then
-  return {0, math.max(epoch + window + horizon - now, 1000), 0, 0, now, rate_milli}
+  return {0, math.max(epoch + window + horizon - now, 1000), now, rate_milli}
 end
 local want = tonumber(ARGV[3])
--- A message of `unit` segments is one unit; strictly more than window / units apart, where
--- units = messages of that length that fit the rate: never more than the rate in one closed
--- window, even when a message's parts leave together (see workers.sender).
 local unit = tonumber(ARGV[4])
+-- The hard rule, on the log of slots: at most `cap` segments in any closed window of
+-- `window` us. A message's parts share its slot, so it counts `unit` at once.
 local units = math.max(1, math.floor(rate / unit + 1e-9))
+local cap = units * unit
+-- The pace: messages `interval` apart (strictly more than window / units); a pace that
+-- fell behind (slots given up, a sender busy writing) catches up, `quick` apart, by at most
+-- `credit` us; one that fell further behind (the carrier was idle) starts from now.
 local interval = math.floor(window / units) + 1
+local quick = math.floor(interval / 2) + 1
 local pace = tonumber(redis.call('GET', KEYS[1]) or '0')
-if pace < now then pace = now end
-if pace - now > horizon then
-  return {0, math.max(pace - now - horizon, 1000), 0, 0, now, rate_milli}
+-- Slots a sender reached too late (or did not need) never reach the SMSC: no longer counted,
+-- and the pace steps back over them, so the time they stood for is used after all.
+for member in string.gmatch(ARGV[9], '%S+') do
+  if redis.call('ZREM', KEYS[4], member) == 1 then
+    local size = tonumber(string.match(member, ':(%d+)$'))
+    pace = pace - math.floor(window / math.max(1, math.floor(rate / size + 1e-9))) - 1
+  end
 end
-local granted = want - (want % unit)
-if granted <= 0 then
-  return {0, 1000, 0, 0, now, rate_milli}
+if pace < now - credit then pace = now end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. (now - window))
+local n = math.floor(want / unit)
+local times, sizes, inwin, head = {}, {}, 0, 1
+local logged = redis.call('ZCARD', KEYS[4])
+local at = math.max(now, pace)
+-- A message has at most 255 parts: a log too short to fill the window even so (a carrier
+-- without a real limit) is not read, only appended to.
+if logged * 255 + n * unit > cap then
+  local log = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+  for i = 1, #log, 2 do
+    times[#times + 1] = tonumber(log[i + 1])
+    sizes[#sizes + 1] = tonumber(string.match(log[i], ':(%d+)$'))
+    inwin = inwin + sizes[#sizes]
+  end
+elseif logged > 0 then
+  at = math.max(at, tonumber(redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')[2]) + quick)
 end
-local after = pace + (granted / unit) * interval
-redis.call('SET', KEYS[1], string.format('%d', after), 'PX',
-           math.floor((after - now + window) / 1000) + 1000)
--- the interval per segment, in nanoseconds: a message's parts share its unit's interval
-return {granted, 0, pace, math.floor(interval * 1000 / unit), now, rate_milli}
+if #times > 0 then at = math.max(at, times[#times] + quick) end
+local slots = {}
+while #slots < n do
+  while head <= #times and times[head] + window < at do
+    inwin = inwin - sizes[head]
+    head = head + 1
+  end
+  while inwin + unit > cap do  -- the window is full: after its oldest slot leaves it
+    at = math.max(at, times[head] + window + 1)
+    inwin = inwin - sizes[head]
+    head = head + 1
+  end
+  if at - now > horizon then break end
+  slots[#slots + 1] = at
+  times[#times + 1] = at
+  sizes[#sizes + 1] = unit
+  inwin = inwin + unit
+  redis.call('ZADD', KEYS[4], at, string.format('%d:%d', at, unit))
+  pace = math.max(pace, at - credit) + interval
+  at = math.max(at + quick, pace)
+end
+if #slots > 0 or ARGV[9] ~= '' then
+  local keep = math.floor((credit + window) / 1000) + 1000
+  redis.call('SET', KEYS[1], string.format('%d', pace), 'PX', keep)
+end
+redis.call('PEXPIRE', KEYS[4], math.floor((2 * window + horizon) / 1000) + 1000)
+if #slots == 0 then
+  return {0, math.max(at - now - horizon, 1000), now, rate_milli}
+end
+local answer = {#slots * unit, 0, now, rate_milli}
+for i = 1, #slots do answer[#answer + 1] = slots[i] end
+return answer
 """
 )
 
@@ -122,18 +181,21 @@ return {1, math.floor(rate * 1000)}
 
 @dataclass(frozen=True)
 class Grant:
-    """`granted` segments whose slots are `first_slot + i * interval` (seconds, on the Redis
-    server's clock, `server_now` when it answered); `wait` seconds before asking again when
-    nothing was granted; `rate` the carrier's effective segments per second. For messages of
-    `unit` parts, `interval * unit` is the spacing of messages: `window` over the messages of
-    that length that fit the rate (a limit of 25 takes 12 two-part messages a window)."""
+    """`granted` segments, messages of `unit` parts at `slots` (one per message, in
+    microseconds on the Redis server's clock, `server_now` seconds when it answered); `wait`
+    seconds before asking again when nothing was granted; `rate` the carrier's effective
+    segments per second. A slot not used (reached too late, or not needed) is handed back
+    with `slot_member` to a later call, so the next grants may use its room."""
 
     granted: int
     wait: float
-    first_slot: float = 0.0
-    interval: float = 0.0
+    slots: tuple[int, ...] = ()
     server_now: float = 0.0
     rate: float = 0.0
+    unit: int = 1
+
+    def slot_member(self, slot: int) -> str:
+        return f"{slot}:{self.unit}"
 
 
 class RedisRateLimiter:
@@ -145,9 +207,10 @@ class RedisRateLimiter:
         carrier_code: str,
         limit: int,
         *,
-        window: float = 1.03,
+        window: float = 1.02,
         block: int | None = None,
         horizon: float = 0.15,
+        credit: float = 0.1,
         decrease: float = 0.5,
         recovery: float = 60.0,
     ) -> None:
@@ -164,6 +227,7 @@ class RedisRateLimiter:
         self.limit = int(limit)
         self.window = window
         self.horizon = horizon
+        self.credit = credit
         self.decrease = decrease
         self.recovery = recovery
         # Small blocks: a few per cent of the limit, so a grant is never far ahead of the wire.
@@ -172,6 +236,7 @@ class RedisRateLimiter:
             keys.rate_pace_key(carrier_code),
             keys.rate_epoch_key(carrier_code),
             keys.rate_effective_key(carrier_code),
+            keys.rate_slots_key(carrier_code),
         ]
         # segments/s gained per microsecond: from nothing back to the limit in `recovery` s.
         self._increase = self.limit / recovery / 1_000_000
@@ -179,8 +244,8 @@ class RedisRateLimiter:
         self._slow_down = connection.register_script(_SLOW_DOWN)
         self.prime()
 
-    def _call(self, want: int, unit: int, prime: bool) -> Grant:
-        granted, wait_us, first_us, interval_ns, now_us, rate_milli = self._acquire(
+    def _call(self, want: int, unit: int, prime: bool, given_up: Sequence[str] = ()) -> Grant:
+        answer = self._acquire(
             keys=self._keys,
             args=[
                 self.limit,
@@ -190,24 +255,28 @@ class RedisRateLimiter:
                 int(self.horizon * 1_000_000),
                 "1" if prime else "0",
                 repr(self._increase),
+                int(self.credit * 1_000_000),
+                " ".join(given_up),
             ],
         )
+        granted, wait_us, now_us, rate_milli, *slots = answer
         return Grant(
             int(granted),
             int(wait_us) / 1_000_000,
-            int(first_us) / 1_000_000,
-            int(interval_ns) / 1_000_000_000,
+            tuple(int(s) for s in slots),
             int(now_us) / 1_000_000,
             int(rate_milli) / 1000,
+            unit,
         )
 
-    def try_acquire(self, want: int, unit: int = 1) -> Grant:
-        """Ask for up to `want` segments in multiples of `unit` (a message's parts)."""
+    def try_acquire(self, want: int, unit: int = 1, given_up: Sequence[str] = ()) -> Grant:
+        """Ask for up to `want` segments in multiples of `unit` (a message's parts), handing
+        back `given_up` slots (`Grant.slot_member`) that were not used."""
         if unit < 1 or unit > self.limit:
             raise ValueError(
                 f"a message of {unit} segments can never pass a limit of {self.limit}/s"
             )
-        return self._call(max(unit, min(want, self.limit)), unit, False)
+        return self._call(max(unit, min(want, self.limit)), unit, False, given_up)
 
     def prime(self) -> None:
         """Mark this Redis as serving the limiter, with nothing granted before (done when a
@@ -259,4 +328,4 @@ class RedisRateLimiter:
             time.sleep(pause)
 
     def reset(self) -> None:
-        self.connection.delete(self._keys[0], self._keys[2])
+        self.connection.delete(self._keys[0], self._keys[2], self._keys[3])

@@ -54,7 +54,7 @@ FLUSH_INTERVAL = 0.25  # seconds between bulk writes of outcomes
 # A PDU leaves at its slot (see workers/limiter.py) or at most this share of the jitter
 # margin later; a slot reached later than that (the process was descheduled) is given up and
 # the message waits for a new one. The rest of the margin is for the way to the SMSC.
-SLOT_LATENESS_SHARE = 1 / 3
+SLOT_LATENESS_SHARE = 1 / 2
 # A round trip to the database (bulk write, lease renewal) is started only when the next slot
 # is this long plus the last write's duration away (or with no slot held), one to Redis
 # (control check, the next grant) only when it is REDIS_CLEARANCE away, so the PDUs wait for
@@ -139,6 +139,7 @@ class CarrierSender:
         self._open_checked = 0.0
         self.stats: Counter[str] = Counter()
         self.stop_requested = False
+        self._given_up: list[str] = []  # slots not used, handed back with the next ask
 
     # -- the database, which may go away ----------------------------------------------------
 
@@ -294,34 +295,44 @@ class CarrierSender:
             if s.connected and s.throttled_until <= now
         )
 
-    def _roomiest(self) -> SmppSession | None:
-        """The bind with the most room that can send now (None when every one is full, down
-        or backing off)."""
-        now = time.monotonic()
-        ready = [
-            s
-            for s in self.sessions
-            if s.connected and s.throttled_until <= now and s.outstanding < s.config.window
-        ]
-        return max(ready, key=lambda s: s.config.window - s.outstanding, default=None)
+    def _roomiest(self, parts: int) -> SmppSession | None:
+        """The bind with the most room that can send a message of `parts` PDUs now, in one
+        write (None when every one is full, down or backing off). Answers waiting to be read
+        are read first when no bind has room: a message whose parts waited for room would
+        leave after its slot."""
+        for attempt in range(2):
+            now = time.monotonic()
+            ready = [
+                s
+                for s in self.sessions
+                if s.connected
+                and s.throttled_until <= now
+                and s.config.window - s.outstanding >= parts
+            ]
+            if ready or attempt:
+                return max(ready, key=lambda s: s.config.window - s.outstanding, default=None)
+            for session in self.sessions:
+                session.poll(0.0)
+        return None
 
-    def _slots(self, want: int, parts: int) -> tuple[Grant, list[list[float]]]:
-        """Ask the shared limiter for slots; each granted message gets one time.monotonic()
-        per part, the times its PDUs may leave."""
+    def _slots(self, want: int, parts: int) -> tuple[Grant, list[tuple[list[float], str]]]:
+        """Ask the shared limiter for slots, handing back those given up since the last ask;
+        each granted message gets one time.monotonic() per part, the times its PDUs may
+        leave, and its slot's name (to hand it back if it is not used)."""
+        given_up, self._given_up = self._given_up, []
         sent = time.monotonic()
-        grant = self.limiter.try_acquire(want, parts)
+        grant = self.limiter.try_acquire(want, parts, given_up)
         received = time.monotonic()
         self.clock.observe(sent, received, grant.server_now)
         metrics.RATE_LIMIT.labels(self.code).set(grant.rate)
-        first = self.clock.local(grant.first_slot)
-        # Every part of a message at its last part's slot: a begun message cannot give up a
-        # later part's slot, so parts paced apart made the one unbounded lateness (a process
-        # descheduled between two parts); the limiter spaces whole messages for this.
-        times = [
-            [first + (m * parts + parts - 1) * grant.interval] * parts
-            for m in range(grant.granted // parts)
+        # Every part of a message at its slot: a begun message cannot give up a later part's
+        # slot, so parts paced apart made the one unbounded lateness (a process descheduled
+        # between two parts); the limiter counts a message's parts at its one slot.
+        slots = [
+            ([self.clock.local(slot / 1_000_000)] * parts, grant.slot_member(slot))
+            for slot in grant.slots
         ]
-        return grant, times
+        return grant, slots
 
     def send_batch(self, alert_id: int, batch_no: int) -> dict[str, Any]:
         rt = self.runtime
@@ -371,8 +382,9 @@ class CarrierSender:
         attempts = {r.id: r.attempts for r in claim.rows}
         retry: list[tuple[float, int, Claimed]] = []
         inflight: dict[int, Claimed] = {}
-        # Messages holding slots, in slot order: the time.monotonic() of each part's slot.
-        slotted: deque[tuple[list[float], Claimed]] = deque()
+        # Messages holding slots, in slot order: the time.monotonic() of each part's slot, and
+        # the slot's name in the limiter.
+        slotted: deque[tuple[list[float], str, Claimed]] = deque()
         outcomes = Outcomes()
         block = max(1, min(self.limiter.block, self.carrier.window * len(self.sessions)))
         seen = {"sent": 0}
@@ -443,27 +455,28 @@ class CarrierSender:
                         break
                 if slotted and slotted[0][0][0] <= now:
                     # Each message leaves at its own slot, never in a burst with the block.
-                    times, row = slotted.popleft()
-                    session = self._roomiest()
-                    now = time.monotonic()
-                    if session is None or now - times[0] > self.lateness:
-                        # Too late for its slot: sent now it could share a second with later
-                        # slots. The slot is lost; the message waits for a new one.
+                    times, member, row = slotted.popleft()
+                    session = self._roomiest(parts)
+                    # Too late for its slot (checked here and again just before the wire):
+                    # sent now it could share a second with later slots. The slot is handed
+                    # back (the limiter lets the pace catch up); the message waits for a new one.
+                    if session is None or not session.submit(
+                        OutboundMessage(
+                            row.id,
+                            row.msisdn,
+                            message.text,
+                            message.source,
+                            validity_period=validity,
+                        ),
+                        at=times,
+                        late_after=times[0] + self.lateness,
+                    ):
                         self.stats["late"] += 1
                         metrics.SLOTS_GIVEN_UP.labels(self.code).inc(len(times))
+                        self._given_up.append(member)
                         todo.appendleft(row)
                     else:
                         inflight[row.id] = row
-                        session.submit(
-                            OutboundMessage(
-                                row.id,
-                                row.msisdn,
-                                message.text,
-                                message.source,
-                                validity_period=validity,
-                            ),
-                            at=times,
-                        )
                         seen["sent"] += 1
                         segments_since_flush += parts
                 elif (
@@ -476,8 +489,8 @@ class CarrierSender:
                 ):
                     want = min(block, len(todo), room) * parts
                     grant, granted = self._slots(want, parts)
-                    for slot in granted:
-                        slotted.append((slot, todo.popleft()))
+                    for times, member in granted:
+                        slotted.append((times, member, todo.popleft()))
                     if not grant.granted:
                         ask_after = time.monotonic() + min(grant.wait, 0.05)
                         nap = grant.wait
@@ -511,7 +524,8 @@ class CarrierSender:
                 if db_clear and now - last_renew >= settings.lease_seconds / 3:
                     self.written(lambda: store.renew([*attempts]))
                     last_renew = now
-            todo.extendleft(row for _, row in reversed(slotted))
+            todo.extendleft(row for _, _, row in reversed(slotted))
+            self._given_up += [member for _, member, _ in slotted]
             slotted.clear()
             # Stopping early (or done): wait for what is on the wire, then account for it.
             for session in self.sessions:
@@ -524,7 +538,7 @@ class CarrierSender:
             # The link stayed down too long: keep what the SMSC accepted, give back what was
             # not sent (re-queued by reconcile); rows on the wire keep their lease.
             flush()
-            unsent_rows = [r.id for r in todo] + [r.id for _, r in slotted]
+            unsent_rows = [r.id for r in todo] + [r.id for _, _, r in slotted]
             self.written(lambda: store.release(unsent_rows + [rid for _, rid, _ in retry]))
             raise
         unsent = [r.id for r in todo] + [rid for _, rid, _ in retry] + list(inflight)

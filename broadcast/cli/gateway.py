@@ -88,6 +88,11 @@ def preview_command(fold_: bool, as_json: bool, text: str) -> None:
     help="Reply texts and weights; `other` draws a free-text reply.",
 )
 @click.option("--record", "record", type=click.Path(dir_okay=False), help="JSON lines file.")
+@click.option(
+    "--kernel-times",
+    is_flag=True,
+    help="Stamp arrivals with the kernel's receive time (one read per PDU; for pacing runs).",
+)
 def simulator_command(
     host: str,
     port: int,
@@ -108,6 +113,7 @@ def simulator_command(
     reply_rate: float,
     reply_mix: str,
     record: str | None,
+    kernel_times: bool,
 ) -> None:
     """Run one SMPP 3.4 SMSC simulator until SIGINT or SIGTERM."""
     try:
@@ -129,6 +135,7 @@ def simulator_command(
             keep_records=False,  # a long run would grow without bound; --record keeps them
             reply_rate=reply_rate,
             reply_mix=_reply_mix(reply_mix),
+            kernel_times=kernel_times,
         )
     except ValueError as e:
         raise click.UsageError(str(e)) from None

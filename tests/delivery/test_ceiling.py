@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import socket
 import statistics
@@ -15,7 +16,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,9 @@ def max_in_sliding_second(times: list[float]) -> int:
 @contextmanager
 def cpu_hog() -> Iterator[None]:
     """A process spinning on a core beside the senders, as on an operator's busy machine."""
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # Spins until its parent is gone: an interrupted run leaves no hog behind.
+    spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    hog = subprocess.Popen([sys.executable, "-c", spin])
     try:
         yield
     finally:
@@ -71,14 +74,20 @@ def cpu_hog() -> Iterator[None]:
 
 @contextmanager
 def simulator_process(record: Path, **options: object) -> Iterator[int]:
-    """`loa simulator --record FILE` in a process of its own (an SMSC that shares no
-    interpreter with the test), yielding its port."""
+    """`loa simulator --record FILE --kernel-times` in a process of its own (an SMSC that
+    shares no interpreter with the test), yielding its port. Arrivals are stamped with the
+    kernel's receive times: on a busy machine the simulator's own turn for the CPU is not the
+    senders' pace."""
     system_id, password = CREDENTIALS["viettel"]
     argv = [*LOA, "simulator", "--port", "0", "--system-id", system_id, "--password", password,
-            "--record", str(record)]  # fmt: skip
+            "--record", str(record), "--kernel-times"]  # fmt: skip
     for name, value in options.items():
         argv += [f"--{name.replace('_', '-')}", str(value)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    # A real SMSC does not share the senders' CPU: a better priority where allowed, so the
+    # kernel stamps arrivals before a backlog forms (docs/delivery.md).
+    with suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, proc.pid, -10)
     try:
         assert proc.stdout is not None
         yield int(proc.stdout.readline().rsplit(":", 1)[1])
@@ -141,7 +150,7 @@ def test_three_senders_on_a_busy_machine_never_exceed_the_limit_in_any_second(
     # A message's parts arrive together: one time per number, the gaps between them.
     firsts = sorted({r["destination"]: r["time"] for r in reversed(accepted)}.values())
     gap = statistics.median(b - a for a, b in itertools.pairwise(firsts))
-    interval = 2 * 1.03 / limit  # two parts, the default 30 ms margin
+    interval = 2 * 1.02 / limit  # two parts, the default 20 ms margin
     shares = (f"worst second {worst}, arrived {arrived:.1f}/s, median gap {gap * 1000:.1f} ms "
               f"(limit's {interval * 1000:.1f} ms), with the {given_up:.0f} slots given up "
               f"{paced:.1f}/s")  # fmt: skip
