@@ -128,7 +128,15 @@ TARGETS = {
         ("tests/imports/test_service.py", "tests/imports/test_old_labels.py"),
         # the duplicate and conflict logic: list rows (duplicates within and across chunks,
         # numbers other carriers hold), counts rows, and the coverage conflicts
-        ("_import_list", "_repeats", "_contains", "_as_int64", "_import_counts", "coverage"),
+        (
+            "_import_list",
+            "_repeats",
+            "_contains",
+            "_as_int64",
+            "_import_counts",
+            "_province_date",
+            "coverage",
+        ),
         # the import runs in the test process, not in a forked child mutmut cannot see
         env=(IN_PROCESS,),
     ),

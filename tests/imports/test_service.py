@@ -259,6 +259,31 @@ def test_purge_superseded_after_retention(
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
 
 
+@pytest.mark.parametrize(
+    ("uploaded", "day"),
+    [
+        (datetime(2026, 12, 1, 16, 59, 59, tzinfo=UTC), date(2026, 12, 1)),  # 23:59:59 there
+        (datetime(2026, 12, 1, 17, 0, tzinfo=UTC), date(2026, 12, 2)),  # midnight there
+        (datetime(2026, 12, 1, 23, 30, tzinfo=UTC), date(2026, 12, 2)),  # 06:30 there
+    ],
+    ids=["before-local-midnight", "local-midnight", "morning-local-still-yesterday-in-utc"],
+)
+def test_counts_without_a_date_are_of_the_provinces_day_at_the_upload(
+    seeded_database: Database, tmp_path: Path, settings: Settings, uploaded: datetime, day: date
+) -> None:
+    """A counts file with no date column uploaded in Ha Tinh's morning (before 07:00, still
+    the day before in UTC) is of Ha Tinh's day (settings.timezone, Asia/Ho_Chi_Minh): the
+    report and the coverage a carrier reads name that date, not UTC's."""
+    assert settings.timezone == "Asia/Ho_Chi_Minh"
+    path = write_csv(tmp_path / "counts.csv", [["area_code", "count"], ["18073", "1200"]])
+    report = _import(seeded_database, settings, "viettel", path, kind="counts", now=uploaded)
+    assert report.as_of == day
+    with seeded_database.session() as session:
+        assert session.scalars(select(CountReport.as_of)).all() == [day]
+        rows = {r["area_code"]: r for r in coverage(session, "viettel")}
+    assert (rows["18073"]["reported"], rows["18073"]["as_of"]) == (1200, day)
+
+
 def test_counts_over_two_chunks_count_every_row_and_date_blank_cells(
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:
