@@ -27,6 +27,7 @@ from broadcast.models import (
     Brandname,
     Carrier,
     MsgType,
+    User,
 )
 from broadcast.policy import PolicyViolation
 from broadcast.web.api.schemas import AlertOut
@@ -579,54 +580,100 @@ def test_the_three_refusals_read_in_full(
     )
 
 
-@pytest.mark.parametrize(
-    ("who", "action"),
-    [("approver2", "approve"), ("drafter", "withdraw")],
-    ids=["approve", "withdraw"],
-)
-def test_a_second_click_during_an_approval_waits_and_is_refused(
-    seeded_database: Database, draft: AlertDraft, who: str, action: str
+def _click(session: Session, who: str, action: str, alert_id: int, version: int) -> Alert:
+    """One person's click on an alert, through the service the API and console call."""
+    if action == "complete":  # the sender worker, when every delivery is final
+        return alerts.mark_completed(session, alert_id, now=DAYTIME)
+    user = People(session)[who]
+    if action == "approve":
+        return alerts.approve(session, alert_id, version=version, user=user, now=DAYTIME)
+    if action == "reject":
+        return alerts.reject(session, alert_id, user=user, reason=f"{who}: sai địa bàn")
+    if action == "withdraw":
+        return alerts.withdraw(session, alert_id, user=user, now=DAYTIME)
+    assert action == "cancel"
+    return alerts.cancel(session, alert_id, user=user, now=DAYTIME)
+
+
+# first click (who, action), the click racing it, and what the second one reads once the first
+# is committed: refused with that sentence, or (None) nothing to do for the worker
+RACES = {
+    "approve-approve": ("approver", "approve", "approver2", "approve", "approved"),
+    "approve-withdraw": ("approver", "approve", "drafter", "withdraw", "approved"),
+    "approve-reject": ("approver", "approve", "approver2", "reject", "approved"),
+    "reject-approve": ("approver", "reject", "approver2", "approve", "draft"),
+    "reject-reject": ("approver", "reject", "approver2", "reject", "draft"),
+    "cancel-complete": ("approver2", "cancel", "worker", "complete", "cancelled"),
+    "complete-cancel": ("worker", "complete", "approver2", "cancel", "completed"),
+}
+ALLOWED = {"approved": "cancel, start", "draft": "cancel, submit", "completed": "nothing (final)"}
+
+
+@pytest.mark.parametrize("race", list(RACES))
+def test_two_clicks_at_once_one_wins_and_the_other_waits_and_reads_its_outcome(
+    seeded_database: Database, draft: AlertDraft, race: str
 ) -> None:
-    """An approver approves while another approver approves too, or the author withdraws, at
-    the same moment, each in their own connection and transaction: the approval holds the
-    alert's lock (FOR UPDATE on PostgreSQL, the write lock on SQLite), the other click waits,
-    then reads `approved` and is refused (409 in the API). Without the lock both read
-    `pending_approval` and both succeed."""
+    """Two people act on one alert at the same moment (two approvers, an approver and the
+    author, an operator's cancel and the sender finishing), each in their own connection and
+    transaction. The first holds the alert's lock (FOR UPDATE on PostgreSQL, the database's
+    write lock on SQLite) until it commits; the second waits, then reads the first's outcome
+    and is refused with the full sentence (409 in the API), or, for the worker's completion of
+    a cancelled alert, does nothing. Exactly one audit entry and one decision row are added:
+    the first's. Without the lock (`get_alert(..., lock=False)` in the second's service) the
+    second reads the status from before the first and both succeed, the last write winning."""
+    first_who, first, second_who, second, reads = RACES[race]
     with seeded_database.session() as session:
         people = People(session)
         alert = _pending(session, people, draft)
         alert_id, version = alert.id, alert.version
-        people[who]
-    second: list[object] = []
+        for who in {first_who, second_who} - {"worker"}:
+            people[who]
+        if "complete" in (first, second):  # approved by someone else, then sending
+            alerts.approve(session, alert_id, version=version, user=people["approver"], now=DAYTIME)
+            alerts.mark_sending(session, alert_id, now=DAYTIME)
+    with seeded_database.session() as session:
+        audit_before = len(_audit(session, alert_id))
+        decisions_before = _count(session, Approval)
+    outcome: list[object] = []
 
-    def other_click() -> None:
+    def second_click() -> None:
         try:
             with seeded_database.session() as session:
-                user = People(session)[who]
-                if action == "approve":
-                    alerts.approve(session, alert_id, version=version, user=user, now=DAYTIME)
-                else:
-                    alerts.withdraw(session, alert_id, user=user, now=DAYTIME)
-                second.append("done")
+                outcome.append(_click(session, second_who, second, alert_id, version).status)
         except Exception as exc:
-            second.append(exc)
+            outcome.append(exc)
 
-    thread = threading.Thread(target=other_click)
+    thread = threading.Thread(target=second_click)
     with seeded_database.session() as session:
-        alerts.approve(
-            session, alert_id, version=version, user=People(session)["approver"], now=DAYTIME
-        )
+        won = _click(session, first_who, first, alert_id, version).status
         thread.start()
         thread.join(1.0)
-        assert thread.is_alive(), "the second approval did not wait for the first"
+        assert thread.is_alive(), f"the {second} did not wait for the {first}"
     thread.join(30)
-    [refused] = second
-    assert isinstance(refused, InvalidTransition), refused
-    assert str(refused) == (
-        f"an alert in status 'approved' cannot '{action}'; allowed: cancel, start"
-    )
+    assert won == reads
+    [result] = outcome
+    if second == "complete":
+        assert result == AlertStatus.CANCELLED, result  # nothing to complete: left as it is
+    else:
+        assert isinstance(result, InvalidTransition), result
+        assert str(result) == (
+            f"an alert in status '{reads}' cannot '{second}'; allowed: {ALLOWED[reads]}"
+        )
     with seeded_database.session() as session:
-        assert _count(session, Approval) == 1
-        approved = session.get(Alert, alert_id)
-        assert approved is not None and approved.approved_by == People(session)["approver"].id
-        assert [a for _, a, _, _ in _audit(session, alert_id)].count("alert.approve") == 1
+        final = session.get(Alert, alert_id)
+        assert final is not None and final.status == reads
+        added = [(actor, action) for actor, action, _, _ in _audit(session, alert_id)]
+        assert added[audit_before:] == [(first_who.replace("worker", "system"), f"alert.{first}")]
+        decisions = session.execute(
+            select(User.username, Approval.decision)
+            .join(User, User.id == Approval.user_id)
+            .order_by(Approval.id)
+        ).all()
+        made = {"approve": [("approver", "approved")], "reject": [("approver", "rejected")]}
+        assert [tuple(d) for d in decisions[decisions_before:]] == made.get(first, [])
+        if reads == "approved":
+            assert final.approved_by == People(session)["approver"].id
+        if reads == "cancelled":
+            assert final.cancelled_at is not None and final.completed_at is None
+        if reads == "completed":
+            assert final.completed_at is not None and final.cancelled_at is None
