@@ -284,6 +284,36 @@ def test_counts_without_a_date_are_of_the_provinces_day_at_the_upload(
     assert (rows["18073"]["reported"], rows["18073"]["as_of"]) == (1200, day)
 
 
+def test_counts_report_progress_per_chunk_and_a_file_with_none_valid_says_why(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """Counts read in chunks report their progress after each (rows read, rows in the file);
+    a counts file with no valid row is refused with the rows read and each reason counted."""
+    rows: list[list[object]] = [["area_code", "count"], ["18100", "2"]] + [["18073", "1"]] * 1000
+    path = write_xlsx(tmp_path / "counts.xlsx", {"Số liệu": rows})
+    chunked = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000}
+    )
+    progress: list[tuple[int, int | None]] = []
+    report = _import(
+        seeded_database, chunked, "viettel", path, kind="counts",
+        progress=lambda done, total: progress.append((done, total)),
+    )  # fmt: skip
+    assert (report.rows, report.accepted, report.duplicates) == (1001, 2, 999)
+    assert progress[-2:] == [(1000, 1001), (1001, 1001)]
+    bad = write_csv(tmp_path / "bad.csv", [["area_code", "count"], ["999", "5"], ["18073", "-3"]])
+    with pytest.raises(NoValidRows) as refused:
+        _import(seeded_database, settings, "viettel", bad, kind="counts")
+    assert refused.value.message == (
+        "bad.csv: no valid count in 2 rows (invalid_count: 1, unknown_area: 1); "
+        "nothing was recorded"
+    )
+    assert refused.value.details == {
+        "rows": 2,
+        "rejected": {"invalid_count": 1, "unknown_area": 1},
+    }
+
+
 def test_counts_over_two_chunks_count_every_row_and_date_blank_cells(
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:
