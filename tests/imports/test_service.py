@@ -314,6 +314,35 @@ def test_counts_report_progress_per_chunk_and_a_file_with_none_valid_says_why(
     }
 
 
+def test_a_counts_report_compares_each_reported_commune_with_the_carriers_own_list(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """The counts report's table (`per_area`): one row per commune the file reported, beside
+    the numbers the importing carrier's own active list holds there and its latest count;
+    another carrier's list and counts, and communes the file did not name, are not in it."""
+    numbers = [["so_thue_bao", "ma_xa"], ["0961000001", "18073"], ["0961000002", "18073"]]
+    _import(seeded_database, settings, "viettel", write_csv(tmp_path / "v.csv", numbers))
+    other = [["so_thue_bao", "ma_xa"], ["0911000001", "18073"], ["0911000002", "18100"]]
+    _import(seeded_database, settings, "vinaphone", write_csv(tmp_path / "o.csv", other))
+    theirs = [["area_code", "count", "as_of"], ["18073", "900", "2026-03-01"]]
+    _import(
+        seeded_database, settings, "vinaphone", write_csv(tmp_path / "oc.csv", theirs),
+        kind="counts",
+    )  # fmt: skip
+    counts = [["area_code", "count", "as_of"], ["18073", "5", "2026-02-01"]]
+    path = write_csv(tmp_path / "c.csv", counts)
+    report = _import(seeded_database, settings, "viettel", path, kind="counts")
+    assert report.per_area == [
+        {
+            "area_code": "18073",
+            "area_name": "Phường Thành Sen",
+            "accepted": 2,
+            "reported": 5,
+            "as_of": date(2026, 2, 1),
+        }
+    ]
+
+
 def test_counts_over_two_chunks_count_every_row_and_date_blank_cells(
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:
