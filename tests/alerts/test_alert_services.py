@@ -31,6 +31,7 @@ from broadcast.models import (
 )
 from broadcast.policy import PolicyViolation
 from broadcast.web.api.schemas import AlertOut
+from broadcast.web.refusals import say
 from tests.alerts.conftest import DAYTIME, People
 
 NIGHT = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)  # 23:00 in Ha Tinh
@@ -578,6 +579,14 @@ def test_the_three_refusals_read_in_full(
     assert str(self_reject.value) == (
         "a drafter cannot reject their own alert; withdraw it instead"
     )
+    # The console and the API say each in the reader's words, found by the refusal's key (its
+    # English console text here, outside a request; a wrong key falls back to the core's).
+    said = [say(e.value.reason, "Asia/Ho_Chi_Minh") for e in (other, empty, self_reject)]
+    assert said == [
+        "Only the author can take an alert back from approval.",
+        "The reason for the rejection was refused.",
+        "A drafter cannot reject their own alert; take it back instead.",
+    ]
 
 
 def _click(session: Session, who: str, action: str, alert_id: int, version: int) -> Alert:
