@@ -558,7 +558,7 @@ def test_each_decision_names_its_maker_and_keeps_its_time(
     assert _audit(session, sent.id)[-1][:2] == ("system", "alert.complete")
 
 
-def test_the_three_refusals_read_in_full(
+def test_the_refusals_read_in_full(
     session: Session, people: People, draft: AlertDraft
 ) -> None:
     """The sentences the API and console show, word for word (mutation testing changed them
@@ -578,6 +578,12 @@ def test_the_three_refusals_read_in_full(
         alerts.reject(session, own.id, user=approver, reason="oops")
     assert str(self_reject.value) == (
         "a drafter cannot reject their own alert; withdraw it instead"
+    )
+    with pytest.raises(PermissionDenied) as pause:
+        alerts.pause(session, alert.id, user=people["drafter"])
+    assert (
+        str(pause.value)
+        == "pause of an alert needs the admin or approver role; 'drafter' is drafter"
     )
     # The console and the API say each in the reader's words, found by the refusal's key (its
     # English console text here, outside a request; a wrong key falls back to the core's).
