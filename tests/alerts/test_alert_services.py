@@ -558,9 +558,7 @@ def test_each_decision_names_its_maker_and_keeps_its_time(
     assert _audit(session, sent.id)[-1][:2] == ("system", "alert.complete")
 
 
-def test_the_refusals_read_in_full(
-    session: Session, people: People, draft: AlertDraft
-) -> None:
+def test_the_refusals_read_in_full(session: Session, people: People, draft: AlertDraft) -> None:
     """The sentences the API and console show, word for word (mutation testing changed them
     without a test noticing while tests matched key words only)."""
     alert = _pending(session, people, draft)
@@ -599,6 +597,8 @@ def _click(session: Session, who: str, action: str, alert_id: int, version: int)
     """One person's click on an alert, through the service the API and console call."""
     if action == "complete":  # the sender worker, when every delivery is final
         return alerts.mark_completed(session, alert_id, now=DAYTIME)
+    if action == "start":  # the fan-out job, when it begins
+        return alerts.mark_sending(session, alert_id, now=DAYTIME)
     user = People(session)[who]
     if action == "approve":
         return alerts.approve(session, alert_id, version=version, user=user, now=DAYTIME)
@@ -606,6 +606,8 @@ def _click(session: Session, who: str, action: str, alert_id: int, version: int)
         return alerts.reject(session, alert_id, user=user, reason=f"{who}: sai địa bàn")
     if action == "withdraw":
         return alerts.withdraw(session, alert_id, user=user, now=DAYTIME)
+    if action == "submit":
+        return alerts.submit_for_approval(session, alert_id, user=user, now=DAYTIME)
     assert action == "cancel"
     return alerts.cancel(session, alert_id, user=user, now=DAYTIME)
 
@@ -613,6 +615,7 @@ def _click(session: Session, who: str, action: str, alert_id: int, version: int)
 # first click (who, action), the click racing it, and what the second one reads once the first
 # is committed: refused with that sentence, or (None) nothing to do for the worker
 RACES = {
+    "submit-submit": ("drafter", "submit", "drafter", "submit", "pending_approval"),
     "approve-approve": ("approver", "approve", "approver2", "approve", "approved"),
     "approve-withdraw": ("approver", "approve", "drafter", "withdraw", "approved"),
     "approve-reject": ("approver", "approve", "approver2", "reject", "approved"),
@@ -620,8 +623,15 @@ RACES = {
     "reject-reject": ("approver", "reject", "approver2", "reject", "draft"),
     "cancel-complete": ("approver2", "cancel", "worker", "complete", "cancelled"),
     "complete-cancel": ("worker", "complete", "approver2", "cancel", "completed"),
+    "cancel-start": ("approver2", "cancel", "worker", "start", "cancelled"),
 }
-ALLOWED = {"approved": "cancel, start", "draft": "cancel, submit", "completed": "nothing (final)"}
+ALLOWED = {
+    "approved": "cancel, start",
+    "draft": "cancel, submit",
+    "pending_approval": "approve, cancel, reject, schedule, withdraw",
+    "completed": "nothing (final)",
+    "cancelled": "nothing (final)",
+}
 
 
 @pytest.mark.parametrize("race", list(RACES))
@@ -639,12 +649,16 @@ def test_two_clicks_at_once_one_wins_and_the_other_waits_and_reads_its_outcome(
     first_who, first, second_who, second, reads = RACES[race]
     with seeded_database.session() as session:
         people = People(session)
-        alert = _pending(session, people, draft)
+        if first == "submit":
+            alert = alerts.create_draft(session, draft, user=people["drafter"], now=DAYTIME)
+        else:
+            alert = _pending(session, people, draft)
         alert_id, version = alert.id, alert.version
         for who in {first_who, second_who} - {"worker"}:
             people[who]
-        if "complete" in (first, second):  # approved by someone else, then sending
+        if {"complete", "start"} & {first, second}:  # approved by someone else
             alerts.approve(session, alert_id, version=version, user=people["approver"], now=DAYTIME)
+        if "complete" in (first, second):  # then sending
             alerts.mark_sending(session, alert_id, now=DAYTIME)
     with seeded_database.session() as session:
         audit_before = len(_audit(session, alert_id))
