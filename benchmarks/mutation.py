@@ -128,7 +128,15 @@ TARGETS = {
         ("tests/imports/test_service.py", "tests/imports/test_old_labels.py"),
         # the duplicate and conflict logic: list rows (duplicates within and across chunks,
         # numbers other carriers hold), counts rows, and the coverage conflicts
-        ("_import_list", "_repeats", "_contains", "_as_int64", "_import_counts", "coverage"),
+        (
+            "_import_list",
+            "_repeats",
+            "_contains",
+            "_as_int64",
+            "_import_counts",
+            "_province_date",
+            "coverage",
+        ),
         # the import runs in the test process, not in a forked child mutmut cannot see
         env=(IN_PROCESS,),
     ),
@@ -205,11 +213,11 @@ def run_mutmut(where: Target, cwd: Path, jobs: int, seconds: float) -> bool:
     return True
 
 
-def _function_span(tree: ast.Module, name: str) -> tuple[int, int]:
-    """Lines of the function a mutant name points at (`x_f` or `xǁClassǁmethod`)."""
+def _function(tree: ast.Module, name: str) -> ast.AST | None:
+    """The function or method a mutant name points at (`x_f` or `xǁClassǁmethod`)."""
     parts = name.removeprefix("x_").removeprefix("xǁ").split("ǁ")
-    span = (1, tree.body[-1].end_lineno or 1) if tree.body else (1, 1)
     nodes: list[ast.AST] = list(tree.body)
+    found: ast.AST | None = None
     for part in parts:
         found = next(
             (
@@ -221,10 +229,31 @@ def _function_span(tree: ast.Module, name: str) -> tuple[int, int]:
             None,
         )
         if found is None:
-            return span
+            return None
         nodes = list(found.body)
-        span = (found.lineno, found.end_lineno or found.lineno)
-    return span
+    return found
+
+
+def _first_line(lines: list[str], node: ast.AST | None) -> int:
+    """The source line mutmut's diff of a function starts at (its line 1).
+
+    The diff is of the function's text as libcst holds it: the comments right above the `def`
+    (and its decorators) belong to the function, so the diff starts at the first of them, not
+    at the `def` (a section comment above `_import_counts` put every survivor 3 lines low)."""
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return 1
+    first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    indent = " " * node.col_offset
+    above = first - 1  # 1-based number of the line above
+    while above >= 1:
+        line = lines[above - 1]
+        if line.strip() and not (line.startswith(indent) and line.strip().startswith("#")):
+            break
+        above -= 1
+    first = above + 1
+    while first < node.lineno and not lines[first - 1].strip():  # the diff is stripped
+        first += 1
+    return first
 
 
 _DIFFS = """
@@ -248,16 +277,20 @@ def survivors(cwd: Path, target: Target, keys: list[str]) -> list[dict[str, obje
             check=True,
         ).stdout
     )
-    tree = ast.parse((ROOT / target.path).read_text(encoding="utf-8"))
-    found = []
+    source = (ROOT / target.path).read_text(encoding="utf-8")
+    tree, lines = ast.parse(source), source.splitlines()
+    found: list[dict[str, object]] = []
     for key in keys:
         diff = diffs[key].splitlines()
         removed = [x[1:].strip() for x in diff if x.startswith("-") and not x.startswith("---")]
         added = [x[1:].strip() for x in diff if x.startswith("+") and not x.startswith("+++")]
-        first, _last = _function_span(tree, re.sub(r"__mutmut_\d+$", "", key.rsplit(".", 1)[-1]))
+        node = _function(tree, re.sub(r"__mutmut_\d+$", "", key.rsplit(".", 1)[-1]))
+        line = _first_line(lines, node) + _changed_offset(diff)
+        # a check against the source: a location that is not the changed line is marked `?`
+        exact = not removed or (0 < line <= len(lines) and lines[line - 1].strip() == removed[0])
         found.append(
             {
-                "location": f"{target.path}:{first + _changed_offset(diff)}",
+                "location": f"{target.path}:{line}{'' if exact else '?'}",
                 "mutant": key,
                 "change": " / ".join(removed) + " -> " + " / ".join(added),
             }

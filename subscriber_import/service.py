@@ -24,6 +24,7 @@ from fractions import Fraction
 from itertools import repeat
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -84,10 +85,15 @@ def import_file(
     allow_shrink: bool = False,
     replacing: int | None = None,
     on_start: Callable[[int], None] | None = None,
+    now: datetime | None = None,
 ) -> ImportReport:
     """Import a list (replaces the carrier's list) or counts (appended). Raises ImportRejected
     (ImportFailed when the import's child process hit a limit or died). `on_start` gets the
     Import row's id once it exists.
+
+    `as_of` is the date of the counts rows that give none: by default the province's date
+    (settings.timezone) at the upload, `now` (the clock when None), so a file uploaded at 06:30
+    in Ha Tinh is of that day, not of the day before in UTC.
 
     A list that would cut the active list by more than imports.max_shrink is refused
     (ListShrinks) unless `allow_shrink`. `replacing`, when given, is the id of the active list
@@ -98,6 +104,7 @@ def import_file(
     imports.max_memory_mb and imports.max_seconds (subscriber_import.isolation)."""
     started = time.perf_counter()
     name = filename or Path(path).name
+    as_of = as_of or _province_date(settings, now)
     try:
         kind_enum = ImportKind(kind)
     except ValueError:
@@ -175,7 +182,7 @@ def _in_child(
     name: str,
     sheet: str | None,
     user_id: int | None,
-    as_of: date | None,
+    as_of: date,
     started: float,
     allow_shrink: bool,
     replacing: int | None,
@@ -208,7 +215,7 @@ def _run(
     sheet: str | None,
     user_id: int | None,
     progress: Progress | None,
-    as_of: date | None,
+    as_of: date,
     started: float,
     allow_shrink: bool,
     replacing: int | None,
@@ -729,6 +736,11 @@ class _BulkWriter:
 # --- counts --------------------------------------------------------------------------------
 
 
+def _province_date(settings: Settings, now: datetime | None) -> date:
+    """Today in the province (settings.timezone) at `now` (aware; the clock when None)."""
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(settings.timezone)).date()
+
+
 def _import_counts(
     session: Session,
     settings: Settings,
@@ -737,12 +749,12 @@ def _import_counts(
     rejects: RejectsWriter,
     carrier_id: int,
     progress: Progress | None,
-    as_of: date | None,
+    as_of: date,
 ) -> None:
     columns = map_columns(table.columns, "counts")
     area_cols, count_col = columns["area"], columns["count"][0]
     date_col = columns.get("as_of", [None])[0]
-    default_date = as_of or datetime.now(UTC).date()
+    default_date = as_of
     report.as_of = default_date
     areas = load_lookup(session, settings)
     row_at: dict[tuple[int, date], int] = {}  # (area, date) → its row in `rows`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import date
 from pathlib import Path
 
@@ -104,3 +105,33 @@ def test_counts_of_merged_communes_add_up_and_districts_are_refused(
         rows = session.execute(select(CountReport.count, CountReport.as_of)).all()
         assert session.scalar(select(func.count()).select_from(CountReport)) == 1
     assert [tuple(r) for r in rows] == [(1500, date(2026, 1, 15))]
+
+
+def test_an_old_label_for_a_commune_given_by_its_code_is_a_duplicate_and_rows_after_count(
+    seeded_database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A commune's count given by its own code, then again by the label of an old commune now
+    in it, is given twice: the second is a duplicate (not added), written to the rejects file
+    with its line, value, area and reason; the rows after a duplicate still count, and every
+    stored count names its import."""
+    path = write_csv(
+        tmp_path / "counts.csv",
+        [
+            ["ma_xa", "so_luong", "ngay"],
+            ["18652", "2000", "2026-01-15"],  # Phường Hà Huy Tập by its code
+            ["Xã Thạch Đài", "1000", "2026-01-15"],  # an old commune now in Phường Hà Huy Tập
+            ["18100", "7", "2026-01-15"],  # after the duplicate
+        ],
+    )
+    report = _import(seeded_database, settings, path, kind="counts")
+    assert (report.rows, report.accepted, report.duplicates, report.mapped) == (3, 2, 1, 0)
+    with seeded_database.session() as session:
+        stored = session.execute(
+            select(CountReport.count, CountReport.import_id).order_by(CountReport.count)
+        ).all()
+    assert [tuple(r) for r in stored] == [(7, report.import_id), (2000, report.import_id)]
+    with open(report.rejects_csv, encoding="utf-8-sig", newline="") as fh:
+        assert list(csv.reader(fh)) == [
+            ["line", "value", "area", "reason"],
+            ["3", "1000", "Xã Thạch Đài", "duplicate"],
+        ]

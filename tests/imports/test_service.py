@@ -262,6 +262,90 @@ def test_purge_superseded_after_retention(
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
 
 
+@pytest.mark.parametrize(
+    ("uploaded", "day"),
+    [
+        (datetime(2026, 12, 1, 16, 59, 59, tzinfo=UTC), date(2026, 12, 1)),  # 23:59:59 there
+        (datetime(2026, 12, 1, 17, 0, tzinfo=UTC), date(2026, 12, 2)),  # midnight there
+        (datetime(2026, 12, 1, 23, 30, tzinfo=UTC), date(2026, 12, 2)),  # 06:30 there
+    ],
+    ids=["before-local-midnight", "local-midnight", "morning-local-still-yesterday-in-utc"],
+)
+def test_counts_without_a_date_are_of_the_provinces_day_at_the_upload(
+    seeded_database: Database, tmp_path: Path, settings: Settings, uploaded: datetime, day: date
+) -> None:
+    """A counts file with no date column uploaded in Ha Tinh's morning (before 07:00, still
+    the day before in UTC) is of Ha Tinh's day (settings.timezone, Asia/Ho_Chi_Minh): the
+    report and the coverage a carrier reads name that date, not UTC's."""
+    assert settings.timezone == "Asia/Ho_Chi_Minh"
+    path = write_csv(tmp_path / "counts.csv", [["area_code", "count"], ["18073", "1200"]])
+    report = _import(seeded_database, settings, "viettel", path, kind="counts", now=uploaded)
+    assert report.as_of == day
+    with seeded_database.session() as session:
+        assert session.scalars(select(CountReport.as_of)).all() == [day]
+        rows = {r["area_code"]: r for r in coverage(session, "viettel")}
+    assert (rows["18073"]["reported"], rows["18073"]["as_of"]) == (1200, day)
+
+
+def test_counts_report_progress_per_chunk_and_a_file_with_none_valid_says_why(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """Counts read in chunks report their progress after each (rows read, rows in the file);
+    a counts file with no valid row is refused with the rows read and each reason counted."""
+    rows: list[list[object]] = [["area_code", "count"], ["18100", "2"]] + [["18073", "1"]] * 1000
+    path = write_xlsx(tmp_path / "counts.xlsx", {"Số liệu": rows})
+    chunked = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000}
+    )
+    progress: list[tuple[int, int | None]] = []
+    report = _import(
+        seeded_database, chunked, "viettel", path, kind="counts",
+        progress=lambda done, total: progress.append((done, total)),
+    )  # fmt: skip
+    assert (report.rows, report.accepted, report.duplicates) == (1001, 2, 999)
+    assert progress[-2:] == [(1000, 1001), (1001, 1001)]
+    bad = write_csv(tmp_path / "bad.csv", [["area_code", "count"], ["999", "5"], ["18073", "-3"]])
+    with pytest.raises(NoValidRows) as refused:
+        _import(seeded_database, settings, "viettel", bad, kind="counts")
+    assert refused.value.message == (
+        "bad.csv: no valid count in 2 rows (invalid_count: 1, unknown_area: 1); "
+        "nothing was recorded"
+    )
+    assert refused.value.details == {
+        "rows": 2,
+        "rejected": {"invalid_count": 1, "unknown_area": 1},
+    }
+
+
+def test_a_counts_report_compares_each_reported_commune_with_the_carriers_own_list(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """The counts report's table (`per_area`): one row per commune the file reported, beside
+    the numbers the importing carrier's own active list holds there and its latest count;
+    another carrier's list and counts, and communes the file did not name, are not in it."""
+    numbers = [["so_thue_bao", "ma_xa"], ["0961000001", "18073"], ["0961000002", "18073"]]
+    _import(seeded_database, settings, "viettel", write_csv(tmp_path / "v.csv", numbers))
+    other = [["so_thue_bao", "ma_xa"], ["0911000001", "18073"], ["0911000002", "18100"]]
+    _import(seeded_database, settings, "vinaphone", write_csv(tmp_path / "o.csv", other))
+    theirs = [["area_code", "count", "as_of"], ["18073", "900", "2026-03-01"]]
+    _import(
+        seeded_database, settings, "vinaphone", write_csv(tmp_path / "oc.csv", theirs),
+        kind="counts",
+    )  # fmt: skip
+    counts = [["area_code", "count", "as_of"], ["18073", "5", "2026-02-01"]]
+    path = write_csv(tmp_path / "c.csv", counts)
+    report = _import(seeded_database, settings, "viettel", path, kind="counts")
+    assert report.per_area == [
+        {
+            "area_code": "18073",
+            "area_name": "Phường Thành Sen",
+            "accepted": 2,
+            "reported": 5,
+            "as_of": date(2026, 2, 1),
+        }
+    ]
+
+
 def test_counts_over_two_chunks_count_every_row_and_date_blank_cells(
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:
