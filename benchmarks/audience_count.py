@@ -18,28 +18,23 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import psycopg
 from sqlalchemy import select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scratch import province_database  # noqa: E402
+
 from broadcast import audience  # noqa: E402
-from broadcast.areas import load_configured_areas  # noqa: E402
-from broadcast.bootstrap import sync_carriers  # noqa: E402
 from broadcast.db import Database  # noqa: E402
 from broadcast.models import Area, Carrier, ListStatus, SubscriberList  # noqa: E402
-from broadcast.settings import load_settings  # noqa: E402
 from subscriber_import.service import _BulkWriter  # noqa: E402
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MAX_ROWS = 5_000_000
 SHARES = {"viettel": 0.5, "vinaphone": 0.3, "mobifone": 0.2}
 PREFIX = {"viettel": 84960000000, "vinaphone": 84910000000, "mobifone": 84930000000}
@@ -105,82 +100,63 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.rows <= MAX_ROWS:
         parser.error(f"--rows must be between 1 and {MAX_ROWS:,}")
-    dbname = f"loa_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    url = ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + dbname
-    db = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="loa-bench-") as instance:
-            settings = load_settings(
-                {"LOA_INSTANCE_PATH": instance}, overrides={"database_url": url}
-            )
-            db = Database(settings.sqlalchemy_url)
-            db.upgrade()
-            with db.session() as session:
-                sync_carriers(session, settings)
-                load_configured_areas(session, settings)
-            log(f"generating {args.rows:,} subscribers")
-            lists = generate(db, args.rows)
-            with db.session() as session:
-                session.execute(text(f"SET LOCAL statement_timeout = {args.timeout * 1000}"))
-                start = time.perf_counter()
-                kept_rows = audience.refresh_area_counts(session)
-                refresh_s = time.perf_counter() - start
-            log(f"kept counts: {kept_rows:,} rows in {refresh_s:.2f} s")
-            with db.session() as session:
-                session.execute(text("ANALYZE"))
-            carriers = list(SHARES)
-            results: dict[str, dict[str, object]] = {}
-            with db.session() as session:
-                session.execute(text(f"SET LOCAL statement_timeout = {args.timeout * 1000}"))
-                communes = session.scalars(
-                    select(Area.code).where(Area.parent_id.is_not(None)).order_by(Area.code)
-                ).all()
-                for name, areas in {
-                    "province": ["42"],
-                    "ten_communes": list(communes[:10]),
-                }.items():
-                    counts = {}
-                    for mode in ("kept", "scan"):
-                        seconds, got = timed(
-                            lambda a=areas, m=mode: audience.audience_counts(
-                                session,
-                                area_codes=a,
-                                carrier_codes=carriers,
-                                test=False,
-                                kept=m == "kept",
-                            ),
-                            args.repeat,
-                        )
-                        counts[mode] = got
-                        results.setdefault(name, {})[f"{mode}_s"] = round(seconds, 4)
-                        log(f"{name} {mode}: {seconds * 1000:.1f} ms {got}")
-                    assert counts["kept"] == counts["scan"], counts
-                    results[name]["audience"] = counts["kept"]
-                    results[name]["speedup"] = round(
-                        float(results[name]["scan_s"]) / max(float(results[name]["kept_s"]), 1e-6),
-                        1,
+    with province_database() as (db, _settings):
+        log(f"generating {args.rows:,} subscribers")
+        lists = generate(db, args.rows)
+        with db.session() as session:
+            session.execute(text(f"SET LOCAL statement_timeout = {args.timeout * 1000}"))
+            start = time.perf_counter()
+            kept_rows = audience.refresh_area_counts(session)
+            refresh_s = time.perf_counter() - start
+        log(f"kept counts: {kept_rows:,} rows in {refresh_s:.2f} s")
+        with db.session() as session:
+            session.execute(text("ANALYZE"))
+        carriers = list(SHARES)
+        results: dict[str, dict[str, object]] = {}
+        with db.session() as session:
+            session.execute(text(f"SET LOCAL statement_timeout = {args.timeout * 1000}"))
+            communes = session.scalars(
+                select(Area.code).where(Area.parent_id.is_not(None)).order_by(Area.code)
+            ).all()
+            for name, areas in {
+                "province": ["42"],
+                "ten_communes": list(communes[:10]),
+            }.items():
+                counts = {}
+                for mode in ("kept", "scan"):
+                    seconds, got = timed(
+                        lambda a=areas, m=mode: audience.audience_counts(
+                            session,
+                            area_codes=a,
+                            carrier_codes=carriers,
+                            test=False,
+                            kept=m == "kept",
+                        ),
+                        args.repeat,
                     )
-        print(
-            json.dumps(
-                {
-                    "rows": args.rows,
-                    "lists": lists,
-                    "kept_count_rows": kept_rows,
-                    "refresh_s": round(refresh_s, 2),
-                    "repeat": args.repeat,
-                    **results,
-                    "target_s": 0.3,
-                    "province_within_target": float(results["province"]["kept_s"]) <= 0.3,
-                }
-            )
+                    counts[mode] = got
+                    results.setdefault(name, {})[f"{mode}_s"] = round(seconds, 4)
+                    log(f"{name} {mode}: {seconds * 1000:.1f} ms {got}")
+                assert counts["kept"] == counts["scan"], counts
+                results[name]["audience"] = counts["kept"]
+                results[name]["speedup"] = round(
+                    float(results[name]["scan_s"]) / max(float(results[name]["kept_s"]), 1e-6),
+                    1,
+                )
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "lists": lists,
+                "kept_count_rows": kept_rows,
+                "refresh_s": round(refresh_s, 2),
+                "repeat": args.repeat,
+                **results,
+                "target_s": 0.3,
+                "province_within_target": float(results["province"]["kept_s"]) <= 0.3,
+            }
         )
-    finally:
-        if db is not None:
-            db.dispose()
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,9 @@ from sqlalchemy import select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audience_count import ADMIN, SHARES, generate  # noqa: E402
+from audience_count import SHARES, generate  # noqa: E402
 from pipeline import LOA, read_records, start_simulator, wait_workers  # noqa: E402
+from scratch import ADMIN  # noqa: E402
 
 from broadcast import keys  # noqa: E402
 from broadcast.areas import load_configured_areas  # noqa: E402

@@ -21,25 +21,22 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg
 from sqlalchemy import select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scratch import province_database  # noqa: E402
+
 from broadcast import accounts, alerts, deliveries, reach  # noqa: E402
 from broadcast.alerts import AlertDraft  # noqa: E402
-from broadcast.areas import load_configured_areas  # noqa: E402
-from broadcast.bootstrap import sync_carriers  # noqa: E402
 from broadcast.db import Database  # noqa: E402
 from broadcast.models import (  # noqa: E402
     AlertCategory,
@@ -49,7 +46,6 @@ from broadcast.models import (  # noqa: E402
     Role,
     SubscriberList,
 )
-from broadcast.settings import load_settings  # noqa: E402
 from subscriber_import.service import _BulkWriter  # noqa: E402
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -144,57 +140,38 @@ def main() -> None:
         parser.error(f"--rows must be between 1 and {MAX_ROWS:,}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    dbname = f"loa_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    url = ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + dbname
-    db = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="loa-bench-") as instance:
-            settings = load_settings(
-                {"LOA_INSTANCE_PATH": instance}, overrides={"database_url": url}
+    with province_database() as (db, _settings):
+        log(f"seeding {args.rows:,} deliveries")
+        alert_id, communes, fan_out_s = seed(db, args.rows)
+        with db.session() as session:
+            session.execute(text("ANALYZE"))
+        with db.session() as session:
+            session.execute(text(f"SET LOCAL statement_timeout = {args.timeout * 1000}"))
+            bare_s, bare = timed(
+                lambda: session.execute(text(BARE), {"a": alert_id}).all(), args.repeat
             )
-            db = Database(settings.sqlalchemy_url)
-            db.upgrade()
-            with db.session() as session:
-                sync_carriers(session, settings)
-                load_configured_areas(session, settings)
-            log(f"seeding {args.rows:,} deliveries")
-            alert_id, communes, fan_out_s = seed(db, args.rows)
-            with db.session() as session:
-                session.execute(text("ANALYZE"))
-            with db.session() as session:
-                session.execute(text(f"SET LOCAL statement_timeout = {args.timeout * 1000}"))
-                bare_s, bare = timed(
-                    lambda: session.execute(text(BARE), {"a": alert_id}).all(), args.repeat
-                )
-                log(f"bare GROUP BY: {bare_s * 1000:.1f} ms, {len(bare)} communes")
-                reach_s, ranked = timed(lambda: reach.area_progress(session, alert_id), args.repeat)
-                log(f"area_progress: {reach_s * 1000:.1f} ms, {len(ranked)} communes")
-            assert sorted(int(n) for _, n in bare) == sorted(r["total"] for r in ranked)
-            lowest = ranked[0]
-        print(
-            json.dumps(
-                {
-                    "rows": args.rows,
-                    "communes": communes,
-                    "listed": len(ranked),
-                    "with_area": sum(r["total"] for r in ranked),
-                    "fan_out_s": round(fan_out_s, 2),
-                    "repeat": args.repeat,
-                    "area_progress_s": round(reach_s, 4),
-                    "bare_group_by_s": round(bare_s, 4),
-                    "ratio": round(reach_s / max(bare_s, 1e-6), 2),
-                    "lowest": {k: lowest[k] for k in ("code", "total", "delivered", "failed")},
-                },
-                ensure_ascii=False,
-            )
+            log(f"bare GROUP BY: {bare_s * 1000:.1f} ms, {len(bare)} communes")
+            reach_s, ranked = timed(lambda: reach.area_progress(session, alert_id), args.repeat)
+            log(f"area_progress: {reach_s * 1000:.1f} ms, {len(ranked)} communes")
+        assert sorted(int(n) for _, n in bare) == sorted(r["total"] for r in ranked)
+        lowest = ranked[0]
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "communes": communes,
+                "listed": len(ranked),
+                "with_area": sum(r["total"] for r in ranked),
+                "fan_out_s": round(fan_out_s, 2),
+                "repeat": args.repeat,
+                "area_progress_s": round(reach_s, 4),
+                "bare_group_by_s": round(bare_s, 4),
+                "ratio": round(reach_s / max(bare_s, 1e-6), 2),
+                "lowest": {k: lowest[k] for k in ("code", "total", "delivered", "failed")},
+            },
+            ensure_ascii=False,
         )
-    finally:
-        if db is not None:
-            db.dispose()
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    )
 
 
 if __name__ == "__main__":

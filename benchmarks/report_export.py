@@ -20,17 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg
 from sqlalchemy import select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scratch import scratch_database, settings_for  # noqa: E402
 
 from broadcast import accounts, alerts, deliveries  # noqa: E402
 from broadcast.alerts import AlertDraft  # noqa: E402
@@ -47,21 +47,15 @@ from broadcast.models import (  # noqa: E402
     SubscriberList,
 )
 from broadcast.policy import as_utc  # noqa: E402
-from broadcast.settings import load_settings  # noqa: E402
 from subscriber_import.report import defuse_cell  # noqa: E402
 from subscriber_import.service import _BulkWriter  # noqa: E402
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MAX_ROWS = 1_000_000
 CHUNK = 64 * 1024
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def settings_for(url: str, instance: str) -> Any:
-    return load_settings({"LOA_INSTANCE_PATH": instance}, overrides={"database_url": url})
 
 
 def seed(url: str, instance: str, rows: int) -> int:
@@ -235,32 +229,24 @@ def main() -> None:
         return
     if not 0 < args.rows <= MAX_ROWS:
         parser.error(f"--rows must be between 1 and {MAX_ROWS:,}")
-    dbname = f"loa_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    url = ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + dbname
-    try:
-        with tempfile.TemporaryDirectory(prefix="loa-bench-") as instance:
-            log(f"seeding {args.rows:,} deliveries")
-            alert_id = seed(url, instance, args.rows)
-            result: dict[str, Any] = {"rows": args.rows}
-            for variant in ("xlsx_before", "xlsx_after", "csv"):
-                log(f"{variant} …")
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child", variant, url, instance, str(alert_id)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    timeout=args.timeout,
-                )
-                result[variant] = json.loads(out.stdout.strip().splitlines()[-1])
-                log(f"  {result[variant]}")
-            before, after = result["xlsx_before"], result["xlsx_after"]
-            result["xlsx_ttfb_speedup"] = round(before["ttfb_s"] / max(after["ttfb_s"], 0.01), 1)
-        print(json.dumps(result))
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    with scratch_database() as url, tempfile.TemporaryDirectory(prefix="loa-bench-") as instance:
+        log(f"seeding {args.rows:,} deliveries")
+        alert_id = seed(url, instance, args.rows)
+        result: dict[str, Any] = {"rows": args.rows}
+        for variant in ("xlsx_before", "xlsx_after", "csv"):
+            log(f"{variant} …")
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", variant, url, instance, str(alert_id)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=args.timeout,
+            )
+            result[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+            log(f"  {result[variant]}")
+        before, after = result["xlsx_before"], result["xlsx_after"]
+        result["xlsx_ttfb_speedup"] = round(before["ttfb_s"] / max(after["ttfb_s"], 0.01), 1)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
