@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from sqlalchemy import select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scratch import province_database  # noqa: E402
+from scratch import province_database, timed  # noqa: E402
 
 from broadcast import audience  # noqa: E402
 from broadcast.db import Database  # noqa: E402
@@ -81,15 +80,6 @@ def generate(db: Database, rows: int) -> dict[str, int]:
             log(f"  {code}: {count:,} rows by COPY in {time.perf_counter() - start:.1f} s")
         written[code] = count
     return written
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    runs, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs), result
 
 
 def main() -> None:

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sqlalchemy import select, text
@@ -33,7 +30,7 @@ from sqlalchemy import select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scratch import province_database  # noqa: E402
+from scratch import province_database, timed  # noqa: E402
 
 from broadcast import accounts, alerts, deliveries, reach  # noqa: E402
 from broadcast.alerts import AlertDraft  # noqa: E402
@@ -117,15 +114,6 @@ def seed(db: Database, rows: int) -> tuple[int, int, float]:
         )
     log(f"  {sum(written.values()):,} deliveries written in {fan_out_s:.1f} s, states set")
     return alert_id, len(communes), fan_out_s
-
-
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    runs, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs), result
 
 
 def main() -> None:

@@ -1,15 +1,19 @@
-"""A private PostgreSQL database for one benchmark run: created on the shared server, migrated,
-and dropped at the end whatever happens (`scratch_database`); `province_database` also loads the
-configured carriers and areas, as `loa init` does, in an instance folder of its own."""
+"""What the benchmark scripts share. A private PostgreSQL database for one run: created on the
+shared server, migrated, and dropped at the end whatever happens (`scratch_database`);
+`province_database` also loads the configured carriers and areas, as `loa init` does, in an
+instance folder of its own. And `timed`, the median of repeated timings."""
 
 from __future__ import annotations
 
+import statistics
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -57,3 +61,13 @@ def province_database() -> Iterator[tuple[Database, Settings]]:
             yield db, settings
         finally:
             db.dispose()
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """The median of `repeat` timings of `fn()`, and its last answer."""
+    runs, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs), result
