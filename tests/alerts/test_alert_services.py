@@ -16,7 +16,14 @@ from broadcast import alerts
 from broadcast.alerts import AlertDraft
 from broadcast.areas import AreaRow, load_areas, load_official
 from broadcast.db import Database
-from broadcast.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from broadcast.errors import (
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    Reason,
+    ValidationFailed,
+    VersionChanged,
+)
 from broadcast.models import (
     Alert,
     AlertCategory,
@@ -29,7 +36,7 @@ from broadcast.models import (
     MsgType,
     User,
 )
-from broadcast.policy import PolicyViolation
+from broadcast.policy import PolicyViolation, as_utc
 from broadcast.web.api.schemas import AlertOut
 from broadcast.web.refusals import say
 from tests.alerts.conftest import DAYTIME, People
@@ -706,3 +713,64 @@ def test_two_clicks_at_once_one_wins_and_the_other_waits_and_reads_its_outcome(
             assert final.cancelled_at is not None and final.completed_at is None
         if reads == "completed":
             assert final.completed_at is not None and final.cancelled_at is None
+
+
+def test_an_approval_records_what_was_decided_and_refuses_at_the_expiry_instant(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    """What the fourth mutation round of `approve` found unpinned: the refusal at the very
+    instant of expiry (not only after it), each refusal's key, the decision's audit record,
+    the waivers off unless asked, and the submit and start times written to their columns."""
+    expiry = DAYTIME + timedelta(hours=1)
+    alert = _pending(session, people, make_draft(expires_at=expiry))
+    assert alert.submitted_at is not None and as_utc(alert.submitted_at) == DAYTIME
+    with pytest.raises(PermissionDenied) as own:
+        alerts.approve(
+            session, alert.id, version=alert.version, user=people["drafter"], now=DAYTIME
+        )
+    assert own.value.reason is not None and own.value.reason.key == "role_needed"
+    assert str(own.value).startswith("approving an alert needs the approver role")
+    with pytest.raises(VersionChanged) as stale:
+        alerts.approve(session, alert.id, version=7, user=people["approver"], now=DAYTIME)
+    assert stale.value.reason is not None
+    assert stale.value.reason.params == {"alert": alert.id, "current": alert.version, "read": 7}
+    with pytest.raises(ValidationFailed) as late:
+        alerts.approve(
+            session, alert.id, version=alert.version, user=people["approver"], now=expiry
+        )
+    assert late.value.reason is not None and late.value.reason.key == "alert_expired"
+    [why] = late.value.details["expires_at"]
+    assert isinstance(why, Reason) and why.key == "expired"
+    assert alert.status == AlertStatus.PENDING_APPROVAL and _count(session, Approval) == 0
+    just_before = expiry - timedelta(microseconds=1)
+    alerts.approve(
+        session, alert.id, version=alert.version, user=people["approver"], now=just_before
+    )
+    assert (alert.waive_quiet_hours, alert.waive_daily_cap) == (False, False)
+    [approval] = session.scalars(select(Approval).where(Approval.alert_id == alert.id))
+    assert (approval.waive_quiet_hours, approval.waive_daily_cap) == (False, False)
+    _, action, _, after = _audit(session, alert.id)[-1]
+    assert action == "alert.approve"
+    assert {k: after[k] for k in after if k != "status"} == {
+        "version": alert.version,
+        "waive_quiet_hours": False,
+        "waive_daily_cap": False,
+        "schedule_at": None,
+        "expires_at": expiry.isoformat(),
+    }
+    alerts.mark_sending(session, alert.id, now=just_before)
+    assert alert.started_at is not None and as_utc(alert.started_at) == just_before
+
+
+def test_the_author_is_refused_approval_by_its_own_reason(
+    session: Session, people: People, draft: AlertDraft
+) -> None:
+    approver = people["approver"]
+    alert = alerts.create_draft(session, draft, user=approver, now=DAYTIME)
+    alerts.submit_for_approval(session, alert.id, user=approver, now=DAYTIME)
+    with pytest.raises(PermissionDenied) as own:
+        alerts.approve(session, alert.id, version=alert.version, user=approver, now=DAYTIME)
+    assert own.value.reason is not None and own.value.reason.key == "own_alert_approve"
+    with pytest.raises(PermissionDenied) as other:
+        alerts.submit_for_approval(session, alert.id, user=people["approver2"], now=DAYTIME)
+    assert other.value.reason is not None and other.value.reason.key == "author_submits"
