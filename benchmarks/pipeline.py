@@ -68,6 +68,9 @@ from broadcast.models import (
 from broadcast.redis_server import PrivateRedis
 from broadcast.settings import load_settings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wire import Capture, submit_times
+
 CARRIERS = {  # code: (system_id, password, phase-B limit, sender processes in phase B)
     "viettel": ("loa_viettel", "demo-vt", 300, 3),
     "vinaphone": ("loa_vina", "demo-vn", 200, 1),
@@ -377,9 +380,13 @@ def limited_run(
         worker_log,
     )
     hogged: list[subprocess.Popen[bytes]] = []
+    ports = {code: int(env[f"LOA_CARRIERS__{code.upper()}__GATEWAY__PORT"]) for code in CARRIERS}
+    capture = Capture(tmp / f"wire-{label}.pcap", list(ports.values())) if args.wire else None
     try:
         startup = wait_workers(conn, workers)
         hogged = cpu_hogs(hogs)  # beside the run, not in the way of 16 interpreters starting
+        if capture:
+            capture.start()
         time.sleep(0.5)
         load_before = load_average()
         approve(db, conn, alert_id)
@@ -387,12 +394,15 @@ def limited_run(
         load_after = load_average()
     finally:
         stop_workers(workers)
+        if capture:
+            capture.stop()
         for hog in hogged:
             hog.kill()
             hog.wait()
     log(f"phase B {label}: {len(workers)} workers started in {startup:.1f} s, "
         f"load average {load_before} before, {load_after} after")  # fmt: skip
     figures: dict[str, Any] = {"load_average": [load_before, load_after]}
+    wire = submit_times(capture.path, list(ports.values())) if capture else {}
     lost = duplicates = 0
     for code in CARRIERS:
         recs = read_records(tmp / f"{code}.jsonl")[marks[code] :]
@@ -416,10 +426,20 @@ def limited_run(
             "tightest_read_s": tightest(read, pdu_limit),
         }
         f = figures[code]
+        on_wire = ""
+        if capture:
+            # Arrivals as the wire carried them: no receiver's scheduling, no merged stamps.
+            sent = wire[ports[code]]
+            if len(sent) != len(times):
+                log(f"phase B {label}: {code}: {len(sent)} submit_sm on the wire, "
+                    f"{len(times)} accepted")  # fmt: skip
+            f["worst_1s_wire"] = max_in_window(sent)
+            f["tightest_wire_s"] = tightest(sent, pdu_limit)
+            on_wire = f" (on the wire: {f['worst_1s_wire']}, {f['tightest_wire_s']} s)"
         log(f"phase B {label}: {code}: {rate:,.1f}/s of {limits[code]} "
             f"({rate / limits[code]:.1%}), worst sliding second {f['worst_1s']} of {pdu_limit} "
             f"PDUs (as read: {f['worst_1s_read']}), {pdu_limit + 1} PDUs in at least "
-            f"{f['tightest_s']} s (as read: {f['tightest_read_s']} s)")  # fmt: skip
+            f"{f['tightest_s']} s (as read: {f['tightest_read_s']} s){on_wire}")  # fmt: skip
     return figures, lost, duplicates
 
 
@@ -495,6 +515,11 @@ def main() -> None:
         help="CPU-spinning processes beside the workers in the loaded runs",
     )
     parser.add_argument("--two-parts", action="store_true", help="phase B sends 2-part messages")
+    parser.add_argument(
+        "--wire",
+        action="store_true",
+        help="phase B also times arrivals on the wire: a tcpdump of the loopback (root)",
+    )
     parser.add_argument(
         "--first-audience", type=int, default=0, help="also time the first submit for this many"
     )
