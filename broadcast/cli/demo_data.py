@@ -11,8 +11,9 @@ import csv
 import json
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -226,6 +227,7 @@ def build_files(
     prefixes = _prefixes(settings)
     codes = area_codes(database)
     old_labels = old_labels_by_commune(settings)
+    today = datetime.now(ZoneInfo(settings.timezone)).date()  # the province's day, as imports
     out = []
     for seed, (carrier, share) in enumerate(SHARES.items(), start=1):
         if carrier not in settings.carrier_codes:
@@ -241,6 +243,6 @@ def build_files(
             seed=seed,
             old_labels=old_labels,
         )
-        write_counts_csv(counts_path, clean, seed=seed + 100, as_of=date.today())
+        write_counts_csv(counts_path, clean, seed=seed + 100, as_of=today)
         out.append((carrier, list_path, counts_path))
     return out
