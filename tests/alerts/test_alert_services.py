@@ -391,9 +391,15 @@ def test_quiet_hours_refuse_a_warning_at_23h_unless_waived(
         user=people["approver"],
         now=NIGHT,
         waive_quiet_hours=True,
+        waive_daily_cap=True,
     )
-    assert alert.status == AlertStatus.APPROVED and alert.waive_quiet_hours
-    assert _audit(session, alert.id)[-1][3]["waive_quiet_hours"] is True
+    # Both waivers asked for reach the alert, the approval row and the audit record.
+    assert alert.status == AlertStatus.APPROVED
+    assert (alert.waive_quiet_hours, alert.waive_daily_cap) == (True, True)
+    [approval] = session.scalars(select(Approval).where(Approval.alert_id == alert.id))
+    assert (approval.waive_quiet_hours, approval.waive_daily_cap) == (True, True)
+    after = _audit(session, alert.id)[-1][3]
+    assert (after["waive_quiet_hours"], after["waive_daily_cap"]) == (True, True)
 
 
 @pytest.mark.parametrize("category", [AlertCategory.EMERGENCY, AlertCategory.TEST])
