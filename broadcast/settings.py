@@ -62,6 +62,7 @@ class DeliverySettings:
     reconcile_interval: float = 60.0
     throttle_decrease: float = 0.5
     jitter_margin: float = 0.02
+    catch_up_seconds: float = 0.25
     throttle_recovery_seconds: float = 60.0
     # The fan-out's chunks (subscriber positions per INSERT … SELECT, each committed and
     # enqueued before the next): a small first one per carrier, then big ones in turn.
@@ -273,6 +274,7 @@ class DeliverySchema(_Strict):
         validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False)
     )
     jitter_margin = fields.Float(validate=validate.Range(min=0.001, max=0.5))
+    catch_up_seconds = fields.Float(validate=validate.Range(min=0, max=1))
     throttle_recovery_seconds = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     fan_out_first_rows = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
     fan_out_chunk_rows = fields.Integer(validate=validate.Range(min=1, max=1_000_000))

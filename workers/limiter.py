@@ -210,7 +210,7 @@ class RedisRateLimiter:
         window: float = 1.02,
         block: int | None = None,
         horizon: float = 0.15,
-        credit: float = 0.1,
+        credit: float = 0.25,
         decrease: float = 0.5,
         recovery: float = 60.0,
     ) -> None:

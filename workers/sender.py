@@ -127,6 +127,7 @@ class CarrierSender:
             carrier_code,
             self.carrier.mps,
             window=1.0 + delivery.jitter_margin,
+            credit=delivery.catch_up_seconds,
             decrease=delivery.throttle_decrease,
             recovery=delivery.throttle_recovery_seconds,
         )
