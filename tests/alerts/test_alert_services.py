@@ -780,3 +780,86 @@ def test_the_author_is_refused_approval_by_its_own_reason(
     with pytest.raises(PermissionDenied) as other:
         alerts.submit_for_approval(session, alert.id, user=people["approver2"], now=DAYTIME)
     assert other.value.reason is not None and other.value.reason.key == "author_submits"
+
+
+def test_each_refusal_says_its_sentence_with_its_key_and_values(
+    session: Session, people: People, draft: AlertDraft, make_draft: Callable[..., AlertDraft]
+) -> None:
+    """The fifth mutation round's survivors in the refusals: the English sentence (what an
+    API client and the CLI read), the key the console translates, and the values it fills
+    in, for a deactivated user, a missing role, one's own alert, an expired alert, a
+    refused transition and a submit by someone else; and the submit's audit record."""
+    alert = _pending(session, people, make_draft(expires_at=DAYTIME + timedelta(hours=1)))
+    _, action, _, after = _audit(session, alert.id)[-1]
+    assert (action, after) == ("alert.submit", {"status": "pending_approval", "version": 1})
+
+    gone = people["approver2"]
+    gone.active = False
+    with pytest.raises(PermissionDenied) as inactive:
+        alerts.approve(session, alert.id, version=alert.version, user=gone, now=DAYTIME)
+    reason = inactive.value.reason
+    assert reason is not None
+    assert (reason.key, reason.params, str(reason)) == (
+        "user_deactivated",
+        {"user": "approver2"},
+        "user 'approver2' is deactivated",
+    )
+    with pytest.raises(PermissionDenied) as role:
+        alerts.approve(
+            session, alert.id, version=alert.version, user=people["auditor"], now=DAYTIME
+        )
+    assert role.value.reason is not None
+    assert role.value.reason.params == {
+        "roles": ["approver"],
+        "user": "auditor",
+        "role": "auditor",
+    }
+
+    own = alerts.create_draft(session, draft, user=people["approver"], now=DAYTIME)
+    alerts.submit_for_approval(session, own.id, user=people["approver"], now=DAYTIME)
+    with pytest.raises(PermissionDenied) as mine:
+        alerts.approve(session, own.id, version=own.version, user=people["approver"], now=DAYTIME)
+    assert str(mine.value.reason) == "a drafter cannot approve their own alert"
+    with pytest.raises(PermissionDenied) as other:
+        alerts.submit_for_approval(session, own.id, user=people["drafter2"], now=DAYTIME)
+    assert str(other.value.reason) == "only the author of a draft can submit it for approval"
+
+    with pytest.raises(ValidationFailed) as late:
+        alerts.approve(
+            session,
+            alert.id,
+            version=alert.version,
+            user=people["approver"],
+            now=DAYTIME + timedelta(hours=2),
+        )
+    assert str(late.value.reason) == (
+        "the alert has already expired; edit its expiry or derive a new one"
+    )
+    assert late.value.details["expires_at"] == ["already expired"]
+
+    # Plain strings are accepted for the status and the action, and named in the sentence.
+    with pytest.raises(InvalidTransition) as refused:
+        alerts.next_status("completed", "submit")  # type: ignore[arg-type]
+    reason = refused.value.reason
+    assert reason is not None and reason.key == "transition_refused"
+    assert str(reason) == (
+        "an alert in status 'completed' cannot 'submit'; allowed: nothing (final)"
+    )
+
+
+def test_a_schedule_that_is_now_or_past_at_approval_sends_now(
+    session: Session, people: People, make_draft: Callable[..., AlertDraft]
+) -> None:
+    """A schedule reached while the alert waited for approval is not a schedule any more:
+    the alert is approved (not scheduled) and its default validity runs from the approval,
+    not from the passed schedule; at the very instant of the schedule, too."""
+    for late_by in (timedelta(0), timedelta(hours=3)):
+        at = DAYTIME + timedelta(hours=1)
+        alert = _pending(session, people, make_draft(schedule_at=at))
+        now = at + late_by
+        alerts.approve(session, alert.id, version=alert.version, user=people["approver"], now=now)
+        assert alert.status == AlertStatus.APPROVED, late_by
+        assert alert.expires_at is not None
+        assert as_utc(alert.expires_at) == now + timedelta(hours=24), late_by
+        _, action, _, after = _audit(session, alert.id)[-1]
+        assert (action, after["schedule_at"]) == ("alert.approve", None)
