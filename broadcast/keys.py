@@ -113,6 +113,12 @@ def alert_counters_built_key(alert_id: int) -> str:
     return key("alert", alert_id, "counters-built")
 
 
+def alert_final_counts_key(alert_id: int) -> str:
+    """JSON {carrier: {state: rows}} of a completed alert, counted once from the database:
+    its rows no longer change, and the live counters may still lag the completion."""
+    return key("alert", alert_id, "final-counts")
+
+
 def alert_series_key(alert_id: int) -> str:
     """List of JSON points [unix time, messages/s, recipients with a final state] of the watch
     page's chart, one a second at most, bounded (live.SERIES_POINTS): its history on reload."""

@@ -125,6 +125,21 @@ def rebuild_counters(connection: redis.Redis, session: Session, alert_id: int) -
     pipe.execute()
 
 
+def _final_counts(
+    connection: redis.Redis, session: Session, alert_id: int
+) -> dict[str, dict[str, int]]:
+    """A completed alert's rows per carrier and state, from the database the first time
+    (every row is final: they no longer change), then from Redis (keys.alert_final_counts_key,
+    kept as long as the chart's series)."""
+    key = keys.alert_final_counts_key(alert_id)
+    cached = connection.get(key)
+    if cached is not None:
+        return dict(json.loads(cached))
+    counts = state_counts(session, alert_id)
+    connection.set(key, json.dumps(counts), ex=SERIES_TTL)
+    return counts
+
+
 def _carriers_of(connection: redis.Redis, session: Session, alert_id: int) -> list[str]:
     if not connection.exists(keys.alert_counters_built_key(alert_id)):
         rebuild_counters(connection, session, alert_id)
@@ -176,9 +191,19 @@ def alert_progress(
         pipe.hgetall(keys.alert_counters_key(alert_id, code))
         pipe.mget([keys.alert_rate_key(alert_id, code, now - i) for i in range(1, eta.WINDOW + 1)])
     raw = pipe.execute()
-    parts = session.scalar(select(Alert.parts).where(Alert.id == alert_id)) or 1
+    parts, status = session.execute(
+        select(Alert.parts, Alert.status).where(Alert.id == alert_id)
+    ).one()
+    parts = parts or 1
     counted = [{k.decode(): int(v) for k, v in raw[2 * i].items()} for i in range(len(carriers))]
-    if any(n < 0 for counts in counted for n in counts.values()):
+    if AlertStatus(status) == AlertStatus.COMPLETED:
+        # The counters move after the rows they mirror are written, and whoever completes
+        # the alert may do so between the two (reconcile completes, then recounts; one
+        # sender's last move lags another's completion): a completed alert's figures come
+        # from the database, which no longer changes, counted once.
+        final = _final_counts(connection, session, alert_id)
+        counted = [final.get(code, {}) for code in carriers]
+    elif any(n < 0 for counts in counted for n in counts.values()):
         # A counter below zero disagrees with the database (a move applied twice, a flush
         # between two writers): recount, so the columns still add up to the total.
         rebuild_counters(connection, session, alert_id)

@@ -98,14 +98,19 @@ def requeue_alert(rt: Runtime, alert_id: int, priority: str) -> Counter[str]:
     marks = {
         _str(k): _str(v) for k, v in rt.redis.hgetall(keys.alert_batches_key(alert_id)).items()
     }
-    # A mark proves a waiting job only while that job is still queued (a worker that died
-    # after taking it off the queue, before claiming its rows, leaves a mark and no job).
-    found = Job.fetch_many(list(marks.values()), connection=rt.redis) if marks else []
-    waiting = {
-        member
-        for member, job in zip(marks, found, strict=True)
-        if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED
-    }
+    # A mark proves a waiting job only while that job is in its queue. Not its record's
+    # status: RQ takes a job off the queue (LPOP) and marks it started a few round trips
+    # later, so a sender killed in between leaves a mark, a record saying "queued", no job in
+    # any queue and rows with no lease: a batch no one would ever send.
+    waiting = set()
+    if marks:
+        carriers = sorted({member.split(":", 1)[0] for member in marks})
+        pipe = rt.redis.pipeline(transaction=False)
+        for code in carriers:
+            for name in keys.send_queues(code):
+                pipe.lrange(Queue(name, connection=rt.redis).key, 0, -1)
+        queued = {_str(job_id) for ids in pipe.execute() for job_id in ids}
+        waiting = {member for member, job_id in marks.items() if job_id in queued}
     todo: list[tuple[str, int]] = []
     stats: Counter[str] = Counter()
     for carrier_id, batch_no, lease_expired in rt.store.batches_to_queue(alert_id):

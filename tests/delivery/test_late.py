@@ -22,6 +22,7 @@ from delivery.helpers import drain, sender_processes, states, wait_for, work
 from smpp_gateway import smpptime
 from tests.conftest import make_settings
 from workers import jobs
+from workers.sender import sender_for
 
 FAILED_WORDS = ("Không gửi được", "Hết hiệu lực", "Bị từ chối")
 COLUMNS = ("pending", "queued", "submitted", "delivered", "failed", "cancelled")
@@ -134,6 +135,36 @@ def test_every_failed_row_says_why_in_the_report(make_world: Callable[..., World
     assert all(r[reason] == "" for r in rows if r[state] == "Đã nhận")
 
 
+def test_an_alert_completed_by_a_sender_while_reconcile_expires_its_rows_shows_100(
+    make_world: Callable[..., World],
+) -> None:
+    """Reconcile expires the overdue rows in the database and recounts the live counters of
+    the alerts still active; a sender checking for open rows in between completes the alert
+    first, which then is not active any more: its counters keep the row as submitted."""
+    world = make_world(("viettel", "vinaphone"), sim={"receipt_delay": 0.02})
+    client, people = _web(world)
+    world.sims["vinaphone"].set_config(receipt_delay=None)  # its one row waits for expiry
+    numbers = {"viettel": world.numbers(20), "vinaphone": world.numbers(1)}
+    alert_id = world.make_alert(numbers)
+    jobs.fan_out(alert_id)
+    work(world.runtime, ["viettel", "vinaphone"])
+    drain(world.runtime, ["viettel"], alert_id, timeout=3)
+    assert states(world.database, alert_id) == {"delivered": 20, "submitted": 1}
+    with world.database.session() as s:
+        s.get(Alert, alert_id).expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    # The interleaving, step by step: reconcile's first step, the sender's periodic check
+    # for open rows (it completes the alert), then the rest of reconcile.
+    assert world.runtime.store.expire_overdue() == [alert_id]
+    sender_for(world.runtime, "vinaphone").flush_receipts(force_match=True)
+    jobs.reconcile()
+    got = client.get(f"/api/v1/alerts/{alert_id}/progress", headers=people.auth("auditor"))
+    figures = got.get_json()
+    assert figures["status"] == "completed"
+    assert (figures["done"], figures["total"], figures["percent"]) == (21, 21, 100.0), figures
+    vinaphone = figures["carriers"]["vinaphone"]
+    assert (vinaphone["submitted"], vinaphone["failed"], vinaphone["percent"]) == (0, 1, 100.0)
+
+
 def test_progress_adds_up_at_every_poll_and_is_100_only_when_done(
     make_world: Callable[..., World],
 ) -> None:
@@ -159,12 +190,21 @@ def test_progress_adds_up_at_every_poll_and_is_100_only_when_done(
         assert figures["total"] == 2001
         if figures["done"] < figures["total"]:
             assert figures["percent"] < 100, figures
+        if figures["status"] == "completed":
+            # At the first poll that says so, not a moment later: no row is open any more.
+            assert figures["done"] == figures["total"] and figures["percent"] == 100, figures
         return figures
 
     with sender_processes(world, list(numbers)):
         assert wait_for(lambda: poll()["done"] == 2000, timeout=60, step=0.05)
         for _ in range(5):
             assert poll()["percent"] == 99.9
+        # A move applied twice (queued -> delivered once too often) leaves a counter below
+        # zero: the next read recounts from the database instead of showing 2,005 of 2,001.
+        counters = keys.alert_counters_key(alert_id, "viettel")
+        world.runtime.redis.hincrby(counters, "queued", -5)
+        world.runtime.redis.hincrby(counters, "delivered", 5)
+        assert poll()["carriers"]["viettel"]["delivered"] == 2000
         world.sims["vinaphone"].set_config(receipt_delay=0.01)
         # The row is resent only if its lease and the alert allow: let its receipt come by
         # resending nothing; finish it by expiry instead, as an unanswered row would.
@@ -172,15 +212,11 @@ def test_progress_adds_up_at_every_poll_and_is_100_only_when_done(
             s.get(Alert, alert_id).expires_at = datetime.now(UTC) - timedelta(seconds=1)
         jobs.reconcile()
         assert wait_for(lambda: poll()["status"] == "completed", timeout=20, step=0.05)
-    # The counters catch up with the completed alert within a moment (the last row's move
-    # and the completion are separate writes); the poll's invariants hold meanwhile.
-    assert wait_for(lambda: poll()["percent"] == 100.0, timeout=5, step=0.05)
+    assert poll()["percent"] == 100.0
     assert len(polls) > 20
-    # A move applied twice (queued -> delivered once too often) leaves a counter below zero:
-    # the next read recounts from the database instead of showing 2,005 of 2,001.
-    counters = keys.alert_counters_key(alert_id, "viettel")
-    world.runtime.redis.hincrby(counters, "queued", -5)
-    world.runtime.redis.hincrby(counters, "delivered", 5)
+    # A completed alert's figures are the database's: its counters in Redis no longer count.
+    world.runtime.redis.hincrby(counters, "delivered", -7)
+    world.runtime.redis.hincrby(counters, "queued", 7)
     assert poll()["carriers"]["viettel"]["delivered"] == 2000
     with world.database.session() as s:
         assert s.scalar(select(Alert.status).where(Alert.id == alert_id)).value == "completed"

@@ -12,6 +12,9 @@ import redis
 from broadcast.settings import DeliverySettings
 from workers.limiter import RedisRateLimiter
 
+# The median gap between slots may differ from the pace's interval by this share.
+PACE_TOLERANCE = 0.04
+
 
 def _max_in_any_window(events: list[tuple[float, int]], width: float = 1.0) -> int:
     events.sort()
@@ -27,10 +30,22 @@ def _max_in_any_window(events: list[tuple[float, int]], width: float = 1.0) -> i
     return best
 
 
+def _spacing(limit: int, unit: int, window: float = 1.02) -> float:
+    """The pace's interval for messages of `unit` parts: `window / floor(limit / unit)`."""
+    return (int(window * 1_000_000) // (limit // unit) + 1) / 1_000_000
+
+
 def test_three_concurrent_users_get_slots_never_above_the_limit(redis_url: str) -> None:
     """Slots (planned send times) from three users asking at once, for messages of 1, 2 and 3
-    parts: never more than the limit in any window of 1.02 s (so arrivals up to 20 ms late
-    still keep any second within it), never two at once, and almost all of the limit used."""
+    parts. Hard, whatever the load: never more than the limit in any window of 1.02 s (so
+    arrivals up to 20 ms late still keep any second within it), and never two messages closer
+    than half the pace's interval (its catch-up). The pace: the median gap after a message is
+    its interval (`window / floor(limit / parts)`), within 4 %: a user descheduled past the
+    slots it could have asked for stretches a few gaps, a catch-up halves a few, the median
+    stays the pace the limiter set (it ran in Redis, which the test's threads do not slow).
+    What was granted only has to reach half the limit: the share is the machine's (a starved
+    process asks late, and time not asked for within the limiter's credit is not granted);
+    `benchmarks/pipeline.py` measures it."""
     limit = 200
     slots: list[tuple[float, int]] = []
     lock = threading.Lock()
@@ -50,12 +65,20 @@ def test_three_concurrent_users_get_slots_never_above_the_limit(redis_url: str) 
         t.start()
     for t in threads:
         t.join(10)
-    assert _max_in_any_window(slots, 1.02) <= limit
-    times = sorted(t for t, _ in slots)
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) > 0  # one message at a time, whoever got it
-    # Three seconds at the limit, less the 2 % margin for jitter and the start-up.
-    assert sum(n for _, n in slots) >= 0.9 * limit * 3
+    slots.sort()
+    worst = _max_in_any_window(slots, 1.02)
+    pairs = list(itertools.pairwise(slots))
+    # Each gap over the interval of the message before it (the pace moved on by that much),
+    # and over the catch-up floor of the message after it.
+    paced = sorted((b - a) / _spacing(limit, u) for (a, u), (b, _) in pairs)
+    floor = min((b - a) / (_spacing(limit, v) / 2) for (a, _), (b, v) in pairs)
+    median = paced[len(paced) // 2]
+    granted = sum(n for _, n in slots)
+    figures = f"worst window {worst}, floor {floor:.3f}, median {median:.3f}, granted {granted}"
+    assert worst <= limit, figures
+    assert floor >= 1 - 1e-6, figures
+    assert abs(median - 1) <= PACE_TOLERANCE, figures
+    assert granted >= 0.5 * limit * 3, figures
 
 
 def test_grants_are_multiples_of_a_message_parts(redis_client: redis.Redis) -> None:
