@@ -210,6 +210,8 @@ class ControlJobs:
     def _run(self, worker: Any) -> None:
         try:
             worker.work(logging_level="WARNING")
+            if not worker._stop_requested:  # RQ logs an unhandled error and quits its loop
+                raise RuntimeError(f"{type(worker).__name__} quit before it was stopped")
         except BaseException as exc:  # reported by close()
             self.errors.append(exc)
 
