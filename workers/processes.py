@@ -63,6 +63,13 @@ class GracefulWorker(SimpleWorker):
         if not self.in_thread:  # only the main thread may; `stop()` asks instead
             super()._install_signal_handlers()
 
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """The signal handlers first (RQ's `work` installs them only after registering the
+        worker): once the worker is seen registered, SIGTERM stops it cleanly, never kills it
+        with the default action."""
+        self._install_signal_handlers()
+        super().bootstrap(*args, **kwargs)
+
     def stop(self) -> None:
         """From another thread, what SIGTERM asks: finish the job in hand, then return from
         `work` (the wait for a job looks every POLL_SECONDS)."""
