@@ -4,8 +4,14 @@
 no fork per job, so the binds of its `CarrierSender` stay open. While no job is waiting it
 keeps servicing the binds (receipts, enquire_link). `ControlWorker` runs the fan-out, resume
 and reconcile jobs, and reconcile itself at start and every `delivery.reconcile_interval`.
-Both override RQ's wait for a job, and still run RQ's own upkeep while idle (see
+`ImportWorker` runs the carriers' uploads. All three override RQ's wait for a job, so that a
+stop request is seen within a second, and still run RQ's own upkeep while idle (see
 `GracefulWorker.upkeep`).
+
+Each runs in its own process's main thread (`loa worker`). `in_thread=True` is for a worker
+run in another thread (the web tests' `control_jobs` fixture): only the main thread may install
+signal handlers, so there are none (stop it with `stop()`), and a job's timeout is enforced by
+a timer instead of SIGALRM. Nothing else differs.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout, InvalidJobOperation
 from rq.job import Job
+from rq.timeouts import TimerDeathPenalty
 from rq.utils import now as rq_now
 from sqlalchemy.exc import OperationalError
 
@@ -41,9 +48,61 @@ class GracefulWorker(SimpleWorker):
     the stop."""
 
     HEARTBEAT_EVERY = 5.0  # seconds between heartbeats while idle
+    POLL_SECONDS = 1  # the longest a wait for a job blocks before it looks at the stop flag
 
     _last_beat = 0.0
     _idle_since: float | None = None
+
+    def __init__(self, *args: Any, in_thread: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_thread = in_thread
+        if in_thread:  # SIGALRM, RQ's default, reaches the main thread only
+            self.death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        if not self.in_thread:  # only the main thread may; `stop()` asks instead
+            super()._install_signal_handlers()
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """The signal handlers first (RQ's `work` installs them only after registering the
+        worker): once the worker is seen registered, SIGTERM stops it cleanly, never kills it
+        with the default action."""
+        self._install_signal_handlers()
+        super().bootstrap(*args, **kwargs)
+
+    def stop(self) -> None:
+        """From another thread, what SIGTERM asks: finish the job in hand, then return from
+        `work` (the wait for a job looks every POLL_SECONDS)."""
+        self._shutdown_requested_date = rq_now()
+        self._stop_requested = True
+
+    def between_polls(self) -> None:
+        """What the worker does on each turn of its wait for a job, before RQ's upkeep."""
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> Any:
+        """RQ's wait for a job, in turns of at most POLL_SECONDS (RQ's own blocks for
+        `dequeue_timeout`, minutes, and only a signal's exception ends it early)."""
+        while True:
+            self.between_polls()
+            self.upkeep()
+            try:
+                result = self.queue_class.dequeue_any(
+                    self._ordered_queues,
+                    None if timeout is None else self.POLL_SECONDS,
+                    connection=self.connection,
+                    job_class=self.job_class,
+                    serializer=self.serializer,
+                    death_penalty_class=self.death_penalty_class,
+                )
+            except DequeueTimeout:
+                result = None
+            if result is not None:
+                self.got_job()
+                return result
+            if timeout is None or self._stop_requested or self.idle_too_long(max_idle_time):
+                return None
 
     def upkeep(self) -> None:
         """What RQ's own wait for a job does on each turn, for the loops that replace it: a
@@ -135,42 +194,25 @@ class ControlWorker(GracefulWorker):
         super().__init__([Queue(keys.CONTROL_QUEUE, connection=conn)], connection=conn, **kwargs)
         self.runtime = runtime
         self._next_reconcile = 0.0
+        self.last_reconcile: dict[str, Any] | None = None  # the last pass's report
 
-    def dequeue_job_and_maintain_ttl(
-        self, timeout: int | None, max_idle_time: int | None = None
-    ) -> Any:
-        while True:
-            now = time.monotonic()
-            if now >= self._next_reconcile:
-                self._next_reconcile = now + self.runtime.settings.delivery.reconcile_interval
-                try:
-                    log.info("reconcile: %s", reconcile())
-                except OperationalError as exc:  # the database is away: the next pass retries
-                    log.warning("reconcile: the database is unreachable (%s); again in %s s",
-                                str(exc.orig or exc).splitlines()[0],
-                                self.runtime.settings.delivery.reconcile_interval)  # fmt: skip
-                except Exception:  # a failed pass must not stop the worker; the next one retries
-                    log.exception("reconcile failed")
-            self.upkeep()
-            try:
-                result = self.queue_class.dequeue_any(
-                    self._ordered_queues,
-                    None if timeout is None else 1,
-                    connection=self.connection,
-                    job_class=self.job_class,
-                    serializer=self.serializer,
-                    death_penalty_class=self.death_penalty_class,
-                )
-            except DequeueTimeout:
-                result = None
-            if result is not None:
-                self.got_job()
-                return result
-            if timeout is None or self._stop_requested or self.idle_too_long(max_idle_time):
-                return None
+    def between_polls(self) -> None:
+        now = time.monotonic()
+        if now < self._next_reconcile:
+            return
+        self._next_reconcile = now + self.runtime.settings.delivery.reconcile_interval
+        try:
+            self.last_reconcile = reconcile()
+            log.info("reconcile: %s", self.last_reconcile)
+        except OperationalError as exc:  # the database is away: the next pass retries
+            log.warning("reconcile: the database is unreachable (%s); again in %s s",
+                        str(exc.orig or exc).splitlines()[0],
+                        self.runtime.settings.delivery.reconcile_interval)  # fmt: skip
+        except Exception:  # a failed pass must not stop the worker; the next one retries
+            log.exception("reconcile failed")
 
 
-class ImportWorker(SimpleWorker):
+class ImportWorker(GracefulWorker):
     """RQ worker of the imports queue: carriers' uploaded files, one at a time, apart from the
     control queue so that a long import never delays an alert's fan-out."""
 

@@ -275,3 +275,16 @@ def test_reconcile_fails_an_import_whose_worker_was_killed(
     assert progress["state"] == "failed" and progress["import_id"] == import_id
     assert _uploads(settings) == [] and _lists_and_numbers(seeded_database) == (0, 0)
     assert reconcile()["failed_imports"] == 0
+
+
+def test_the_imports_worker_stops_on_sigterm_within_seconds_and_cleanly(
+    imports_worker: Callable[..., ImportsWorker],
+) -> None:
+    # An operator's `systemctl stop`: the idle worker sees the request at its next poll
+    # (GracefulWorker.POLL_SECONDS), not after RQ's 405 s wait for a job.
+    worker = imports_worker()
+    asked = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(15) == 0, worker.log.read_text()
+    assert time.monotonic() - asked < 10
+    assert "Traceback" not in worker.log.read_text()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from webtools import ControlJobs, People, assert_error, login, page_csrf, upload
 
 from broadcast import keys
 from broadcast.db import Database
-from broadcast.models import AuditEntry
+from broadcast.models import AuditEntry, Carrier, Import, ImportKind, ImportStatus
 from broadcast.settings import Settings
 from workers import runtime as rt_mod
 from workers.processes import ImportWorker
@@ -248,3 +250,53 @@ def test_old_and_unknown_area_labels_are_shown_in_vietnamese(
     coverage = client.get("/carriers/viettel").get_data(as_text=True)
     assert "Phường" in coverage and "Không rõ địa bàn" in coverage
     assert 'id="coverage-search"' in coverage
+
+
+def test_an_import_left_running_by_a_killed_worker_fails_when_the_control_worker_starts(
+    request: Any,
+    client: FlaskClient,
+    people: People,
+    settings: Settings,
+    seeded_database: Database,
+    tmp_path: Path,
+) -> None:
+    # What an imports worker killed mid-import (kill -9, power loss) leaves behind: its row
+    # `running` since before imports.max_seconds, its uploaded file, and the link from the
+    # row to the uploader's progress (workers.jobs.run_import).
+    started = datetime.now(UTC) - timedelta(seconds=settings.imports.max_seconds + 60)
+    with seeded_database.session() as session:
+        carrier = session.scalar(select(Carrier).where(Carrier.code == "viettel"))
+        row = Import(
+            carrier_id=carrier.id,
+            kind=ImportKind.LIST,
+            status=ImportStatus.RUNNING,
+            filename="list.csv",
+            created_by=people.ids["viettel"],
+            started_at=started,
+        )
+        session.add(row)
+        session.flush()
+        import_id = row.id
+    uploaded = tmp_path / "killed-upload.csv"
+    uploaded.write_text(LIST_CSV)
+    link = {"token": "killedworker1", "path": str(uploaded), "carrier": "viettel",
+            "filename": "list.csv"}  # fmt: skip
+    redis = client.application.extensions["loa"].redis
+    redis.hset(keys.IMPORTS_RUNNING_KEY, str(import_id), json.dumps(link))
+    running = {"carrier": "viettel", "filename": "list.csv", "state": "running", "rows": 10}
+    redis.set(keys.import_progress_key("killedworker1"), json.dumps(running))
+    progress = "/api/v1/imports/progress/killedworker1"
+    assert client.get(progress, headers=people.auth("viettel")).get_json()["state"] == "running"
+
+    # `loa worker --control` starts: its first reconcile tells the uploader.
+    request.getfixturevalue("control_jobs")
+    end = time.monotonic() + 20
+    while (state := client.get(progress, headers=people.auth("viettel")).get_json())[
+        "state"
+    ] == "running":
+        assert time.monotonic() < end, "the import still shows running 20 s after the start"
+        time.sleep(0.1)
+    assert state["state"] == "failed" and state["code"] == "import_stopped", state
+    record = client.get(f"/api/v1/imports/{import_id}", headers=people.auth("viettel"))
+    assert record.get_json()["status"] == "failed"
+    assert not uploaded.exists()

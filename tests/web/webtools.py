@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -175,55 +176,55 @@ class People:
 
 
 class ControlJobs:
-    """The control and imports workers' part for web tests: RQ's SimpleWorker takes their
-    queues' jobs in a thread, as `loa worker --control` and `--imports` do in their own
-    processes, so a request can wait for the job it enqueued. Timer death penalty: no
-    signals in a thread."""
+    """`loa worker --control` and `loa worker --imports` for web tests: the real
+    `ControlWorker` and `ImportWorker`, each in a thread of the test process instead of a
+    process of its own (see docs/testing.md, "Real workers in tests"), so that a request can
+    wait for the job it enqueued. `in_thread=True` is their only difference from the command:
+    no signal handlers, a timer for job timeouts. The control worker runs reconcile at start,
+    as the command does, and the fixture waits for that first pass (a test that reconciles
+    itself would otherwise race it); RQ's scheduler (`enqueue_at`) is not started."""
 
     def __init__(self, settings: Any, database: Any) -> None:
         from workers import runtime as rt_mod
+        from workers.processes import ControlWorker, ImportWorker
 
         self.rt_mod = rt_mod
         self.runtime = rt_mod.build_runtime(settings, database)
         rt_mod.install(self.runtime)
-        self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.control = ControlWorker(self.runtime, in_thread=True)
+        self.imports = ImportWorker(self.runtime, in_thread=True)
+        self.threads = [
+            threading.Thread(target=self._run, args=(worker,), daemon=True, name=name)
+            for worker, name in ((self.control, "loa-control"), (self.imports, "loa-imports"))
+        ]
+        for thread in self.threads:
+            thread.start()
+        end = time.monotonic() + 30
+        while self.control.last_reconcile is None and not self.errors:
+            if time.monotonic() > end:
+                self.close()
+                raise AssertionError("the control worker's first reconcile took over 30 s")
+            time.sleep(0.02)
 
-    def _run(self) -> None:
+    def _run(self, worker: Any) -> None:
         try:
-            while not self.stop.is_set():
-                burst_worker(self.runtime.redis).work(burst=True, logging_level="WARNING")
-                self.stop.wait(0.05)
+            worker.work(logging_level="WARNING")
+            if not worker._stop_requested:  # RQ logs an unhandled error and quits its loop
+                raise RuntimeError(f"{type(worker).__name__} quit before it was stopped")
         except BaseException as exc:  # reported by close()
             self.errors.append(exc)
 
     def close(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
+        for worker in (self.control, self.imports):
+            worker.stop()
+        for thread in self.threads:
+            thread.join(30)
+        stuck = [t.name for t in self.threads if t.is_alive()]
         self.rt_mod.install(None)
         self.runtime.redis.close()
+        assert not stuck, f"workers still running 30 s after stop(): {stuck}"
         assert not self.errors, self.errors
-
-
-def burst_worker(connection: Any) -> Any:
-    """A SimpleWorker of the control and imports queues that runs in any thread."""
-    from rq import Queue, SimpleWorker
-    from rq.timeouts import TimerDeathPenalty
-
-    from broadcast import keys
-
-    class _Worker(SimpleWorker):
-        death_penalty_class = TimerDeathPenalty
-
-        def _install_signal_handlers(self) -> None:  # only the main thread may
-            pass
-
-    queues = [
-        Queue(name, connection=connection) for name in (keys.CONTROL_QUEUE, keys.IMPORT_QUEUE)
-    ]
-    return _Worker(queues, connection=connection)
 
 
 @cache
