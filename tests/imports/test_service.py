@@ -18,8 +18,10 @@ from broadcast.models import (
     Import,
     ImportStatus,
     ListStatus,
+    Role,
     Subscriber,
     SubscriberList,
+    User,
 )
 from broadcast.settings import Settings
 from subscriber_import.errors import (
@@ -143,6 +145,54 @@ def test_duplicate_across_chunks_is_reported_not_a_crash(
     ]
     with seeded_database.session() as session:
         assert active_count(session, carrier_code="vinaphone") == 1000
+
+
+def test_a_list_over_two_chunks_counts_both_chunks_and_max_rows_holds_at_its_bound(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """A list of 1,002 rows read in chunks of 1,000, each chunk with a duplicate and an old
+    11-digit number converted: the report counts those of both chunks. imports.max_rows of
+    1,002 takes the file; 1,001 refuses it, naming the file."""
+    rows: list[list[object]] = [["msisdn"]] + [[f"09120{i:05d}"] for i in range(998)]
+    rows += [["0912000005"], ["01621234567"]]  # chunk 1: a duplicate, a converted number
+    rows += [["0912000007"], ["01621234568"]]  # chunk 2: a duplicate, a converted number
+    path = write_csv(tmp_path / "list.csv", rows)
+    over = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000, "max_rows": 1001}
+    )
+    with pytest.raises(TooManyRows) as refused:
+        _import(seeded_database, over, "vinaphone", path)
+    assert refused.value.message == (
+        "list.csv has more than 1,001 rows (1,002 read); split the file or raise imports.max_rows"
+    )
+    exact = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000, "max_rows": 1002}
+    )
+    report = _import(seeded_database, exact, "vinaphone", path)
+    assert (report.rows, report.accepted, report.duplicates, report.converted) == (1002, 1000, 2, 2)
+    with seeded_database.session() as session:
+        assert active_count(session, carrier_code="vinaphone") == 1000
+
+
+def test_a_list_without_an_area_column_and_its_list_row(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """A list with no area column: its numbers are stored with no area and the report's table
+    has them in its no-area row. The list row names the file (its first 255 characters, as
+    the column holds) and the user who uploaded it."""
+    with seeded_database.session() as session:
+        user = User(username="uploader", password_hash="x", role=Role.CARRIER)
+        session.add(user)
+        session.flush()
+        user_id = user.id
+    name = "danh-sach-" + "x" * 286 + ".csv"  # 300 characters
+    path = write_csv(tmp_path / "list.csv", [["msisdn"], ["0912345678"], ["0912345679"]])
+    report = _import(seeded_database, settings, "vinaphone", path, filename=name, user_id=user_id)
+    assert [(r["area_code"], r["accepted"]) for r in report.per_area] == [(None, 2)]
+    with seeded_database.session() as session:
+        assert session.scalars(select(Subscriber.area_id)).all() == [None, None]
+        row = session.execute(select(SubscriberList.filename, SubscriberList.created_by)).one()
+    assert tuple(row) == (name[:255], user_id)
 
 
 @pytest.mark.parametrize("cell", ["=1+1", "+1+1", "-1+1", "@SUM(1)", "\t=1+1", "\r=1+1"])
