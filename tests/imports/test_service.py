@@ -459,6 +459,32 @@ def test_coverage_counts_conflicts_per_area_with_active_lists_only(
     ]
 
 
+def test_coverage_says_which_areas_are_short_of_their_report_and_no_conflict_is_zero(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """The coverage page's columns: `short_of_reported` where the list holds less than half
+    the carrier's latest count (the province compares its subtree with its communes' counts),
+    never where nothing was reported; numbers with no area, none of them in another carrier's
+    list, show 0 conflicts."""
+    rows = [["msisdn", "area"], ["0912345678", "18073"], ["0912345679", "18100"]]
+    rows.append(["0912345670", ""])
+    _import(seeded_database, settings, "vinaphone", write_csv(tmp_path / "l.csv", rows))
+    counts = [["area_code", "count"], ["18073", "1000"], ["18100", "1"]]
+    path = write_csv(tmp_path / "c.csv", counts)
+    _import(seeded_database, settings, "vinaphone", path, kind="counts", as_of=date(2026, 1, 1))
+    with seeded_database.session() as session:
+        got = coverage(session, "vinaphone")
+    assert [
+        (r["area_code"], r["accepted"], r["reported"], r["conflicts"], r["short_of_reported"])
+        for r in got
+    ] == [
+        ("42", 2, 1001, 0, True),
+        ("18073", 1, 1000, 0, True),
+        ("18100", 1, 1, 0, False),
+        (None, 1, None, 0, False),
+    ]
+
+
 def test_imports_are_not_disturbed_by_another_thread_using_the_database(
     seeded_database: Database, settings: Settings, tmp_path: Path
 ) -> None:
