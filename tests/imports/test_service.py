@@ -23,9 +23,12 @@ from broadcast.models import (
     SubscriberList,
     User,
 )
+from broadcast.policy import as_utc
 from broadcast.settings import Settings
 from subscriber_import.errors import (
     ImportRejected,
+    ListChanged,
+    ListShrinks,
     MalformedFile,
     NoValidRows,
     TooManyRows,
@@ -151,8 +154,9 @@ def test_a_list_over_two_chunks_counts_both_chunks_and_max_rows_holds_at_its_bou
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:
     """A list of 1,002 rows read in chunks of 1,000, each chunk with a duplicate and an old
-    11-digit number converted: the report counts those of both chunks. imports.max_rows of
-    1,002 takes the file; 1,001 refuses it, naming the file."""
+    11-digit number converted (in Viettel's range: possibly ported to Vinaphone): the report
+    counts those of both chunks. imports.max_rows of 1,002 takes the file; 1,001 refuses it,
+    naming the file."""
     rows: list[list[object]] = [["msisdn"]] + [[f"09120{i:05d}"] for i in range(998)]
     rows += [["0912000005"], ["01621234567"]]  # chunk 1: a duplicate, a converted number
     rows += [["0912000007"], ["01621234568"]]  # chunk 2: a duplicate, a converted number
@@ -170,6 +174,7 @@ def test_a_list_over_two_chunks_counts_both_chunks_and_max_rows_holds_at_its_bou
     )
     report = _import(seeded_database, exact, "vinaphone", path)
     assert (report.rows, report.accepted, report.duplicates, report.converted) == (1002, 1000, 2, 2)
+    assert (report.possible_ported, report.possible_ported_by_carrier) == (2, {"viettel": 2})
     with seeded_database.session() as session:
         assert active_count(session, carrier_code="vinaphone") == 1000
 
@@ -179,7 +184,7 @@ def test_a_list_without_an_area_column_and_its_list_row(
 ) -> None:
     """A list with no area column: its numbers are stored with no area and the report's table
     has them in its no-area row. The list row names the file (its first 255 characters, as
-    the column holds) and the user who uploaded it."""
+    the column holds), the user who uploaded it and when it became active."""
     with seeded_database.session() as session:
         user = User(username="uploader", password_hash="x", role=Role.CARRIER)
         session.add(user)
@@ -187,12 +192,17 @@ def test_a_list_without_an_area_column_and_its_list_row(
         user_id = user.id
     name = "danh-sach-" + "x" * 286 + ".csv"  # 300 characters
     path = write_csv(tmp_path / "list.csv", [["msisdn"], ["0912345678"], ["0912345679"]])
+    before = datetime.now(UTC)
     report = _import(seeded_database, settings, "vinaphone", path, filename=name, user_id=user_id)
+    after = datetime.now(UTC)
     assert [(r["area_code"], r["accepted"]) for r in report.per_area] == [(None, 2)]
     with seeded_database.session() as session:
         assert session.scalars(select(Subscriber.area_id)).all() == [None, None]
-        row = session.execute(select(SubscriberList.filename, SubscriberList.created_by)).one()
-    assert tuple(row) == (name[:255], user_id)
+        row = session.execute(
+            select(SubscriberList.filename, SubscriberList.created_by, SubscriberList.activated_at)
+        ).one()
+    assert tuple(row[:2]) == (name[:255], user_id)
+    assert row[2] is not None and before <= as_utc(row[2]) <= after
 
 
 @pytest.mark.parametrize("cell", ["=1+1", "+1+1", "-1+1", "@SUM(1)", "\t=1+1", "\r=1+1"])
@@ -219,8 +229,11 @@ def test_limits_unknown_carrier_and_empty_lists_change_nothing(
     with pytest.raises(TooManyRows, match="more than 1 rows"):
         _import(seeded_database, limited, "vinaphone", path)
     bad = write_csv(tmp_path / "bad.csv", [["msisdn"], ["hello"], ["0239 3855 555"]])
-    with pytest.raises(NoValidRows, match=r"no valid number in 2 rows \(invalid: 1, landline: 1\)"):
+    with pytest.raises(
+        NoValidRows, match=r"no valid number in 2 rows \(invalid: 1, landline: 1\)"
+    ) as none:
         _import(seeded_database, settings, "vinaphone", bad)
+    assert none.value.details == {"rows": 2, "rejected": {"invalid": 1, "landline": 1}}
     with pytest.raises(ImportRejected, match="kind must be"):
         _import(seeded_database, settings, "vinaphone", path, kind="people")
     with seeded_database.session() as session:
@@ -292,8 +305,13 @@ def test_xlsx_list_with_excel_float_damage(
             ]
         },
     )
-    report = _import(seeded_database, settings, "vinaphone", path, sheet="Danh sách")
+    progress: list[tuple[int, int | None]] = []
+    report = _import(
+        seeded_database, settings, "vinaphone", path, sheet="Danh sách",
+        progress=lambda done, total: progress.append((done, total)),
+    )  # fmt: skip
     assert (report.accepted, report.rejected) == (3, {})
+    assert progress[-1] == (3, 3)  # a workbook knows its rows: the bar shows both
     with seeded_database.session() as session:
         assert active_count(session, area_code="18406") == 2
 
@@ -310,6 +328,9 @@ def test_purge_superseded_after_retention(
     assert [s for _, s, _ in _lists(seeded_database)] == [ListStatus.DELETED.value, "active"]
     with seeded_database.session() as session:
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
+    # the next upload supersedes the active list only: the purged one stays deleted
+    _import(seeded_database, settings, "vinaphone", tmp_path / "l0.csv")
+    assert [s for _, s, _ in _lists(seeded_database)] == ["deleted", "superseded", "active"]
 
 
 @pytest.mark.parametrize(
@@ -465,13 +486,18 @@ def test_coverage_says_which_areas_are_short_of_their_report_and_no_conflict_is_
     """The coverage page's columns: `short_of_reported` where the list holds less than half
     the carrier's latest count (the province compares its subtree with its communes' counts),
     never where nothing was reported; numbers with no area, none of them in another carrier's
-    list, show 0 conflicts."""
-    rows = [["msisdn", "area"], ["0912345678", "18073"], ["0912345679", "18100"]]
-    rows.append(["0912345670", ""])
-    _import(seeded_database, settings, "vinaphone", write_csv(tmp_path / "l.csv", rows))
+    list, show 0 conflicts. A list's own report shows the same counts beside its numbers."""
     counts = [["area_code", "count"], ["18073", "1000"], ["18100", "1"]]
     path = write_csv(tmp_path / "c.csv", counts)
     _import(seeded_database, settings, "vinaphone", path, kind="counts", as_of=date(2026, 1, 1))
+    rows = [["msisdn", "area"], ["0912345678", "18073"], ["0912345679", "18100"]]
+    rows.append(["0912345670", ""])
+    report = _import(seeded_database, settings, "vinaphone", write_csv(tmp_path / "l.csv", rows))
+    assert [(r["area_code"], r["accepted"], r["reported"]) for r in report.per_area] == [
+        ("18073", 1, 1000),
+        ("18100", 1, 1),
+        (None, 1, None),
+    ]
     with seeded_database.session() as session:
         got = coverage(session, "vinaphone")
     assert [
@@ -483,6 +509,52 @@ def test_coverage_says_which_areas_are_short_of_their_report_and_no_conflict_is_
         ("18100", 1, 1, 0, False),
         (None, 1, None, 0, False),
     ]
+
+
+def test_conflicts_are_with_other_carriers_active_lists_only(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """An import's conflicts count the numbers another carrier's active list holds: not those
+    only in that carrier's superseded list, nor those of the importer's own list it replaces."""
+    x, y = "0912345678", "0912345679"
+
+    def upload(carrier: str, name: str, *numbers: str):  # type: ignore[no-untyped-def]
+        path = write_csv(tmp_path / name, [["msisdn"], *([n] for n in numbers)])
+        return _import(seeded_database, settings, carrier, path, allow_shrink=True)
+
+    upload("viettel", "t1.csv", x, y)
+    upload("viettel", "t2.csv", y)  # x is left only in viettel's superseded list
+    first = upload("vinaphone", "v1.csv", x, y)
+    again = upload("vinaphone", "v2.csv", x, y)  # the same numbers as the list it replaces
+    for report in (first, again):
+        assert (report.conflicts, report.conflicts_by_carrier) == (1, {"viettel": 1})
+
+
+def test_a_shrinking_list_and_a_stale_confirmation_are_refused_naming_the_carrier(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """A workbook that would cut the list by more than imports.max_shrink is refused, naming
+    the carrier and, for the confirmation that reads it again, its sheet; a confirmation that
+    names a list another import has replaced since is refused: nothing changes."""
+    full = write_csv(tmp_path / "full.csv", [["msisdn"]] + [[f"09120{i:05d}"] for i in range(10)])
+    first = _import(seeded_database, settings, "vinaphone", full)
+    short = write_xlsx(tmp_path / "short.xlsx", {"DS": [["msisdn"], ["0912000000"]]})
+    with pytest.raises(ListShrinks) as shrinks:
+        _import(seeded_database, settings, "vinaphone", short, sheet="DS")
+    assert shrinks.value.message.startswith(
+        "short.xlsx would cut vinaphone's list from 10 to 1 numbers (90% fewer"
+    )
+    assert shrinks.value.details["sheet"] == "DS"
+    with pytest.raises(ListChanged) as changed:
+        _import(
+            seeded_database, settings, "vinaphone", short, sheet="DS", allow_shrink=True,
+            replacing=first.list_id + 1,
+        )  # fmt: skip
+    assert changed.value.details == {
+        "confirmed_list_id": first.list_id + 1,
+        "current_list_id": first.list_id,
+    }
+    assert _lists(seeded_database) == [(1, "active", 10)]
 
 
 def test_imports_are_not_disturbed_by_another_thread_using_the_database(
