@@ -205,6 +205,24 @@ def test_a_list_without_an_area_column_and_its_list_row(
     assert row[2] is not None and before <= as_utc(row[2]) <= after
 
 
+def test_of_numbers_given_twice_in_one_chunk_the_first_row_is_kept(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """Ten numbers in no order, each given again further down with another area: each is kept
+    with its first row's area, and the rejects file names the later rows as duplicates."""
+    order = [7, 2, 9, 0, 5, 3, 8, 1, 6, 4]
+    first = [[f"09120000{i:02d}", "18073"] for i in order]
+    again = [[f"09120000{i:02d}", "18100"] for i in reversed(order)]
+    path = write_csv(tmp_path / "list.csv", [["msisdn", "area"], *first, *again])
+    report = _import(seeded_database, settings, "vinaphone", path)
+    assert (report.accepted, report.duplicates) == (10, 10)
+    with open(report.rejects_csv, encoding="utf-8-sig", newline="") as fh:
+        rejected = [(r["line"], r["area"], r["reason"]) for r in csv.DictReader(fh)]
+    assert rejected == [(str(line), "18100", "duplicate") for line in range(12, 22)]
+    with seeded_database.session() as session:
+        assert active_count(session, area_code="18073") == 10
+
+
 @pytest.mark.parametrize("cell", ["=1+1", "+1+1", "-1+1", "@SUM(1)", "\t=1+1", "\r=1+1"])
 def test_rejects_file_defuses_every_formula_start(
     seeded_database: Database, tmp_path: Path, settings: Settings, cell: str
