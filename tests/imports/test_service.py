@@ -575,6 +575,36 @@ def test_a_shrinking_list_and_a_stale_confirmation_are_refused_naming_the_carrie
     assert _lists(seeded_database) == [(1, "active", 10)]
 
 
+def test_a_list_import_waits_while_another_holds_its_carrier(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """Two list imports of one carrier at once (PostgreSQL; SQLite has one writer): the second
+    waits for the first's lock on the carrier row, then becomes the next version, the only
+    active one. The first is played by the test's own transaction holding the row."""
+    if seeded_database.dialect != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    path = write_csv(tmp_path / "l.csv", [["msisdn"], ["0912345678"]])
+    _import(seeded_database, settings, "vinaphone", path)
+    done: list[int] = []
+    with seeded_database.engine.connect() as connection, connection.begin():
+        # FOR NO KEY UPDATE: the import's own rows (their foreign keys) may still be written
+        connection.execute(
+            select(Carrier.id).where(Carrier.code == "vinaphone").with_for_update(key_share=True)
+        )
+        thread = threading.Thread(
+            target=lambda: done.append(
+                _import(seeded_database, settings, "vinaphone", path).version
+            )
+        )
+        thread.start()
+        thread.join(1.5)
+        assert thread.is_alive() and done == []
+        assert _lists(seeded_database) == [(1, "active", 1)]
+    thread.join(30)
+    assert done == [2]
+    assert _lists(seeded_database) == [(1, "superseded", 1), (2, "active", 1)]
+
+
 def test_imports_are_not_disturbed_by_another_thread_using_the_database(
     seeded_database: Database, settings: Settings, tmp_path: Path
 ) -> None:
