@@ -18,12 +18,17 @@ from broadcast.models import (
     Import,
     ImportStatus,
     ListStatus,
+    Role,
     Subscriber,
     SubscriberList,
+    User,
 )
+from broadcast.policy import as_utc
 from broadcast.settings import Settings
 from subscriber_import.errors import (
     ImportRejected,
+    ListChanged,
+    ListShrinks,
     MalformedFile,
     NoValidRows,
     TooManyRows,
@@ -145,6 +150,79 @@ def test_duplicate_across_chunks_is_reported_not_a_crash(
         assert active_count(session, carrier_code="vinaphone") == 1000
 
 
+def test_a_list_over_two_chunks_counts_both_chunks_and_max_rows_holds_at_its_bound(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """A list of 1,002 rows read in chunks of 1,000, each chunk with a duplicate and an old
+    11-digit number converted (in Viettel's range: possibly ported to Vinaphone): the report
+    counts those of both chunks. imports.max_rows of 1,002 takes the file; 1,001 refuses it,
+    naming the file."""
+    rows: list[list[object]] = [["msisdn"]] + [[f"09120{i:05d}"] for i in range(998)]
+    rows += [["0912000005"], ["01621234567"]]  # chunk 1: a duplicate, a converted number
+    rows += [["0912000007"], ["01621234568"]]  # chunk 2: a duplicate, a converted number
+    path = write_csv(tmp_path / "list.csv", rows)
+    over = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000, "max_rows": 1001}
+    )
+    with pytest.raises(TooManyRows) as refused:
+        _import(seeded_database, over, "vinaphone", path)
+    assert refused.value.message == (
+        "list.csv has more than 1,001 rows (1,002 read); split the file or raise imports.max_rows"
+    )
+    exact = make_settings(
+        tmp_path, database_url=settings.database_url, imports={"chunk_rows": 1000, "max_rows": 1002}
+    )
+    report = _import(seeded_database, exact, "vinaphone", path)
+    assert (report.rows, report.accepted, report.duplicates, report.converted) == (1002, 1000, 2, 2)
+    assert (report.possible_ported, report.possible_ported_by_carrier) == (2, {"viettel": 2})
+    with seeded_database.session() as session:
+        assert active_count(session, carrier_code="vinaphone") == 1000
+
+
+def test_a_list_without_an_area_column_and_its_list_row(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """A list with no area column: its numbers are stored with no area and the report's table
+    has them in its no-area row. The list row names the file (its first 255 characters, as
+    the column holds), the user who uploaded it and when it became active."""
+    with seeded_database.session() as session:
+        user = User(username="uploader", password_hash="x", role=Role.CARRIER)
+        session.add(user)
+        session.flush()
+        user_id = user.id
+    name = "danh-sach-" + "x" * 286 + ".csv"  # 300 characters
+    path = write_csv(tmp_path / "list.csv", [["msisdn"], ["0912345678"], ["0912345679"]])
+    before = datetime.now(UTC)
+    report = _import(seeded_database, settings, "vinaphone", path, filename=name, user_id=user_id)
+    after = datetime.now(UTC)
+    assert [(r["area_code"], r["accepted"]) for r in report.per_area] == [(None, 2)]
+    with seeded_database.session() as session:
+        assert session.scalars(select(Subscriber.area_id)).all() == [None, None]
+        row = session.execute(
+            select(SubscriberList.filename, SubscriberList.created_by, SubscriberList.activated_at)
+        ).one()
+    assert tuple(row[:2]) == (name[:255], user_id)
+    assert row[2] is not None and before <= as_utc(row[2]) <= after
+
+
+def test_of_numbers_given_twice_in_one_chunk_the_first_row_is_kept(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """Ten numbers in no order, each given again further down with another area: each is kept
+    with its first row's area, and the rejects file names the later rows as duplicates."""
+    order = [7, 2, 9, 0, 5, 3, 8, 1, 6, 4]
+    first = [[f"09120000{i:02d}", "18073"] for i in order]
+    again = [[f"09120000{i:02d}", "18100"] for i in reversed(order)]
+    path = write_csv(tmp_path / "list.csv", [["msisdn", "area"], *first, *again])
+    report = _import(seeded_database, settings, "vinaphone", path)
+    assert (report.accepted, report.duplicates) == (10, 10)
+    with open(report.rejects_csv, encoding="utf-8-sig", newline="") as fh:
+        rejected = [(r["line"], r["area"], r["reason"]) for r in csv.DictReader(fh)]
+    assert rejected == [(str(line), "18100", "duplicate") for line in range(12, 22)]
+    with seeded_database.session() as session:
+        assert active_count(session, area_code="18073") == 10
+
+
 @pytest.mark.parametrize("cell", ["=1+1", "+1+1", "-1+1", "@SUM(1)", "\t=1+1", "\r=1+1"])
 def test_rejects_file_defuses_every_formula_start(
     seeded_database: Database, tmp_path: Path, settings: Settings, cell: str
@@ -169,8 +247,11 @@ def test_limits_unknown_carrier_and_empty_lists_change_nothing(
     with pytest.raises(TooManyRows, match="more than 1 rows"):
         _import(seeded_database, limited, "vinaphone", path)
     bad = write_csv(tmp_path / "bad.csv", [["msisdn"], ["hello"], ["0239 3855 555"]])
-    with pytest.raises(NoValidRows, match=r"no valid number in 2 rows \(invalid: 1, landline: 1\)"):
+    with pytest.raises(
+        NoValidRows, match=r"no valid number in 2 rows \(invalid: 1, landline: 1\)"
+    ) as none:
         _import(seeded_database, settings, "vinaphone", bad)
+    assert none.value.details == {"rows": 2, "rejected": {"invalid": 1, "landline": 1}}
     with pytest.raises(ImportRejected, match="kind must be"):
         _import(seeded_database, settings, "vinaphone", path, kind="people")
     with seeded_database.session() as session:
@@ -242,8 +323,13 @@ def test_xlsx_list_with_excel_float_damage(
             ]
         },
     )
-    report = _import(seeded_database, settings, "vinaphone", path, sheet="Danh sách")
+    progress: list[tuple[int, int | None]] = []
+    report = _import(
+        seeded_database, settings, "vinaphone", path, sheet="Danh sách",
+        progress=lambda done, total: progress.append((done, total)),
+    )  # fmt: skip
     assert (report.accepted, report.rejected) == (3, {})
+    assert progress[-1] == (3, 3)  # a workbook knows its rows: the bar shows both
     with seeded_database.session() as session:
         assert active_count(session, area_code="18406") == 2
 
@@ -260,6 +346,9 @@ def test_purge_superseded_after_retention(
     assert [s for _, s, _ in _lists(seeded_database)] == [ListStatus.DELETED.value, "active"]
     with seeded_database.session() as session:
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
+    # the next upload supersedes the active list only: the purged one stays deleted
+    _import(seeded_database, settings, "vinaphone", tmp_path / "l0.csv")
+    assert [s for _, s, _ in _lists(seeded_database)] == ["deleted", "superseded", "active"]
 
 
 @pytest.mark.parametrize(
@@ -407,6 +496,113 @@ def test_coverage_counts_conflicts_per_area_with_active_lists_only(
         ("18100", 1, 0, 1),
         (None, 1, 1, 0),
     ]
+
+
+def test_coverage_says_which_areas_are_short_of_their_report_and_no_conflict_is_zero(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """The coverage page's columns: `short_of_reported` where the list holds less than half
+    the carrier's latest count (the province compares its subtree with its communes' counts),
+    never where nothing was reported; numbers with no area, none of them in another carrier's
+    list, show 0 conflicts. A list's own report shows the same counts beside its numbers."""
+    counts = [["area_code", "count"], ["18073", "1000"], ["18100", "1"]]
+    path = write_csv(tmp_path / "c.csv", counts)
+    _import(seeded_database, settings, "vinaphone", path, kind="counts", as_of=date(2026, 1, 1))
+    rows = [["msisdn", "area"], ["0912345678", "18073"], ["0912345679", "18100"]]
+    rows.append(["0912345670", ""])
+    report = _import(seeded_database, settings, "vinaphone", write_csv(tmp_path / "l.csv", rows))
+    assert [(r["area_code"], r["accepted"], r["reported"]) for r in report.per_area] == [
+        ("18073", 1, 1000),
+        ("18100", 1, 1),
+        (None, 1, None),
+    ]
+    with seeded_database.session() as session:
+        got = coverage(session, "vinaphone")
+    assert [
+        (r["area_code"], r["accepted"], r["reported"], r["conflicts"], r["short_of_reported"])
+        for r in got
+    ] == [
+        ("42", 2, 1001, 0, True),
+        ("18073", 1, 1000, 0, True),
+        ("18100", 1, 1, 0, False),
+        (None, 1, None, 0, False),
+    ]
+
+
+def test_conflicts_are_with_other_carriers_active_lists_only(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """An import's conflicts count the numbers another carrier's active list holds: not those
+    only in that carrier's superseded list, nor those of the importer's own list it replaces."""
+    x, y = "0912345678", "0912345679"
+
+    def upload(carrier: str, name: str, *numbers: str):  # type: ignore[no-untyped-def]
+        path = write_csv(tmp_path / name, [["msisdn"], *([n] for n in numbers)])
+        return _import(seeded_database, settings, carrier, path, allow_shrink=True)
+
+    upload("viettel", "t1.csv", x, y)
+    upload("viettel", "t2.csv", y)  # x is left only in viettel's superseded list
+    first = upload("vinaphone", "v1.csv", x, y)
+    again = upload("vinaphone", "v2.csv", x, y)  # the same numbers as the list it replaces
+    for report in (first, again):
+        assert (report.conflicts, report.conflicts_by_carrier) == (1, {"viettel": 1})
+
+
+def test_a_shrinking_list_and_a_stale_confirmation_are_refused_naming_the_carrier(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """A workbook that would cut the list by more than imports.max_shrink is refused, naming
+    the carrier and, for the confirmation that reads it again, its sheet; a confirmation that
+    names a list another import has replaced since is refused: nothing changes."""
+    full = write_csv(tmp_path / "full.csv", [["msisdn"]] + [[f"09120{i:05d}"] for i in range(10)])
+    first = _import(seeded_database, settings, "vinaphone", full)
+    short = write_xlsx(tmp_path / "short.xlsx", {"DS": [["msisdn"], ["0912000000"]]})
+    with pytest.raises(ListShrinks) as shrinks:
+        _import(seeded_database, settings, "vinaphone", short, sheet="DS")
+    assert shrinks.value.message.startswith(
+        "short.xlsx would cut vinaphone's list from 10 to 1 numbers (90% fewer"
+    )
+    assert shrinks.value.details["sheet"] == "DS"
+    with pytest.raises(ListChanged) as changed:
+        _import(
+            seeded_database, settings, "vinaphone", short, sheet="DS", allow_shrink=True,
+            replacing=first.list_id + 1,
+        )  # fmt: skip
+    assert changed.value.details == {
+        "confirmed_list_id": first.list_id + 1,
+        "current_list_id": first.list_id,
+    }
+    assert _lists(seeded_database) == [(1, "active", 10)]
+
+
+def test_a_list_import_waits_while_another_holds_its_carrier(
+    seeded_database: Database, tmp_path: Path, settings: Settings
+) -> None:
+    """Two list imports of one carrier at once (PostgreSQL; SQLite has one writer): the second
+    waits for the first's lock on the carrier row, then becomes the next version, the only
+    active one. The first is played by the test's own transaction holding the row."""
+    if seeded_database.dialect != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    path = write_csv(tmp_path / "l.csv", [["msisdn"], ["0912345678"]])
+    _import(seeded_database, settings, "vinaphone", path)
+    done: list[int] = []
+    with seeded_database.engine.connect() as connection, connection.begin():
+        # FOR NO KEY UPDATE: the import's own rows (their foreign keys) may still be written
+        connection.execute(
+            select(Carrier.id).where(Carrier.code == "vinaphone").with_for_update(key_share=True)
+        )
+        thread = threading.Thread(
+            target=lambda: done.append(
+                _import(seeded_database, settings, "vinaphone", path).version
+            )
+        )
+        thread.start()
+        thread.join(1.5)
+        assert thread.is_alive() and done == []
+        assert _lists(seeded_database) == [(1, "active", 1)]
+    thread.join(30)
+    assert done == [2]
+    assert _lists(seeded_database) == [(1, "superseded", 1), (2, "active", 1)]
 
 
 def test_imports_are_not_disturbed_by_another_thread_using_the_database(
