@@ -575,14 +575,13 @@ def test_a_shrinking_list_and_a_stale_confirmation_are_refused_naming_the_carrie
     assert _lists(seeded_database) == [(1, "active", 10)]
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # row locks
 def test_a_list_import_waits_while_another_holds_its_carrier(
     seeded_database: Database, tmp_path: Path, settings: Settings
 ) -> None:
     """Two list imports of one carrier at once (PostgreSQL; SQLite has one writer): the second
     waits for the first's lock on the carrier row, then becomes the next version, the only
     active one. The first is played by the test's own transaction holding the row."""
-    if seeded_database.dialect != "postgresql":
-        pytest.skip("row locks are PostgreSQL's")
     path = write_csv(tmp_path / "l.csv", [["msisdn"], ["0912345678"]])
     _import(seeded_database, settings, "vinaphone", path)
     done: list[int] = []
