@@ -289,27 +289,34 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def wait_sent(db: Database, alert_id: int, total: int, timeout: float) -> float:
-    """Poll until every row has left pending/queued; returns time.time() at that moment."""
+    """Poll until every row has left pending/queued; returns time.time() at that moment.
+
+    The poll counts only the open rows (an index range that shrinks as rows are sent), and
+    the whole alert only once none is open: a GROUP BY over every row, five times a second,
+    took a sixth of a core from the database during the measured run (pg_stat_statements:
+    60 ms a poll at 60,000 rows)."""
     end = time.monotonic() + timeout
-    last = -1
+    open_states = (DeliveryState.PENDING, DeliveryState.QUEUED)
+    last_log = 0.0
     while time.monotonic() < end:
         with db.session() as s:
-            rows = dict(
-                s.execute(
-                    select(Delivery.state, func.count())
-                    .where(Delivery.alert_id == alert_id)
-                    .group_by(Delivery.state)
-                ).all()
+            open_rows = s.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.alert_id == alert_id, Delivery.state.in_(open_states))
             )
-        open_rows = rows.get(DeliveryState.PENDING, 0) + rows.get(DeliveryState.QUEUED, 0)
-        done = sum(rows.values()) - open_rows
-        if sum(rows.values()) == total and open_rows == 0:
+            written = None
+            if not open_rows or time.monotonic() - last_log >= 2:
+                written = s.scalar(
+                    select(func.count()).select_from(Delivery).where(Delivery.alert_id == alert_id)
+                )
+        if written == total and open_rows == 0:
             return time.time()
-        if done // 10000 != last // 10000:
-            log(f"  {done:,}/{total:,} responses stored")
-        last = done
+        if written is not None:
+            log(f"  {written - (open_rows or 0):,}/{total:,} responses stored")
+            last_log = time.monotonic()
         time.sleep(0.2)
-    raise SystemExit(f"timed out with rows {rows}")
+    raise SystemExit(f"timed out with {open_rows} rows open")
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -7,10 +7,12 @@
   before the next chunk is written.
 - `SqlDeliveryStore`: every state change of deliveries, written in bulk.
 
-A batch of outcomes is one executemany per kind of change (pipelined by psycopg, in-process for
-SQLite), never one round trip per message. Receipts are inserted as they come and matched to
-`delivery_parts` by (carrier, message_id); a receipt whose submit response is not stored yet
-stays unmatched in `receipts` and is matched by a later call (or by reconcile).
+A batch of outcomes is a few statements in one transaction, never one round trip per message:
+on PostgreSQL the accepted rows are one UPDATE … WHERE id = ANY(array) and their parts one
+INSERT … SELECT FROM unnest(arrays); the rarer kinds, and SQLite (in-process), executemany.
+Receipts are inserted as they come and matched to `delivery_parts` by (carrier, message_id);
+a receipt whose submit response is not stored yet stays unmatched in `receipts` and is
+matched by a later call (or by reconcile).
 
 Every method returns the state transitions it made, as a Counter of
 (alert_id, carrier_id, from_state, to_state) -> rows, so the live counters in Redis follow the
@@ -26,7 +28,23 @@ from datetime import UTC, datetime, timedelta
 from itertools import zip_longest
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from broadcast import alerts, audience
@@ -155,15 +173,20 @@ class Chunk:
 def chunk_ranges(
     plan: audience.CarrierSnapshot, first: int, rows: int
 ) -> list[tuple[int, int] | None]:
-    """Subscriber-position ranges: `first` rows, then `rows` at a time (None: all at once)."""
+    """Subscriber-position ranges: `first` rows, then twice as many each time up to `rows`
+    at a time (None: all at once). The fan-out writes one chunk of each carrier in turn, so
+    the ramp gives every carrier's sender its next rows while it still sends the last ones:
+    one big chunk per carrier after the first left the last carriers' senders idle for seconds
+    (docs/delivery.md "Measured")."""
     if plan.id_min is None or plan.id_max is None:
         return [None]
     lo, hi = plan.id_min, plan.id_max + 1
-    out: list[tuple[int, int] | None] = [(lo, min(lo + first, hi))]
-    lo += first
+    size = max(1, first)
+    out: list[tuple[int, int] | None] = []
     while lo < hi:
-        out.append((lo, min(lo + rows, hi)))
-        lo += rows
+        out.append((lo, min(lo + size, hi)))
+        lo += size
+        size = min(2 * size, rows)
     return out
 
 
@@ -184,8 +207,9 @@ def fan_out(
     `delivery.batch_size`) after the carrier's highest batch, and returning their batch
     numbers, in the caller's transaction: the caller commits before it enqueues
     the chunk's batches, so sending starts while the rest is still being written. A first
-    chunk of `first_rows` for every carrier, then `chunk_rows` at a time, one chunk of each
-    carrier in turn (defaults: `delivery.fan_out_first_rows`, `delivery.fan_out_chunk_rows`).
+    chunk of `first_rows` for every carrier, then chunks twice as big each round up to
+    `chunk_rows`, one chunk of each carrier in turn (defaults: `delivery.fan_out_first_rows`,
+    `delivery.fan_out_chunk_rows`).
     Running it again adds nothing already there (a fan-out cut off, by a lost database or a
     killed worker, is resumed by running it again); chunks that add no row are not yielded.
     When every chunk is written it sets the alert's `fanned_out_at`, in the caller's
@@ -199,9 +223,10 @@ def fan_out(
     dialect = session.get_bind().dialect.name
     rounds = [chunk_ranges(plan, first_rows, chunk_rows) for plan in plans]
     work = [(plan, r[0]) for plan, r in zip(plans, rounds, strict=True) if r]
-    # Then one big chunk of each carrier in turn: a carrier never waits for another's whole
-    # list (at 6,000,000 rows, carrier after carrier left the last carrier's sender idle for
-    # minutes after its first chunk: docs/delivery.md "A national run").
+    # Then one chunk of each carrier in turn, growing: a carrier never waits for another's
+    # whole list (at 6,000,000 rows, carrier after carrier left the last carrier's sender idle
+    # for minutes after its first chunk: docs/delivery.md "A national run"), nor for four
+    # big chunks of the others after its first 2,000 rows.
     rest = [[(plan, c) for c in r[1:]] for plan, r in zip(plans, rounds, strict=True)]
     work += [item for turn in zip_longest(*rest) for item in turn if item is not None]
     grouped = audience.recipient_group(alert.category) is not None  # a test or a drill
@@ -434,7 +459,7 @@ class SqlDeliveryStore:
             )
 
     def record(self, alert_id: int, carrier_id: int, outcomes: Outcomes) -> Transitions:
-        """One flush of submit outcomes: a few executemany statements in one transaction."""
+        """One flush of submit outcomes: a few statements in one transaction."""
         now = utcnow()
         moved: Transitions = Counter()
         queued, submitted = DeliveryState.QUEUED.value, DeliveryState.SUBMITTED.value
@@ -450,25 +475,58 @@ class SqlDeliveryStore:
                     [{"b_id": i, "b_error": e[:200], "b_next": t} for i, e, t in outcomes.retry],
                 )  # fmt: skip
             if outcomes.accepted:
-                # One UPDATE … WHERE id IN (…) per parts count (nearly always one).
                 by_parts: dict[int, list[int]] = {}
                 for i, ids in outcomes.accepted:
                     by_parts.setdefault(max(1, len(ids)), []).append(i)
-                for parts, delivery_ids in by_parts.items():
+                parts_rows = [(i, n, m) for i, ids in outcomes.accepted
+                              for n, m in enumerate(ids, 1)]  # fmt: skip
+                if s.get_bind().dialect.name == "postgresql":
+                    # Arrays: one statement text whatever the count (prepared once by the
+                    # driver), and one INSERT of every part instead of one per part.
+                    for parts, delivery_ids in by_parts.items():
+                        s.execute(
+                            update(D)
+                            .where(D.c.id == any_(bindparam("b_ids", delivery_ids,
+                                                            type_=ARRAY(BigInteger))),
+                                   D.c.state == queued)
+                            .values(state=submitted, submitted_at=now,
+                                    attempts=D.c.attempts + 1, lease_until=None,
+                                    last_error=None, parts=parts)
+                        )  # fmt: skip
+                    d_ids, seqs, m_ids = (
+                        zip(*parts_rows, strict=True) if parts_rows else ((), (), ())
+                    )
+                    new = (
+                        func.unnest(
+                            bindparam("b_delivery", list(d_ids), type_=ARRAY(BigInteger)),
+                            bindparam("b_seq", list(seqs), type_=ARRAY(Integer)),
+                            bindparam("b_message", list(m_ids), type_=ARRAY(String)),
+                        )
+                        .table_valued("delivery_id", "seq", "message_id")
+                        .render_derived()
+                    )
                     s.execute(
-                        update(D)
-                        .where(D.c.id.in_(delivery_ids), D.c.state == queued)
-                        .values(state=submitted, submitted_at=now, attempts=D.c.attempts + 1,
-                                lease_until=None, last_error=None, parts=parts)
+                        insert(P).from_select(
+                            ["delivery_id", "seq", "carrier_id", "message_id"],
+                            select(new.c.delivery_id, new.c.seq,
+                                   literal(carrier_id, Integer), new.c.message_id),
+                        )
                     )  # fmt: skip
-                s.execute(
-                    insert(P),
-                    [
-                        {"delivery_id": i, "seq": n, "carrier_id": carrier_id, "message_id": m}
-                        for i, ids in outcomes.accepted
-                        for n, m in enumerate(ids, 1)
-                    ],
-                )
+                else:
+                    # One UPDATE … WHERE id IN (…) per parts count (nearly always one).
+                    for parts, delivery_ids in by_parts.items():
+                        s.execute(
+                            update(D)
+                            .where(D.c.id.in_(delivery_ids), D.c.state == queued)
+                            .values(state=submitted, submitted_at=now,
+                                    attempts=D.c.attempts + 1, lease_until=None,
+                                    last_error=None, parts=parts)
+                        )  # fmt: skip
+                    s.execute(
+                        insert(P),
+                        [{"delivery_id": i, "seq": n, "carrier_id": carrier_id, "message_id": m}
+                         for i, n, m in parts_rows],
+                    )  # fmt: skip
                 moved[(alert_id, carrier_id, queued, submitted)] += len(outcomes.accepted)
             if outcomes.failed:
                 by_error: dict[str, list[int]] = {}

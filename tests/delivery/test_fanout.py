@@ -56,6 +56,12 @@ def test_each_row_is_written_once_queued_in_its_batch(make_world: Callable[..., 
     assert sorted(named) == sorted(per_batch) and len(named) == len(set(named))
     assert sum(c.rows for c in chunks) == 600
     assert max(per_batch.values()) <= 50
+    # The chunks grow from first_rows, doubling up to chunk_rows, one of each carrier in
+    # turn: no carrier's next rows wait behind a big chunk of every other carrier.
+    sizes = {code: [c.rows for c in chunks if c.carrier_code == code] for code in numbers}
+    assert sizes == {"viettel": [30, 60, 120, 120, 100], "vinaphone": [30, 60, 80]}
+    order = [(c.carrier_code, c.rows) for c in chunks]
+    assert order.index(("vinaphone", 60)) < order.index(("viettel", 120))
     for code, carrier_rows in (("viettel", 430), ("vinaphone", 170)):
         cid = world.runtime.store.carrier_ids()[code]
         mine = sorted(b for c, b in per_batch if c == cid)
@@ -73,17 +79,18 @@ def test_a_rerun_fills_only_the_gaps_in_new_batches(make_world: Callable[..., Wo
         assert alert is not None
         list(deliveries.fan_out(s, alert, batch_size=50, first_rows=30, chunk_rows=120))
         gone = s.scalars(
-            select(Delivery.msisdn).where(Delivery.batch_no.in_([2, 3])).order_by(Delivery.id)
+            select(Delivery.msisdn).where(Delivery.batch_no.in_([4, 5])).order_by(Delivery.id)
         ).all()
         top = s.scalar(select(func.max(Delivery.batch_no)))
-        s.execute(delete(Delivery).where(Delivery.batch_no.in_([2, 3])))
+        s.execute(delete(Delivery).where(Delivery.batch_no.in_([4, 5])))
         again = list(deliveries.fan_out(s, alert, batch_size=50, first_rows=30, chunk_rows=120))
         refilled = dict(
             Counter(s.scalars(select(Delivery.batch_no).where(Delivery.msisdn.in_(gone))).all())
         )
         total = s.scalar(select(func.count()).select_from(Delivery))
     assert total == 300
-    assert sum(c.rows for c in again) == len(gone) == 100  # batches 2 and 3 of 50
+    # Chunks of 30, 60, 120, 90: batches 1 | 2, 3 | 4, 5, 6 | …; batches 4 and 5 hold 50 each.
+    assert sum(c.rows for c in again) == len(gone) == 100
     assert sorted(b for c in again for b in c.batches) == sorted(refilled)
     assert min(refilled) == top + 1
 
