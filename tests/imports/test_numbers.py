@@ -197,6 +197,14 @@ def test_the_frame_keeps_the_callers_row_labels() -> None:
     frame = normalise(pd.Series(["0912345678", "abc"], index=[7, 3], dtype=object), PLAN)
     assert list(frame.index) == [7, 3]
     assert frame.loc[7, "msisdn"] == "84912345678" and frame.loc[3, "reason"] == "invalid"
+    assert frame.loc[7, "carrier"] == "vinaphone" and pd.isna(frame.loc[3, "carrier"])
+
+
+def test_one_column_may_mix_every_written_form() -> None:
+    """A list mixes 0-, 84-, 840- and bare numbers: each keeps its own national number."""
+    raw = ["0912345678", "84912345678", "912345678", "840912345678", "+84 91 234 5678"]
+    frame = normalise(pd.Series(raw, dtype=object), PLAN)
+    assert frame["msisdn"].tolist() == ["84912345678"] * 5
 
 
 # A plan built here, with prefixes that overlap at several widths (the configured plan barely
