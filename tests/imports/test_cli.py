@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from broadcast.cli import cli
 from broadcast.db import Database
+from broadcast.models import SubscriberList
+from broadcast.policy import as_utc
 from broadcast.settings import Settings
 from tests.imports.files import write_csv
 
@@ -79,3 +86,29 @@ def test_counts_human_output_and_unknown_carrier(
     assert json.loads(coverage.stdout)[0]["reported"] == 1234
     bad = runner.invoke(cli, ["import", "list", "--carrier", "acme", str(path)], env=_env(settings))
     assert bad.exit_code != 0 and "unknown carrier 'acme'" in bad.stderr
+
+
+def test_a_host_in_the_provinces_zone_stores_list_times_in_utc(
+    seeded_database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """`loa import` on a host whose clock is set to Ha Tinh's zone (UTC+7, as a server in
+    the province may be): the list's activation and the old version's supersession are stored
+    as UTC instants, so the purge after `imports.retention_days` is not 7 hours late. A
+    process of its own, since the zone is read when a process starts."""
+    path = write_csv(tmp_path / "list.csv", [["msisdn"], ["0912345678"]])
+    command = [sys.executable, "-c", "from broadcast.cli import main; main()"]
+    command += ["import", "list", "--carrier", "vinaphone", str(path), "--json"]
+    env = {**os.environ, **_env(settings), "TZ": "Asia/Ho_Chi_Minh"}
+    before = datetime.now(UTC)
+    for _ in range(2):  # the second supersedes the first
+        subprocess.run(command, env=env, capture_output=True, timeout=300, check=True)
+    after = datetime.now(UTC)
+    with seeded_database.session() as session:
+        old, new = session.execute(
+            select(SubscriberList.activated_at, SubscriberList.superseded_at).order_by(
+                SubscriberList.version
+            )
+        ).all()
+    for moment in (old[0], old[1], new[0]):
+        assert moment is not None
+        assert before <= as_utc(moment) <= after, (moment, before, after)
