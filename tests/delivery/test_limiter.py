@@ -9,6 +9,7 @@ import time
 import pytest
 import redis
 
+from broadcast import keys
 from broadcast.settings import DeliverySettings
 from workers.limiter import RedisRateLimiter
 
@@ -156,6 +157,23 @@ def test_a_stalled_sender_catches_up_a_quarter_second_within_the_limit(
     lost = (slots[-1] - stalled_from) / interval - len(after)
     assert lost <= 5, f"{lost:.1f} slots of the stall not caught up"
     assert _max_in_any_window([(s / 1e6, 1) for s in slots], width=1.02) <= 100
+
+
+def test_a_long_messages_slot_is_named_as_the_log_holds_it_and_handed_back(
+    redis_client: redis.Redis,
+) -> None:
+    """A 2-part message's slot is logged with its size; the name a grant gives it
+    (`slot_member`) must be that one, or handing it back removes nothing and the pace never
+    steps back over it. The default catch-up is the configured one."""
+    limiter = RedisRateLimiter(redis_client, "vinaphone", 20, block=10)
+    assert limiter.credit == DeliverySettings().catch_up_seconds
+    grant = limiter.try_acquire(6, 2)
+    assert grant.slots and grant.granted == 2 * len(grant.slots)
+    log_key = keys.rate_slots_key("vinaphone")
+    members = [grant.slot_member(s) for s in grant.slots]
+    assert all(redis_client.zscore(log_key, m) is not None for m in members), members
+    limiter.try_acquire(2, 2, members)
+    assert all(redis_client.zscore(log_key, m) is None for m in members)
 
 
 def test_a_message_longer_than_the_limit_is_refused_clearly(redis_client: redis.Redis) -> None:
