@@ -61,7 +61,7 @@ def test(args: list[str]) -> None:
         run(BIN / "python", "-m", "pytest", *args)
         return
     # The whole suite: what is not judged by timing on two workers, then the `serial` tests
-    # (rates, windows, deadlines: tests/delivery, tests/gateway) alone on the machine.
+    # (rates, windows, deadlines: tests/conftest.py's SERIAL) alone on the machine.
     run(BIN / "python", "-m", "pytest", "-n", "2", "-m", "not serial")
     run(BIN / "python", "-m", "pytest", "-m", "serial")
 
