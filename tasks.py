@@ -56,13 +56,25 @@ def test(args: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "lint-imports")
-    run(BIN / "mypy")  # the packages and options are in pyproject.toml [tool.mypy]
     if args:  # a chosen part, as asked
+        run(BIN / "mypy")  # the packages and options are in pyproject.toml [tool.mypy]
         run(BIN / "python", "-m", "pytest", *args)
         return
+    # mypy (about a minute from a cold cache) checks while the first part of the suite runs;
+    # its verdict is printed, and fails the command, when that part has finished.
+    print(f"+ {BIN / 'mypy'} (beside the first part of the suite)", flush=True)
+    checker = subprocess.Popen(
+        [str(BIN / "mypy")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     # The whole suite: what is not judged by timing on two workers, then the `serial` tests
     # (rates, windows, deadlines: tests/conftest.py's SERIAL) alone on the machine.
-    run(BIN / "python", "-m", "pytest", "-n", "2", "-m", "not serial")
+    part = subprocess.run(
+        [str(BIN / "python"), "-m", "pytest", "-n", "2", "-m", "not serial"], cwd=ROOT, check=False
+    )
+    checked = checker.communicate()[0].decode(errors="replace")
+    print(f"+ mypy: {checked}", end="" if checked.endswith("\n") else "\n", flush=True)
+    if checker.returncode or part.returncode:
+        sys.exit(checker.returncode or part.returncode)
     run(BIN / "python", "-m", "pytest", "-m", "serial")
 
 
