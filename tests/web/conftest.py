@@ -1,11 +1,14 @@
-"""Fixtures for the console and API: an app on a seeded database and real Redis, users, tokens."""
+"""Fixtures for the console and API: an app on a seeded database and real Redis, users, tokens;
+for the browser tests, one Chromium and one fork parent of worker processes per test process."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
+from browsertools import WorkerForks, launch_chromium
 from flask import Flask
 from flask.testing import FlaskClient
 from webtools import ControlJobs, People, add_people
@@ -41,3 +44,20 @@ def control_jobs(
     jobs = ControlJobs(settings, seeded_database)
     yield jobs
     jobs.close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium for the test process's browser tests (`browser` in test_browser.py
+    gives each test fresh contexts and closes them after it)."""
+    with launch_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="session")
+def worker_forks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerForks]:
+    """The browser tests' `loa worker` processes, forked from one interpreter that imported
+    their modules once (see browsertools)."""
+    forks = WorkerForks(tmp_path_factory.mktemp("worker-forks") / "parent.log")
+    yield forks
+    forks.close()

@@ -13,8 +13,6 @@ import io
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 import pytest
 import redis
+from browsertools import CHROMIUM, WorkerForks
 from openpyxl import load_workbook
 from werkzeug.serving import make_server
 
@@ -34,15 +33,6 @@ from tests.conftest import REQUIRE_BROWSER, require_or_skip
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("LOA_TEST_CHROMIUM", "/usr/bin/chromium"))
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BODY = "Bão số 3 đổ bộ vào Hà Tĩnh đêm nay. Người dân ở trong nhà, tránh xa bờ biển. " * 2
 
 try:
@@ -62,7 +52,9 @@ CREDENTIALS = {"viettel": ("loa_viettel", "demo-vt"), "vinaphone": ("loa_vina", 
 
 
 @pytest.fixture
-def server(tmp_path: Path, sqlite_template: Path, redis_url: str) -> Iterator[dict[str, Any]]:
+def server(
+    tmp_path: Path, sqlite_template: Path, redis_url: str, worker_forks: WorkerForks
+) -> Iterator[dict[str, Any]]:
     """The console on a threaded server, each walk carrier's gateway pointing at a simulator
     of its own (ephemeral ports)."""
     from webtools import add_people
@@ -102,13 +94,18 @@ def server(tmp_path: Path, sqlite_template: Path, redis_url: str) -> Iterator[di
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
+    workers: list[Workers] = []
     yield {
         "url": f"http://127.0.0.1:{httpd.server_port}",
         "database": database,
         "settings": settings,
         "people": people,
         "sims": sims,
+        "forks": worker_forks,
+        "workers": workers,
     }
+    for started in workers:  # stopped already, or now: before their database and simulators go
+        started.stop()
     httpd.shutdown()
     thread.join(10)
     client.close()
@@ -119,9 +116,22 @@ def server(tmp_path: Path, sqlite_template: Path, redis_url: str) -> Iterator[di
 
 class Workers:
     """`loa worker --control`, `--imports` and `--carrier CODE` for each carrier, as separate
-    processes on the server's settings (what an operator runs); stopped with SIGTERM."""
+    processes on the server's settings (what an operator runs); stopped with SIGTERM.
 
-    def __init__(self, settings: Any, carriers: tuple[str, ...]) -> None:
+    `control` and `imports` False leave out a worker the test gives no job to. The processes
+    are forked from the test process's fork parent (`worker_forks`), which has the workers'
+    modules imported already; each runs the `loa worker` command as it would from a shell."""
+
+    def __init__(
+        self,
+        server: dict[str, Any],
+        carriers: tuple[str, ...],
+        *,
+        control: bool = True,
+        imports: bool = True,
+    ) -> None:
+        settings = server["settings"]
+        self.forks: WorkerForks = server["forks"]
         env = {
             **os.environ,
             "LOA_INSTANCE_PATH": str(settings.instance_path),
@@ -134,38 +144,47 @@ class Workers:
             env[f"LOA_CARRIERS__{code.upper()}__GATEWAY__PORT"] = str(
                 settings.carrier(code).gateway.port
             )
-        base = [sys.executable, "-c", "from broadcast.cli import main; main()", "worker"]
-        roles = [["--control"], ["--imports"]] + [["--carrier", code] for code in carriers]
+        roles = [["--control"]] if control else []
+        roles += [["--imports"]] if imports else []
+        roles += [["--carrier", code] for code in carriers]
         self.logs = [settings.instance_path / f"worker-{i}.log" for i in range(len(roles))]
         settings.instance_path.mkdir(parents=True, exist_ok=True)
-        self.children = []
-        for role, log in zip(roles, self.logs, strict=True):
-            with log.open("wb") as out:
-                self.children.append(
-                    subprocess.Popen([*base, *role], env=env, stdout=out, stderr=out)
-                )
+        self.children = [
+            self.forks.start(["worker", *role], env, log)
+            for role, log in zip(roles, self.logs, strict=True)
+        ]
+        self.asked_to_stop = False
+        server["workers"].append(self)  # its teardown stops them if the test did not
 
     def output(self) -> str:
         return "\n".join(log.read_text(errors="replace")[-2000:] for log in self.logs)
 
+    def request_stop(self) -> None:
+        """SIGTERM to each (once: a second one forces the stop); they finish on their own
+        while the test reads on (an idle worker takes seconds: RQ's own pub/sub wait),
+        and `stop()` or the server's teardown waits for them."""
+        if not self.asked_to_stop:
+            for child in self.children:
+                self.forks.signal(child, signal.SIGTERM)
+        self.asked_to_stop = True
+
     def stop(self) -> None:
+        self.request_stop()
         for child in self.children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in self.children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(5)
+            if self.forks.wait(child, 10) is None:
+                self.forks.signal(child, signal.SIGKILL)
+                self.forks.wait(child, 5)
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
+def browser(chromium: Any) -> Iterator[Any]:
+    """The test process's Chromium (`chromium`, launched once); every context a test opens is
+    closed after it, so no page polls on and no cookie, storage or cache reaches the next test."""
+    for context in chromium.contexts:  # a context an interrupted test left open
+        context.close()
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
 
 
 def log_in(browser: Any, base: str, username: str, width: int | None = None) -> Any:
@@ -250,6 +269,13 @@ def watch_rules_kept(page: Any) -> int:
     return int(seen["samples"])
 
 
+def more_samples(page: Any, count: int) -> None:
+    """Wait until the page checked its rules `count` more times (every 50 ms, or less often on
+    a loaded machine: polled, never a fixed sleep)."""
+    taken = page.evaluate("window.__watch.samples")
+    page.wait_for_function("(n) => window.__watch.samples >= n", arg=taken + count)
+
+
 def _numbers(prefix: str, count: int) -> list[str]:
     return [f"0{prefix}{n:07d}" for n in range(1, count + 1)]
 
@@ -263,7 +289,7 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
     base, settings = server["url"], server["settings"]
     viettel_numbers = _numbers("96", 20)
     vina_numbers = _numbers("91", 15)
-    workers = Workers(settings, WALK_CARRIERS)
+    workers = Workers(server, WALK_CARRIERS)
     try:
         # Viettel uploads its list in the browser; the control worker imports it.
         upload = settings.instance_path / "viettel-list.csv"
@@ -322,7 +348,7 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
                 f"progress {approver.text_content('#w-percent')}%\n{workers.output()}"
             ) from None
     finally:
-        workers.stop()
+        workers.request_stop()  # no more work for them: they end as the page is read
     bars = approver.locator('#w-carriers [role="progressbar"]')
     assert bars.count() == 2
     assert [bars.nth(i).get_attribute("aria-valuenow") for i in range(2)] == ["100", "100"]
@@ -336,7 +362,7 @@ def test_upload_draft_fold_approve_send_to_100_percent_and_export(
             settings.carrier(code).mps
         )
     assert approver.text_content("#alert-status") == "Hoàn tất"
-    approver.wait_for_timeout(300)  # a few samples of the completed page too
+    more_samples(approver, 5)  # a few samples of the completed page too
     assert watch_rules_kept(approver) > 10
     assert approver.text_content("#w-eta") == "—"
 
@@ -495,7 +521,7 @@ def test_a_shrinking_list_asks_for_confirmation_without_a_second_upload(
         with database.session() as session:
             return service.active_count(session, carrier_code="viettel")
 
-    workers = Workers(settings, ())
+    workers = Workers(server, ())
     try:
         viettel = log_in(browser, base, "viettel")
         for name, count in (("full.csv", 1200), ("short.csv", 3)):
@@ -702,7 +728,8 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
     page.click("#do-submit")
     page.wait_for_selector('#alert-status[data-status="pending_approval"]')
 
-    workers = Workers(settings, ())  # fan-out and control, no sender
+    # fan-out and control; no sender, and no upload for an imports worker to take
+    workers = Workers(server, (), imports=False)
     try:
         approver = log_in(browser, base, "approver", width=width)
         if locale != "vi":
@@ -747,7 +774,7 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
         approver.click("#do-resume")
         approver.wait_for_selector('#alert-status[data-status="sending"]')
         approver.evaluate(WATCH_RULES)
-        approver.wait_for_timeout(200)
+        more_samples(approver, 4)
         assert watch_rules_kept(approver) > 0  # resumed
         approver.click("#do-cancel")
         approver.wait_for_selector("#cancel-confirm")
@@ -762,7 +789,7 @@ def test_on_a_phone_template_blanks_read_back_pause_resume_and_cancel(
         row = '#w-carriers tr[data-carrier="viettel"]'
         assert approver.text_content(f'{row} [data-k="total"]') == "30"
         assert approver.text_content(f'{row} [data-k="delivered"]') == "0"
-        approver.wait_for_timeout(200)
+        more_samples(approver, 4)
         assert watch_rules_kept(approver) > 0
         assert approver.text_content("#w-eta") == "—"
     finally:

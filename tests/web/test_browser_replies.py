@@ -71,7 +71,7 @@ def test_watch_page_shows_replies_by_keyword_and_commune_live(
         "1 An toàn / Safe; 2 Cần giúp / Need help (cần giúp); Cứu Cứu nạn / Rescue (cần giúp)"
     )
 
-    workers = Workers(settings, WALK_CARRIERS)
+    workers = Workers(server, WALK_CARRIERS, imports=False)  # no upload here
     try:
         approver = log_in(browser, base, "approver")
         approver.goto(alert_url)
@@ -90,7 +90,7 @@ def test_watch_page_shows_replies_by_keyword_and_commune_live(
                 f"replies {approver.text_content('#r-total')}\n{workers.output()}"
             ) from None
     finally:
-        workers.stop()
+        workers.request_stop()  # no more work for them: they end as the page is read
 
     sent = Counter(r.text for sim in server["sims"].values() for r in sim.replies())
     assert sum(sent.values()) == 24
