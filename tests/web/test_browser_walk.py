@@ -46,11 +46,15 @@ CARRIER_CODE = re.compile(
     r"(?<![\w.@/-])(viettel|vinaphone|mobifone|vietnamobile|gmobile|itel|reddi)(?![\w.@/-])"
 )
 DEMO = "Bản trình diễn"
+# An API token (its shown prefix: loa_ and eight random characters, as on the admin's users
+# page) is no English word: its random tail read "loa_WmFc8x2s" as the English unit "2s".
+API_TOKEN = re.compile(r"\bloa_[A-Za-z0-9_-]+")
 
 
 def problems(text: str, *, usernames_shown: bool = False) -> list[str]:
     """What a Vietnamese reader should never see on a page (`text`: its visible text)."""
     found = []
+    text = API_TOKEN.sub("loa_", text)
     for name, pattern in (
         ("English CAP value", CAP_ENGLISH),
         ("English unit", ENGLISH_UNIT),
