@@ -552,6 +552,9 @@ def test_a_shrinking_list_asks_for_confirmation_without_a_second_upload(
             ).first()
             assert entry.after["shrink_confirmed"] is True
             assert entry.actor == f"user:{server['people'].ids['viettel']}"
+        # The counts below are imported in the test process: the workers have no more jobs and
+        # end while the pages are read (`stop()` below waits for them).
+        workers.request_stop()
         viettel.goto(refused_page)  # the file was taken: no second confirmation
         assert viettel.locator("#shrink-confirm").count() == 0
 
