@@ -50,6 +50,9 @@ class ImportSettings:
     max_unzipped_mb: int = 1000
     max_memory_mb: int = 4096
     max_seconds: float = 900.0
+    # How long past max_seconds reconcile leaves an import `running` before it fails it as
+    # abandoned: the time a live parent needs to stop its child and record why.
+    abandoned_grace_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,7 @@ class ImportSchema(_Strict):
     max_unzipped_mb = fields.Integer(validate=_POSITIVE)
     max_memory_mb = fields.Integer(validate=validate.Range(min=256))
     max_seconds = fields.Float(validate=validate.Range(min=0.1))
+    abandoned_grace_seconds = fields.Float(validate=validate.Range(min=0))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> ImportSettings:

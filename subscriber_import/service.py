@@ -337,15 +337,15 @@ def _record_refusal(
         record.report = {"error": {"code": code, "message": message, "details": _plain(details)}}
 
 
-ABANDONED_GRACE_SECONDS = 10  # after max_seconds, the parent kills its child within a second
-
-
 def fail_abandoned(database: Database, settings: Settings) -> list[int]:
     """Fail imports left `running` by a process that died (kill -9, power loss): none may run
-    longer than imports.max_seconds, so one started before that is nobody's. Nothing of it
-    was committed (its transaction died with it); its rejects file goes. Returns their ids."""
+    longer than imports.max_seconds, so one started more than that plus
+    imports.abandoned_grace_seconds ago (the time a live parent takes to kill its child and
+    record the failure itself; 10 s by default) is nobody's. Nothing of it was committed (its
+    transaction died with it); its rejects file goes. Returns their ids."""
+    imports = settings.imports
     cutoff = datetime.now(UTC) - timedelta(
-        seconds=settings.imports.max_seconds + ABANDONED_GRACE_SECONDS
+        seconds=imports.max_seconds + imports.abandoned_grace_seconds
     )
     with database.session() as session:
         ids = list(

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from werkzeug.test import encode_multipart
 from broadcast import keys
 from broadcast.db import Database
 from broadcast.models import Import, ImportStatus, Subscriber, SubscriberList
+from broadcast.policy import as_utc
 from broadcast.settings import Settings
 from tests.imports.files import HOSTILE_CELLS, write_list_csv, write_raw_xlsx
 
@@ -237,7 +239,9 @@ def test_reconcile_fails_an_import_whose_worker_was_killed(
     tmp_path: Path,
 ) -> None:
     worker = imports_worker(max_seconds=120)
-    big = write_list_csv(tmp_path / "ds.csv", 1_000_000)
+    # Large enough that its import is still running when the worker is killed (the row must
+    # still say `running` below, so a file read too soon fails the test rather than pass it).
+    big = write_list_csv(tmp_path / "ds.csv", 250_000)
     body = upload(client, people, big.read_bytes(), "ds.csv", wait=0).get_json()
     end = time.monotonic() + 60
     while not worker.imports() and time.monotonic() < end:
@@ -254,27 +258,35 @@ def test_reconcile_fails_an_import_whose_worker_was_killed(
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
     with seeded_database.session() as session:
         running = session.scalars(select(Import).where(Import.status == ImportStatus.RUNNING))
-        (import_id,) = [row.id for row in running]
+        ((import_id, started_at),) = [(row.id, row.started_at) for row in running]
 
-    def reconcile() -> dict[str, int]:
+    def reconcile(**imports: object) -> dict[str, int]:
         result = subprocess.run(
             [*LOA, "reconcile", "--json"],
-            env=_env(settings, max_seconds=1),
+            env=_env(settings, **imports),
             capture_output=True,
             timeout=120,
             check=True,
         )
         return json.loads(result.stdout)
 
-    assert reconcile()["failed_imports"] == 0  # started under a second ago: maybe still alive
-    time.sleep(11.5)  # imports.max_seconds (1 here) + the grace for the parent to record
-    assert reconcile()["failed_imports"] == 1
+    # Past imports.max_seconds but within imports.abandoned_grace_seconds, the time a live
+    # worker may take to record the end itself: reconcile leaves it. (A grace far above the
+    # default's 10 s: on a loaded machine `loa reconcile` alone may take that long to start.)
+    assert reconcile(max_seconds=1, abandoned_grace_seconds=120)["failed_imports"] == 0
+    # Past imports.max_seconds + imports.abandoned_grace_seconds (1 + 1 here) it is nobody's.
+    # Waited for on the row's own started_at, the moment reconcile's cutoff counts from.
+    limits = {"max_seconds": 1, "abandoned_grace_seconds": 1}
+    cutoff = as_utc(started_at) + timedelta(seconds=2)
+    while (left := (cutoff - datetime.now(UTC)).total_seconds()) > -0.5:
+        time.sleep(left + 0.5)
+    assert reconcile(**limits)["failed_imports"] == 1
     record = client.get(f"/api/v1/imports/{import_id}", headers=people.auth("viettel")).get_json()
     assert record["status"] == "failed" and "Upload the file again" in record["error"]
     progress = client.get(body["status_url"], headers=people.auth("viettel")).get_json()
     assert progress["state"] == "failed" and progress["import_id"] == import_id
     assert _uploads(settings) == [] and _lists_and_numbers(seeded_database) == (0, 0)
-    assert reconcile()["failed_imports"] == 0
+    assert reconcile(**limits)["failed_imports"] == 0
 
 
 def test_the_imports_worker_stops_on_sigterm_within_seconds_and_cleanly(
