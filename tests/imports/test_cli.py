@@ -94,15 +94,21 @@ def test_a_host_in_the_provinces_zone_stores_list_times_in_utc(
     """`loa import` on a host whose clock is set to Ha Tinh's zone (UTC+7, as a server in
     the province may be): the list's activation and the old version's supersession are stored
     as UTC instants, so the purge after `imports.retention_days` is not 7 hours late. A
-    process of its own, since the zone is read when a process starts."""
+    process of its own, since the zone is read when a process starts; both imports run in it
+    (the second supersedes the first), as `loa import` twice would, without a second start-up
+    of the CLI and its imports' fork server."""
     path = write_csv(tmp_path / "list.csv", [["msisdn"], ["0912345678"]])
-    command = [sys.executable, "-c", "from broadcast.cli import main; main()"]
+    twice = (
+        "import sys; from broadcast.cli import cli\n"
+        "for _ in range(2): cli.main(sys.argv[1:], prog_name='loa', standalone_mode=False)"
+    )
+    command = [sys.executable, "-c", twice]
     command += ["import", "list", "--carrier", "vinaphone", str(path), "--json"]
     env = {**os.environ, **_env(settings), "TZ": "Asia/Ho_Chi_Minh"}
     before = datetime.now(UTC)
-    for _ in range(2):  # the second supersedes the first
-        subprocess.run(command, env=env, capture_output=True, timeout=300, check=True)
+    done = subprocess.run(command, env=env, capture_output=True, timeout=300, check=True)
     after = datetime.now(UTC)
+    assert [json.loads(line)["accepted"] for line in done.stdout.splitlines()] == [1, 1], done
     with seeded_database.session() as session:
         old, new = session.execute(
             select(SubscriberList.activated_at, SubscriberList.superseded_at).order_by(
