@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def _pytest(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("LOA_REQUIRE_")}
     environ.update(env)
+    # --assert=plain: with bytecode writing off (PYTHONDONTWRITEBYTECODE=1, as on this
+    # project's machines) pytest cannot cache its assertion rewriting, and each child would
+    # rewrite every module of its plugins again: half of the child's CPU. The guards are
+    # conftest hooks, which rewriting does not touch.
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--assert=plain", "-q", *args],
         cwd=ROOT,
         env=environ,
         capture_output=True,
