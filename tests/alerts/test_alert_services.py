@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
 from broadcast import alerts
@@ -651,6 +653,43 @@ ALLOWED = {
 }
 
 
+# An ungranted lock in this database: a transaction waiting for another's (PostgreSQL).
+WAITING_ON_A_LOCK = text(
+    "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
+    "WHERE NOT pg_locks.granted AND pg_stat_activity.datname = current_database()"
+)
+
+
+@contextmanager
+def _statements_in_flight(database: Database) -> Iterator[dict[int, str]]:
+    """The statement each thread has sent to the database and not yet had answered."""
+    in_flight: dict[int, str] = {}
+
+    def sent(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        in_flight[threading.get_ident()] = statement
+
+    def answered(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        in_flight.pop(threading.get_ident(), None)
+
+    event.listen(database.engine, "before_cursor_execute", sent)
+    event.listen(database.engine, "after_cursor_execute", answered)
+    try:
+        yield in_flight
+    finally:
+        event.remove(database.engine, "before_cursor_execute", sent)
+        event.remove(database.engine, "after_cursor_execute", answered)
+
+
+def _waits_on_the_lock(database: Database, thread: threading.Thread, sent: dict[int, str]) -> bool:
+    """Whether `thread` is held by the lock the caller's open transaction holds: on PostgreSQL
+    a lock not granted; on SQLite (one writer at a time) a write of the thread's in flight."""
+    if database.dialect == "postgresql":
+        with database.engine.connect() as conn:
+            return bool(conn.scalar(WAITING_ON_A_LOCK))
+    statement = sent.get(thread.ident or 0, "")
+    return statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))
+
+
 @pytest.mark.parametrize("race", list(RACES))
 def test_two_clicks_at_once_one_wins_and_the_other_waits_and_reads_its_outcome(
     seeded_database: Database, draft: AlertDraft, race: str
@@ -690,10 +729,15 @@ def test_two_clicks_at_once_one_wins_and_the_other_waits_and_reads_its_outcome(
             outcome.append(exc)
 
     thread = threading.Thread(target=second_click)
-    with seeded_database.session() as session:
+    with _statements_in_flight(seeded_database) as sent, seeded_database.session() as session:
         won = _click(session, first_who, first, alert_id, version).status
         thread.start()
-        thread.join(1.0)
+        # Seen waiting on the first's lock, not merely slow: polled, with a generous deadline.
+        deadline = time.monotonic() + 30
+        while not _waits_on_the_lock(seeded_database, thread, sent):
+            assert thread.is_alive(), f"the {second} did not wait for the {first}"
+            assert time.monotonic() < deadline, f"the {second} never waited on the lock"
+            time.sleep(0.02)
         assert thread.is_alive(), f"the {second} did not wait for the {first}"
     thread.join(30)
     assert won == reads
