@@ -36,6 +36,9 @@ ERROR_KEYS = {"code", "message", "details"}
 
 pytestmark = [
     pytest.mark.slow,
+    # Both databases' runs on one xdist worker (`--dist loadgroup` in tasks.py), so the second
+    # sends the examples the first drew (_examples) instead of drawing them again.
+    pytest.mark.xdist_group("api-fuzz"),
     # Schemathesis' WSGI transport builds multipart bodies in a SpooledTemporaryFile it never
     # closes when the app answers before reading the body (401, 403): the harness's file, not
     # the app's.
