@@ -181,18 +181,30 @@ def _fan_out_again(rt: Runtime, alert_id: int) -> int:
     """Enqueue the alert's fan-out unless its job (keys.fan_out_job_id) is waiting, or is
     running in a worker still registered; 1 if enqueued."""
     job_id = keys.fan_out_job_id(alert_id)
+    queue = Queue(keys.CONTROL_QUEUE, connection=rt.redis)
+    # Waiting means in the queue's list, not a record saying "queued": RQ takes the id off
+    # the queue (LPOP, or LMOVE into the queue's intermediate list) and marks the job started
+    # a few round trips later, so a control worker killed in between leaves a "queued" record
+    # in no queue, and the alert would stay approved, unsent, until it expires. The list is
+    # read before the record: a live worker taking the job is then seen in one or the other
+    # except within those few round trips (a fan-out run twice writes nothing twice).
+    if job_id in queue.get_job_ids():
+        return 0
     job = Job.fetch_many([job_id], connection=rt.redis)[0]
     if job is not None:
         state = job.get_status(refresh=False)
-        if state in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        if state == JobStatus.SCHEDULED and job_id in queue.scheduled_job_registry:
+            return 0
+        if state == JobStatus.DEFERRED and job_id in queue.deferred_job_registry:
             return 0
         if state == JobStatus.STARTED and any(
             w.get_current_job_id() == job_id for w in Worker.all(connection=rt.redis)
         ):
             return 0
-    Queue(keys.CONTROL_QUEUE, connection=rt.redis).enqueue(
-        keys.FAN_OUT_JOB, alert_id, job_id=job_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
-    )
+    # What the dead worker's start would have removed: left there, RQ's maintenance would
+    # later fail the new run's job as "stuck in intermediate queue".
+    rt.redis.lrem(queue.intermediate_queue_key, 0, job_id)
+    queue.enqueue(keys.FAN_OUT_JOB, alert_id, job_id=job_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT)
     return 1
 
 

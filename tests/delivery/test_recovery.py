@@ -10,10 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from rq.job import JobStatus
+from rq import Queue
+from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
-from broadcast import live
+from broadcast import keys, live
 from broadcast.models import Alert, Delivery
 from delivery.conftest import World
 from delivery.helpers import (
@@ -253,6 +254,46 @@ def test_an_approved_alert_whose_fan_out_was_lost_is_sent(
     alert_id = world.make_alert({"viettel": numbers})  # approved; its fan-out job never ran
     assert jobs.reconcile()["fan_outs"] == 1
     ControlWorker(world.runtime).work(burst=True, logging_level="WARNING")
+    work(world.runtime, ["viettel"])
+    assert drain(world.runtime, ["viettel"], alert_id)
+    assert states(world.database, alert_id) == {"delivered": 60}
+    received = accepted_numbers(world.sims["viettel"])
+    assert set(received) == set(numbers) and max(received.values()) == 1
+
+
+@pytest.mark.parametrize("dequeue", ["control worker", "lpop"])
+def test_a_fan_out_taken_off_its_queue_by_a_control_worker_that_died_is_sent(
+    make_world: Callable[..., World], dequeue: str
+) -> None:
+    """The fan-out's version of the lost batch: a control worker killed between taking the
+    approved alert's fan-out job off its queue and marking it started leaves the record saying
+    "queued" and the id in no queue. Reconcile must not take that record for a waiting job,
+    or the alert stays approved, unsent, until it expires."""
+    world = make_world(("viettel",), sim={"receipt_delay": 0.02})
+    redis = world.runtime.redis
+    numbers = world.numbers(60)
+    alert_id = world.make_alert({"viettel": numbers})
+    job_id = keys.fan_out_job_id(alert_id)
+    control = Queue(keys.CONTROL_QUEUE, connection=redis)
+    # Enqueued as the approval enqueues it.
+    control.enqueue(keys.FAN_OUT_JOB, alert_id, job_id=job_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT)
+    # What the dead worker did, and nothing more.
+    if dequeue == "control worker":
+        # RQ's own dequeue as ControlWorker does it: a worker of one queue on Redis 6.2 or
+        # newer moves the id into the queue's intermediate list (LMOVE).
+        taken = ControlWorker(world.runtime).dequeue_job_and_maintain_ttl(None)
+        assert taken is not None and taken[0].id == job_id
+    else:  # a worker of several queues, or Redis older than 6.2: LPOP
+        assert redis.lpop(control.key) == job_id.encode()
+    assert Job.fetch(job_id, connection=redis).get_status(refresh=True) == JobStatus.QUEUED
+    assert job_id not in control.get_job_ids()
+    report = jobs.reconcile()
+    assert report["fan_outs"] == 1, report
+    assert control.get_job_ids() == [job_id]
+    ControlWorker(world.runtime).work(burst=True, logging_level="WARNING")
+    assert Job.fetch(job_id, connection=redis).get_status(refresh=True) == JobStatus.FINISHED
+    # Nothing left for RQ's maintenance to fail later as "stuck in intermediate queue".
+    assert redis.llen(control.intermediate_queue_key) == 0
     work(world.runtime, ["viettel"])
     assert drain(world.runtime, ["viettel"], alert_id)
     assert states(world.database, alert_id) == {"delivered": 60}
