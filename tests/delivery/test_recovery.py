@@ -126,41 +126,65 @@ def test_a_sender_stopped_with_sigterm_exits_cleanly_and_loses_nothing(
     """Stopped mid-batch, alone or as `--processes 2` whose parent passes the signal on to
     its children."""
     world = make_world(
-        ("viettel",), mps=300, window=20, batch_size=100, sim={"receipt_delay": 0.02}
+        ("viettel",), mps=300, window=20, batch_size=200, sim={"receipt_delay": 0.02}
     )
-    # Stopped at 500 of 800: mid-batch, with batches left in the queue.
-    numbers = world.numbers(800)
+    sim = world.sims["viettel"]
+    # Stopped at 250 of 600: batches of 200, so the stop lands well inside a batch (150 rows,
+    # half a second at 300/s, still to send: a stop at a batch's end leaves nothing unsent
+    # and would not show rows kept or lost), with a batch left in the queue.
+    numbers = world.numbers(600)
     alert_id = world.make_alert({"viettel": numbers})
     jobs.fan_out(alert_id)
     two = ["--processes", "2"] if when == "two processes" else []
     with sender_processes(world, ["viettel"], *two, log_level="INFO") as sender:
-        assert wait_for(lambda: len(world.sims["viettel"].submits()) >= 500, 30), sender.output()
+        assert wait_for(lambda: len(sim.submits()) >= 250, 30), sender.output()
         sender.signal(signal.SIGTERM)
         (code,) = sender.wait(20)
     output = sender.output()
     assert code == 0, output
     assert "Traceback" not in output and "already in progress" not in output, output
     if when == "sending":
-        assert len(world.sims["viettel"].submits()) < len(numbers)
+        assert len(sim.submits()) < len(numbers)
     binds = 2 if when == "two processes" else 1
     assert output.count("warm shut down requested") == binds, output
+    # The stopped worker closed its binds (`sender.close()`: receipts waited for, then an
+    # unbind); left to the process's exit, its sockets would just close with no unbind.
+    records = sim.records()
+    bound = {r.connection for r in records if r.command.startswith("bind_")}
+    unbound = {r.connection for r in records if r.command == "unbind"}
+    assert len(bound) == binds and unbound == bound, (bound, unbound, output)
     with world.database.session() as s:
         held = s.scalar(
             select(func.count()).where(
                 Delivery.alert_id == alert_id, Delivery.lease_until.is_not(None)
             )
         )
-    assert held == 0  # every lease given back: nothing waits for a lease to run out
+        by_batch: dict[int, set[str]] = {}
+        for batch_no, state in s.execute(
+            select(Delivery.batch_no, Delivery.state).where(Delivery.alert_id == alert_id)
+        ):
+            by_batch.setdefault(batch_no, set()).add(state.value)
+    # Every lease given back: nothing waits for a lease to run out.
+    assert held == 0, by_batch
+    # The batches the stop cut: some rows sent, the rest still queued.
+    cut = {b for b, st in by_batch.items() if "queued" in st and st - {"queued"}}
+    assert cut, by_batch  # the stop landed inside a batch (else nothing here is tested)
+    # Each cut batch put itself back at the front of its queue: the next sender takes it
+    # first, with no reconcile needed.
+    queue = Queue(keys.send_queue("viettel", "normal"), connection=world.runtime.redis)
+    front = [job.args for job in queue.jobs[: len(cut)]]
+    assert sorted(front) == sorted((alert_id, "viettel", b) for b in cut), (front, cut)
     # A second worker finishes the alert.
     report = jobs.reconcile()
     assert report.get("expired_leases", 0) == 0
+    assert report.get("lost_batches", 0) == 0, report  # nothing left out of the queues
     work(world.runtime, ["viettel"])
     drain(world.runtime, ["viettel"], alert_id, timeout=3)
     # Receipts due after the stopped worker unbound have no bind to go to (the simulator
     # keeps none): those rows end at the alert's expiry.
     counts = _finish_by_expiry(world, alert_id, 40 * binds)
     assert counts["delivered"] + counts["expired"] == len(numbers)
-    assert set(accepted_numbers(world.sims["viettel"])) == set(numbers)
+    assert set(accepted_numbers(sim)) == set(numbers)
     assert _duplicates(world) <= 20 * binds
 
 
@@ -198,27 +222,49 @@ def test_sigterm_while_receipts_are_written_never_breaks_a_query(
 
 
 def test_three_dropped_links_lose_nothing(make_world: Callable[..., World]) -> None:
-    world = make_world(("viettel",), mps=400, window=20, sim={"receipt_delay": 0.05})
-    numbers = world.numbers(600)  # the last drop at 450: batches still left to send
+    # The SMSC drops the link itself at the 170th submit_sm of each connection, leaving that
+    # one unanswered, and answers every submit_sm 50 ms late: each drop cuts messages on the
+    # wire, some accepted with their answer lost (the only possible duplicates). A drop from
+    # outside landed between batches, with nothing on the wire, and never tried a resend.
+    # 170 per link: three drops (the last near 510 of 600 submits, batches of 50 still left
+    # to send), while the fourth link's share (90 plus at most 60 resends) stays below it.
+    world = make_world(
+        ("viettel",),
+        mps=400,
+        window=20,
+        sim={"receipt_delay": 0.05, "latency": 0.05, "drop_after": 170},
+    )
+    numbers = world.numbers(600)
     alert_id = world.make_alert({"viettel": numbers})
     jobs.fan_out(alert_id)
     sim = world.sims["viettel"]
     with sender_processes(world, ["viettel"]):
-        for target in (150, 300, 450):
-            assert wait_for(lambda t=target: len(sim.submits()) >= t, 30)
-            sim.drop_connections()
-        assert wait_for(lambda: states(world.database, alert_id)["queued"] == 0, 30)
+        sent = wait_for(lambda: states(world.database, alert_id)["queued"] == 0, 30)
+        assert sent, states(world.database, alert_id)
     drain(world.runtime, ["viettel"], alert_id, timeout=2)
+    # The submit_sm each link was dropped at: unanswered, never accepted.
+    cut = [r.destination_addr for r in sim.submits() if r.error == -1]
+    assert len(cut) == 3, cut
     counts = _finish_by_expiry(world, alert_id, 3 * 40)
     assert counts["delivered"] + counts["expired"] == len(numbers)
-    assert set(accepted_numbers(sim)) == set(numbers)
+    received = accepted_numbers(sim)
+    assert set(received) == set(numbers)
+    # Each message cut with its link was sent again, and accepted once.
+    assert all(received[n] == 1 for n in cut), {n: received[n] for n in cut}
     duplicates = _duplicates(world)
     assert duplicates <= 3 * 20
     with world.database.session() as s:
-        retried = s.scalar(
-            select(func.count()).where(Delivery.alert_id == alert_id, Delivery.attempts > 1)
+        retried = dict(
+            s.execute(
+                select(Delivery.msisdn, Delivery.attempts).where(
+                    Delivery.alert_id == alert_id, Delivery.attempts > 1
+                )
+            ).all()
         )
-    assert retried >= duplicates  # each duplicate is a counted retry
+    assert set(cut) <= set(retried), (cut, retried)
+    assert len(retried) >= duplicates  # each duplicate is a counted retry
+    # A number the SMSC got twice is one whose answer the drop lost: a retried row.
+    assert {n for n, k in received.items() if k > 1} <= set(retried), (received, retried)
 
 
 def test_redis_flushed_mid_broadcast_reconcile_finishes(make_world: Callable[..., World]) -> None:
