@@ -63,6 +63,7 @@ from broadcast.models import (
     DeliveryState,
     Receipt,
 )
+from broadcast.policy import as_utc
 from broadcast.settings import DeliverySettings, Settings
 from smpp_gateway.receipts import STAT_WORDS
 
@@ -731,3 +732,13 @@ class SqlDeliveryStore:
                 )
             ).all()  # fmt: skip
         return [(i, st.value, bool(done)) for i, st, done in rows]
+
+    def scheduled_alerts(self) -> list[tuple[int, datetime]]:
+        """(id, schedule_at in UTC) of alerts approved to be sent later, still waiting."""
+        with self.database.session() as s:
+            rows = s.execute(
+                select(Alert.id, Alert.schedule_at).where(
+                    Alert.status == AlertStatus.SCHEDULED, Alert.schedule_at.is_not(None)
+                )
+            ).all()
+        return [(i, as_utc(at)) for i, at in rows if at is not None]

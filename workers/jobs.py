@@ -7,6 +7,7 @@ so a retried or re-queued job does the right thing.
 - `reconcile()`: the database is the truth. Restore control keys and counters Redis lost,
   re-queue batches no live sender holds (expired leases, lost queues), cancel what a cancelled
   alert still holds, expire what is past its expiry, match late receipts, complete alerts,
+  enqueue or schedule again the lost fan-out of a scheduled alert,
   fail imports whose worker died.
 - `resume(alert_id)`: after a pause, put the parked batches back on their queues.
 """
@@ -144,6 +145,7 @@ def reconcile() -> dict[str, Any]:
         "expired_leases",
         "pending_batches",
         "cancelled_rows",
+        "scheduled_fan_outs",
     )
     report: Counter[str] = Counter(dict.fromkeys(names, 0))
     report["expired_alerts"] = len(rt.store.expire_overdue())
@@ -174,14 +176,42 @@ def reconcile() -> dict[str, Any]:
         with rt.database.session() as s:
             live.rebuild_counters(rt.redis, s, alert_id)
         report["alerts"] += 1
+    # Scheduled alerts: nothing is written before their time, so there is nothing to
+    # complete, count or re-queue; only their fan-out job, which waits in RQ's scheduled
+    # registry and is gone when Redis is flushed or restarted (or was taken off the control
+    # queue by a control worker that died before starting it). Without it the alert would
+    # stay scheduled and never be sent. Due now: enqueued as an approval does; due later:
+    # scheduled again for its schedule_at, under the same job id.
+    for alert_id, schedule_at in rt.store.scheduled_alerts():
+        report["scheduled_fan_outs"] += _fan_out_again(rt, alert_id, schedule_at)
     return dict(report)
 
 
-def _fan_out_again(rt: Runtime, alert_id: int) -> int:
+def _fan_out_again(rt: Runtime, alert_id: int, at: datetime | None = None) -> int:
     """Enqueue the alert's fan-out unless its job (keys.fan_out_job_id) is waiting, or is
-    running in a worker still registered; 1 if enqueued."""
+    running in a worker still registered; 1 if enqueued. `at`: a scheduled alert's
+    schedule_at, still ahead: the job then waits in RQ's scheduled registry until then."""
     job_id = keys.fan_out_job_id(alert_id)
     queue = Queue(keys.CONTROL_QUEUE, connection=rt.redis)
+    if _fan_out_waiting(rt, queue, job_id):
+        return 0
+    # What the dead worker's start would have removed: left there, RQ's maintenance would
+    # later fail the new run's job as "stuck in intermediate queue".
+    rt.redis.lrem(queue.intermediate_queue_key, 0, job_id)
+    if at is not None and at > datetime.now(UTC):
+        queue.enqueue_at(
+            at, keys.FAN_OUT_JOB, alert_id, job_id=job_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
+        )
+    else:
+        queue.enqueue(
+            keys.FAN_OUT_JOB, alert_id, job_id=job_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
+        )
+    return 1
+
+
+def _fan_out_waiting(rt: Runtime, queue: Queue, job_id: str) -> bool:
+    """Whether the fan-out job waits in the control queue or in its scheduled or deferred
+    registry, or runs in a worker still registered."""
     # Waiting means in the queue's list, not a record saying "queued": RQ takes the id off
     # the queue (LPOP, or LMOVE into the queue's intermediate list) and marks the job started
     # a few round trips later, so a control worker killed in between leaves a "queued" record
@@ -189,23 +219,18 @@ def _fan_out_again(rt: Runtime, alert_id: int) -> int:
     # read before the record: a live worker taking the job is then seen in one or the other
     # except within those few round trips (a fan-out run twice writes nothing twice).
     if job_id in queue.get_job_ids():
-        return 0
+        return True
     job = Job.fetch_many([job_id], connection=rt.redis)[0]
-    if job is not None:
-        state = job.get_status(refresh=False)
-        if state == JobStatus.SCHEDULED and job_id in queue.scheduled_job_registry:
-            return 0
-        if state == JobStatus.DEFERRED and job_id in queue.deferred_job_registry:
-            return 0
-        if state == JobStatus.STARTED and any(
-            w.get_current_job_id() == job_id for w in Worker.all(connection=rt.redis)
-        ):
-            return 0
-    # What the dead worker's start would have removed: left there, RQ's maintenance would
-    # later fail the new run's job as "stuck in intermediate queue".
-    rt.redis.lrem(queue.intermediate_queue_key, 0, job_id)
-    queue.enqueue(keys.FAN_OUT_JOB, alert_id, job_id=job_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT)
-    return 1
+    if job is None:
+        return False
+    state = job.get_status(refresh=False)
+    if state == JobStatus.SCHEDULED and job_id in queue.scheduled_job_registry:
+        return True
+    if state == JobStatus.DEFERRED and job_id in queue.deferred_job_registry:
+        return True
+    return state == JobStatus.STARTED and any(
+        w.get_current_job_id() == job_id for w in Worker.all(connection=rt.redis)
+    )
 
 
 def run_import(

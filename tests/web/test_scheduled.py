@@ -1,6 +1,6 @@
 """A scheduled alert leaves at its schedule_at, not before: approved through the API, sent by
 `loa worker --control` (RQ's scheduler) and `loa worker --carrier` processes to a simulated
-SMSC over TCP, on SQLite and PostgreSQL."""
+SMSC over TCP, on SQLite and PostgreSQL. Also when Redis lost its job before its time."""
 
 from __future__ import annotations
 
@@ -15,15 +15,19 @@ from pathlib import Path
 import pytest
 import redis
 from flask.testing import FlaskClient
-from rq import Worker
+from rq import Queue, Worker
 from webtools import People, add_people
 
+from broadcast import keys
 from broadcast.db import Database
 from broadcast.settings import Settings
 from broadcast.web import create_app
 from smpp_gateway.simulator import SimulatorConfig, SmscSimulator
 from subscriber_import.service import import_file
 from tests.conftest import make_settings
+from workers import jobs
+from workers import runtime as rt_mod
+from workers.runtime import Runtime, build_runtime
 
 NUMBERS = [f"8498{n:07d}" for n in range(1, 41)]
 # Seconds from approval to schedule_at: time to look for early sending. An alert sent at once
@@ -64,6 +68,9 @@ def workers(wired: Settings, redis_client: redis.Redis) -> Iterator[None]:
         "LOA_REDIS_URL": wired.redis_url,
         "LOA_CARRIERS__VIETTEL__GATEWAY__PORT": str(wired.carrier("viettel").gateway.port),
         "LOA_LOG_LEVEL": "WARNING",
+        # Only the test's own reconcile runs after the worker's first one (at its start), so
+        # its report says what that pass did.
+        "LOA_DELIVERY__RECONCILE_INTERVAL": "3600",
     }
     command = [sys.executable, "-c", "from broadcast.cli import main; main()", "worker"]
     processes = [
@@ -88,29 +95,38 @@ def workers(wired: Settings, redis_client: redis.Redis) -> Iterator[None]:
                 process.wait()
 
 
+@pytest.fixture
+def runtime(wired: Settings, seeded_database: Database) -> Iterator[Runtime]:
+    """The runtime `workers.jobs.reconcile` runs in, as `loa reconcile` builds it."""
+    built = build_runtime(wired, seeded_database)
+    rt_mod.install(built)
+    try:
+        yield built
+    finally:
+        rt_mod.install(None)
+        built.redis.close()
+
+
 def _status(client: FlaskClient, people: People, aid: int) -> str:
     return client.get(f"/api/v1/alerts/{aid}", headers=people.auth("auditor")).get_json()["status"]
 
 
-def test_a_scheduled_alert_is_sent_at_its_time_not_before(
-    tmp_path: Path,
-    wired: Settings,
-    seeded_database: Database,
-    redis_client: redis.Redis,
-    simulator: SmscSimulator,
-    workers: None,
-) -> None:
+def _client(
+    tmp_path: Path, wired: Settings, seeded_database: Database, redis_client: redis.Redis
+) -> tuple[FlaskClient, People]:
+    """The API of an installation whose Viettel list holds NUMBERS."""
     people = add_people(seeded_database)
     listing = tmp_path / "viettel.csv"
     listing.write_text("msisdn,area\n" + "".join(f"0{n[2:]},18073\n" for n in NUMBERS))
     assert import_file(
         seeded_database, wired, carrier_code="viettel", kind="list", path=listing
     ).accepted == len(NUMBERS)
-
     app = create_app(wired, database=seeded_database, redis_client=redis_client)
     app.testing = True
-    client = app.test_client()
-    schedule_at = (datetime.now(UTC) + timedelta(seconds=LEAD)).replace(microsecond=0)
+    return app.test_client(), people
+
+
+def _approve_scheduled(client: FlaskClient, people: People, schedule_at: datetime) -> int:
     created = client.post(
         "/api/v1/alerts",
         json={
@@ -138,6 +154,20 @@ def test_a_scheduled_alert_is_sent_at_its_time_not_before(
     )
     assert approved.status_code == 200, approved.get_json()
     assert approved.get_json()["status"] == "scheduled"
+    return aid
+
+
+def test_a_scheduled_alert_is_sent_at_its_time_not_before(
+    tmp_path: Path,
+    wired: Settings,
+    seeded_database: Database,
+    redis_client: redis.Redis,
+    simulator: SmscSimulator,
+    workers: None,
+) -> None:
+    client, people = _client(tmp_path, wired, seeded_database, redis_client)
+    schedule_at = (datetime.now(UTC) + timedelta(seconds=LEAD)).replace(microsecond=0)
+    aid = _approve_scheduled(client, people, schedule_at)
 
     # Up to a second before its time: nothing reached the SMSC, the alert still waits.
     while time.time() < schedule_at.timestamp() - 1.0:
@@ -154,3 +184,63 @@ def test_a_scheduled_alert_is_sent_at_its_time_not_before(
     while _status(client, people, aid) != "completed" and time.time() < deadline:
         time.sleep(0.2)
     assert _status(client, people, aid) == "completed"
+
+
+@pytest.mark.parametrize("due", ["later", "passed"])
+def test_a_scheduled_alert_whose_job_redis_lost_is_sent_once(
+    tmp_path: Path,
+    wired: Settings,
+    seeded_database: Database,
+    redis_client: redis.Redis,
+    simulator: SmscSimulator,
+    workers: None,
+    runtime: Runtime,
+    due: str,
+) -> None:
+    """Redis flushed while a scheduled alert waits: its fan-out job, in RQ's scheduled
+    registry, is gone with it. Reconcile schedules it again for its time ("later"), or
+    enqueues it at once when that time passed meanwhile ("passed"); every number receives
+    it once. Before, the alert stayed scheduled and was never sent."""
+    client, people = _client(tmp_path, wired, seeded_database, redis_client)
+    # "passed": 2 to 3 s ahead (rounded down), enough for the approval and one reconcile.
+    lead = LEAD + 3 if due == "later" else 3.0
+    schedule_at = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
+    aid = _approve_scheduled(client, people, schedule_at)
+    job_id = keys.fan_out_job_id(aid)
+    control = Queue(keys.CONTROL_QUEUE, connection=redis_client)
+
+    # Nothing lost yet: reconcile leaves the waiting job alone and adds none.
+    assert jobs.reconcile()["scheduled_fan_outs"] == 0
+    assert control.scheduled_job_registry.get_job_ids() == [job_id]
+    assert control.get_job_ids() == []
+
+    redis_client.flushdb()
+    if due == "passed":
+        while time.time() < schedule_at.timestamp() + 0.5:
+            time.sleep(0.1)
+        assert simulator.submits() == []
+        assert _status(client, people, aid) == "scheduled"
+    reconciled_at = time.time()
+    report = jobs.reconcile()
+    assert report["scheduled_fan_outs"] == 1, report
+    if due == "later":
+        assert control.scheduled_job_registry.get_job_ids() == [job_id]
+        assert control.get_job_ids() == []
+        # Nothing lost since: the second pass finds the job waiting and enqueues nothing.
+        assert jobs.reconcile()["scheduled_fan_outs"] == 0
+        assert control.scheduled_job_registry.get_job_ids() == [job_id]
+        assert control.get_job_ids() == []
+        while time.time() < schedule_at.timestamp() - 1.0:
+            assert simulator.submits() == [], "sent before schedule_at"
+            time.sleep(0.2)
+        assert _status(client, people, aid) == "scheduled"
+
+    deadline = max(time.time(), schedule_at.timestamp()) + 60
+    while len(simulator.submits()) < len(NUMBERS) and time.time() < deadline:
+        time.sleep(0.2)
+    while _status(client, people, aid) != "completed" and time.time() < deadline:
+        time.sleep(0.2)
+    assert _status(client, people, aid) == "completed"
+    submits = simulator.submits()
+    assert sorted(str(r.destination_addr) for r in submits) == NUMBERS  # each number once
+    assert min(r.time for r in submits) >= max(schedule_at.timestamp(), reconciled_at)
