@@ -203,6 +203,10 @@ def normalise_database_url(url: str) -> str:
 
 _HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="Expected HH:MM.")
 _POSITIVE = validate.Range(min=1)
+# Durations are bounded: a value past the end of its range would overflow the dates computed
+# from it (reconcile, expiry, sessions) long after the setting was accepted.
+_HOUR = 3600
+_DAY = 24 * _HOUR
 
 
 class _Strict(Schema):
@@ -232,8 +236,10 @@ class GatewaySchema(_Strict):
     receipt_id_format = fields.String(
         load_default="hex", validate=validate.OneOf(["hex", "dec", "as_is"])
     )
-    enquire_link_interval = fields.Float(load_default=30.0, validate=validate.Range(min=1))
-    response_timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1))
+    enquire_link_interval = fields.Float(
+        load_default=30.0, validate=validate.Range(min=1, max=_HOUR)
+    )
+    response_timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=600))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> GatewayConfig:
@@ -254,13 +260,13 @@ class ImportSchema(_Strict):
     max_file_mb = fields.Integer(validate=_POSITIVE)
     max_rows = fields.Integer(validate=_POSITIVE)
     chunk_rows = fields.Integer(validate=validate.Range(min=1000))
-    retention_days = fields.Integer(validate=validate.Range(min=0))
+    retention_days = fields.Integer(validate=validate.Range(min=0, max=3650))
     max_shrink = fields.Float(validate=validate.Range(min=0.0, max=1.0))
     max_cells = fields.Integer(validate=_POSITIVE)
     max_unzipped_mb = fields.Integer(validate=_POSITIVE)
     max_memory_mb = fields.Integer(validate=validate.Range(min=256))
-    max_seconds = fields.Float(validate=validate.Range(min=0.1))
-    abandoned_grace_seconds = fields.Float(validate=validate.Range(min=0))
+    max_seconds = fields.Float(validate=validate.Range(min=0.1, max=_DAY))
+    abandoned_grace_seconds = fields.Float(validate=validate.Range(min=0, max=_HOUR))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> ImportSettings:
@@ -269,17 +275,19 @@ class ImportSchema(_Strict):
 
 class DeliverySchema(_Strict):
     batch_size = fields.Integer(validate=validate.Range(min=1, max=100_000))
-    lease_seconds = fields.Integer(validate=_POSITIVE)
+    lease_seconds = fields.Integer(validate=validate.Range(min=1, max=_DAY))
     max_attempts = fields.Integer(validate=_POSITIVE)
-    retry_backoff_initial = fields.Float(validate=validate.Range(min=0))
-    retry_backoff_max = fields.Float(validate=validate.Range(min=0))
-    reconcile_interval = fields.Float(validate=validate.Range(min=1))
+    retry_backoff_initial = fields.Float(validate=validate.Range(min=0, max=_DAY))
+    retry_backoff_max = fields.Float(validate=validate.Range(min=0, max=_DAY))
+    reconcile_interval = fields.Float(validate=validate.Range(min=1, max=_HOUR))
     throttle_decrease = fields.Float(
         validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False)
     )
     jitter_margin = fields.Float(validate=validate.Range(min=0.001, max=0.5))
     catch_up_seconds = fields.Float(validate=validate.Range(min=0, max=1))
-    throttle_recovery_seconds = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    throttle_recovery_seconds = fields.Float(
+        validate=validate.Range(min=0, max=_HOUR, min_inclusive=False)
+    )
     fan_out_first_rows = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
     fan_out_chunk_rows = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
 
@@ -321,8 +329,8 @@ class WebSchema(_Strict):
     login_attempts_per_minute = fields.Integer(validate=_POSITIVE)
     login_attempts_per_account = fields.Integer(validate=_POSITIVE)
     login_account_window_seconds = fields.Integer(validate=validate.Range(min=1, max=86400))
-    session_hours = fields.Integer(validate=_POSITIVE)
-    session_idle_minutes = fields.Integer(validate=_POSITIVE)
+    session_hours = fields.Integer(validate=validate.Range(min=1, max=24 * 30))
+    session_idle_minutes = fields.Integer(validate=validate.Range(min=1, max=24 * 60))
     token_expiry_days = fields.Integer(validate=validate.Range(min=0, max=3650))
     trusted_proxies = fields.Integer(validate=validate.Range(min=0, max=10))
     default_locale = fields.String(validate=validate.OneOf(["vi", "en"]))

@@ -115,3 +115,28 @@ def test_unknown_carrier_is_named() -> None:
     settings = load_settings({})
     with pytest.raises(ConfigError, match="unknown carrier 'telco'"):
         settings.carrier("telco")
+
+
+@pytest.mark.parametrize(
+    ("key", "largest"),
+    [
+        ("IMPORTS__MAX_SECONDS", "86400"),
+        ("IMPORTS__ABANDONED_GRACE_SECONDS", "3600"),
+        ("IMPORTS__RETENTION_DAYS", "3650"),
+        ("DELIVERY__LEASE_SECONDS", "86400"),
+        ("DELIVERY__RETRY_BACKOFF_MAX", "86400"),
+        ("DELIVERY__RECONCILE_INTERVAL", "3600"),
+        ("DELIVERY__THROTTLE_RECOVERY_SECONDS", "3600"),
+        ("WEB__SESSION_HOURS", "720"),
+        ("WEB__SESSION_IDLE_MINUTES", "1440"),
+        ("CARRIERS__VIETTEL__GATEWAY__ENQUIRE_LINK_INTERVAL", "3600"),
+        ("CARRIERS__VIETTEL__GATEWAY__RESPONSE_TIMEOUT", "600"),
+    ],
+)
+def test_a_duration_past_its_range_is_refused_at_start(key: str, largest: str) -> None:
+    """A duration no date can be computed from (1e14 s overflows a datetime) is refused by
+    name when the settings load, not when reconcile first adds it to a date."""
+    load_settings({f"LOA_{key}": largest})  # the end of the range is accepted
+    with pytest.raises(ConfigError) as info:
+        load_settings({f"LOA_{key}": "100000000000000"})
+    assert key.lower().replace("__", ".").split(".")[-1] in str(info.value)
