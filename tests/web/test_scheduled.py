@@ -22,7 +22,7 @@ from broadcast import keys
 from broadcast.db import Database
 from broadcast.settings import Settings
 from broadcast.web import create_app
-from smpp_gateway.simulator import SimulatorConfig, SmscSimulator
+from smpp_gateway.simulator import ReceivedPdu, SimulatorConfig, SmscSimulator
 from subscriber_import.service import import_file
 from tests.conftest import make_settings
 from workers import jobs
@@ -157,6 +157,30 @@ def _approve_scheduled(client: FlaskClient, people: People, schedule_at: datetim
     return aid
 
 
+def _nothing_sent_until(
+    simulator: SmscSimulator, client: FlaskClient, people: People, aid: int, until: float
+) -> None:
+    """Up to `until` (epoch seconds) nothing reached the SMSC; then the alert still waits."""
+    while time.time() < until:
+        assert simulator.submits() == [], "sent before schedule_at"
+        time.sleep(0.2)
+    assert _status(client, people, aid) == "scheduled"
+
+
+def _sent_and_completed(
+    simulator: SmscSimulator, client: FlaskClient, people: People, aid: int, deadline: float
+) -> list[ReceivedPdu]:
+    """Waits until every number reached the SMSC and the alert is completed; its submits."""
+    while len(simulator.submits()) < len(NUMBERS) and time.time() < deadline:
+        time.sleep(0.2)
+    while _status(client, people, aid) != "completed" and time.time() < deadline:
+        time.sleep(0.2)
+    assert _status(client, people, aid) == "completed"
+    submits = simulator.submits()
+    assert sorted(str(r.destination_addr) for r in submits) == NUMBERS  # each number once
+    return submits
+
+
 def test_a_scheduled_alert_is_sent_at_its_time_not_before(
     tmp_path: Path,
     wired: Settings,
@@ -170,20 +194,9 @@ def test_a_scheduled_alert_is_sent_at_its_time_not_before(
     aid = _approve_scheduled(client, people, schedule_at)
 
     # Up to a second before its time: nothing reached the SMSC, the alert still waits.
-    while time.time() < schedule_at.timestamp() - 1.0:
-        assert simulator.submits() == [], "sent before schedule_at"
-        time.sleep(0.2)
-    assert _status(client, people, aid) == "scheduled"
-
-    deadline = schedule_at.timestamp() + 60
-    while len(simulator.submits()) < len(NUMBERS) and time.time() < deadline:
-        time.sleep(0.2)
-    submits = simulator.submits()
-    assert sorted(r.destination_addr for r in submits) == NUMBERS
+    _nothing_sent_until(simulator, client, people, aid, schedule_at.timestamp() - 1.0)
+    submits = _sent_and_completed(simulator, client, people, aid, schedule_at.timestamp() + 60)
     assert min(r.time for r in submits) >= schedule_at.timestamp()
-    while _status(client, people, aid) != "completed" and time.time() < deadline:
-        time.sleep(0.2)
-    assert _status(client, people, aid) == "completed"
 
 
 @pytest.mark.parametrize("due", ["later", "passed"])
@@ -231,17 +244,8 @@ def test_a_scheduled_alert_whose_job_redis_lost_is_sent_once(
         assert jobs.reconcile()["scheduled_fan_outs"] == 0
         assert control.scheduled_job_registry.get_job_ids() == [job_id]
         assert control.get_job_ids() == []
-        while time.time() < schedule_at.timestamp() - 1.0:
-            assert simulator.submits() == [], "sent before schedule_at"
-            time.sleep(0.2)
-        assert _status(client, people, aid) == "scheduled"
+        _nothing_sent_until(simulator, client, people, aid, schedule_at.timestamp() - 1.0)
 
     deadline = max(time.time(), schedule_at.timestamp()) + 60
-    while len(simulator.submits()) < len(NUMBERS) and time.time() < deadline:
-        time.sleep(0.2)
-    while _status(client, people, aid) != "completed" and time.time() < deadline:
-        time.sleep(0.2)
-    assert _status(client, people, aid) == "completed"
-    submits = simulator.submits()
-    assert sorted(str(r.destination_addr) for r in submits) == NUMBERS  # each number once
+    submits = _sent_and_completed(simulator, client, people, aid, deadline)
     assert min(r.time for r in submits) >= max(schedule_at.timestamp(), reconciled_at)
