@@ -28,7 +28,7 @@ def fan_out_job_id(alert_id: int) -> str:
 
 
 RECONCILE_JOB = "workers.jobs.reconcile"
-IMPORT_JOB = "workers.jobs.run_import"
+IMPORT_JOB = "workers.import_jobs.run_import"
 # One batch of one alert on one carrier (ids only); enqueued by fan-out and reconcile.
 SEND_BATCH_JOB = "workers.jobs.send_batch"
 # After set_control(..., "sending") on a paused alert: re-queue its parked batches.

@@ -64,6 +64,7 @@ from subscriber_import.errors import (
 from subscriber_import.isolation import run_limited
 from subscriber_import.numbers import NONE, NumberPlan, Reason, normalise
 from subscriber_import.readers import Table, open_table
+from subscriber_import.records import record_refusal, rejects_path, upload_folder
 from subscriber_import.report import ImportReport, RejectsWriter
 
 Progress = Callable[[int, int | None], None]
@@ -149,13 +150,13 @@ def import_file(
             progress=progress,
         )
     except ImportFailed as exc:
-        _record_refusal(
+        record_refusal(
             database,
             import_id,
             exc.code,
             exc.message,
             exc.details,
-            _rejects_path(settings, import_id),
+            rejects_path(settings, import_id),
             status=ImportStatus.FAILED,
         )
         exc.import_id = import_id
@@ -164,9 +165,9 @@ def import_file(
         exc.import_id = import_id
         raise
     except BaseException as exc:  # an internal error, or Ctrl-C on `loa import`
-        _record_refusal(
+        record_refusal(
             database, import_id, "internal_error", str(exc) or type(exc).__name__, {},
-            _rejects_path(settings, import_id), status=ImportStatus.FAILED, only_running=True,
+            rejects_path(settings, import_id), status=ImportStatus.FAILED, only_running=True,
         )  # fmt: skip
         raise
 
@@ -199,10 +200,6 @@ def _in_child(
         own.dispose()
 
 
-def _rejects_path(settings: Settings, import_id: int) -> Path:
-    return settings.instance_path / "imports" / f"{import_id}-rejects.csv"
-
-
 def _run(
     database: Database,
     settings: Settings,
@@ -223,7 +220,7 @@ def _run(
     """The import itself, in the child process run_limited started."""
     report = ImportReport(import_id=import_id, carrier=carrier_code, kind=kind_enum.value)
     report.filename = name
-    rejects = RejectsWriter(_rejects_path(settings, import_id))
+    rejects = RejectsWriter(rejects_path(settings, import_id))
     table: Table | None = None
     try:
         table = open_table(
@@ -296,11 +293,11 @@ def _run(
         raise
     except ImportRejected as exc:
         _close(table)
-        _record_refusal(database, import_id, exc.code, exc.message, exc.details, rejects.path)
+        record_refusal(database, import_id, exc.code, exc.message, exc.details, rejects.path)
         raise
     except Exception as exc:
         _close(table)
-        _record_refusal(
+        record_refusal(
             database, import_id, "internal_error", f"internal error: {exc}", {}, rejects.path,
             status=ImportStatus.FAILED,
         )  # fmt: skip
@@ -314,87 +311,12 @@ def _close(table: Table | None) -> None:
         table.chunks.close()
 
 
-def _record_refusal(
-    database: Database,
-    import_id: int,
-    code: str,
-    message: str,
-    details: dict[str, Any],
-    rejects_path: Path,
-    *,
-    status: ImportStatus = ImportStatus.REJECTED,
-    only_running: bool = False,
-) -> None:
-    """Record why the import ended without a list (refused or failed); its rejects go."""
-    rejects_path.unlink(missing_ok=True)
-    with database.session() as session:
-        record = session.get(Import, import_id)
-        if record is None or (only_running and record.status != ImportStatus.RUNNING):
-            return
-        record.status = status
-        record.finished_at = datetime.now(UTC)
-        record.error = message
-        record.report = {"error": {"code": code, "message": message, "details": _plain(details)}}
-
-
-def fail_abandoned(database: Database, settings: Settings) -> list[int]:
-    """Fail imports left `running` by a process that died (kill -9, power loss): none may run
-    longer than imports.max_seconds, so one started more than that plus
-    imports.abandoned_grace_seconds ago (the time a live parent takes to kill its child and
-    record the failure itself; 10 s by default) is nobody's. Nothing of it was committed (its
-    transaction died with it); its rejects file goes. Returns their ids."""
-    imports = settings.imports
-    cutoff = datetime.now(UTC) - timedelta(
-        seconds=imports.max_seconds + imports.abandoned_grace_seconds
-    )
-    with database.session() as session:
-        ids = list(
-            session.scalars(
-                select(Import.id).where(
-                    Import.status == ImportStatus.RUNNING, Import.started_at < cutoff
-                )
-            )
-        )
-    message = (
-        "the import stopped with the process running it (the worker was killed or the "
-        "machine restarted); nothing was imported. Upload the file again"
-    )
-    for import_id in ids:
-        _record_refusal(
-            database, import_id, "import_stopped", message, {},
-            _rejects_path(settings, import_id), status=ImportStatus.FAILED, only_running=True,
-        )  # fmt: skip
-    return ids
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
-
-
 def _too_many(name: str, rows: int, settings: Settings) -> TooManyRows:
     return TooManyRows(
         f"{name} has more than {settings.imports.max_rows:,} rows ({rows:,} read); "
         "split the file or raise imports.max_rows",
         {"rows": rows, "limit": settings.imports.max_rows},
     )
-
-
-def upload_folder(settings: Settings) -> Path:
-    """Where the console and the API save uploads for the import job (shared with workers)."""
-    return settings.instance_path / "uploads"
-
-
-def held_upload(settings: Settings, import_id: int) -> Path:
-    """Where an uploaded list refused only for shrinking waits for the uploader's confirmation
-    (the console's second step), so it need not be sent twice; purge_superseded removes it with
-    the import's rejects after imports.retention_days."""
-    return upload_folder(settings) / f"held-{int(import_id)}"
 
 
 def load_plan(settings: Settings) -> NumberPlan:
@@ -1107,9 +1029,9 @@ def purge_superseded(database: Database, settings: Settings, *, now: datetime | 
                 Import.rejects_path.is_not(None), Import.finished_at <= cutoff
             )
         ).all()
-        for import_id, rejects_path in old:
-            if rejects_path is not None:  # the query asked for files, but the column may be NULL
-                Path(rejects_path).unlink(missing_ok=True)
+        for import_id, old_rejects in old:
+            if old_rejects is not None:  # the query asked for files, but the column may be NULL
+                Path(old_rejects).unlink(missing_ok=True)
             session.execute(update(Import).where(Import.id == import_id).values(rejects_path=None))
         for held in upload_folder(settings).glob("held-*"):
             if held.stat().st_mtime <= cutoff.timestamp():  # never confirmed: personal data

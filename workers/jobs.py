@@ -10,6 +10,9 @@ so a retried or re-queued job does the right thing.
   enqueue or schedule again the lost fan-out of a scheduled alert,
   fail imports whose worker died.
 - `resume(alert_id)`: after a pause, put the parked batches back on their queues.
+
+A carrier's uploaded file is imported by workers.import_jobs, the only job module that loads
+the importer (pandas): senders and the control worker never import it.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ from rq.job import Job, JobStatus
 
 from broadcast import alerts, deliveries, drills, keys, live
 from broadcast.models import Alert, AlertStatus
-from subscriber_import import service
-from subscriber_import.errors import ImportFailed, ImportRejected, ListShrinks
+from subscriber_import import records
 from workers import runtime as rt_mod
 from workers.queues import enqueue_batches, priority_of
 from workers.runtime import Runtime
@@ -233,80 +235,10 @@ def _fan_out_waiting(rt: Runtime, queue: Queue, job_id: str) -> bool:
     )
 
 
-def run_import(
-    *,
-    carrier_code: str,
-    kind: str,
-    path: str,
-    filename: str,
-    sheet: str | None = None,
-    user_id: int | None = None,
-    token: str,
-    allow_shrink: bool = False,
-    replacing: int | None = None,
-    hold_on_shrink: bool = False,
-) -> dict[str, Any]:
-    """A carrier's uploaded file, imported off the web request (enqueued by the console and
-    the API as keys.IMPORT_JOB). Progress goes to keys.import_progress_key(token), which the
-    upload page and the API poll; the uploaded file is removed whatever happens, except a
-    console's list refused for shrinking (`hold_on_shrink`): that one is held
-    (service.held_upload) for the uploader to confirm without sending it again."""
-    rt = rt_mod.current()
-    progress_key = keys.import_progress_key(token)
-    base = {"carrier": carrier_code, "filename": filename}
-
-    def store(**state: Any) -> None:
-        rt.redis.set(progress_key, json.dumps({**base, **state}), ex=24 * 3600)
-
-    def started(import_id: int) -> None:
-        link = json.dumps({"token": token, "path": path, **base})
-        rt.redis.hset(keys.IMPORTS_RUNNING_KEY, str(import_id), link)
-        running.append(import_id)
-
-    running: list[int] = []
-    store(state="running", rows=0, total=None)
-    try:
-        report = service.import_file(
-            rt.database,
-            rt.settings,
-            carrier_code=carrier_code,
-            kind=kind,
-            path=Path(path),
-            filename=filename,
-            sheet=sheet,
-            user_id=user_id,
-            progress=lambda rows, total: store(state="running", rows=rows, total=total),
-            allow_shrink=allow_shrink,
-            replacing=replacing,
-            on_start=started,
-        )
-    except ImportRejected as exc:  # refused or stopped by a limit; nothing changed: an answer
-        if hold_on_shrink and isinstance(exc, ListShrinks) and exc.import_id is not None:
-            Path(path).replace(service.held_upload(rt.settings, exc.import_id))
-        store(
-            state="failed" if isinstance(exc, ImportFailed) else "rejected",
-            import_id=exc.import_id,
-            code=exc.code,
-            message=str(exc),
-            details=json.loads(json.dumps(exc.details, default=str)),
-        )
-        return {"result": exc.code, "import_id": exc.import_id}
-    except Exception as exc:
-        store(state="failed", message=f"internal error: {type(exc).__name__}: {exc}")
-        raise
-    finally:
-        Path(path).unlink(missing_ok=True)
-        if running:
-            rt.redis.hdel(keys.IMPORTS_RUNNING_KEY, *map(str, running))
-    out = report.to_json()
-    store(state="done", rows=out.get("rows"), total=out.get("rows"), import_id=report.import_id)
-    return {"result": "done", "import_id": report.import_id}
-
-
 def fail_abandoned_imports(rt: Runtime) -> list[int]:
-    """Imports whose worker died: failed in the database (service.fail_abandoned); their
+    """Imports whose worker died: failed in the database (records.fail_abandoned); their
     uploader's progress says so and their uploaded file is removed."""
-    failed = service.fail_abandoned(rt.database, rt.settings)
+    failed = records.fail_abandoned(rt.database, rt.settings)
     for import_id in failed:
         raw = rt.redis.hget(keys.IMPORTS_RUNNING_KEY, str(import_id))
         if raw is None:  # a `loa import` run, or Redis lost the link: the row says it all

@@ -37,7 +37,7 @@ from broadcast.web.security import (
     roles_required,
 )
 from broadcast.web.templating import import_problem
-from subscriber_import import service
+from subscriber_import import records, service
 from subscriber_import.errors import ListChanged, ListShrinks
 
 bp = Blueprint("carriers", __name__, url_prefix="/carriers")
@@ -172,7 +172,7 @@ def import_report(import_id: int) -> ResponseReturnValue:
         row, code = visible_import(session, import_id)
         can_confirm = (
             current_user.role in UPLOADERS
-            and service.held_upload(svc.settings, import_id).is_file()
+            and records.held_upload(svc.settings, import_id).is_file()
         )
         return render_template(
             "carriers/import.html", imp=import_view(row, code), can_confirm=can_confirm

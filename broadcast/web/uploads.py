@@ -4,9 +4,9 @@ control queue with paths and ids. The job imports it with subscriber_import, wri
 progress to Redis under `keys.import_progress_key(token)` and removes the file. The upload page
 and the API poll that progress; a file of two million rows never runs inside a request.
 
-A list refused for shrinking the carrier's list too much (service.ListShrinks) is confirmed by
+A list refused for shrinking the carrier's list too much (ListShrinks) is confirmed by
 sending it again with allow_shrink (API, CLI); a console upload is held instead
-(service.held_upload) and confirmed in one click on its report (confirm_held).
+(records.held_upload) and confirmed in one click on its report (confirm_held).
 
 Progress states: queued → running → done (import_id) | rejected (import_id, message, code,
 details: the file was refused and nothing changed) | failed (import_id, message, code: stopped
@@ -30,7 +30,7 @@ from broadcast import keys, text
 from broadcast.errors import Reason, ValidationFailed
 from broadcast.models import Import
 from broadcast.web.context import Services
-from subscriber_import import service
+from subscriber_import import records
 from subscriber_import.errors import ListShrinks
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -90,7 +90,7 @@ def start_upload(
                 Reason("field_refused", "%(field)s refused", field=field_name),
                 {field_name: refused},
             )
-    folder = service.upload_folder(svc.settings)
+    folder = records.upload_folder(svc.settings)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / uuid.uuid4().hex  # never a name the client chose
     upload.save(path)
@@ -110,7 +110,7 @@ def start_upload(
 
 def confirm_held(svc: Services, *, import_id: int, carrier_code: str, user_id: int) -> str:
     """The second step of a list refused for shrinking: import the held upload again with the
-    cut allowed, for the list the refusal named only (service.ListChanged otherwise). Claiming
+    cut allowed, for the list the refusal named only (ListChanged otherwise). Claiming
     the held file is one rename, so of two clicks one imports and the other is told so."""
     with svc.database.session() as session:
         row = session.get(Import, import_id)
@@ -121,9 +121,9 @@ def confirm_held(svc: Services, *, import_id: int, carrier_code: str, user_id: i
                 {"import_id": [str(import_id)]},
             )
         details, filename = error.get("details") or {}, row.filename
-    path = service.upload_folder(svc.settings) / uuid.uuid4().hex
+    path = records.upload_folder(svc.settings) / uuid.uuid4().hex
     try:
-        service.held_upload(svc.settings, import_id).rename(path)
+        records.held_upload(svc.settings, import_id).rename(path)
     except FileNotFoundError:
         raise ValidationFailed(
             _(

@@ -262,7 +262,7 @@ def test_an_import_left_running_by_a_killed_worker_fails_when_the_control_worker
 ) -> None:
     # What an imports worker killed mid-import (kill -9, power loss) leaves behind: its row
     # `running` since before imports.max_seconds, its uploaded file, and the link from the
-    # row to the uploader's progress (workers.jobs.run_import).
+    # row to the uploader's progress (workers.import_jobs.run_import).
     started = datetime.now(UTC) - timedelta(seconds=settings.imports.max_seconds + 60)
     with seeded_database.session() as session:
         carrier = session.scalar(select(Carrier).where(Carrier.code == "viettel"))
