@@ -19,12 +19,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -33,6 +36,7 @@ import psycopg
 import pytest
 import redis
 from sqlalchemy.engine import make_url
+from werkzeug.security import generate_password_hash
 
 from broadcast.areas import load_configured_areas
 from broadcast.bootstrap import sync_carriers
@@ -40,6 +44,7 @@ from broadcast.db import Database, make_engine, upgrade
 from broadcast.postgres_server import PrivatePostgres
 from broadcast.redis_server import PrivateRedis
 from broadcast.settings import Settings, load_settings
+from broadcast.web.i18n import compile_catalogues
 
 PG_ADMIN_URL = os.environ.get("LOA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("LOA_REQUIRE_POSTGRES") == "1"
@@ -290,9 +295,35 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+@cache
+def people_password_hash(password: str) -> str:
+    """The stored password hash of the tests' people: scrypt, as accounts.hash_password makes
+    it, with a work factor of 2**10 instead of werkzeug's 2**15. The factor is written in the
+    hash and check_password_hash reads it from there, so logging in runs the same code and
+    costs about 5 ms instead of 0.15 s (most of the alert-rule and sign-in tests' CPU before).
+    The production factor is asserted by tests/web/test_auth.py."""
+    return generate_password_hash(password, method="scrypt:1024:8:1")
+
+
+@cache
+def _compiled_catalogues() -> Path:
+    """The console's translations, compiled once per test process by the code the console
+    runs at start (broadcast.web.i18n.compile_catalogues)."""
+    folder = Path(tempfile.mkdtemp(prefix="loa-catalogues-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return compile_catalogues(folder)
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings for a test: instance folder under tmp_path; nested overrides allowed."""
-    env = {"LOA_INSTANCE_PATH": str(tmp_path / "instance")}
+    """Settings for a test: instance folder under tmp_path; nested overrides allowed.
+
+    The instance folder starts with the compiled translations, as a console's has after its
+    first start: compiling them again for every test cost about 0.07 s of CPU each.
+    (tests/web/test_foundation.py starts a console on a folder without them.)"""
+    instance = tmp_path / "instance"
+    if not (instance / "translations").exists():
+        shutil.copytree(_compiled_catalogues(), instance / "translations")
+    env = {"LOA_INSTANCE_PATH": str(instance)}
     return load_settings(env, overrides=overrides)
 
 

@@ -36,6 +36,7 @@ from broadcast import accounts
 from broadcast.db import Database
 from broadcast.models import ApiToken, Approval, AuditEntry, Role, User
 from broadcast.web import create_app
+from tests.conftest import people_password_hash
 
 ALERT = {
     "title": "Lũ quét",
@@ -71,7 +72,7 @@ def add_user(database: Database, username: str, role: Role) -> str:
         user = User(
             username=username,
             display_name=username,
-            password_hash=accounts.hash_password(PASSWORD),
+            password_hash=people_password_hash(PASSWORD),
             role=role,
         )
         s.add(user)
@@ -629,7 +630,25 @@ def test_parallel_wrong_passwords_are_checked_at_most_the_limit(
     assert blocked.status_code == 429
 
 
-def test_an_unknown_user_takes_as_long_as_a_known_one(app: Flask, people: People) -> None:
+def test_a_password_is_stored_at_scrypt_full_cost(seeded_database: Database) -> None:
+    """What accounts.create_user stores (the console, the API and `loa user` all create users
+    through it): werkzeug's scrypt at N=2**15, r=8, p=1. The tests' own people carry a cheaper
+    hash (tests/conftest.py people_password_hash); this is the cost real accounts get."""
+    with seeded_database.session() as s:
+        user = accounts.create_user(s, username="fullcost", password=PASSWORD, role=Role.DRAFTER)
+        assert user.password_hash.startswith("scrypt:32768:8:1$"), user.password_hash[:20]
+        assert accounts.check_login(user, PASSWORD)
+        assert not accounts.check_login(user, PASSWORD + "!")
+
+
+def test_an_unknown_user_takes_as_long_as_a_known_one(
+    app: Flask, people: People, seeded_database: Database
+) -> None:
+    # A known user whose hash has the production cost (the tests' people have a cheap one,
+    # against which an unknown user answered without any hashing would look as slow).
+    with seeded_database.session() as s:
+        accounts.create_user(s, username="timed", password=PASSWORD, role=Role.APPROVER)
+
     def timed(username: str) -> float:
         client = app.test_client()
         token = csrf_from(client.get("/login").get_data(as_text=True))
@@ -640,7 +659,7 @@ def test_an_unknown_user_takes_as_long_as_a_known_one(app: Flask, people: People
         assert answer.status_code == 401
         return time.perf_counter() - start
 
-    known = statistics.median(timed("approver") for _ in range(3))
+    known = statistics.median(timed("timed") for _ in range(3))
     unknown = statistics.median(timed("nobody-here") for _ in range(3))
     assert unknown > known * 0.5, (known, unknown)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,24 @@ def _app_with(tmp_path: Path, database: Database, redis_url: str, **over: Any) -
     app = create_app(settings, database=database, redis_client=redis.Redis.from_url(redis_url))
     app.testing = True
     return app
+
+
+def test_a_new_instance_folder_gets_the_vietnamese_catalogue_compiled_at_start(
+    tmp_path: Path, seeded_database: Database, redis_url: str
+) -> None:
+    """Test settings start with the catalogue compiled (tests/conftest.py make_settings); a
+    new installation has none, and a stale one (its .po changed since) is compiled again."""
+    compiled = tmp_path / "instance" / "translations" / "vi" / "LC_MESSAGES" / "messages.mo"
+    _app_with(tmp_path, seeded_database, redis_url)
+    shutil.rmtree(tmp_path / "instance" / "translations")
+    app = _app_with(tmp_path, seeded_database, redis_url)
+    assert compiled.is_file()
+    assert "Đăng nhập" in app.test_client().get("/login").get_data(as_text=True)
+    compiled.write_bytes(b"")  # stale: older than its source
+    os.utime(compiled, (1, 1))
+    app = _app_with(tmp_path, seeded_database, redis_url)
+    assert compiled.stat().st_size > 0
+    assert "Đăng nhập" in app.test_client().get("/login").get_data(as_text=True)
 
 
 def test_metrics_need_the_bearer_token_when_one_is_set(

@@ -7,7 +7,6 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -16,6 +15,7 @@ from sqlalchemy import select
 from broadcast import accounts
 from broadcast.db import Database
 from broadcast.models import Carrier, Role, User
+from tests.conftest import people_password_hash
 
 PASSWORD = "correct-horse-battery"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -227,12 +227,6 @@ class ControlJobs:
         assert not self.errors, self.errors
 
 
-@cache
-def _password_hash() -> str:
-    """scrypt is slow on purpose; hash the shared test password once per session."""
-    return accounts.hash_password(PASSWORD)
-
-
 USERS: dict[str, tuple[Role, str | None]] = {
     "admin": (Role.ADMIN, None),
     "drafter": (Role.DRAFTER, None),
@@ -254,7 +248,7 @@ def add_people(database: Database) -> People:
             user = User(
                 username=name,
                 display_name=name.title(),
-                password_hash=_password_hash(),
+                password_hash=people_password_hash(PASSWORD),
                 role=role,
                 carrier_id=carriers[carrier] if carrier else None,
             )
