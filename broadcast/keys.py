@@ -29,6 +29,16 @@ def fan_out_job_id(alert_id: int) -> str:
 
 RECONCILE_JOB = "workers.jobs.reconcile"
 IMPORT_JOB = "workers.import_jobs.run_import"
+IMPORT_JOB_TIMEOUT = 2 * 3600  # a 2,000,000-row list takes well under a minute; margin
+IMPORT_PROGRESS_TTL = 24 * 3600  # an upload's progress, and its job's result
+
+
+def import_job_id(upload_name: str) -> str:
+    """The one id of the job importing the upload saved as uploads/<upload_name>, whoever
+    enqueues it (console, API, reconcile when Redis lost it)."""
+    return f"loa-import-{upload_name}"
+
+
 # One batch of one alert on one carrier (ids only); enqueued by fan-out and reconcile.
 SEND_BATCH_JOB = "workers.jobs.send_batch"
 # After set_control(..., "sending") on a paused alert: re-queue its parked batches.

@@ -1,5 +1,6 @@
-"""An import's record outside the import itself: where uploads and rejects files live, why an
-import ended without a list, and failing the runs a dead process left `running`.
+"""An import's record outside the import itself: where uploads and rejects files live, the
+job waiting beside each upload, why an import ended without a list, and failing the runs a
+dead process left `running`.
 
 Kept apart from subscriber_import.service (pandas, pyarrow) so that what only needs the
 records (the control worker's reconcile, the console's upload pages) never loads the
@@ -8,6 +9,10 @@ importer: a sender or control worker starts about a second sooner.
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -96,3 +101,79 @@ def held_upload(settings: Settings, import_id: int) -> Path:
     (the console's second step), so it need not be sent twice; purge_superseded removes it with
     the import's rejects after imports.retention_days."""
     return upload_folder(settings) / f"held-{int(import_id)}"
+
+
+# An upload waiting for its import job is uploads/<uuid>; beside it, <uuid>.job.json holds the
+# job (id and arguments), written before the job is enqueued. The job takes the upload by
+# renaming it to <uuid>.taken (so two runs of one job never both import it) and removes all
+# three when it ends. What reconcile finds there older than a grace is an upload whose job
+# Redis lost (a flush, a restart) or a worker took and died with: see upload_jobs.
+JOB_SUFFIX = ".job.json"
+TAKEN_SUFFIX = ".taken"
+
+
+def save_upload_job(upload: Path, job_id: str, kwargs: dict[str, Any]) -> None:
+    """Write the job of an upload beside it (atomically), before it is enqueued."""
+    sidecar = upload.with_name(upload.name + JOB_SUFFIX)
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    tmp.write_text(json.dumps({"job_id": job_id, "kwargs": kwargs}))
+    tmp.replace(sidecar)
+
+
+def take_upload(upload: Path) -> Path | None:
+    """Claim an upload for one run of its job: the path to import, or None when another run
+    took it first (or finished it)."""
+    taken = upload.with_name(upload.name + TAKEN_SUFFIX)
+    try:
+        upload.rename(taken)
+    except FileNotFoundError:
+        return None
+    return taken
+
+
+def is_taken(upload: Path) -> bool:
+    """Whether a run of the upload's job has it, or had it and ended (its job file gone)."""
+    return (
+        upload.with_name(upload.name + TAKEN_SUFFIX).exists()
+        or not upload.with_name(upload.name + JOB_SUFFIX).exists()
+    )
+
+
+def forget_upload(upload: Path) -> None:
+    """Remove an upload's job file, then the upload, taken or not (in that order, so that a
+    job file never outlives its run's end unseen: see is_taken)."""
+    for name in (upload.name + JOB_SUFFIX, upload.name, upload.name + TAKEN_SUFFIX):
+        upload.with_name(name).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class UploadJob:
+    upload: Path  # uploads/<uuid>, the path its job was given
+    job_id: str
+    kwargs: dict[str, Any]
+    taken: bool  # a run of the job has claimed it
+    age: float  # seconds since the job was written
+
+
+def upload_jobs(settings: Settings) -> list[UploadJob]:
+    """Every upload whose job has not ended (its job file is still there), oldest first."""
+    found: list[UploadJob] = []
+    folder = upload_folder(settings)
+    now = time.time()
+    for sidecar in sorted(folder.glob("*" + JOB_SUFFIX)) if folder.is_dir() else ():
+        upload = sidecar.with_name(sidecar.name.removesuffix(JOB_SUFFIX))
+        try:
+            written = os.stat(sidecar).st_mtime
+            job = json.loads(sidecar.read_text())
+        except (FileNotFoundError, ValueError):  # ended meanwhile, or cut by a crash
+            continue
+        # The upload before its taken name: a run taking it between the two looks is seen.
+        if upload.exists():
+            taken = False
+        elif upload.with_name(upload.name + TAKEN_SUFFIX).exists():
+            taken = True
+        else:  # its run ended meanwhile: nothing to import
+            sidecar.unlink(missing_ok=True)
+            continue
+        found.append(UploadJob(upload, job["job_id"], job["kwargs"], taken, now - written))
+    return sorted(found, key=lambda u: -u.age)

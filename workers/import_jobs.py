@@ -34,13 +34,26 @@ def run_import(
     the API as keys.IMPORT_JOB). Progress goes to keys.import_progress_key(token), which the
     upload page and the API poll; the uploaded file is removed whatever happens, except a
     console's list refused for shrinking (`hold_on_shrink`): that one is held
-    (records.held_upload) for the uploader to confirm without sending it again."""
+    (records.held_upload) for the uploader to confirm without sending it again.
+
+    The run first takes the upload (records.take_upload): a second run of the same job, enqueued
+    again by reconcile while Redis had lost sight of the first, finds it taken and does
+    nothing."""
     rt = rt_mod.current()
     progress_key = keys.import_progress_key(token)
     base = {"carrier": carrier_code, "filename": filename}
 
     def store(**state: Any) -> None:
-        rt.redis.set(progress_key, json.dumps({**base, **state}), ex=24 * 3600)
+        rt.redis.set(progress_key, json.dumps({**base, **state}), ex=keys.IMPORT_PROGRESS_TTL)
+
+    upload = Path(path)
+    taken = records.take_upload(upload)
+    if taken is None:
+        if records.is_taken(upload):
+            return {"result": "taken"}
+        records.forget_upload(upload)  # removed by somebody else: nothing to import
+        store(state="failed", message="the uploaded file is gone; upload it again")
+        return {"result": "upload_missing"}
 
     def started(import_id: int) -> None:
         link = json.dumps({"token": token, "path": path, **base})
@@ -55,7 +68,7 @@ def run_import(
             rt.settings,
             carrier_code=carrier_code,
             kind=kind,
-            path=Path(path),
+            path=taken,
             filename=filename,
             sheet=sheet,
             user_id=user_id,
@@ -66,7 +79,7 @@ def run_import(
         )
     except ImportRejected as exc:  # refused or stopped by a limit; nothing changed: an answer
         if hold_on_shrink and isinstance(exc, ListShrinks) and exc.import_id is not None:
-            Path(path).replace(records.held_upload(rt.settings, exc.import_id))
+            taken.replace(records.held_upload(rt.settings, exc.import_id))
         store(
             state="failed" if isinstance(exc, ImportFailed) else "rejected",
             import_id=exc.import_id,
@@ -79,7 +92,7 @@ def run_import(
         store(state="failed", message=f"internal error: {type(exc).__name__}: {exc}")
         raise
     finally:
-        Path(path).unlink(missing_ok=True)
+        records.forget_upload(upload)
         if running:
             rt.redis.hdel(keys.IMPORTS_RUNNING_KEY, *map(str, running))
     out = report.to_json()

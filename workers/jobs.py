@@ -8,7 +8,7 @@ so a retried or re-queued job does the right thing.
   re-queue batches no live sender holds (expired leases, lost queues), cancel what a cancelled
   alert still holds, expire what is past its expiry, match late receipts, complete alerts,
   enqueue or schedule again the lost fan-out of a scheduled alert,
-  fail imports whose worker died.
+  fail imports whose worker died, enqueue again the import of an upload whose job was lost.
 - `resume(alert_id)`: after a pause, put the parked batches back on their queues.
 
 A carrier's uploaded file is imported by workers.import_jobs, the only job module that loads
@@ -152,6 +152,7 @@ def reconcile() -> dict[str, Any]:
     report: Counter[str] = Counter(dict.fromkeys(names, 0))
     report["expired_alerts"] = len(rt.store.expire_overdue())
     report["failed_imports"] = len(fail_abandoned_imports(rt))
+    report["imports_requeued"], report["imports_lost"] = _requeue_lost_imports(rt)
     with rt.database.session() as s:  # recurring drills whose lead time has come
         now = datetime.now(UTC)
         report["drills_created"] = len(drills.create_due(s, now=now, timezone=rt.settings.timezone))
@@ -195,7 +196,7 @@ def _fan_out_again(rt: Runtime, alert_id: int, at: datetime | None = None) -> in
     schedule_at, still ahead: the job then waits in RQ's scheduled registry until then."""
     job_id = keys.fan_out_job_id(alert_id)
     queue = Queue(keys.CONTROL_QUEUE, connection=rt.redis)
-    if _fan_out_waiting(rt, queue, job_id):
+    if _job_waiting(rt, queue, job_id):
         return 0
     # What the dead worker's start would have removed: left there, RQ's maintenance would
     # later fail the new run's job as "stuck in intermediate queue".
@@ -211,15 +212,16 @@ def _fan_out_again(rt: Runtime, alert_id: int, at: datetime | None = None) -> in
     return 1
 
 
-def _fan_out_waiting(rt: Runtime, queue: Queue, job_id: str) -> bool:
-    """Whether the fan-out job waits in the control queue or in its scheduled or deferred
-    registry, or runs in a worker still registered."""
+def _job_waiting(rt: Runtime, queue: Queue, job_id: str) -> bool:
+    """Whether the job (a fan-out, an import) waits in its queue or in its scheduled or
+    deferred registry, or runs in a worker still registered."""
     # Waiting means in the queue's list, not a record saying "queued": RQ takes the id off
     # the queue (LPOP, or LMOVE into the queue's intermediate list) and marks the job started
-    # a few round trips later, so a control worker killed in between leaves a "queued" record
-    # in no queue, and the alert would stay approved, unsent, until it expires. The list is
-    # read before the record: a live worker taking the job is then seen in one or the other
-    # except within those few round trips (a fan-out run twice writes nothing twice).
+    # a few round trips later, so a worker killed in between leaves a "queued" record in no
+    # queue, and the alert would stay approved, unsent, until it expires (the upload never
+    # imported). The list is read before the record: a live worker taking the job is then
+    # seen in one or the other except within those few round trips (a fan-out run twice
+    # writes nothing twice; an import run twice finds its upload taken).
     if job_id in queue.get_job_ids():
         return True
     job = Job.fetch_many([job_id], connection=rt.redis)[0]
@@ -235,6 +237,49 @@ def _fan_out_waiting(rt: Runtime, queue: Queue, job_id: str) -> bool:
     )
 
 
+def _requeue_lost_imports(rt: Runtime) -> tuple[int, int]:
+    """Uploads whose import job is neither waiting nor running (records.upload_jobs): Redis
+    lost it (a flush, a restart), or an imports worker took it off its queue and died before
+    taking the upload. Untaken: enqueued again under its id, its progress back to queued.
+    Taken by a run that is gone, and older than any import may run (imports.max_seconds and
+    the grace): the upload is removed and its uploader told to send it again, as
+    fail_abandoned_imports does for an import that had started (Redis may have lost that
+    one's link). Returns (enqueued again, given up)."""
+    imports = rt.settings.imports
+    queue = Queue(keys.IMPORT_QUEUE, connection=rt.redis)
+    requeued = lost = 0
+    for upload in records.upload_jobs(rt.settings):
+        if upload.age < imports.abandoned_grace_seconds:
+            continue  # just saved: its job is being enqueued
+        if _job_waiting(rt, queue, upload.job_id):
+            continue
+        kwargs = upload.kwargs
+        progress_key = keys.import_progress_key(kwargs["token"])
+        base = {"carrier": kwargs["carrier_code"], "filename": kwargs["filename"]}
+        if not upload.taken:
+            rt.redis.lrem(queue.intermediate_queue_key, 0, upload.job_id)
+            queue.enqueue(
+                keys.IMPORT_JOB,
+                kwargs=kwargs,
+                job_id=upload.job_id,
+                job_timeout=keys.IMPORT_JOB_TIMEOUT,
+                result_ttl=keys.IMPORT_PROGRESS_TTL,
+                failure_ttl=7 * 24 * 3600,
+            )
+            state = {**base, "state": "queued", "rows": 0, "total": None}
+            rt.redis.set(progress_key, json.dumps(state), ex=keys.IMPORT_PROGRESS_TTL)
+            requeued += 1
+        elif upload.age > imports.max_seconds + imports.abandoned_grace_seconds:
+            records.forget_upload(upload.upload)
+            state = {**base, "state": "failed", "code": "import_stopped", "message": STOPPED}
+            rt.redis.set(progress_key, json.dumps(state), ex=keys.IMPORT_PROGRESS_TTL)
+            lost += 1
+    return requeued, lost
+
+
+STOPPED = "the import stopped with the worker running it; upload the file again"
+
+
 def fail_abandoned_imports(rt: Runtime) -> list[int]:
     """Imports whose worker died: failed in the database (records.fail_abandoned); their
     uploader's progress says so and their uploaded file is removed."""
@@ -244,15 +289,16 @@ def fail_abandoned_imports(rt: Runtime) -> list[int]:
         if raw is None:  # a `loa import` run, or Redis lost the link: the row says it all
             continue
         link = json.loads(raw)
-        Path(link["path"]).unlink(missing_ok=True)
+        records.forget_upload(Path(link["path"]))
         state = {
             "carrier": link.get("carrier"),
             "filename": link.get("filename"),
             "state": "failed",
             "import_id": import_id,
             "code": "import_stopped",
-            "message": "the import stopped with the worker running it; upload the file again",
+            "message": STOPPED,
         }
-        rt.redis.set(keys.import_progress_key(link["token"]), json.dumps(state), ex=24 * 3600)
+        progress_key = keys.import_progress_key(link["token"])
+        rt.redis.set(progress_key, json.dumps(state), ex=keys.IMPORT_PROGRESS_TTL)
         rt.redis.hdel(keys.IMPORTS_RUNNING_KEY, str(import_id))
     return failed

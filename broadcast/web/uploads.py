@@ -1,8 +1,11 @@
 """An uploaded carrier file becomes a background job: the request only saves it under
-<instance>/uploads/<uuid> and enqueues `keys.IMPORT_JOB` ("workers.jobs.run_import") on the
-control queue with paths and ids. The job imports it with subscriber_import, writes its
-progress to Redis under `keys.import_progress_key(token)` and removes the file. The upload page
-and the API poll that progress; a file of two million rows never runs inside a request.
+<instance>/uploads/<uuid>, writes the job beside it (subscriber_import.records.save_upload_job)
+and enqueues `keys.IMPORT_JOB` ("workers.import_jobs.run_import") on the imports queue with
+paths and ids. The job imports it with subscriber_import, writes its progress to Redis under
+`keys.import_progress_key(token)` and removes the file. The upload page and the API poll that
+progress; a file of two million rows never runs inside a request. A job Redis lost, or a
+worker died holding, is enqueued again by reconcile from the file beside the upload: an
+accepted upload is imported, or its uploader told why not.
 
 A list refused for shrinking the carrier's list too much (ListShrinks) is confirmed by
 sending it again with allow_shrink (API, CLI); a console upload is held instead
@@ -34,8 +37,6 @@ from subscriber_import import records
 from subscriber_import.errors import ListShrinks
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-PROGRESS_TTL = 24 * 3600
-IMPORT_JOB_TIMEOUT = 2 * 3600  # a 2,000,000-row list takes well under a minute; margin
 FINAL_STATES = frozenset({"done", "rejected", "failed"})
 
 
@@ -174,7 +175,7 @@ def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filena
         "filename": filename,
     }
     progress_key = keys.import_progress_key(token)
-    if not svc.redis.set(progress_key, json.dumps(state), ex=PROGRESS_TTL, nx=True):
+    if not svc.redis.set(progress_key, json.dumps(state), ex=keys.IMPORT_PROGRESS_TTL, nx=True):
         path.unlink(missing_ok=True)
         raise ProgressTokenTaken(
             Reason(
@@ -183,22 +184,21 @@ def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filena
             ),
             {"progress_token": [Reason("token_used", "already used by another upload")]},
         )
+    kwargs = {"carrier_code": carrier_code, "path": str(path), "filename": filename,
+              "token": token, **job}  # fmt: skip
+    job_id = keys.import_job_id(path.name)
     try:
+        records.save_upload_job(path, job_id, kwargs)
         svc.import_queue.enqueue(
             keys.IMPORT_JOB,
-            kwargs={
-                "carrier_code": carrier_code,
-                "path": str(path),
-                "filename": filename,
-                "token": token,
-                **job,
-            },
-            job_timeout=IMPORT_JOB_TIMEOUT,
-            result_ttl=PROGRESS_TTL,
+            kwargs=kwargs,
+            job_id=job_id,
+            job_timeout=keys.IMPORT_JOB_TIMEOUT,
+            result_ttl=keys.IMPORT_PROGRESS_TTL,
             failure_ttl=7 * 24 * 3600,
         )
     except Exception:
-        path.unlink(missing_ok=True)
+        records.forget_upload(path)
         svc.redis.delete(progress_key)
         raise
     return token

@@ -6,19 +6,23 @@ import csv
 import io
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import func, select
 from webtools import ControlJobs, People, assert_error, login, page_csrf, upload
 
 from broadcast import keys
 from broadcast.db import Database
 from broadcast.models import AuditEntry, Carrier, Import, ImportKind, ImportStatus
 from broadcast.settings import Settings
+from subscriber_import import records
+from workers import jobs
 from workers import runtime as rt_mod
 from workers.processes import ImportWorker
 from workers.runtime import build_runtime
@@ -300,3 +304,87 @@ def test_an_import_left_running_by_a_killed_worker_fails_when_the_control_worker
     record = client.get(f"/api/v1/imports/{import_id}", headers=people.auth("viettel"))
     assert record.get_json()["status"] == "failed"
     assert not uploaded.exists()
+
+
+def reconcile_now(client: FlaskClient, settings: Settings, **imports: Any) -> dict[str, int]:
+    """One pass of reconcile (as `loa reconcile` and the control worker run it), with some
+    imports settings changed (a grace of 0: the uploads of these tests are seconds old)."""
+    changed = replace(settings, imports=replace(settings.imports, **imports))
+    runtime = build_runtime(changed, client.application.extensions["loa"].database)
+    rt_mod.install(runtime)
+    try:
+        return jobs.reconcile()
+    finally:
+        rt_mod.install(None)
+        runtime.redis.close()
+
+
+def _uploads_folder(settings: Settings) -> list[str]:
+    folder = settings.instance_path / "uploads"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("lost", ["redis flushed", "taken by a dead worker"])
+def test_an_accepted_upload_whose_job_was_lost_is_imported_once(
+    client: FlaskClient,
+    people: People,
+    settings: Settings,
+    seeded_database: Database,
+    redis_client: Any,
+    lost: str,
+) -> None:
+    """202 means the file will be imported. Its job lives in Redis: a flush or restart before
+    an imports worker ran it, or a worker killed between taking it off the queue and starting
+    it, lost it, and the upload stayed `queued` for ever with its file on disk. Reconcile
+    enqueues it again from the job file beside the upload; a second copy of the job (the old
+    one still in a queue somewhere) finds the upload taken and imports nothing twice."""
+    body = upload(client, people, "viettel", "viettel", LIST_CSV, token="lostjob1234", wait=0)
+    assert body.status_code == 202, body.get_json()
+    imports = Queue(keys.IMPORT_QUEUE, connection=redis_client)
+    (job_id,) = imports.get_job_ids()
+    # Just saved: within the grace, reconcile leaves it to the job being enqueued.
+    assert reconcile_now(client, settings)["imports_requeued"] == 0
+    if lost == "redis flushed":
+        redis_client.flushdb()
+    else:
+        assert redis_client.lpop(imports.key) == job_id.encode()  # what the dead worker did
+    assert imports.get_job_ids() == []
+    # Waiting in its queue is not lost: only the lost job is enqueued, once.
+    report = reconcile_now(client, settings, abandoned_grace_seconds=0)
+    assert (report["imports_requeued"], report["imports_lost"]) == (1, 0), report
+    assert reconcile_now(client, settings, abandoned_grace_seconds=0)["imports_requeued"] == 0
+    assert imports.get_job_ids() == [job_id]
+    polled = client.get(body.get_json()["status_url"], headers=people.auth("viettel"))
+    assert polled.get_json()["state"] == "queued"
+    # The old copy of the job, run too (a worker that was only slow): it finds the upload
+    # taken or gone and leaves the progress alone.
+    imports.enqueue(keys.IMPORT_JOB, kwargs=imports.fetch_job(job_id).kwargs)
+    run_imports(client, settings, "WARNING")
+    done = client.get(body.get_json()["status_url"], headers=people.auth("viettel")).get_json()
+    assert done["state"] == "done" and done["rows"] == 4, done
+    with seeded_database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Import)) == 1
+    assert _uploads_folder(settings) == []  # the upload and its job file, gone
+    assert reconcile_now(client, settings, abandoned_grace_seconds=0)["imports_requeued"] == 0
+
+
+def test_an_upload_taken_by_a_worker_that_died_before_importing_is_given_up_and_said(
+    client: FlaskClient, people: People, settings: Settings, redis_client: Any
+) -> None:
+    """A worker killed between taking the upload (run_import's first step) and starting the
+    import leaves no Import row for reconcile's fail_abandoned_imports. Once older than any
+    import may run, the upload is removed and its uploader told to send it again."""
+    body = upload(client, people, "viettel", "viettel", LIST_CSV, wait=0).get_json()
+    (job,) = Queue(keys.IMPORT_QUEUE, connection=redis_client).jobs
+    redis_client.flushdb()
+    assert records.take_upload(Path(job.kwargs["path"])) is not None  # the dead run's step
+    # Not older than imports.max_seconds + the grace yet: it may still be running.
+    report = reconcile_now(client, settings, abandoned_grace_seconds=0)
+    assert (report["imports_requeued"], report["imports_lost"]) == (0, 0), report
+    assert len(_uploads_folder(settings)) == 2
+    time.sleep(0.3)
+    report = reconcile_now(client, settings, abandoned_grace_seconds=0, max_seconds=0.2)
+    assert (report["imports_requeued"], report["imports_lost"]) == (0, 1), report
+    state = client.get(body["status_url"], headers=people.auth("viettel")).get_json()
+    assert state["state"] == "failed" and state["code"] == "import_stopped", state
+    assert _uploads_folder(settings) == []
