@@ -35,12 +35,14 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import redis
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
 from broadcast.areas import load_configured_areas
 from broadcast.bootstrap import sync_carriers
 from broadcast.db import Database, make_engine, upgrade
+from broadcast.models import Carrier
 from broadcast.postgres_server import PrivatePostgres
 from broadcast.redis_server import PrivateRedis
 from broadcast.settings import Settings, load_settings
@@ -63,25 +65,39 @@ def _sqlalchemy_pg(url: str, dbname: str) -> str:
     return _pg_conninfo(url, dbname).replace("postgresql://", "postgresql+psycopg://", 1)
 
 
+def seed(database: Database) -> None:
+    """What `seeded_database` holds: the default settings' carriers and Ha Tinh's areas,
+    written by the code `loa init` runs."""
+    with tempfile.TemporaryDirectory() as instance:
+        settings = load_settings({"LOA_INSTANCE_PATH": instance})
+    with database.session() as session:
+        sync_carriers(session, settings)
+        load_configured_areas(session, settings)
+
+
 class PostgresTemplates:
-    """Creates one migrated template database per test session and copies of it.
+    """Creates two template databases per test session, migrated and migrated then seeded
+    (`seed`), and copies of them.
 
     A copy costs CREATE DATABASE (0.1 to 0.6 s here, mostly waiting on the disk), so a thread
-    makes `AHEAD` copies before they are asked for and drops each one after its test: a test
-    waits for neither while the server works beside it. Every test still gets a database
-    nobody used before."""
+    makes `AHEAD` copies of each before they are asked for and drops each one after its test:
+    a test waits for neither while the server works beside it. Every test still gets a
+    database nobody used before."""
 
     AHEAD = 2
+    KINDS = ("empty", "seeded")
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
-        self.template = f"loa_tpl_{RUN_ID}"
+        self.templates = {"empty": f"loa_tpl_{RUN_ID}", "seeded": f"loa_tpl_{RUN_ID}_seeded"}
         self.created = 0
         self.live: set[str] = set()  # created or asked for, not dropped yet
         self.error: str | None = None
         self.ready = False
-        self._copies: queue.Queue[str | BaseException] = queue.Queue()
-        self._tasks: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._copies: dict[str, queue.Queue[str | BaseException]] = {
+            kind: queue.Queue() for kind in self.KINDS
+        }
+        self._tasks: queue.Queue[tuple[str, str, str] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
 
     def _admin(self) -> psycopg.Connection[Any]:
@@ -90,51 +106,62 @@ class PostgresTemplates:
     def prepare(self) -> None:
         if self.ready or self.error:
             return
+        empty, seeded = self.templates["empty"], self.templates["seeded"]
         try:
             with self._admin() as conn:
-                conn.execute(f'CREATE DATABASE "{self.template}"')
+                conn.execute(f'CREATE DATABASE "{empty}"')
         except psycopg.Error as exc:
             self.error = f"PostgreSQL not reachable at {self.admin_url}: {exc}".strip()
             return
-        engine = make_engine(_sqlalchemy_pg(self.admin_url, self.template))
+        engine = make_engine(_sqlalchemy_pg(self.admin_url, empty))
         try:
             upgrade(engine)
         finally:
             engine.dispose()
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{seeded}" TEMPLATE "{empty}"')
+        database = Database(_sqlalchemy_pg(self.admin_url, seeded))
+        try:
+            seed(database)
+        finally:
+            database.dispose()
         self.ready = True
 
     def _serve(self) -> None:
         """The thread: create and drop copies, in the order asked."""
         with self._admin() as conn:
             while (task := self._tasks.get()) is not None:
-                action, name = task
+                action, kind, name = task
                 try:
                     if action == "drop":
                         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                         continue
-                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+                    template = self.templates[kind]
+                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
                     # A test's commits need not wait for the disk (about 0.7 ms each here):
                     # durability across a server crash is tested on private clusters.
                     conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-                    self._copies.put(name)
+                    self._copies[kind].put(name)
                 except psycopg.Error as exc:
                     if action == "create":
-                        self._copies.put(exc)
+                        self._copies[kind].put(exc)
 
-    def _ask_copy(self) -> None:
+    def _ask_copy(self, kind: str) -> None:
         name = f"loa_t_{RUN_ID}_{self.created}"
         self.created += 1
         self.live.add(name)
-        self._tasks.put(("create", name))
+        self._tasks.put(("create", kind, name))
 
-    def new_database(self) -> str:
+    def new_database(self, kind: str) -> str:
+        """A copy of the migrated ("empty") or seeded ("seeded") template."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="pg-copies", daemon=True)
             self._thread.start()
-            for _ in range(self.AHEAD):
-                self._ask_copy()
-        self._ask_copy()
-        copy = self._copies.get(timeout=120)
+            for ahead in self.KINDS:
+                for _ in range(self.AHEAD):
+                    self._ask_copy(ahead)
+        self._ask_copy(kind)
+        copy = self._copies[kind].get(timeout=120)
         if isinstance(copy, BaseException):
             raise copy
         return _sqlalchemy_pg(self.admin_url, copy)
@@ -143,7 +170,7 @@ class PostgresTemplates:
         name = make_url(url).database
         assert name is not None
         self.live.discard(name)
-        self._tasks.put(("drop", name))
+        self._tasks.put(("drop", "", name))
 
     def close(self) -> None:
         if self._thread is not None:
@@ -152,7 +179,7 @@ class PostgresTemplates:
         if not self.ready:
             return
         with self._admin() as conn:
-            for name in [*self.live, self.template]:
+            for name in [*self.live, self.templates["seeded"], self.templates["empty"]]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -173,6 +200,20 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def sqlite_seeded_template(sqlite_template: Path) -> Path:
+    path = sqlite_template.with_name("seeded.db")
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    try:
+        seed(database)
+        with database.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        database.dispose()
     return path
 
 
@@ -208,16 +249,20 @@ def database_url(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     sqlite_template: Path,
+    sqlite_seeded_template: Path,
     pg_templates: PostgresTemplates,
 ) -> Iterator[str]:
-    """A freshly migrated, empty database URL on each backend."""
+    """A freshly migrated, empty database URL on each backend; already seeded (`seed`) for a
+    test that asks for `seeded_database`, a copy of a template seeded once per run (seeding
+    each test's copy cost about 0.1 s)."""
+    seeded = "seeded_database" in request.fixturenames
     if request.param == "sqlite":
         path = tmp_path / "loa.db"
-        shutil.copyfile(sqlite_template, path)
+        shutil.copyfile(sqlite_seeded_template if seeded else sqlite_template, path)
         yield f"sqlite:///{path}"
         return
     _postgres_or_skip(pg_templates)
-    url = pg_templates.new_database()
+    url = pg_templates.new_database("seeded" if seeded else "empty")
     yield url
     pg_templates.drop(url)
 
@@ -333,11 +378,13 @@ def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
 
 
 @pytest.fixture
-def seeded_database(database: Database, settings: Settings) -> Database:
-    """A migrated database with the configured carriers and the Ha Tinh areas."""
+def seeded_database(database: Database) -> Database:
+    """A migrated database with the configured carriers and the Ha Tinh areas (`seed`): a copy
+    of the seeded template when the test asked for it by name, else seeded here."""
     with database.session() as session:
-        sync_carriers(session, settings)
-        load_configured_areas(session, settings)
+        seeded = session.scalar(select(Carrier.id).limit(1)) is not None
+    if not seeded:
+        seed(database)
     return database
 
 
