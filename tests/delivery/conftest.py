@@ -85,9 +85,10 @@ class World:
         status: AlertStatus = AlertStatus.APPROVED,
         area_of: dict[str, str] | None = None,
         reply_keywords: list[dict[str, Any]] | None = None,
+        schedule_at: datetime | None = None,
     ) -> int:
         """An approved alert over the whole province to these carriers' lists (`area_of`:
-        number -> area code in the list, else none)."""
+        number -> area code in the list, else none; `schedule_at` with status SCHEDULED)."""
         with self.database.session() as s:
             user = s.scalar(select(User).where(User.username == "drafter"))
             if user is None:
@@ -132,6 +133,7 @@ class World:
                 waive_daily_cap=True,
                 waive_quiet_hours=True,
                 reply_keywords=reply_keywords,
+                schedule_at=schedule_at,
             )
             alert.areas = [province]
             alert.carriers = carriers

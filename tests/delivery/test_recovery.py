@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
+from rq.scheduler import RQScheduler
 from sqlalchemy import func, select
 
 from broadcast import keys, live
-from broadcast.models import Alert, Delivery
+from broadcast.models import Alert, AlertStatus, Delivery
 from delivery.conftest import World
 from delivery.helpers import (
     accepted_numbers,
@@ -299,6 +300,41 @@ def test_an_approved_alert_whose_fan_out_was_lost_is_sent(
     numbers = world.numbers(60)
     alert_id = world.make_alert({"viettel": numbers})  # approved; its fan-out job never ran
     assert jobs.reconcile()["fan_outs"] == 1
+    ControlWorker(world.runtime).work(burst=True, logging_level="WARNING")
+    work(world.runtime, ["viettel"])
+    assert drain(world.runtime, ["viettel"], alert_id)
+    assert states(world.database, alert_id) == {"delivered": 60}
+    received = accepted_numbers(world.sims["viettel"])
+    assert set(received) == set(numbers) and max(received.values()) == 1
+
+
+def test_a_due_scheduled_fan_out_taken_by_a_control_worker_that_died_is_sent(
+    make_world: Callable[..., World],
+) -> None:
+    """At a scheduled alert's time RQ's scheduler moves its fan-out job from the scheduled
+    registry into the control queue; a control worker killed after taking it off the queue
+    leaves the alert `scheduled`, its job in no queue and no registry. Reconcile must see it
+    as lost, not waiting, and enqueue it (its time has passed)."""
+    world = make_world(("viettel",), sim={"receipt_delay": 0.02})
+    redis = world.runtime.redis
+    numbers = world.numbers(60)
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    alert_id = world.make_alert({"viettel": numbers}, status=AlertStatus.SCHEDULED, schedule_at=due)
+    job_id = keys.fan_out_job_id(alert_id)
+    control = Queue(keys.CONTROL_QUEUE, connection=redis)
+    # Scheduled as the approval schedules it, then moved by RQ's own scheduler at its time.
+    control.enqueue_at(
+        due, keys.FAN_OUT_JOB, alert_id, job_id=job_id, job_timeout=keys.FAN_OUT_JOB_TIMEOUT
+    )
+    assert jobs.reconcile()["scheduled_fan_outs"] == 0  # waiting in the registry: left alone
+    scheduler = RQScheduler([control], connection=redis)
+    scheduler.prepare_registries([control.name])
+    scheduler.enqueue_scheduled_jobs()
+    assert control.get_job_ids() == [job_id] and job_id not in control.scheduled_job_registry
+    assert redis.lpop(control.key) == job_id.encode()  # the dead control worker's last act
+    report = jobs.reconcile()
+    assert report["scheduled_fan_outs"] == 1, report
+    assert control.get_job_ids() == [job_id]
     ControlWorker(world.runtime).work(burst=True, logging_level="WARNING")
     work(world.runtime, ["viettel"])
     assert drain(world.runtime, ["viettel"], alert_id)
