@@ -10,7 +10,6 @@ importer: a sender or control worker starts about a second sooner.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -128,6 +127,7 @@ def take_upload(upload: Path) -> Path | None:
         upload.rename(taken)
     except FileNotFoundError:
         return None
+    taken.touch()  # its age, for upload_jobs, counts from now: it may have waited long
     return taken
 
 
@@ -152,7 +152,7 @@ class UploadJob:
     job_id: str
     kwargs: dict[str, Any]
     taken: bool  # a run of the job has claimed it
-    age: float  # seconds since the job was written
+    age: float  # seconds since the job was written, or since a run took the upload
 
 
 def upload_jobs(settings: Settings) -> list[UploadJob]:
@@ -160,20 +160,21 @@ def upload_jobs(settings: Settings) -> list[UploadJob]:
     found: list[UploadJob] = []
     folder = upload_folder(settings)
     now = time.time()
-    for sidecar in sorted(folder.glob("*" + JOB_SUFFIX)) if folder.is_dir() else ():
+    for sidecar in folder.glob("*" + JOB_SUFFIX) if folder.is_dir() else ():
         upload = sidecar.with_name(sidecar.name.removesuffix(JOB_SUFFIX))
         try:
-            written = os.stat(sidecar).st_mtime
+            since = sidecar.stat().st_mtime
             job = json.loads(sidecar.read_text())
-        except (FileNotFoundError, ValueError):  # ended meanwhile, or cut by a crash
-            continue
-        # The upload before its taken name: a run taking it between the two looks is seen.
-        if upload.exists():
-            taken = False
-        elif upload.with_name(upload.name + TAKEN_SUFFIX).exists():
-            taken = True
-        else:  # its run ended meanwhile: nothing to import
+            # The upload before its taken name: a run taking it between the looks is seen.
+            if upload.exists():
+                taken = False
+            else:
+                since = upload.with_name(upload.name + TAKEN_SUFFIX).stat().st_mtime
+                taken = True
+        except FileNotFoundError:  # its run ended meanwhile: nothing to import
             sidecar.unlink(missing_ok=True)
             continue
-        found.append(UploadJob(upload, job["job_id"], job["kwargs"], taken, now - written))
+        except ValueError:  # unreadable (it is written whole, then renamed): left alone
+            continue
+        found.append(UploadJob(upload, job["job_id"], job["kwargs"], taken, now - since))
     return sorted(found, key=lambda u: -u.age)
