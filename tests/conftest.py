@@ -2,7 +2,10 @@
 
 - `database` is parametrised over SQLite and PostgreSQL: every test that takes it runs on both.
   Each test gets a freshly migrated database (SQLite: a copy of a migrated file; PostgreSQL: a
-  database created from a migrated template).
+  database created from a migrated template); one that asks for `seeded_database` gets a copy
+  of a template that was also seeded once (`seed`: the carriers and Ha Tinh's areas).
+- The tests' people carry a cheap scrypt hash (`people_password_hash`), and their instance
+  folders start with the compiled translations (`make_settings`): see docs/testing.md.
 - PostgreSQL comes from LOA_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test,
   used only to create and drop private databases). When it cannot be reached the PostgreSQL
   variants are skipped with the reason, unless LOA_REQUIRE_POSTGRES=1 (CI), where they fail.

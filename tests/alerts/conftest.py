@@ -33,7 +33,8 @@ DAYTIME = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 class People:
     """Users created on first use, as rows with the tests' shared password hash (creating them
     with accounts.create_user hashed each password at full cost: 0.14 s, half of these tests'
-    CPU). What create_user itself checks and records is tested in tests/web/test_auth.py."""
+    CPU). What create_user itself checks and records is tested by the web tests (test_api.py,
+    test_auth.py)."""
 
     ROLES: ClassVar[dict[str, Role]] = {
         "drafter": Role.DRAFTER,

@@ -103,8 +103,11 @@ def test_kernel_times_stamp_arrivals_when_they_came_not_when_the_simulator_woke(
             time.sleep(0.02)
         rows = [json.loads(x) for x in record.read_text().splitlines()]
         rows = sorted(rows, key=lambda r: r["destination"])
+        # Stamped within 0.15 s of sending (a loaded machine's scheduling, not 50 ms: that
+        # failed about one CI run in two at load 4); a stamp taken when the simulator read it
+        # would be 0.3 s or more after the send, and fails.
         for row, at in zip(rows, sent, strict=True):
-            assert at <= row["time"] < at + 0.05, (row["time"] - at, row["read_at"] - at)
+            assert at <= row["time"] < at + 0.15, (row["time"] - at, row["read_at"] - at)
             assert row["read_at"] >= sent[1] + 0.3  # read once the simulator ran again
     finally:
         proc.send_signal(signal.SIGCONT)
