@@ -631,7 +631,7 @@ def test_parallel_wrong_passwords_are_checked_at_most_the_limit(
 
 
 def test_a_password_is_stored_at_scrypt_full_cost(seeded_database: Database) -> None:
-    """What accounts.create_user stores (the console, the API and `loa user` all create users
+    """What accounts.create_user stores (the console, the API and `loa users add` create users
     through it): werkzeug's scrypt at N=2**15, r=8, p=1. The tests' own people carry a cheaper
     hash (tests/conftest.py people_password_hash); this is the cost real accounts get."""
     with seeded_database.session() as s:

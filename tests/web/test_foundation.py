@@ -139,15 +139,22 @@ def test_a_new_instance_folder_gets_the_vietnamese_catalogue_compiled_at_start(
 ) -> None:
     """Test settings start with the catalogue compiled (tests/conftest.py make_settings); a
     new installation has none, and a stale one (its .po changed since) is compiled again."""
-    compiled = tmp_path / "instance" / "translations" / "vi" / "LC_MESSAGES" / "messages.mo"
-    _app_with(tmp_path, seeded_database, redis_url)
-    shutil.rmtree(tmp_path / "instance" / "translations")
-    app = _app_with(tmp_path, seeded_database, redis_url)
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, database_url=seeded_database.url, redis_url=redis_url)
+    compiled = settings.instance_path / "translations" / "vi" / "LC_MESSAGES" / "messages.mo"
+
+    def console() -> Flask:  # started on the folder as it is (make_settings would fill it)
+        client = redis.Redis.from_url(redis_url)
+        return create_app(settings, database=seeded_database, redis_client=client)
+
+    shutil.rmtree(settings.instance_path / "translations")
+    app = console()
     assert compiled.is_file()
     assert "Đăng nhập" in app.test_client().get("/login").get_data(as_text=True)
     compiled.write_bytes(b"")  # stale: older than its source
     os.utime(compiled, (1, 1))
-    app = _app_with(tmp_path, seeded_database, redis_url)
+    app = console()
     assert compiled.stat().st_size > 0
     assert "Đăng nhập" in app.test_client().get("/login").get_data(as_text=True)
 
