@@ -31,6 +31,7 @@ RECONCILE_JOB = "workers.jobs.reconcile"
 IMPORT_JOB = "workers.import_jobs.run_import"
 IMPORT_JOB_TIMEOUT = 2 * 3600  # a 2,000,000-row list takes well under a minute; margin
 IMPORT_PROGRESS_TTL = 24 * 3600  # an upload's progress, and its job's result
+IMPORT_FAILURE_TTL = 7 * 24 * 3600  # a failed import job, kept for an operator to read
 
 
 def import_job_id(upload_name: str) -> str:

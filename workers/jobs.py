@@ -264,7 +264,7 @@ def _requeue_lost_imports(rt: Runtime) -> tuple[int, int]:
                 job_id=upload.job_id,
                 job_timeout=keys.IMPORT_JOB_TIMEOUT,
                 result_ttl=keys.IMPORT_PROGRESS_TTL,
-                failure_ttl=7 * 24 * 3600,
+                failure_ttl=keys.IMPORT_FAILURE_TTL,
             )
             state = {**base, "state": "queued", "rows": 0, "total": None}
             rt.redis.set(progress_key, json.dumps(state), ex=keys.IMPORT_PROGRESS_TTL)

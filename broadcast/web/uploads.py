@@ -195,7 +195,7 @@ def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filena
             job_id=job_id,
             job_timeout=keys.IMPORT_JOB_TIMEOUT,
             result_ttl=keys.IMPORT_PROGRESS_TTL,
-            failure_ttl=7 * 24 * 3600,
+            failure_ttl=keys.IMPORT_FAILURE_TTL,
         )
     except Exception:
         records.forget_upload(path)
