@@ -247,6 +247,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Why each rerun test failed the first time (`-raR` names it only): the error lines of
+    its report, so that a flake seen once in CI can be fixed rather than guessed at."""
+    for report in terminalreporter.stats.get("rerun", []):
+        lines = str(report.longreprtext).splitlines()
+        errors = [line for line in lines if line.startswith("E ")][:12] or lines[-12:]
+        terminalreporter.write_sep("-", f"first failure of {report.nodeid}", yellow=True)
+        for line in errors:
+            terminalreporter.write_line(line[:300])
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(
     request: pytest.FixtureRequest,

@@ -72,6 +72,22 @@ def test_simulator_command_serves_records_and_stops_on_sigterm(tmp_path):
         proc.stdout.close()
 
 
+def _wait_stopped(pid: int) -> None:
+    """Until every thread of `pid` is stopped: kill() returns before a busy machine has run
+    the target to stop it, and a simulator still running would read the first message at
+    once (this failed about one CI run in three)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        states = [
+            (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            for task in Path(f"/proc/{pid}/task").iterdir()
+        ]
+        if all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"the simulator did not stop within 5 s: {states}")
+
+
 def test_kernel_times_stamp_arrivals_when_they_came_not_when_the_simulator_woke(tmp_path):
     """`--kernel-times`: a simulator stopped (SIGSTOP) while two messages arrive 0.2 s apart,
     on two binds, records them 0.2 s apart at their sending times, not both at the moment it
@@ -89,6 +105,7 @@ def test_kernel_times_stamp_arrivals_when_they_came_not_when_the_simulator_woke(
         config = GatewayConfig("127.0.0.1", port, "loa", "secret", source_addr="LOA")
         with SmppSession(config) as first, SmppSession(config) as second:
             proc.send_signal(signal.SIGSTOP)
+            _wait_stopped(proc.pid)
             sent = []
             for i, session in enumerate((first, second)):
                 sent.append(time.time())
