@@ -32,6 +32,12 @@ IMPORT_JOB = "workers.import_jobs.run_import"
 IMPORT_JOB_TIMEOUT = 2 * 3600  # a 2,000,000-row list takes well under a minute; margin
 IMPORT_PROGRESS_TTL = 24 * 3600  # an upload's progress, and its job's result
 IMPORT_FAILURE_TTL = 7 * 24 * 3600  # a failed import job, kept for an operator to read
+# How every import job is enqueued (the web's upload, reconcile's enqueue of a lost one).
+IMPORT_JOB_OPTIONS = {
+    "job_timeout": IMPORT_JOB_TIMEOUT,
+    "result_ttl": IMPORT_PROGRESS_TTL,
+    "failure_ttl": IMPORT_FAILURE_TTL,
+}
 
 
 def import_job_id(upload_name: str) -> str:

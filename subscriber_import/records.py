@@ -16,8 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import redis
 from sqlalchemy import select
 
+from broadcast import keys
 from broadcast.db import Database
 from broadcast.models import Import, ImportStatus
 from broadcast.settings import Settings
@@ -88,6 +90,24 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+def store_progress(
+    client: redis.Redis,
+    token: str,
+    *,
+    carrier: str | None,
+    filename: str | None,
+    only_new: bool = False,
+    **state: Any,
+) -> bool:
+    """Write what an upload's progress says (keys.import_progress_key(token), polled by the
+    upload page and the API): always its carrier and file name, then `state` ("queued",
+    "running", "done", "rejected", "failed" and what goes with it). `only_new` writes only if
+    the token names no progress yet, and returns whether it did."""
+    record = {"carrier": carrier, "filename": filename, **state}
+    key = keys.import_progress_key(token)
+    return bool(client.set(key, json.dumps(record), ex=keys.IMPORT_PROGRESS_TTL, nx=only_new))
 
 
 def upload_folder(settings: Settings) -> Path:

@@ -40,11 +40,9 @@ def run_import(
     again by reconcile while Redis had lost sight of the first, finds it taken and does
     nothing."""
     rt = rt_mod.current()
-    progress_key = keys.import_progress_key(token)
-    base = {"carrier": carrier_code, "filename": filename}
 
     def store(**state: Any) -> None:
-        rt.redis.set(progress_key, json.dumps({**base, **state}), ex=keys.IMPORT_PROGRESS_TTL)
+        records.store_progress(rt.redis, token, carrier=carrier_code, filename=filename, **state)
 
     upload = Path(path)
     taken = records.take_upload(upload)
@@ -56,7 +54,9 @@ def run_import(
         return {"result": "upload_missing"}
 
     def started(import_id: int) -> None:
-        link = json.dumps({"token": token, "path": path, **base})
+        link = json.dumps(
+            {"token": token, "path": path, "carrier": carrier_code, "filename": filename}
+        )
         rt.redis.hset(keys.IMPORTS_RUNNING_KEY, str(import_id), link)
         running.append(import_id)
 

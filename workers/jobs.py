@@ -254,25 +254,23 @@ def _requeue_lost_imports(rt: Runtime) -> tuple[int, int]:
         if _job_waiting(rt, queue, upload.job_id):
             continue
         kwargs = upload.kwargs
-        progress_key = keys.import_progress_key(kwargs["token"])
-        base = {"carrier": kwargs["carrier_code"], "filename": kwargs["filename"]}
+        token, carrier, filename = kwargs["token"], kwargs["carrier_code"], kwargs["filename"]
         if not upload.taken:
             rt.redis.lrem(queue.intermediate_queue_key, 0, upload.job_id)
             queue.enqueue(
-                keys.IMPORT_JOB,
-                kwargs=kwargs,
-                job_id=upload.job_id,
-                job_timeout=keys.IMPORT_JOB_TIMEOUT,
-                result_ttl=keys.IMPORT_PROGRESS_TTL,
-                failure_ttl=keys.IMPORT_FAILURE_TTL,
+                keys.IMPORT_JOB, kwargs=kwargs, job_id=upload.job_id, **keys.IMPORT_JOB_OPTIONS
             )
-            state = {**base, "state": "queued", "rows": 0, "total": None}
-            rt.redis.set(progress_key, json.dumps(state), ex=keys.IMPORT_PROGRESS_TTL)
+            records.store_progress(
+                rt.redis, token, carrier=carrier, filename=filename,
+                state="queued", rows=0, total=None,
+            )  # fmt: skip
             requeued += 1
         elif upload.age > imports.max_seconds + imports.abandoned_grace_seconds:
             records.forget_upload(upload.upload)
-            state = {**base, "state": "failed", "code": "import_stopped", "message": STOPPED}
-            rt.redis.set(progress_key, json.dumps(state), ex=keys.IMPORT_PROGRESS_TTL)
+            records.store_progress(
+                rt.redis, token, carrier=carrier, filename=filename,
+                state="failed", code="import_stopped", message=STOPPED,
+            )  # fmt: skip
             lost += 1
     return requeued, lost
 
@@ -290,15 +288,9 @@ def fail_abandoned_imports(rt: Runtime) -> list[int]:
             continue
         link = json.loads(raw)
         records.forget_upload(Path(link["path"]))
-        state = {
-            "carrier": link.get("carrier"),
-            "filename": link.get("filename"),
-            "state": "failed",
-            "import_id": import_id,
-            "code": "import_stopped",
-            "message": STOPPED,
-        }
-        progress_key = keys.import_progress_key(link["token"])
-        rt.redis.set(progress_key, json.dumps(state), ex=keys.IMPORT_PROGRESS_TTL)
+        records.store_progress(
+            rt.redis, link["token"], carrier=link.get("carrier"), filename=link.get("filename"),
+            state="failed", import_id=import_id, code="import_stopped", message=STOPPED,
+        )  # fmt: skip
         rt.redis.hdel(keys.IMPORTS_RUNNING_KEY, str(import_id))
     return failed

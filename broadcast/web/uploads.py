@@ -167,15 +167,8 @@ def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filena
              **job: Any) -> str:  # fmt: skip
     """Claim the progress token (one upload per token: a token in use is refused and the saved
     file removed), then enqueue the import job; returns the token."""
-    state = {
-        "state": "queued",
-        "rows": 0,
-        "total": None,
-        "carrier": carrier_code,
-        "filename": filename,
-    }
-    progress_key = keys.import_progress_key(token)
-    if not svc.redis.set(progress_key, json.dumps(state), ex=keys.IMPORT_PROGRESS_TTL, nx=True):
+    if not records.store_progress(svc.redis, token, carrier=carrier_code, filename=filename,
+                                  only_new=True, state="queued", rows=0, total=None):  # fmt: skip
         path.unlink(missing_ok=True)
         raise ProgressTokenTaken(
             Reason(
@@ -190,16 +183,11 @@ def _enqueue(svc: Services, token: str, path: Path, *, carrier_code: str, filena
     try:
         records.save_upload_job(path, job_id, kwargs)
         svc.import_queue.enqueue(
-            keys.IMPORT_JOB,
-            kwargs=kwargs,
-            job_id=job_id,
-            job_timeout=keys.IMPORT_JOB_TIMEOUT,
-            result_ttl=keys.IMPORT_PROGRESS_TTL,
-            failure_ttl=keys.IMPORT_FAILURE_TTL,
+            keys.IMPORT_JOB, kwargs=kwargs, job_id=job_id, **keys.IMPORT_JOB_OPTIONS
         )
     except Exception:
         records.forget_upload(path)
-        svc.redis.delete(progress_key)
+        svc.redis.delete(keys.import_progress_key(token))
         raise
     return token
 
