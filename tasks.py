@@ -71,12 +71,14 @@ def test(args: list[str]) -> None:
     checker = subprocess.Popen(
         [str(BIN / "mypy")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    # The whole suite: what is not judged by timing on two workers, then the `serial` tests
-    # (rates, windows, deadlines: tests/conftest.py's SERIAL) alone on the machine.
+    # The whole suite: what is not judged by timing on three workers, then the `serial` tests
+    # (rates, windows, deadlines: tests/conftest.py's SERIAL) alone on the machine. Three on
+    # two cores: with two, a fifth of the cores' time went idle while both waited (on
+    # PostgreSQL, a subprocess, a browser); a third fills it (docs/testing.md).
     # `loadgroup`: tests marked with one xdist_group run on one worker (the API fuzz's two
     # databases share its drawn examples); the others are spread as by default.
     part = subprocess.run(
-        [str(BIN / "python"), "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-m", "not serial"],
+        [str(BIN / "python"), "-m", "pytest", "-n", "3", "--dist", "loadgroup", "-m", "not serial"],
         cwd=ROOT,
         check=False,
     )
