@@ -75,7 +75,7 @@ def test_simulator_command_serves_records_and_stops_on_sigterm(tmp_path):
 def _wait_stopped(pid: int) -> None:
     """Until every thread of `pid` is stopped: kill() returns before a busy machine has run
     the target to stop it, and a simulator still running would read the first message at
-    once (this failed about one CI run in three)."""
+    once (the test was rerun in three CI runs of four)."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         states = [
