@@ -16,6 +16,7 @@ from webtools import PASSWORD, People, csrf_from, login
 from broadcast.db import Database
 from broadcast.models import AuditEntry
 from broadcast.web import create_app
+from tests.conftest import make_settings
 
 
 def test_health_and_readiness(client: FlaskClient) -> None:
@@ -126,8 +127,6 @@ def test_vietnamese_catalogue_is_complete() -> None:
 
 def _app_with(tmp_path: Path, database: Database, redis_url: str, **over: Any) -> Flask:
     """An app on the same database and Redis with some settings changed."""
-    from tests.conftest import make_settings
-
     settings = make_settings(tmp_path, database_url=database.url, redis_url=redis_url, **over)
     app = create_app(settings, database=database, redis_client=redis.Redis.from_url(redis_url))
     app.testing = True
@@ -139,8 +138,6 @@ def test_a_new_instance_folder_gets_the_vietnamese_catalogue_compiled_at_start(
 ) -> None:
     """Test settings start with the catalogue compiled (tests/conftest.py make_settings); a
     new installation has none, and a stale one (its .po changed since) is compiled again."""
-    from tests.conftest import make_settings
-
     settings = make_settings(tmp_path, database_url=seeded_database.url, redis_url=redis_url)
     compiled = settings.instance_path / "translations" / "vi" / "LC_MESSAGES" / "messages.mo"
 
