@@ -15,11 +15,13 @@ had work, the most submit_sm in any sliding one-second window (every arrival sta
 a carrier taking long messages as one PDU, message_payload, receives half as many PDUs as
 segments), the shortest span of limit + 1 arrivals, the same two as the simulator read them
 (`_read`: with its own scheduling delay). Every run records the load average before and
-after; the workers' warnings go to `workers-<run>.log` in the run's directory.
+after; the workers' warnings go to `workers-<run>.log` in the run's directory, and the
+messages a sender wrote later than its slot allows (it warns once a batch) are counted per
+carrier.
 
 Progress on stderr; the last stdout line is one JSON object with `ratio`, `first_submit_s`,
 `ceiling` (processes -> idle|hog -> {load_average, carrier -> {share, worst_1s, tightest_s,
-worst_1s_read, tightest_read_s}}), `lost` and `duplicates`.
+worst_1s_read, tightest_read_s, written_late}}), `lost` and `duplicates`.
 
     .venv/bin/python benchmarks/pipeline.py [--recipients 200000] [--window 50]
     .venv/bin/python benchmarks/pipeline.py --skip-throughput --two-parts   # phase B only
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -88,6 +91,9 @@ LOA = [sys.executable, "-c", "from broadcast.cli import main; main()"]
 # Spins on a core until its parent is gone: a benchmark interrupted at any point (even between
 # starting a hog and keeping its handle) leaves no hog behind on a shared machine.
 SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+
+
+LATE_WARNING = re.compile(r"(\w+): (\d+) messages left more than")
 
 
 def log(msg: str) -> None:
@@ -410,6 +416,12 @@ def limited_run(
         f"load average {load_before} before, {load_after} after")  # fmt: skip
     figures: dict[str, Any] = {"load_average": [load_before, load_after]}
     wire = submit_times(capture.path, list(ports.values())) if capture else {}
+    # Messages a sender wrote later than its slot allows (it tells the limiter, which logs
+    # them when they left); the senders warn once a batch.
+    late = Counter[str]()
+    if worker_log.exists():
+        for found in LATE_WARNING.finditer(worker_log.read_text(errors="replace")):
+            late[found[1]] += int(found[2])
     lost = duplicates = 0
     for code in CARRIERS:
         recs = read_records(tmp / f"{code}.jsonl")[marks[code] :]
@@ -431,6 +443,7 @@ def limited_run(
             "tightest_s": tightest(times, pdu_limit),
             "worst_1s_read": max_in_window(read),
             "tightest_read_s": tightest(read, pdu_limit),
+            "written_late": late[code],
         }
         f = figures[code]
         on_wire = ""
@@ -446,7 +459,8 @@ def limited_run(
         log(f"phase B {label}: {code}: {rate:,.1f}/s of {limits[code]} "
             f"({rate / limits[code]:.1%}), worst sliding second {f['worst_1s']} of {pdu_limit} "
             f"PDUs (as read: {f['worst_1s_read']}), {pdu_limit + 1} PDUs in at least "
-            f"{f['tightest_s']} s (as read: {f['tightest_read_s']} s){on_wire}")  # fmt: skip
+            f"{f['tightest_s']} s (as read: {f['tightest_read_s']} s){on_wire}, "
+            f"{f['written_late']} written late")  # fmt: skip
     return figures, lost, duplicates
 
 

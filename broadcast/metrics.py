@@ -26,6 +26,12 @@ SLOTS_GIVEN_UP = Counter(
     "descheduled (a busy machine); the share of the limit lost to it",
     ["carrier"],
 )
+WRITTEN_LATE = Counter(
+    "loa_written_late",
+    "Segments a sender wrote later than its slot allows (descheduled between its last check "
+    "and the write); the limiter logs them when they left, so the ceiling holds",
+    ["carrier"],
+)
 QUEUE_DEPTH = Gauge("loa_queue_depth", "Batches waiting in the carrier's send queues", ["carrier"])
 BIND_STATE = Gauge("loa_binds_open", "SMPP binds this process holds open", ["carrier"])
 RATE_LIMIT = Gauge(

@@ -10,7 +10,11 @@ The hard rule is kept on a log of the slots handed out (a sorted set): no closed
 `window` seconds holds more than the rate's segments (for messages of `unit` parts,
 `floor(rate / unit)` messages). Arrivals delayed by between 0 and `window - 1` seconds then
 put at most the limit in any sliding second at the SMSC. The margin costs `1 - 1 / window`
-of the limit (2.0 % for the default 1.02 s, `delivery.jitter_margin`).
+of the limit (2.0 % for the default 1.02 s, `delivery.jitter_margin`). The sender checks
+its lateness just before the write, but a process descheduled between that check and the
+write still sends late: such a message is told to the limiter with the time it was written,
+and the log holds it there, so the slots granted from then on (those a window later, where
+its lateness would have put one too many in a second) keep the rule against when it left.
 
 Within that rule a pace (a GCRA whose state is the next planned slot) spaces messages evenly,
 `window / floor(rate / unit)` apart, across every process and host. A slot not used (a
@@ -58,7 +62,8 @@ end
 
 # KEYS: pace, epoch, effective, slots
 # ARGV: limit, window_us, want, unit, horizon_us, prime, increase (segments/s per us),
-#       credit_us, given up (space-separated slot members)
+#       credit_us, given up (space-separated slot members), written late (space-separated
+#       member=us: slots whose message reached the wire later than the sender allows)
 # -> {granted, wait_us, now_us, rate_milli, slot_us...} (one slot per message)
 _ACQUIRE = (
     _EFFECTIVE
@@ -103,6 +108,15 @@ for member in string.gmatch(ARGV[9], '%S+') do
   end
 end
 if pace < now - credit then pace = now end
+-- A message that reached the wire late (its process descheduled between its last check and
+-- the write) is logged when it was written: the slots granted from now on keep the rule
+-- against that time, so its lateness is not carried into a second a window later.
+for member, written in string.gmatch(ARGV[10], '(%S+)=(%d+)') do
+  local slot = redis.call('ZSCORE', KEYS[4], member)
+  if slot and tonumber(written) > tonumber(slot) then
+    redis.call('ZADD', KEYS[4], written, member)
+  end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. (now - window))
 local n = math.floor(want / unit)
 local times, sizes, inwin, head = {}, {}, 0, 1
@@ -244,7 +258,14 @@ class RedisRateLimiter:
         self._slow_down = connection.register_script(_SLOW_DOWN)
         self.prime()
 
-    def _call(self, want: int, unit: int, prime: bool, given_up: Sequence[str] = ()) -> Grant:
+    def _call(
+        self,
+        want: int,
+        unit: int,
+        prime: bool,
+        given_up: Sequence[str] = (),
+        late: Sequence[tuple[str, int]] = (),
+    ) -> Grant:
         answer = self._acquire(
             keys=self._keys,
             args=[
@@ -257,6 +278,7 @@ class RedisRateLimiter:
                 repr(self._increase),
                 int(self.credit * 1_000_000),
                 " ".join(given_up),
+                " ".join(f"{member}={written}" for member, written in late),
             ],
         )
         granted, wait_us, now_us, rate_milli, *slots = answer
@@ -269,14 +291,26 @@ class RedisRateLimiter:
             unit,
         )
 
-    def try_acquire(self, want: int, unit: int = 1, given_up: Sequence[str] = ()) -> Grant:
+    def try_acquire(
+        self,
+        want: int,
+        unit: int = 1,
+        given_up: Sequence[str] = (),
+        late: Sequence[tuple[str, int]] = (),
+    ) -> Grant:
         """Ask for up to `want` segments in multiples of `unit` (a message's parts), handing
-        back `given_up` slots (`Grant.slot_member`) that were not used."""
+        back `given_up` slots (`Grant.slot_member`) that were not used, and telling of `late`
+        ones: (slot member, microseconds on the Redis clock when its message was written)."""
         if unit < 1 or unit > self.limit:
             raise ValueError(
                 f"a message of {unit} segments can never pass a limit of {self.limit}/s"
             )
-        return self._call(max(unit, min(want, self.limit)), unit, False, given_up)
+        return self._call(max(unit, min(want, self.limit)), unit, False, given_up, late)
+
+    def report(self, given_up: Sequence[str] = (), late: Sequence[tuple[str, int]] = ()) -> None:
+        """Hand back and tell of slots without asking for more (a batch's end)."""
+        if given_up or late:
+            self._call(0, 1, False, given_up, late)
 
     def prime(self) -> None:
         """Mark this Redis as serving the limiter, with nothing granted before (done when a

@@ -97,6 +97,9 @@ class ServerClock:
     def local(self, server_time: float) -> float:
         return server_time - self.offset
 
+    def server(self, local_time: float) -> float:
+        return local_time + self.offset
+
 
 class CarrierSender:
     """Binds to one carrier and sends batches of any alert through them."""
@@ -141,6 +144,9 @@ class CarrierSender:
         self.stats: Counter[str] = Counter()
         self.stop_requested = False
         self._given_up: list[str] = []  # slots not used, handed back with the next ask
+        # Slots whose message was written later than `lateness` allows, with the Redis-clock
+        # microseconds it was written at: told to the limiter with the next ask.
+        self._late: list[tuple[str, int]] = []
 
     # -- the database, which may go away ----------------------------------------------------
 
@@ -321,8 +327,9 @@ class CarrierSender:
         each granted message gets one time.monotonic() per part, the times its PDUs may
         leave, and its slot's name (to hand it back if it is not used)."""
         given_up, self._given_up = self._given_up, []
+        late, self._late = self._late, []
         sent = time.monotonic()
-        grant = self.limiter.try_acquire(want, parts, given_up)
+        grant = self.limiter.try_acquire(want, parts, given_up, late)
         received = time.monotonic()
         self.clock.observe(sent, received, grant.server_now)
         metrics.RATE_LIMIT.labels(self.code).set(grant.rate)
@@ -334,6 +341,12 @@ class CarrierSender:
             for slot in grant.slots
         ]
         return grant, slots
+
+    def _report_slots(self) -> None:
+        """Hand back the slots given up and tell of those written late, asking for none."""
+        given_up, self._given_up = self._given_up, []
+        late, self._late = self._late, []
+        self.limiter.report(given_up, late)
 
     def send_batch(self, alert_id: int, batch_no: int) -> dict[str, Any]:
         rt = self.runtime
@@ -391,6 +404,7 @@ class CarrierSender:
         seen = {"sent": 0}
         segments_since_flush = 0
         stop = ""
+        written_late = 0  # messages that left later than `lateness` after their slot
         last_check = 0.0
         last_flush = last_renew = time.monotonic()
         flush_wanted = False
@@ -477,6 +491,13 @@ class CarrierSender:
                         self._given_up.append(member)
                         todo.appendleft(row)
                     else:
+                        written = time.monotonic()
+                        if written - times[0] > self.lateness:
+                            # Descheduled between the last check and the write: the limiter
+                            # logs the message when it left, not at its slot.
+                            written_late += 1
+                            metrics.WRITTEN_LATE.labels(self.code).inc(len(times))
+                            self._late.append((member, int(self.clock.server(written) * 1_000_000)))
                         inflight[row.id] = row
                         seen["sent"] += 1
                         segments_since_flush += parts
@@ -528,6 +549,19 @@ class CarrierSender:
             todo.extendleft(row for _, _, row in reversed(slotted))
             self._given_up += [member for _, member, _ in slotted]
             slotted.clear()
+            if self._late:
+                # Told now rather than with the next batch's first ask, which may come after
+                # the slots a window later are granted.
+                self._report_slots()
+            if written_late:
+                self.stats["written_late"] += written_late
+                log.warning(
+                    "%s: %d messages left more than %.0f ms after their slot (the process was "
+                    "descheduled before the write; the limiter logs them when they left)",
+                    self.code,
+                    written_late,
+                    1000 * self.lateness,
+                )
             # Stopping early (or done): wait for what is on the wire, then account for it.
             for session in self.sessions:
                 for outcome in session.flush(self.gateway.response_timeout):

@@ -159,6 +159,31 @@ def test_a_stalled_sender_catches_up_a_quarter_second_within_the_limit(
     assert _max_in_any_window([(s / 1e6, 1) for s in slots], width=1.02) <= 100
 
 
+def test_a_message_written_late_is_logged_when_it_left(redis_client: redis.Redis) -> None:
+    """A sender descheduled between its last check and the write puts a message on the wire
+    after its slot. Ten slots of a limit of 10 fill a window of 1.02 s; the first leaves 60 ms
+    late. Logged at its slot, the eleventh slot would come 1.02 s after it, 0.96 s after the
+    message really left: 11 arrivals in one second. Told when it was written, the limiter
+    puts the eleventh a whole window after that."""
+    limiter = RedisRateLimiter(redis_client, "viettel", 10, horizon=1.0, block=10)
+    first = limiter.try_acquire(10)
+    assert first.granted == 10
+    written = first.slots[0] + 60_000
+    time.sleep(max(0.0, written / 1e6 - first.server_now) + 0.005)
+    late = [(first.slot_member(first.slots[0]), written)]
+    later: list[int] = []
+    end = time.monotonic() + 2.0
+    while not later and time.monotonic() < end:
+        grant = limiter.try_acquire(10, 1, late=late)
+        late = []
+        later += grant.slots
+        time.sleep(min(grant.wait, 0.05))
+    assert later, "no slot within 2 s"
+    arrivals = [(written / 1e6, 1)] + [(s / 1e6, 1) for s in (*first.slots[1:], *later)]
+    assert _max_in_any_window(arrivals) <= 10
+    assert later[0] >= written + 1_020_000
+
+
 def test_a_long_messages_slot_is_named_as_the_log_holds_it_and_handed_back(
     redis_client: redis.Redis,
 ) -> None:
