@@ -14,8 +14,10 @@ Policies, in the order they are applied to each submit_sm (per simulator unless 
   connection are still unanswered gets ESME_RMSGQFUL.
 - `tps`: per simulator, over every bind: at most `tps` submit_sm accepted in any sliding
   one-second window; beyond it ESME_RTHROTTLED.
-- `transient_error_rate`, `permanent_error_rate`: random ESME_RTHROTTLED/ESME_RMSGQFUL and
-  ESME_RINVDSTADR.
+- `transient_error_rate`, `permanent_error_rate`: random ESME_RSYSERR/ESME_RX_T_APPN (a
+  fault worth retrying, not congestion) and ESME_RINVDSTADR. Congestion comes only from `tps`
+  and `window`, as at a real SMSC: a throttle drawn at random would make the senders cut the
+  carrier's shared rate (AIMD) for nothing; 1 % of them held a 1,250/s carrier near 70/s.
 
 A receipt due after the submit_sm's `validity_period` (absolute or relative) says EXPIRED
 whatever `receipt_mix` would have drawn: the message was never delivered.
@@ -61,7 +63,9 @@ from smpp_gateway.codec import (
     ESME_RINVSYSID,
     ESME_RMSGQFUL,
     ESME_ROK,
+    ESME_RSYSERR,
     ESME_RTHROTTLED,
+    ESME_RX_T_APPN,
 )
 from smpp_gateway.codec import HEADER as _HEADER
 from smpp_gateway.codec import SUBMIT_SM as _SUBMIT_SM
@@ -620,7 +624,7 @@ class SmscSimulator:
             if result == ESME_ROK and (cfg.transient_error_rate or cfg.permanent_error_rate):
                 r = self._random.random()
                 if r < cfg.transient_error_rate:
-                    result = self._random.choice((ESME_RTHROTTLED, ESME_RMSGQFUL))
+                    result = self._random.choice((ESME_RSYSERR, ESME_RX_T_APPN))
                 elif r < cfg.transient_error_rate + cfg.permanent_error_rate:
                     result = ESME_RINVDSTADR
             if result == ESME_ROK:

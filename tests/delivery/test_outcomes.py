@@ -16,7 +16,7 @@ from smpp_gateway.codec import ESME_RINVDSTADR
 from workers import jobs
 
 
-def test_throttling_and_permanent_errors_add_up(make_world: Callable[..., World]) -> None:
+def test_transient_and_permanent_errors_add_up(make_world: Callable[..., World]) -> None:
     world = make_world(
         ("viettel",),
         sim={"receipt_delay": 0.02, "transient_error_rate": 0.05, "permanent_error_rate": 0.02},
