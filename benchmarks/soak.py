@@ -756,6 +756,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A `kill` stops the soak as Ctrl-C does: its workers, simulators, Redis and PostgreSQL
+    # cluster are stopped on the way out (a background job started by a script ignores SIGINT).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="loa-soak-"))
     log(f"work folder {workdir}; {args.recipients:,} recipients at ~{args.rate:,}/s; "
         f"deadline {args.deadline:.0f} s; chaos every {args.chaos_interval:.0f} s")  # fmt: skip
