@@ -130,6 +130,8 @@ class Claimed:
     msisdn: str
     parts: int
     attempts: int
+    # Not to be sent before (a transient failure's backoff), or None.
+    next_attempt_at: datetime | None = None
 
 
 @dataclass
@@ -434,7 +436,7 @@ class SqlDeliveryStore:
                 update(D)
                 .where(where)
                 .values(lease_until=lease)
-                .returning(D.c.id, D.c.msisdn, D.c.parts, D.c.attempts)
+                .returning(D.c.id, D.c.msisdn, D.c.parts, D.c.attempts, D.c.next_attempt_at)
             ).all()
         claimed = sorted((Claimed(*r) for r in rows), key=lambda c: c.id)
         return Claim(claimed, int(reclaimed))

@@ -51,6 +51,13 @@ log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 0.1  # seconds between control/emergency checks while sending
 FLUSH_INTERVAL = 0.25  # seconds between bulk writes of outcomes
+# A batch whose only rows left wait longer than this for a retry (a transient failure's
+# backoff, 2 s at first) gives them back, re-queued behind the carrier's other batches,
+# instead of holding the sender idle: with 1 % of transient failures every batch of 500
+# waited about 2 s for its last few rows, and one sender at 1,250/s averaged under 300/s.
+# Only a batch that sent something does, so batches holding nothing but retries (an alert's
+# tail) do not pass each other round the queue; claimed again, a row keeps its backoff.
+RETRY_HANDBACK = 0.5
 # A PDU leaves at its slot (see workers/limiter.py) or at most this share of the jitter
 # margin later; a slot reached later than that (the process was descheduled) is given up and
 # the message waits for a new one. The rest of the margin is for the way to the SMSC.
@@ -292,6 +299,11 @@ class CarrierSender:
             return "yield"
         return "sending"
 
+    def _queue_has_work(self, priority: str) -> bool:
+        """Other batches wait on this carrier's queue of the alert's priority."""
+        queue = keys.rq_queue_key(keys.send_queue(self.code, priority))
+        return bool(self.runtime.redis.llen(queue))
+
     def _room(self, parts: int) -> int:
         """Messages of `parts` segments the binds can put on the wire now (window not full,
         not backing off from ESME_RTHROTTLED)."""
@@ -392,9 +404,20 @@ class CarrierSender:
             self._apply(self.written(lambda: store.record(alert_id, self.carrier_id, failed)))
             return {"result": "too long"}
 
-        todo: deque[Claimed] = deque(claim.rows)
+        todo: deque[Claimed] = deque()
         attempts = {r.id: r.attempts for r in claim.rows}
+        # Rows waiting for a retry: (time.monotonic() when due, id, row), a heap.
         retry: list[tuple[float, int, Claimed]] = []
+        claimed_at, claimed_mono = utcnow(), time.monotonic()
+        for row in claim.rows:
+            due = row.next_attempt_at
+            if due is not None and due.tzinfo is None:
+                due = due.replace(tzinfo=UTC)  # SQLite returns naive UTC
+            if due is not None and due > claimed_at:  # still in its backoff
+                wait = (due - claimed_at).total_seconds()
+                heapq.heappush(retry, (claimed_mono + wait, row.id, row))
+            else:
+                todo.append(row)
         inflight: dict[int, Claimed] = {}
         # Messages holding slots, in slot order: the time.monotonic() of each part's slot, and
         # the slot's name in the limiter.
@@ -405,7 +428,7 @@ class CarrierSender:
         segments_since_flush = 0
         stop = ""
         written_late = 0  # messages that left later than `lateness` after their slot
-        last_check = 0.0
+        last_check = last_queue_check = 0.0
         last_flush = last_renew = time.monotonic()
         flush_wanted = False
         flush_cost = 0.0  # seconds the last bulk write took
@@ -460,6 +483,17 @@ class CarrierSender:
                     # Checked before every grant and every slot: nothing leaves after expiry.
                     stop = "expired"
                     break
+                if (
+                    retry
+                    and seen["sent"]  # a batch claimed again with only retries waits for them
+                    and not (todo or slotted or inflight)
+                    and retry[0][0] - now > RETRY_HANDBACK
+                    and now - last_queue_check >= CHECK_INTERVAL
+                ):
+                    last_queue_check = now
+                    if self._queue_has_work(priority):
+                        stop = "retry later"
+                        break
                 ahead = slotted[0][0][0] - now if slotted else float("inf")
                 clear = ahead > REDIS_CLEARANCE
                 if (todo or retry or slotted) and clear and now - last_check >= CHECK_INTERVAL:
@@ -586,6 +620,8 @@ class CarrierSender:
             self.written(lambda: store.release(unsent))
             if stop in ("yield", "stopping", ""):
                 enqueue_batches(rt, alert_id, priority, [(self.code, batch_no)], at_front=True)
+            elif stop == "retry later":  # behind the batches waiting, not ahead of them
+                enqueue_batches(rt, alert_id, priority, [(self.code, batch_no)])
         self.flush_receipts()
         return {"result": stop or "sent", "sent": seen["sent"], "reclaimed": claim.reclaimed}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,39 @@ def test_transient_and_permanent_errors_add_up(make_world: Callable[..., World])
         ).all()
     assert attempts == len(submits)  # every submit_sm the SMSC saw is accounted for
     assert all("0x0B" in e for e in errors)
+
+
+def test_a_batch_left_with_retries_only_lets_the_next_batches_go_first(
+    make_world: Callable[..., World],
+) -> None:
+    """A transient failure is retried after its backoff (here 1 s). A batch whose only rows
+    left wait for such a retry gives them back, behind the carrier's other batches, instead
+    of holding the sender idle: every first attempt of the later batches leaves before the
+    first batch's retries. Given back and claimed again, a row still keeps its backoff."""
+    world = make_world(("viettel",), sim={"transient_error_rate": 0.1}, retry_backoff_initial=1.0)
+    numbers = world.numbers(200)
+    alert_id = world.make_alert({"viettel": numbers})
+    jobs.fan_out(alert_id)
+    work(world.runtime, ["viettel"])
+
+    submits: dict[str, list[tuple[float, int | None]]] = defaultdict(list)
+    for record in world.sims["viettel"].submits():
+        submits[record.destination_addr].append((record.time, record.error))
+    assert all([e for _, e in tries].count(None) == 1 for tries in submits.values())
+    assert set(submits) == set(numbers)
+    with world.database.session() as s:
+        rows = s.execute(
+            select(Delivery.msisdn, Delivery.batch_no).where(Delivery.alert_id == alert_id)
+        ).all()
+    batch_of = {msisdn: batch for msisdn, batch in rows}
+    assert max(batch_of.values()) == 4  # batches of 50
+    retried = [tries for n, tries in submits.items() if batch_of[n] == 1 and len(tries) > 1]
+    assert retried, "no transient failure in the first batch (the simulator's seed is fixed)"
+    later_firsts = max(tries[0][0] for n, tries in submits.items() if batch_of[n] > 1)
+    assert later_firsts < min(tries[1][0] for tries in retried)
+    for tries in submits.values():
+        for attempt, ((before, _), (after, _)) in enumerate(itertools.pairwise(tries)):
+            assert after - before >= 0.9 * 2**attempt, tries  # the backoff: 1 s, 2 s, …
 
 
 def test_a_number_in_two_alerts_gets_both(make_world: Callable[..., World]) -> None:
