@@ -51,9 +51,9 @@ import psycopg
 import redis
 import smpplib.client
 from rq import Queue, Worker
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from broadcast import keys
+from broadcast import keys, live
 from broadcast.areas import load_configured_areas
 from broadcast.bootstrap import sync_carriers
 from broadcast.db import Database
@@ -64,7 +64,6 @@ from broadcast.models import (
     AlertStatus,
     Area,
     Carrier,
-    Delivery,
     DeliveryState,
     ListStatus,
     Role,
@@ -325,13 +324,9 @@ def wait_sent(db: Database, conn: redis.Redis, alert_id: int, total: int, timeou
         open_rows = sum(counts[s] for s in unsent)
         if written >= total and not open_rows:
             with db.session() as s:
-                rows = s.execute(
-                    select(Delivery.state, func.count())
-                    .where(Delivery.alert_id == alert_id)
-                    .group_by(Delivery.state)
-                ).all()
-            written = sum(n for _, n in rows)
-            open_rows = sum(n for state, n in rows if DeliveryState(state).value in unsent)
+                stored = [c for per in live.state_counts(s, alert_id).values() for c in per.items()]
+            written = sum(n for _, n in stored)
+            open_rows = sum(n for state, n in stored if state in unsent)
             if written == total and not open_rows:
                 return time.time()
             time.sleep(0.2)  # the counters ran ahead of the database: ask it again
