@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from broadcast.deliveries import Outcomes, ReceiptIn
 from broadcast.models import Alert, Delivery, DeliveryState
+from broadcast.settings import DeliverySettings
 from delivery.conftest import World
 from delivery.helpers import alert_status, drain, states, work
 from smpp_gateway.codec import ESME_RINVDSTADR
@@ -54,11 +55,15 @@ def test_transient_and_permanent_errors_add_up(make_world: Callable[..., World])
 def test_a_batch_left_with_retries_only_lets_the_next_batches_go_first(
     make_world: Callable[..., World],
 ) -> None:
-    """A transient failure is retried after its backoff (here 1 s). A batch whose only rows
-    left wait for such a retry gives them back, behind the carrier's other batches, instead
-    of holding the sender idle: every first attempt of the later batches leaves before the
-    first batch's retries. Given back and claimed again, a row still keeps its backoff."""
-    world = make_world(("viettel",), sim={"transient_error_rate": 0.1}, retry_backoff_initial=1.0)
+    """A transient failure is retried after its backoff (2 s, the default). A batch whose
+    only rows left wait for such a retry gives them back, behind the carrier's other batches,
+    instead of holding the sender idle: every first attempt of the later batches leaves
+    before the first batch's retries. Given back and claimed again, a row still keeps its
+    backoff."""
+    backoff = DeliverySettings().retry_backoff_initial
+    world = make_world(
+        ("viettel",), sim={"transient_error_rate": 0.1}, retry_backoff_initial=backoff
+    )
     numbers = world.numbers(200)
     alert_id = world.make_alert({"viettel": numbers})
     jobs.fan_out(alert_id)
@@ -81,7 +86,7 @@ def test_a_batch_left_with_retries_only_lets_the_next_batches_go_first(
     assert later_firsts < min(tries[1][0] for tries in retried)
     for tries in submits.values():
         for attempt, ((before, _), (after, _)) in enumerate(itertools.pairwise(tries)):
-            assert after - before >= 0.9 * 2**attempt, tries  # the backoff: 1 s, 2 s, …
+            assert after - before >= 0.9 * backoff * 2**attempt, tries  # 2 s, 4 s, …
 
 
 def test_a_number_in_two_alerts_gets_both(make_world: Callable[..., World]) -> None:
