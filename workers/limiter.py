@@ -111,10 +111,13 @@ if pace < now - credit then pace = now end
 -- A message that reached the wire late (its process descheduled between its last check and
 -- the write) is logged when it was written: the slots granted from now on keep the rule
 -- against that time, so its lateness is not carried into a second a window later.
+-- Never later than now: a message cannot have left in the future, and a time from a wrong
+-- clock must not hold every sender back.
 for member, written in string.gmatch(ARGV[10], '(%S+)=(%d+)') do
   local slot = redis.call('ZSCORE', KEYS[4], member)
-  if slot and tonumber(written) > tonumber(slot) then
-    redis.call('ZADD', KEYS[4], written, member)
+  local at = math.min(tonumber(written), now)
+  if slot and at > tonumber(slot) then
+    redis.call('ZADD', KEYS[4], at, member)
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. (now - window))

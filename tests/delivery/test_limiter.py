@@ -184,6 +184,25 @@ def test_a_message_written_late_is_logged_when_it_left(redis_client: redis.Redis
     assert later[0] >= written + 1_020_000
 
 
+def test_a_late_write_from_a_wrong_clock_holds_nobody_back(redis_client: redis.Redis) -> None:
+    """A message cannot have left in the future: a written time ahead of the Redis clock
+    (a sender whose clock offset is wrong) is taken as now, so it cannot stop the carrier's
+    grants for the time it claims."""
+    limiter = RedisRateLimiter(redis_client, "viettel", 10, horizon=1.0, block=10)
+    first = limiter.try_acquire(10)
+    assert first.granted == 10
+    ten_seconds_on = first.slots[0] + 10_000_000
+    late = [(first.slot_member(first.slots[0]), ten_seconds_on)]
+    later: list[int] = []
+    end = time.monotonic() + 3.0
+    while not later and time.monotonic() < end:
+        grant = limiter.try_acquire(10, 1, late=late)
+        late = []
+        later += grant.slots
+        time.sleep(min(grant.wait, 0.05))
+    assert later and later[0] < first.server_now * 1e6 + 2_100_000
+
+
 def test_a_long_messages_slot_is_named_as_the_log_holds_it_and_handed_back(
     redis_client: redis.Redis,
 ) -> None:
