@@ -439,6 +439,29 @@ def test_area_picker_groups_the_communes_and_finds_them_without_diacritics(
     assert page.url.endswith("/alerts/new")
 
 
+def test_a_preview_lost_on_the_way_is_asked_again(server: dict[str, Any], browser: Any) -> None:
+    """The draft's encoding and parts come from /api/v1/preview as the text changes. An
+    answer lost on the way (here the first two are 500s: the page's own on loading, then the
+    one for the typed text) is asked again a second later, so the page does not keep showing
+    what an older text, or no text, would be."""
+    page = log_in(browser, server["url"], "drafter")
+    lost: list[str] = []
+
+    def busy_twice(route: Any) -> None:
+        if len(lost) < 2:
+            lost.append(route.request.url)
+            route.fulfill(status=500, body="busy")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/preview", busy_twice)
+    page.goto(f"{server['url']}/alerts/new")
+    page.fill("#body", "Bão số 3 đổ bộ vào Hà Tĩnh")
+    page.wait_for_function("document.getElementById('pv-encoding').textContent === 'UCS-2'")
+    assert len(lost) == 2
+    assert page.text_content("#pv-parts") == "1"
+
+
 def test_vietnamese_first_in_an_english_browser(server: dict[str, Any], browser: Any) -> None:
     base = server["url"]
     page = browser.new_context(locale="en-US").new_page()

@@ -11,6 +11,7 @@
   var category = document.getElementById("category");
   var timer = null;
   var seq = 0;
+  var failures = 0;  // previews lost in a row, each asked again a second later (three at most)
 
   function $(id) { return document.getElementById(id); }
   function checked(selector) {
@@ -106,8 +107,20 @@
         /* A resend's audience is the unreached numbers of the alert it resends. */
         resend_of: box.hasAttribute("data-resend-of") ? Number(box.getAttribute("data-resend-of")) : null
       })
-    }).then(function (r) { return r.json(); }).then(function (data) {
+    }).then(function (r) {
+      if (r.status >= 500) { throw new Error("preview " + r.status); }
+      return r.json();
+    }).then(function (data) {
+      failures = 0;
       if (mine === seq && data.preview) { render(data); box.setAttribute("data-ready", String(mine)); }
+    }).catch(function () {
+      /* A preview lost on the way (a busy server, a dropped connection) is asked again, so the
+         encoding and parts on screen are never those of an older text for long. */
+      if (mine === seq && failures < 3) {
+        failures += 1;
+        clearTimeout(timer);
+        timer = setTimeout(refresh, 1000);
+      }
     });
   }
   function later() { clearTimeout(timer); timer = setTimeout(refresh, 200); }
