@@ -159,6 +159,20 @@ def test_a_stalled_sender_catches_up_a_quarter_second_within_the_limit(
     assert _max_in_any_window([(s / 1e6, 1) for s in slots], width=1.02) <= 100
 
 
+def _next_slots(
+    limiter: RedisRateLimiter, late: list[tuple[str, int]], seconds: float
+) -> list[int]:
+    """Tell the limiter of `late` writes, then ask until it grants slots (at most `seconds`)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        grant = limiter.try_acquire(10, 1, late=late)
+        late = []
+        if grant.slots:
+            return list(grant.slots)
+        time.sleep(min(grant.wait, 0.05))
+    return []
+
+
 def test_a_message_written_late_is_logged_when_it_left(redis_client: redis.Redis) -> None:
     """A sender descheduled between its last check and the write puts a message on the wire
     after its slot. Ten slots of a limit of 10 fill a window of 1.02 s; the first leaves 60 ms
@@ -170,14 +184,7 @@ def test_a_message_written_late_is_logged_when_it_left(redis_client: redis.Redis
     assert first.granted == 10
     written = first.slots[0] + 60_000
     time.sleep(max(0.0, written / 1e6 - first.server_now) + 0.005)
-    late = [(first.slot_member(first.slots[0]), written)]
-    later: list[int] = []
-    end = time.monotonic() + 2.0
-    while not later and time.monotonic() < end:
-        grant = limiter.try_acquire(10, 1, late=late)
-        late = []
-        later += grant.slots
-        time.sleep(min(grant.wait, 0.05))
+    later = _next_slots(limiter, [(first.slot_member(first.slots[0]), written)], 2.0)
     assert later, "no slot within 2 s"
     arrivals = [(written / 1e6, 1)] + [(s / 1e6, 1) for s in (*first.slots[1:], *later)]
     assert _max_in_any_window(arrivals) <= 10
@@ -192,14 +199,7 @@ def test_a_late_write_from_a_wrong_clock_holds_nobody_back(redis_client: redis.R
     first = limiter.try_acquire(10)
     assert first.granted == 10
     ten_seconds_on = first.slots[0] + 10_000_000
-    late = [(first.slot_member(first.slots[0]), ten_seconds_on)]
-    later: list[int] = []
-    end = time.monotonic() + 3.0
-    while not later and time.monotonic() < end:
-        grant = limiter.try_acquire(10, 1, late=late)
-        late = []
-        later += grant.slots
-        time.sleep(min(grant.wait, 0.05))
+    later = _next_slots(limiter, [(first.slot_member(first.slots[0]), ten_seconds_on)], 3.0)
     assert later and later[0] < first.server_now * 1e6 + 2_100_000
 
 
