@@ -338,8 +338,7 @@ class CarrierSender:
         """Ask the shared limiter for slots, handing back those given up since the last ask;
         each granted message gets one time.monotonic() per part, the times its PDUs may
         leave, and its slot's name (to hand it back if it is not used)."""
-        given_up, self._given_up = self._given_up, []
-        late, self._late = self._late, []
+        given_up, late = self._take_reports()
         sent = time.monotonic()
         grant = self.limiter.try_acquire(want, parts, given_up, late)
         received = time.monotonic()
@@ -354,11 +353,16 @@ class CarrierSender:
         ]
         return grant, slots
 
-    def _report_slots(self) -> None:
-        """Hand back the slots given up and tell of those written late, asking for none."""
+    def _take_reports(self) -> tuple[list[str], list[tuple[str, int]]]:
+        """What the next call to the limiter tells it: the slots given up since the last call
+        and those written late."""
         given_up, self._given_up = self._given_up, []
         late, self._late = self._late, []
-        self.limiter.report(given_up, late)
+        return given_up, late
+
+    def _report_slots(self) -> None:
+        """Hand back the slots given up and tell of those written late, asking for none."""
+        self.limiter.report(*self._take_reports())
 
     def send_batch(self, alert_id: int, batch_no: int) -> dict[str, Any]:
         rt = self.runtime
